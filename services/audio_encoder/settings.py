@@ -1,0 +1,5 @@
+from shared.settings import EncoderSettings
+
+
+class Settings(EncoderSettings):
+    service_name: str = "audio_encoder"

@@ -1,0 +1,68 @@
+"""transcript.ready + features.video + features.audio → analysis.completed.
+
+Each modality's event is stored in PostgreSQL as it arrives (fusion_part); whichever event completes the
+set runs the fusion. Two replicas that both see the set complete publish the same result with the same
+event id, which the gateway takes once.
+"""
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db.fusion_parts import get_parts, put_part
+from shared.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
+from shared.labels import Modality
+from shared.model.inference import FusionPredictor
+from shared.stages import TranscriptionOutput, VideoOutput, fuse
+
+from .settings import Settings
+
+PartEvent = TranscriptReady | VideoFeaturesReady | AudioFeaturesReady
+PART_OF: dict[type[PartEvent], Modality] = {
+    TranscriptReady: Modality.TEXT,
+    VideoFeaturesReady: Modality.VIDEO,
+    AudioFeaturesReady: Modality.AUDIO,
+}
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    predictor: FusionPredictor
+    bundle_version: str
+
+
+async def store_part(event: PartEvent, resources: Resources) -> dict[Modality, dict[str, Any]] | None:
+    """Record this modality's event; the full set of parts once all three are in, else None."""
+    async with resources.sessions() as session:
+        await put_part(
+            session=session,
+            job_id=event.job_id,
+            attempt=event.attempt,
+            part=PART_OF[type(event)],
+            payload=event.model_dump(mode="json"),
+        )
+        parts = await get_parts(session=session, job_id=event.job_id, attempt=event.attempt)
+    return parts if set(parts) == set(Modality) else None
+
+
+def fuse_parts(parts: dict[Modality, dict[str, Any]], resources: Resources) -> AnalysisCompleted:
+    transcript = TranscriptReady.model_validate(parts[Modality.TEXT])
+    video = VideoFeaturesReady.model_validate(parts[Modality.VIDEO])
+    audio = AudioFeaturesReady.model_validate(parts[Modality.AUDIO])
+    result = fuse(
+        transcript=TranscriptionOutput.model_validate(transcript.model_dump()),
+        video=VideoOutput.model_validate(video.model_dump()),
+        audio=audio.audio,
+        predictor=resources.predictor,
+        bundle_version=resources.bundle_version,
+    )
+    return AnalysisCompleted(job_id=transcript.job_id, attempt=transcript.attempt, result=result)
+
+
+async def fuse_job(parts: dict[Modality, dict[str, Any]], resources: Resources) -> AnalysisCompleted:
+    return await asyncio.to_thread(fuse_parts, parts, resources)

@@ -1,0 +1,42 @@
+"""analysis.requested → transcript.ready: utterances from speech, and their text embeddings."""
+
+import asyncio
+from dataclasses import dataclass
+
+from shared.downloads import downloaded
+from shared.events import AnalysisRequested, TranscriptReady
+from shared.model.inference import TextFeaturizer
+from shared.stages import transcribe_file
+from shared.storage import ObjectStore
+from shared.transcription import Transcriber
+
+from .settings import Settings
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    store: ObjectStore
+    transcriber: Transcriber
+    text: TextFeaturizer
+    bundle_version: str
+
+
+async def transcribe(event: AnalysisRequested, resources: Resources) -> TranscriptReady:
+    settings = resources.settings
+    async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
+        output = await asyncio.to_thread(
+            transcribe_file,
+            path,
+            transcriber=resources.transcriber,
+            text=resources.text,
+            max_duration_s=settings.max_duration_s,
+        )
+    return TranscriptReady(
+        job_id=event.job_id,
+        attempt=event.attempt,
+        bucket=event.bucket,
+        object_key=event.object_key,
+        bundle_version=resources.bundle_version,
+        **output.model_dump(),
+    )

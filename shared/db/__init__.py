@@ -1,0 +1,61 @@
+"""PostgreSQL state: tables, migrations, sessions and the repository functions the services call.
+
+Repository functions take a keyword-only `session` and commit their own work.
+"""
+
+from shared.db.fusion_parts import delete_parts, get_parts, put_part
+from shared.db.jobs import (
+    complete_job,
+    count_jobs,
+    create_job,
+    fail_job,
+    find_stuck_jobs,
+    get_job,
+    list_jobs,
+    list_utterances,
+    mark_stage,
+    redrive_job,
+)
+from shared.db.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    FusionPart,
+    Job,
+    JobBase,
+    JobCreate,
+    JobStatus,
+    ProcessedEvent,
+    UtteranceRecord,
+)
+from shared.db.processed_events import prune_events, record_event
+from shared.db.session import create_engine, ensure_database, session_factory
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "FusionPart",
+    "Job",
+    "JobBase",
+    "JobCreate",
+    "JobStatus",
+    "ProcessedEvent",
+    "UtteranceRecord",
+    "complete_job",
+    "count_jobs",
+    "create_engine",
+    "create_job",
+    "delete_parts",
+    "ensure_database",
+    "fail_job",
+    "find_stuck_jobs",
+    "get_job",
+    "get_parts",
+    "list_jobs",
+    "list_utterances",
+    "mark_stage",
+    "prune_events",
+    "put_part",
+    "record_event",
+    "redrive_job",
+    "session_factory",
+]

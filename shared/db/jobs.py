@@ -1,0 +1,223 @@
+"""The job lifecycle: queued → processing (one stage after another) → completed or failed.
+
+Terminal states are final. Each function commits its own work. Functions that change a job say whether
+they did (False for a missing job, a stale attempt or a terminal job), so a redelivered or late event
+finds nothing to do rather than an error.
+"""
+
+import uuid
+from datetime import timedelta
+from typing import Final
+
+from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.dml import UpdateBase
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db.models import ACTIVE_STATUSES, Job, JobCreate, JobStatus, UtteranceRecord
+from shared.events import Stage
+from shared.results import AnalysisResult, UtteranceResult
+
+MAX_PAGE_SIZE: Final = 500
+_ACTIVE: Final = sorted(ACTIVE_STATUSES)
+# Our own UPDATEs are followed by fresh SELECTs, so the session need not patch loaded objects.
+_NO_SYNC: Final = {"synchronize_session": False}
+# With expire_on_commit=False a session keeps rows it loaded earlier; a read must overwrite them.
+_FRESH: Final = {"populate_existing": True}
+
+
+async def create_job(*, session: AsyncSession, owner: str, job_in: JobCreate) -> tuple[Job, bool]:
+    """The job for (owner, object key), and whether this call created it; safe under concurrent calls."""
+    if not owner:
+        raise ValueError("owner must not be empty")
+    # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit, after which the
+    # SELECT (a new snapshot under READ COMMITTED) sees that row.
+    inserted = await session.exec(
+        insert(Job)
+        .values(id=uuid.uuid4(), owner=owner, status=JobStatus.QUEUED, attempt=1, **job_in.model_dump())
+        .on_conflict_do_nothing(index_elements=["owner", "object_key"])
+        .returning(col(Job.id))
+    )
+    created = inserted.scalar_one_or_none() is not None
+    stored = await session.exec(
+        select(Job).where(Job.owner == owner, Job.object_key == job_in.object_key).execution_options(**_FRESH)
+    )
+    job = stored.one()
+    await session.commit()
+    return job, created
+
+
+async def get_job(*, session: AsyncSession, job_id: uuid.UUID, owner: str | None = None) -> Job | None:
+    """The job, or None when it does not exist or (with `owner`) belongs to someone else."""
+    statement = select(Job).where(Job.id == job_id)
+    if owner is not None:
+        statement = statement.where(Job.owner == owner)
+    return (await session.exec(statement.execution_options(**_FRESH))).one_or_none()
+
+
+async def list_jobs(*, session: AsyncSession, owner: str, limit: int = 50, offset: int = 0) -> list[Job]:
+    """The owner's jobs, newest first."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must not be negative, got {offset}")
+    statement = (
+        select(Job)
+        .where(Job.owner == owner)
+        .order_by(col(Job.created_at).desc(), col(Job.id).desc())
+        .limit(limit)
+        .offset(offset)
+        .execution_options(**_FRESH)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def count_jobs(*, session: AsyncSession, owner: str) -> int:
+    statement = select(func.count()).select_from(Job).where(Job.owner == owner)
+    return (await session.exec(statement)).one()
+
+
+async def list_utterances(*, session: AsyncSession, job_id: uuid.UUID) -> list[UtteranceRecord]:
+    statement = (
+        select(UtteranceRecord)
+        .where(UtteranceRecord.job_id == job_id)
+        .order_by(col(UtteranceRecord.index))
+        .execution_options(**_FRESH)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def mark_stage(*, session: AsyncSession, job_id: uuid.UUID, stage: Stage, attempt: int) -> bool:
+    """Move a live job of this attempt to `processing` in `stage`; False for stale or finished jobs."""
+    entering_stage = or_(col(Job.status) == JobStatus.QUEUED, col(Job.stage).is_distinct_from(stage))
+    statement = (
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.attempt) == attempt, col(Job.status).in_(_ACTIVE))
+        .values(
+            status=JobStatus.PROCESSING,
+            stage=stage,
+            # A redelivered progress event must not restart the clock the stuck-job sweeper reads.
+            stage_started_at=case((entering_stage, func.now()), else_=col(Job.stage_started_at)),
+            updated_at=func.now(),
+        )
+        .returning(col(Job.id))
+        .execution_options(**_NO_SYNC)
+    )
+    return await _commit_if_changed(session, statement)
+
+
+async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: AnalysisResult) -> bool:
+    """Store the result and its utterances and finish the job, in one transaction; False if already final."""
+    statement = (
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
+        .values(
+            status=JobStatus.COMPLETED,
+            result=result.model_dump(mode="json"),
+            bundle_version=result.model_version,
+            duration_s=result.duration_s,
+            completed_at=func.now(),
+            updated_at=func.now(),
+        )
+        .returning(col(Job.id))
+        .execution_options(**_NO_SYNC)
+    )
+    if (await session.exec(statement)).scalar_one_or_none() is None:
+        await session.rollback()
+        return False
+    session.add_all(_utterance_record(job_id, utterance) for utterance in result.utterances)
+    await session.commit()
+    return True
+
+
+async def fail_job(*, session: AsyncSession, job_id: uuid.UUID, stage: Stage, code: str, reason: str) -> bool:
+    """End a live job as failed in `stage`; False when the job is missing or already final."""
+    if not code or not reason:
+        raise ValueError("a failure needs both a code and a reason")
+    statement = (
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
+        .values(
+            status=JobStatus.FAILED,
+            stage=stage,
+            error_code=code,
+            error_reason=reason,
+            completed_at=func.now(),
+            updated_at=func.now(),
+        )
+        .returning(col(Job.id))
+        .execution_options(**_NO_SYNC)
+    )
+    return await _commit_if_changed(session, statement)
+
+
+async def find_stuck_jobs(*, session: AsyncSession, older_than: timedelta, limit: int = 100) -> list[Job]:
+    """Live jobs that have not moved for `older_than`: queued that long, or that long in one stage."""
+    if older_than <= timedelta(0):
+        raise ValueError(f"older_than must be positive, got {older_than}")
+    # The database clock, the one that wrote the timestamps, decides.
+    cutoff = func.now() - older_than
+    stuck_queued = and_(col(Job.status) == JobStatus.QUEUED, col(Job.updated_at) < cutoff)
+    stuck_processing = and_(
+        col(Job.status) == JobStatus.PROCESSING,
+        func.coalesce(col(Job.stage_started_at), col(Job.updated_at)) < cutoff,
+    )
+    statement = (
+        select(Job)
+        .where(or_(stuck_queued, stuck_processing))
+        .order_by(col(Job.updated_at))
+        .limit(limit)
+        .execution_options(**_FRESH)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def redrive_job(
+    *, session: AsyncSession, job_id: uuid.UUID, expected_attempt: int | None = None
+) -> int | None:
+    """Queue a live job again as a new attempt and return that attempt's number.
+
+    None when the job is missing, already final, or (with `expected_attempt`) was re-driven by someone
+    else meanwhile, so two sweepers never start two attempts.
+    """
+    statement = update(Job).where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
+    if expected_attempt is not None:
+        statement = statement.where(col(Job.attempt) == expected_attempt)
+    statement = (
+        statement.values(
+            attempt=col(Job.attempt) + 1,
+            status=JobStatus.QUEUED,
+            stage=None,
+            stage_started_at=None,
+            updated_at=func.now(),
+        )
+        .returning(col(Job.attempt))
+        .execution_options(**_NO_SYNC)
+    )
+    attempt: int | None = (await session.exec(statement)).scalar_one_or_none()
+    await session.commit()
+    return attempt
+
+
+async def _commit_if_changed(session: AsyncSession, statement: UpdateBase) -> bool:
+    changed = (await session.exec(statement)).scalar_one_or_none() is not None
+    await session.commit()
+    return changed
+
+
+def _utterance_record(job_id: uuid.UUID, utterance: UtteranceResult) -> UtteranceRecord:
+    top_emotion, top_sentiment = utterance.emotions[0], utterance.sentiments[0]
+    return UtteranceRecord(
+        job_id=job_id,
+        index=utterance.index,
+        start_time=utterance.start_time,
+        end_time=utterance.end_time,
+        text=utterance.text,
+        top_emotion=top_emotion.label,
+        top_emotion_confidence=top_emotion.confidence,
+        top_sentiment=top_sentiment.label,
+        top_sentiment_confidence=top_sentiment.confidence,
+        emotions=[score.model_dump(mode="json") for score in utterance.emotions],
+        sentiments=[score.model_dump(mode="json") for score in utterance.sentiments],
+    )

@@ -1,0 +1,158 @@
+"""The tables of the pipeline's state: jobs, their per-utterance results, fusion's join state, handled events.
+
+Enumerations are stored as their lower-case values in VARCHAR columns with a CHECK constraint rather than
+as PostgreSQL enum types, so that adding a stage later is a plain migration and never an `ALTER TYPE`.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from shared.events import Stage
+from shared.labels import Emotion, Modality, Sentiment
+from shared.results import AnalysisResult
+
+# Deterministic constraint names, so that migrations can name what they drop.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _values_of(enum_cls: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum_cls]
+
+
+def enum_type(enum_cls: type[StrEnum], name: str) -> sa.Enum:
+    """`name` names the CHECK constraint: ck_<table>_<name>."""
+    return sa.Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=_values_of,
+        validate_strings=True,
+    )
+
+
+def _timestamp(*, nullable: bool) -> Any:
+    """A timezone-aware timestamp column; the database clock fills the non-null ones."""
+    if nullable:
+        return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=True)
+    return Field(
+        default_factory=utcnow,
+        sa_type=sa.DateTime(timezone=True),
+        nullable=False,
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
+ACTIVE_STATUSES: Final = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
+
+
+class JobBase(SQLModel):
+    bucket: str = Field(min_length=3, max_length=63, description="S3 bucket of the uploaded file")
+    object_key: str = Field(min_length=1, max_length=1024, description="S3 key of the uploaded file")
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str | None = Field(default=None, max_length=255)
+    size_bytes: int = Field(ge=0, sa_type=sa.BigInteger)
+
+
+class JobCreate(JobBase):
+    """What the gateway knows about an upload when it asks for an analysis."""
+
+
+class Job(JobBase, table=True):
+    __tablename__ = "job"
+    __table_args__ = (
+        # One job per uploaded object and owner: analysing the same key twice returns the first job.
+        sa.UniqueConstraint("owner", "object_key"),
+        sa.Index("ix_job_owner_created_at", "owner", "created_at"),
+        sa.Index("ix_job_status_updated_at", "status", "updated_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner: str = Field(min_length=1, max_length=255, description='API key id, or "static"')
+    status: JobStatus = Field(default=JobStatus.QUEUED, sa_type=enum_type(JobStatus, "status"))
+    stage: Stage | None = Field(default=None, sa_type=enum_type(Stage, "stage"), nullable=True)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_reason: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    attempt: int = Field(default=1, ge=1)
+    bundle_version: str | None = Field(default=None, max_length=255)
+    duration_s: float | None = Field(default=None, ge=0.0)
+    result: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
+    created_at: datetime = _timestamp(nullable=False)
+    updated_at: datetime = _timestamp(nullable=False)
+    completed_at: datetime | None = _timestamp(nullable=True)
+    stage_started_at: datetime | None = _timestamp(nullable=True)
+
+    def analysis_result(self) -> AnalysisResult | None:
+        return None if self.result is None else AnalysisResult.model_validate(self.result)
+
+
+class UtteranceRecord(SQLModel, table=True):
+    """One utterance of a completed job, queryable by its top emotion and sentiment."""
+
+    __tablename__ = "utterance_result"
+
+    job_id: uuid.UUID = Field(foreign_key="job.id", ondelete="CASCADE", primary_key=True)
+    index: int = Field(ge=0, primary_key=True)
+    start_time: float = Field(ge=0.0)
+    end_time: float = Field(ge=0.0)
+    text: str = Field(sa_type=sa.Text)
+    top_emotion: Emotion = Field(sa_type=enum_type(Emotion, "top_emotion"))
+    top_emotion_confidence: float = Field(ge=0.0, le=1.0)
+    top_sentiment: Sentiment = Field(sa_type=enum_type(Sentiment, "top_sentiment"))
+    top_sentiment_confidence: float = Field(ge=0.0, le=1.0)
+    emotions: list[dict[str, Any]] = Field(sa_type=JSONB, description="[{label, confidence}], highest first")
+    sentiments: list[dict[str, Any]] = Field(
+        sa_type=JSONB, description="[{label, confidence}], highest first"
+    )
+
+
+class FusionPart(SQLModel, table=True):
+    """One modality's event for one attempt of a job, kept until fusion has all three."""
+
+    __tablename__ = "fusion_part"
+
+    job_id: uuid.UUID = Field(primary_key=True)
+    attempt: int = Field(ge=1, primary_key=True)
+    part: Modality = Field(sa_type=enum_type(Modality, "part"), primary_key=True)
+    payload: dict[str, Any] = Field(sa_type=JSONB, description="The serialized event")
+    created_at: datetime = _timestamp(nullable=False)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """An event a consumer has handled; keyed per consumer because several consumers read each topic."""
+
+    __tablename__ = "processed_event"
+    __table_args__ = (sa.Index("ix_processed_event_processed_at", "processed_at"),)
+
+    consumer: str = Field(min_length=1, max_length=128, primary_key=True)
+    event_id: uuid.UUID = Field(primary_key=True)
+    processed_at: datetime = _timestamp(nullable=False)

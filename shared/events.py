@@ -1,0 +1,189 @@
+"""Every Kafka event of the pipeline: one pydantic model per topic, with the topic names beside them.
+
+Events are keyed by job id (`Event.key`) so that one job's events stay ordered within a topic.
+`event_id` is derived from the job, the topic and the attempt, so a redelivered or re-published event
+carries the same id and consumers can deduplicate on it.
+"""
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import ClassVar, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+
+from shared.results import AnalysisResult
+
+SCHEMA_VERSION: Final = 1
+_EVENT_NAMESPACE: Final = uuid.UUID("5b0f7c1e-8d7a-4c55-9a61-3f4e2f1d9a10")
+
+
+class Topic(StrEnum):
+    ANALYSIS_REQUESTED = "analysis.requested"
+    TRANSCRIPT_READY = "transcript.ready"
+    FEATURES_VIDEO = "features.video"
+    FEATURES_AUDIO = "features.audio"
+    ANALYSIS_PROGRESS = "analysis.progress"
+    ANALYSIS_COMPLETED = "analysis.completed"
+    ANALYSIS_FAILED = "analysis.failed"
+
+
+class Stage(StrEnum):
+    """Where a job is; a failed job names the stage it failed in."""
+
+    UPLOAD = "upload"
+    TRANSCRIBE = "transcribe"
+    ENCODE_VIDEO = "encode_video"
+    ENCODE_AUDIO = "encode_audio"
+    FUSE = "fuse"
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, description="Bumped on breaking changes")
+    job_id: uuid.UUID = Field(description="The analysis this event belongs to; also the Kafka key")
+    attempt: int = Field(default=1, ge=1, description="Re-drives of a stuck job increment it")
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    TOPIC: ClassVar[Topic]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def event_id(self) -> uuid.UUID:
+        """Stable across redeliveries and re-publishing of the same step of the same attempt."""
+        return uuid.uuid5(_EVENT_NAMESPACE, f"{self.job_id}:{self.TOPIC.value}:{self.attempt}:{self._id_suffix()}")
+
+    def _id_suffix(self) -> str:
+        return ""
+
+    @property
+    def key(self) -> bytes:
+        return str(self.job_id).encode()
+
+
+class MediaInfo(BaseModel):
+    """What the transcriber found in the uploaded file."""
+
+    duration_s: float = Field(ge=0.0)
+    has_video: bool
+    has_audio: bool
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+
+class Span(BaseModel):
+    """One utterance: a speech segment with its times and words."""
+
+    index: int = Field(ge=0)
+    start: float = Field(ge=0.0, description="Seconds from the start of the file")
+    end: float = Field(ge=0.0)
+    text: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Span":
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+
+class FeatureMatrix(BaseModel):
+    """A float32 matrix (one row per utterance) carried as base64, a third of the size of a JSON list."""
+
+    rows: int = Field(ge=0)
+    cols: int = Field(ge=0)
+    data: str = Field(description="base64 of the little-endian float32 values, row-major")
+
+    @classmethod
+    def from_array(cls, array: npt.NDArray[np.floating]) -> "FeatureMatrix":
+        matrix = np.ascontiguousarray(array, dtype="<f4")
+        if matrix.ndim != 2:
+            raise ValueError(f"expected a 2-d array, got shape {matrix.shape}")
+        return cls(rows=matrix.shape[0], cols=matrix.shape[1], data=base64.b64encode(matrix.tobytes()).decode())
+
+    def to_array(self) -> npt.NDArray[np.float32]:
+        flat = np.frombuffer(base64.b64decode(self.data), dtype="<f4")
+        return flat.reshape(self.rows, self.cols).astype(np.float32)
+
+    @model_validator(mode="after")
+    def _sized(self) -> "FeatureMatrix":
+        if len(self.data) * 3 // 4 < self.rows * self.cols * 4 - 3:
+            raise ValueError("data is shorter than rows × cols float32 values")
+        return self
+
+
+class ModalityFeatures(BaseModel):
+    """One modality's encoder output for every utterance of a job."""
+
+    features: FeatureMatrix | None = Field(
+        default=None, description="(n_utterances, 128) embeddings; None when the modality is missing"
+    )
+    present: list[bool] = Field(description="Per utterance: was the modality there (a face, a voice)?")
+    missing_reason: str | None = Field(default=None, description="Why the modality is missing for the file")
+    trained: bool = Field(default=True, description="False while the bundle's encoder has no trained weights")
+
+
+class AnalysisRequested(Event):
+    """The gateway accepted a file; the transcriber starts."""
+
+    TOPIC: ClassVar[Topic] = Topic.ANALYSIS_REQUESTED
+    bucket: str = Field(examples=["uploads"])
+    object_key: str = Field(examples=["uploads/6f1c.../talk.mp4"])
+    filename: str = Field(examples=["talk.mp4"])
+    size_bytes: int = Field(ge=0)
+
+
+class TranscriptReady(Event):
+    """Utterances were found and their text encoded; the video and audio encoders start."""
+
+    TOPIC: ClassVar[Topic] = Topic.TRANSCRIPT_READY
+    bucket: str
+    object_key: str
+    media: MediaInfo
+    language: str | None = None
+    bundle_version: str
+    utterances: list[Span]
+    text: ModalityFeatures
+    speech_found: bool = Field(description="False when no speech was detected: one span covers the file")
+
+
+class VideoFeaturesReady(Event):
+    TOPIC: ClassVar[Topic] = Topic.FEATURES_VIDEO
+    bundle_version: str
+    video: ModalityFeatures
+    face_emotions: FeatureMatrix | None = Field(
+        default=None, description="(n_utterances, 7) face-expression probabilities where a face was seen"
+    )
+
+
+class AudioFeaturesReady(Event):
+    TOPIC: ClassVar[Topic] = Topic.FEATURES_AUDIO
+    bundle_version: str
+    audio: ModalityFeatures
+
+
+class AnalysisProgress(Event):
+    """A service started working on a stage of the job."""
+
+    TOPIC: ClassVar[Topic] = Topic.ANALYSIS_PROGRESS
+    stage: Stage
+    service: str
+
+    def _id_suffix(self) -> str:
+        return self.stage.value
+
+
+class AnalysisCompleted(Event):
+    TOPIC: ClassVar[Topic] = Topic.ANALYSIS_COMPLETED
+    result: AnalysisResult
+
+
+class AnalysisFailed(Event):
+    TOPIC: ClassVar[Topic] = Topic.ANALYSIS_FAILED
+    stage: Stage
+    code: str = Field(description="Stable machine-readable error code", examples=["no_audio_track"])
+    reason: str = Field(description="Human-readable reason", examples=["the video has no audio track"])

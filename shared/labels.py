@@ -1,0 +1,31 @@
+"""The label sets every part of the system agrees on (MELD's), in the order the model heads emit them."""
+
+from enum import StrEnum
+from typing import Final
+
+
+class Emotion(StrEnum):
+    ANGER = "anger"
+    DISGUST = "disgust"
+    FEAR = "fear"
+    JOY = "joy"
+    NEUTRAL = "neutral"
+    SADNESS = "sadness"
+    SURPRISE = "surprise"
+
+
+class Sentiment(StrEnum):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+class Modality(StrEnum):
+    TEXT = "text"
+    VIDEO = "video"
+    AUDIO = "audio"
+
+
+EMOTIONS: Final[tuple[str, ...]] = tuple(e.value for e in Emotion)
+SENTIMENTS: Final[tuple[str, ...]] = tuple(s.value for s in Sentiment)
+MODALITIES: Final[tuple[str, ...]] = tuple(m.value for m in Modality)

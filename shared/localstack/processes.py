@@ -1,0 +1,192 @@
+"""Child processes of the local stack: each in its own process group, logged to a file, stoppable by pid.
+
+A process is identified by its pid *and* its start time (from /proc), so a `down` long after `up` never
+signals an unrelated process that happens to have been given a recycled pid.
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from pydantic import BaseModel, Field
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ProcessRecord(BaseModel):
+    """What the state file keeps about one running child."""
+
+    name: str
+    pid: int
+    start_ticks: int = Field(description="Start time of the process in clock ticks since boot (/proc)")
+    command: list[str]
+    log_path: Path
+    port: int | None = None
+    stop_signal: int = Field(default=signal.SIGTERM, description="Signal that asks for a clean shutdown")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class _Stat(NamedTuple):
+    state: str
+    group: int
+    start_ticks: int
+
+
+def _read_stat(stat_file: Path) -> _Stat | None:
+    try:
+        raw = stat_file.read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after its closing one.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return _Stat(state=fields[0], group=int(fields[2]), start_ticks=int(fields[19]))
+
+
+def _proc_stat(pid: int) -> _Stat | None:
+    """State, process group and start time of a pid, or None when there is no such process."""
+    return _read_stat(Path(f"/proc/{pid}/stat"))
+
+
+def start_ticks(pid: int) -> int:
+    stat = _proc_stat(pid)
+    if stat is None:
+        raise ProcessLookupError(f"process {pid} is gone")
+    return stat.start_ticks
+
+
+def is_running(record: ProcessRecord) -> bool:
+    """Whether the recorded process still runs (a zombie or a recycled pid does not count)."""
+    stat = _proc_stat(record.pid)
+    return stat is not None and stat.state != "Z" and stat.start_ticks == record.start_ticks
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: the kernel sends SIGTERM when the parent dies,
+    # so a crashed test session leaves no broker or S3 server behind.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ManagedProcess:
+    """A child started by this process: its Popen handle (to reap it) and its record."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], record: ProcessRecord) -> None:
+        self.popen = popen
+        self.record = record
+
+    @classmethod
+    def spawn(
+        cls,
+        name: str,
+        command: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str],
+        cwd: Path,
+        attached: bool,
+        port: int | None = None,
+        stop_signal: int = signal.SIGTERM,
+    ) -> "ManagedProcess":
+        """Start `command` in a new session; `attached` children also die when this process dies."""
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        preexec: Callable[[], None] | None = (
+            _die_with_parent if attached and sys.platform == "linux" else None
+        )
+        with log_path.open("wb") as log:
+            popen = subprocess.Popen(
+                list(command),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        record = ProcessRecord(
+            name=name,
+            pid=popen.pid,
+            start_ticks=start_ticks(popen.pid),
+            command=list(command),
+            log_path=log_path,
+            port=port,
+            stop_signal=stop_signal,
+        )
+        return cls(popen, record)
+
+    def exited(self) -> bool:
+        return self.popen.poll() is not None
+
+    def stop(self, grace_s: float) -> None:
+        stop_process(self.record, grace_s, reap=lambda: self.popen.wait(timeout=10))
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to a process group; False when the group is empty."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group is still running; zombies do not count.
+
+    An exited child of a detached stack stays a zombie until init reaps it, which can take seconds.
+    """
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        stat = _read_stat(stat_file)
+        if stat is not None and stat.group == pgid and stat.state != "Z":
+            return True
+    return False
+
+
+def stop_process(record: ProcessRecord, grace_s: float, reap: Callable[[], object] | None = None) -> None:
+    """Ask the process group to stop with the record's signal, then SIGKILL what is left after `grace_s`.
+
+    `reap` collects the exit status of our own child, so no zombie of it stays behind.
+    """
+    stat = _proc_stat(record.pid)
+    if stat is not None and stat.start_ticks != record.start_ticks:
+        # The kernel does not recycle a pid while a group still carries it as its id, so our group is gone.
+        return
+    # The group id is the leader's pid (start_new_session); members may outlive a crashed leader.
+    if _group_alive(record.pid):
+        _signal_group(record.pid, record.stop_signal)
+        deadline = time.monotonic() + grace_s
+        while _group_alive(record.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _group_alive(record.pid):
+            _signal_group(record.pid, signal.SIGKILL)
+    if reap is not None:
+        reap()
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,380 @@
+"""`LocalStack`: the broker, the S3 server, PostgreSQL and (optionally) the services, as processes."""
+
+import functools
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+from shared.events import Topic
+from shared.localstack import postgres
+from shared.localstack.binaries import rclone_binary, tansu_binary
+from shared.localstack.config import REPO_ROOT, PostgresMode, ServiceName, ServiceSpec, StackConfig
+from shared.localstack.probes import create_topics, http_ok, kafka_ready, s3_ready, wait_until
+from shared.localstack.processes import ManagedProcess, free_port, port_is_open, stop_process
+from shared.localstack.state import StackState
+from shared.settings import ServiceSettings
+from shared.storage import ObjectStore
+
+
+class StackStartError(RuntimeError):
+    """The stack could not start; whatever it had started is stopped again."""
+
+
+class StackAlreadyRunningError(StackStartError):
+    def __init__(self, state: StackState) -> None:
+        super().__init__(
+            f"a stack already runs from {state.config.root} (state file {state.config.state_path})"
+        )
+        self.state = state
+
+
+class LocalStack:
+    """Start with `start()` or `with LocalStack(...) as stack:`; `env()` points services at it."""
+
+    def __init__(
+        self, config: StackConfig | None = None, *, services: Iterable[ServiceName | str] | None = None
+    ):
+        config = config or StackConfig()
+        if services is not None:
+            specs = [ServiceSpec.default(ServiceName(name), fixed_ports=False) for name in services]
+            config = config.model_copy(update={"services": specs})
+        self.config = config
+        self._processes: list[ManagedProcess] = []
+        self._ports: dict[str, int] = {}
+        self._postgres_port = config.system_postgres_port
+        self._services: list[ServiceSpec] = []
+        self.startup_seconds: dict[str, float] = {}
+        self._started_at: datetime | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start every component and wait until each is healthy; on failure stop what was started."""
+        if self._started_at is not None:
+            raise StackStartError("this stack is already started")
+        previous = StackState.read(self.config.state_path)
+        if previous is not None and previous.running():
+            raise StackAlreadyRunningError(previous)
+        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._started_at = datetime.now(UTC)
+        began = time.monotonic()
+        try:
+            self._start_infrastructure(began)
+            self._start_services(began)
+        except BaseException:
+            self._stop_processes()
+            self._started_at = None
+            raise
+        self.startup_seconds["total"] = time.monotonic() - began
+        self.state().write(self.config.state_path)
+        return self
+
+    def stop(self) -> None:
+        """Stop services first, then the infrastructure; removes the state file. Safe to call twice."""
+        self._stop_processes()
+        if self._started_at is not None:
+            self.config.state_path.unlink(missing_ok=True)
+        self._started_at = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _stop_processes(self) -> None:
+        while self._processes:
+            self._processes.pop().stop(self.config.stop_grace_s)
+
+    # --- what it serves --------------------------------------------------------------------------
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.config.host}:{self._port('kafka')}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"{self.config.host}:{self._port('s3')}"
+
+    @property
+    def postgres_port(self) -> int:
+        return self._postgres_port
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the stack's database (`config.database_name`)."""
+        return self.database_url_for(self.config.database_name)
+
+    def database_url_for(self, database: str) -> str:
+        return postgres.sqlalchemy_url(
+            self.config.host, self._postgres_port, self.config.postgres_user, database
+        )
+
+    def create_database(self, name: str) -> str:
+        """Create a database on the stack's PostgreSQL (if missing) and return its SQLAlchemy URL."""
+        postgres.ensure_database(self._postgres_dsn(), name)
+        return self.database_url_for(name)
+
+    def drop_database(self, name: str) -> None:
+        if name == "postgres":
+            raise ValueError("refusing to drop the maintenance database 'postgres'")
+        postgres.drop_database(self._postgres_dsn(), name)
+
+    def service_url(self, name: ServiceName | str) -> str:
+        """Base URL of a running HTTP service, e.g. the gateway's."""
+        spec = self._service(ServiceName(name))
+        if spec.http_port is None:
+            raise ValueError(f"service {spec.name.value} has no HTTP API")
+        return f"http://{self.config.host}:{spec.http_port}"
+
+    def env(self) -> dict[str, str]:
+        """The EA_* variables that point a service (ServiceSettings) at this stack."""
+        env = {
+            "EA_ENVIRONMENT": "development",
+            "EA_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "EA_DATABASE_URL": self.database_url,
+            "EA_S3_ENDPOINT": self.s3_endpoint,
+            "EA_S3_ACCESS_KEY": self.config.s3_access_key,
+            "EA_S3_SECRET_KEY": self.config.s3_secret_key,
+            "EA_S3_SECURE": "false",
+        }
+        if any(spec.name is ServiceName.AUTH for spec in self._services):
+            env["EA_AUTH_URL"] = self.service_url(ServiceName.AUTH)
+        return env
+
+    def settings(self, **overrides: object) -> ServiceSettings:
+        """ServiceSettings for this stack, ignoring EA_* variables of the calling environment."""
+        values: dict[str, object] = {
+            name.removeprefix("EA_").lower(): value for name, value in self.env().items()
+        }
+        values.update(overrides)
+        # model_validate skips the environment and .env sources that the constructor would read.
+        return ServiceSettings.model_validate(values)
+
+    def object_store(self) -> ObjectStore:
+        return ObjectStore.from_settings(self.settings())
+
+    def endpoints(self) -> dict[str, str]:
+        endpoints = {
+            "kafka": self.kafka_bootstrap,
+            "s3": f"http://{self.s3_endpoint}",
+            "postgres": self.database_url,
+        }
+        for spec in self._services:
+            endpoints[spec.name.value] = self._health_url(spec).removesuffix("/healthz")
+        return endpoints
+
+    def state(self) -> StackState:
+        if self._started_at is None:
+            raise StackStartError("the stack is not started")
+        return StackState(
+            config=self.config,
+            processes=[process.record for process in self._processes],
+            endpoints=self.endpoints(),
+            env=self.env(),
+            startup_seconds=self.startup_seconds,
+            started_at=self._started_at,
+        )
+
+    # --- starting --------------------------------------------------------------------------------
+
+    def _port(self, name: str) -> int:
+        try:
+            return self._ports[name]
+        except KeyError:
+            raise StackStartError(f"the stack has no {name} port yet: start it first") from None
+
+    def _claim_port(self, name: str, requested: int, flag: str) -> int:
+        if requested == 0:
+            port = free_port(self.config.host)
+        elif port_is_open(self.config.host, requested):
+            raise StackStartError(
+                f"{name}: port {requested} on {self.config.host} is in use; choose another with {flag}"
+            )
+        else:
+            port = requested
+        self._ports[name] = port
+        return port
+
+    def _spawn(
+        self,
+        name: str,
+        command: list[str],
+        *,
+        port: int,
+        env: dict[str, str] | None = None,
+        stop_signal: int = signal.SIGTERM,
+    ) -> ManagedProcess:
+        process = ManagedProcess.spawn(
+            name,
+            command,
+            log_path=self.config.logs_dir / f"{name}.log",
+            env={**os.environ, **(env or {})},
+            cwd=REPO_ROOT,
+            attached=self.config.attached,
+            port=port,
+            stop_signal=stop_signal,
+        )
+        self._processes.append(process)
+        return process
+
+    def _start_infrastructure(self, began: float) -> None:
+        # Launch all three before waiting for any: their start-up overlaps.
+        broker = self._spawn_broker()
+        s3 = self._spawn_s3()
+        private_postgres = self._spawn_postgres_if_needed()
+        timeout = self.config.infra_ready_timeout_s
+        host = self.config.host
+
+        wait_until(
+            lambda: kafka_ready(host, self._port("kafka")),
+            what="Tansu broker",
+            timeout_s=timeout,
+            process=broker,
+        )
+        create_topics(self.kafka_bootstrap, [topic.value for topic in Topic], self.config.kafka_partitions)
+        self.startup_seconds["kafka"] = time.monotonic() - began
+
+        store = self.object_store()
+        wait_until(
+            lambda: s3_ready(host, self._port("s3"), store),
+            what="rclone S3 server",
+            timeout_s=timeout,
+            process=s3,
+        )
+        for bucket in self.config.buckets:
+            store.ensure_bucket(bucket)
+        self.startup_seconds["s3"] = time.monotonic() - began
+
+        dsn = self._postgres_dsn()
+        wait_until(
+            lambda: postgres.accepts_connections(dsn),
+            what=f"PostgreSQL on port {self._postgres_port}",
+            timeout_s=timeout,
+            process=private_postgres,
+        )
+        postgres.ensure_database(dsn, self.config.database_name)
+        self.startup_seconds["postgres"] = time.monotonic() - began
+
+    def _spawn_broker(self) -> ManagedProcess:
+        port = self._claim_port("kafka", self.config.kafka_port, "--kafka-port")
+        url = f"tcp://{self.config.host}:{port}"
+        command = [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        return self._spawn("kafka", command, port=port)
+
+    def _spawn_s3(self) -> ManagedProcess:
+        port = self._claim_port("s3", self.config.s3_port, "--s3-port")
+        self.config.s3_data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(rclone_binary()),
+            "serve",
+            "s3",
+            str(self.config.s3_data_dir),
+            "--addr",
+            f"{self.config.host}:{port}",
+            "--auth-key",
+            f"{self.config.s3_access_key},{self.config.s3_secret_key}",
+            "--vfs-cache-mode",
+            "writes",
+            # Write each object through at once: the default 5 s delay loses uploads on a quick stop.
+            "--vfs-write-back",
+            "0s",
+            "--cache-dir",
+            str(self.config.root / "rclone-cache"),
+            "--config",
+            "/dev/null",
+        ]
+        return self._spawn("s3", command, port=port)
+
+    def _spawn_postgres_if_needed(self) -> ManagedProcess | None:
+        mode = self.config.postgres
+        if mode is not PostgresMode.PRIVATE:
+            system_dsn = postgres.server_dsn(
+                self.config.host, self.config.system_postgres_port, self.config.postgres_user
+            )
+            if postgres.accepts_connections(system_dsn):
+                self._postgres_port = self.config.system_postgres_port
+                return None
+            if mode is PostgresMode.SYSTEM:
+                raise StackStartError(f"no PostgreSQL accepts connections at {system_dsn}")
+        port = self._claim_port("postgres", self.config.private_postgres_port, "--postgres-port")
+        self._postgres_port = port
+        data_dir = self.config.private_postgres_dir
+        postgres.prepare_data_dir(data_dir, superuser=self.config.postgres_user)
+        command = postgres.server_command(data_dir, self.config.host, port)
+        # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to disconnect.
+        return self._spawn("postgres", command, port=port, stop_signal=signal.SIGINT)
+
+    def _postgres_dsn(self) -> str:
+        return postgres.server_dsn(self.config.host, self._postgres_port, self.config.postgres_user)
+
+    def _start_services(self, began: float) -> None:
+        self._services = [self._with_ports(spec) for spec in self.config.services]
+        launched = [(spec, self._spawn_service(spec)) for spec in self._services]
+        for spec, process in launched:
+            wait_until(
+                functools.partial(http_ok, self._health_url(spec)),
+                what=f"service {spec.name.value}",
+                timeout_s=spec.ready_timeout_s,
+                process=process,
+            )
+            self.startup_seconds[spec.name.value] = time.monotonic() - began
+
+    def _with_ports(self, spec: ServiceSpec) -> ServiceSpec:
+        name = spec.name.value
+        update: dict[str, int] = {
+            "metrics_port": self._claim_port(f"{name}-metrics", spec.metrics_port, "--metrics-port-base")
+        }
+        if spec.http_port is not None:
+            update["http_port"] = self._claim_port(name, spec.http_port, f"--{name.replace('_', '-')}-port")
+        return spec.model_copy(update=update)
+
+    def _spawn_service(self, spec: ServiceSpec) -> ManagedProcess:
+        env = {
+            **self.env(),
+            "EA_SERVICE_NAME": spec.name.value,
+            "EA_METRICS_PORT": str(spec.metrics_port),
+            **spec.extra_env,
+        }
+        if spec.http_port is not None:
+            env["EA_HTTP_PORT"] = str(spec.http_port)
+        env["PYTHONUNBUFFERED"] = "1"
+        port = spec.http_port if spec.http_port is not None else spec.metrics_port
+        return self._spawn(spec.name.value, [sys.executable, "-m", spec.module], port=port, env=env)
+
+    def _health_url(self, spec: ServiceSpec) -> str:
+        port = spec.http_port if spec.http_port is not None else spec.metrics_port
+        return f"http://{self.config.host}:{port}/healthz"
+
+    def _service(self, name: ServiceName) -> ServiceSpec:
+        for spec in self._services:
+            if spec.name is name:
+                return spec
+        raise ValueError(f"service {name.value} is not part of this stack")
+
+
+def stop_recorded(state: StackState, grace_s: float | None = None) -> list[str]:
+    """Stop what a state file lists (services first) and remove the file; returns the names stopped."""
+    grace = state.config.stop_grace_s if grace_s is None else grace_s
+    stopped = []
+    for record in reversed(state.processes):
+        stop_process(record, grace)
+        stopped.append(record.name)
+    state.config.state_path.unlink(missing_ok=True)
+    return stopped

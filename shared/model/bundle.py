@@ -1,0 +1,255 @@
+"""Versioned model bundles: a manifest, one weights file (or folder) per component, labels, preprocessing.
+
+Layout of a bundle directory (locally or under an object-store prefix):
+
+    manifest.json              BundleManifest: version, ModelConfig, labels, components with sha256
+    text/backbone/...          the BERT-family backbone in Hugging Face format (config, tokenizer, weights)
+    text/projection.safetensors
+    video.safetensors          R3D-18 + projection
+    audio.safetensors          mel CNN + projection
+    fusion.safetensors         fusion MLP, heads and calibration temperatures
+
+A service asks for the components it needs; from the object store only their files are fetched, into a
+cache keyed by the bundle version, and each file is checked against the manifest's sha256.
+"""
+
+import hashlib
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Literal
+
+import torch
+from pydantic import BaseModel, Field
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from shared.labels import EMOTIONS, SENTIMENTS
+from shared.model.config import ModelConfig
+from shared.storage import ObjectStore
+
+MANIFEST: Final = "manifest.json"
+FORMAT_VERSION: Final = 1
+ComponentName = Literal["text", "video", "audio", "fusion"]
+COMPONENTS: Final[tuple[ComponentName, ...]] = ("text", "video", "audio", "fusion")
+
+
+class BundleError(RuntimeError):
+    pass
+
+
+class FileEntry(BaseModel):
+    path: str = Field(description="Relative to the bundle root, '/'-separated")
+    sha256: str
+    size: int
+
+
+class ComponentSpec(BaseModel):
+    files: list[FileEntry]
+    trained: bool = Field(description="False while the component holds initialised weights only")
+    source: str = Field(description="How the weights were obtained, and their licence")
+    parameters: int = Field(ge=0)
+
+
+class BundleManifest(BaseModel):
+    format_version: Literal[1] = FORMAT_VERSION
+    name: str
+    version: str
+    created_at: datetime
+    config: dict[str, object]
+    labels: dict[str, list[str]]
+    components: dict[ComponentName, ComponentSpec]
+    notes: str = ""
+
+    @property
+    def model_config_(self) -> ModelConfig:
+        return ModelConfig.from_dict(dict(self.config))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _entries(root: Path, paths: list[Path]) -> list[FileEntry]:
+    return [
+        FileEntry(path=p.relative_to(root).as_posix(), sha256=sha256_file(p), size=p.stat().st_size)
+        for p in sorted(paths)
+    ]
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def save_state(module: nn.Module, path: Path, half: bool = False) -> Path:
+    """Weights as safetensors; `half` stores floating tensors as float16 (loaded back as float32)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in module.state_dict().items()
+    }
+    save_file(state, str(path))
+    return path
+
+
+def load_state(module: nn.Module, path: Path) -> None:
+    state = load_file(str(path))
+    reference = module.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    module.load_state_dict(state, strict=True)
+
+
+class BundleWriter:
+    """Collects components into a directory and writes its manifest last (a bundle without one is partial)."""
+
+    def __init__(self, root: Path, *, name: str, version: str, config: ModelConfig, notes: str = "") -> None:
+        self.root = root
+        self.name = name
+        self.version = version
+        self.config = config
+        self.notes = notes
+        self.components: dict[ComponentName, ComponentSpec] = {}
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+
+    def add_module(
+        self, name: ComponentName, module: nn.Module, *, trained: bool, source: str, half: bool = False
+    ) -> None:
+        path = save_state(module, self.root / f"{name}.safetensors", half=half)
+        self.components[name] = ComponentSpec(
+            files=_entries(self.root, [path]), trained=trained, source=source, parameters=_count(module)
+        )
+
+    def add_text(self, backbone_dir: Path, projection: nn.Module, *, trained: bool, source: str, parameters: int) -> None:
+        target = self.root / "text" / "backbone"
+        shutil.copytree(backbone_dir, target, ignore=shutil.ignore_patterns("*.onnx", "onnx", "openvino", "*.h5"))
+        projection_path = save_state(projection, self.root / "text" / "projection.safetensors")
+        files = [p for p in target.rglob("*") if p.is_file()] + [projection_path]
+        self.components["text"] = ComponentSpec(
+            files=_entries(self.root, files), trained=trained, source=source, parameters=parameters
+        )
+
+    def write(self) -> BundleManifest:
+        missing = set(COMPONENTS) - set(self.components)
+        if missing:
+            raise BundleError(f"bundle is missing components: {sorted(missing)}")
+        manifest = BundleManifest(
+            name=self.name,
+            version=self.version,
+            created_at=datetime.now(UTC),
+            config=self.config.to_dict(),
+            labels={"emotion": list(EMOTIONS), "sentiment": list(SENTIMENTS)},
+            components=self.components,
+            notes=self.notes,
+        )
+        (self.root / MANIFEST).write_text(manifest.model_dump_json(indent=2))
+        return manifest
+
+
+class LocalBundle:
+    """A bundle on local disk, holding at least the files of the components that were asked for."""
+
+    def __init__(self, root: Path, manifest: BundleManifest) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.config = manifest.model_config_
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def component(self, name: ComponentName) -> ComponentSpec:
+        return self.manifest.components[name]
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+    def load_weights(self, name: ComponentName, module: nn.Module, relative: str | None = None) -> None:
+        load_state(module, self.path(relative or f"{name}.safetensors"))
+
+    def verify(self, components: tuple[ComponentName, ...] = COMPONENTS) -> None:
+        for name in components:
+            for entry in self.manifest.components[name].files:
+                path = self.path(entry.path)
+                if not path.is_file() or sha256_file(path) != entry.sha256:
+                    raise BundleError(f"{self.root}: {entry.path} is missing or does not match its checksum")
+
+
+def read_manifest(path: Path) -> BundleManifest:
+    try:
+        return BundleManifest.model_validate_json(path.read_text())
+    except FileNotFoundError as exc:
+        raise BundleError(f"no bundle manifest at {path}") from exc
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise BundleError(f"not an s3://BUCKET/PREFIX uri: {uri}")
+    return bucket, prefix.strip("/")
+
+
+def open_bundle(
+    uri: str,
+    *,
+    components: tuple[ComponentName, ...] = COMPONENTS,
+    store: ObjectStore | None = None,
+    cache_dir: Path = Path("var/cache/bundles"),
+) -> LocalBundle:
+    """Open a bundle from a local directory or from s3://BUCKET/PREFIX (fetching only `components`)."""
+    if not uri.startswith("s3://"):
+        root = Path(uri)
+        bundle = LocalBundle(root, read_manifest(root / MANIFEST))
+        bundle.verify(components)
+        return bundle
+    if store is None:
+        raise BundleError(f"{uri} is in the object store, but no store was given")
+    bucket, prefix = parse_s3_uri(uri)
+    key = f"{prefix}/{MANIFEST}" if prefix else MANIFEST
+    staging = cache_dir / ".incoming" / bucket / prefix.replace("/", "_")
+    store.download_file(bucket, key, staging / MANIFEST)
+    manifest = read_manifest(staging / MANIFEST)
+    root = cache_dir / bucket / prefix / manifest.version
+    root.mkdir(parents=True, exist_ok=True)
+    for name in components:
+        for entry in manifest.components[name].files:
+            target = root / entry.path
+            if target.is_file() and sha256_file(target) == entry.sha256:
+                continue
+            partial = target.with_name(target.name + ".partial")
+            store.download_file(bucket, f"{prefix}/{entry.path}" if prefix else entry.path, partial)
+            if sha256_file(partial) != entry.sha256:
+                partial.unlink()
+                raise BundleError(f"{uri}: {entry.path} does not match its checksum")
+            partial.replace(target)
+    (staging / MANIFEST).replace(root / MANIFEST)
+    return LocalBundle(root, manifest)
+
+
+def publish_bundle(root: Path, store: ObjectStore, uri: str) -> BundleManifest:
+    """Upload a local bundle under s3://BUCKET/PREFIX, the manifest last so readers never see a partial one."""
+    manifest = read_manifest(root / MANIFEST)
+    LocalBundle(root, manifest).verify()
+    bucket, prefix = parse_s3_uri(uri)
+    store.ensure_bucket(bucket)
+    for spec in manifest.components.values():
+        for entry in spec.files:
+            store.upload_file(bucket, f"{prefix}/{entry.path}" if prefix else entry.path, root / entry.path)
+    store.upload_file(bucket, f"{prefix}/{MANIFEST}" if prefix else MANIFEST, root / MANIFEST, "application/json")
+    return manifest
+
+
+def manifest_json(manifest: BundleManifest) -> str:
+    return json.dumps(manifest.model_dump(mode="json"), indent=2)
+
+
+def torch_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BundleError(f"device {name} was asked for, but CUDA is not available")
+    return device

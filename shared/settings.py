@@ -1,0 +1,70 @@
+"""Settings every service shares; each service's own `settings.py` extends `ServiceSettings`.
+
+Environment variables carry the field names upper-cased with the `EA_` prefix
+(`EA_KAFKA_BOOTSTRAP_SERVERS`, `EA_DATABASE_URL`, ...), the same names the Kubernetes ConfigMaps use.
+"""
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_S3_SECRET = "dev-secret-key-change-me"
+DEV_API_KEY = "dev-api-key-change-me"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EA_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    service_name: str = "emotion-analyzer"
+    log_level: str = "INFO"
+
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/emotion_analyzer"
+
+    s3_endpoint: str = "127.0.0.1:19000"
+    s3_access_key: str = "emotion-analyzer"
+    s3_secret_key: SecretStr = SecretStr(DEV_S3_SECRET)
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    uploads_bucket: str = "uploads"
+    models_bucket: str = "models"
+
+    bundle_uri: str = Field(
+        default="var/bundles/default",
+        description="A local bundle directory, or s3://BUCKET/PREFIX of a bundle in the object store",
+    )
+    bundle_cache_dir: str = "var/cache/bundles"
+    device: str = Field(default="cpu", description="torch device for the encoders: cpu, cuda, cuda:1")
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints bind; 0.0.0.0 in a container")
+    metrics_port: int | None = Field(default=None, description="Port of /healthz and /metrics (consumer services)")
+
+    @model_validator(mode="after")
+    def _no_default_secrets_outside_development(self) -> Self:
+        if self.environment is not Environment.DEVELOPMENT:
+            for name, value in self._secrets().items():
+                if value in (DEV_S3_SECRET, DEV_API_KEY):
+                    raise ValueError(f"{name} still has its development default; set EA_{name.upper()}")
+        return self
+
+    def _secrets(self) -> dict[str, str]:
+        return {"s3_secret_key": self.s3_secret_key.get_secret_value()}
+
+
+class EncoderSettings(ServiceSettings):
+    """Settings of the services that download the uploaded file and run a model on it."""
+
+    work_dir: str = Field(default="var/work", description="Scratch space for downloaded files")
+    max_duration_s: float = Field(default=3 * 3600.0, gt=0, description="Longest file accepted, in seconds")
+    run_untrained: bool = Field(default=False, description="Run encoder branches whose weights are untrained")
+    torch_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads (default: torch's)")

@@ -1,0 +1,155 @@
+"""The pipeline's stages as plain functions: the services wrap each in a Kafka handler, and
+`emotion-analyzer analyze` calls them in a row in one process. Neither knows about the other.
+
+transcribe_file → (encode_video_file, encode_audio_file) → fuse
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span
+from shared.labels import Modality
+from shared.media import MediaError, MediaErrorCode, detect_faces, load_audio, probe, sample_span_frames
+from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
+from shared.results import (
+    AnalysisResult,
+    MissingModality,
+    ModalityPrediction,
+    UtteranceResult,
+    emotion_scores,
+    sentiment_scores,
+)
+from shared.transcription import Transcriber
+
+NO_SPEECH = "no speech was found: the whole file is analysed as one segment"
+
+
+class TranscriptionOutput(BaseModel):
+    media: MediaInfo
+    language: str | None
+    utterances: list[Span]
+    speech_found: bool
+    text: ModalityFeatures
+
+
+class VideoOutput(BaseModel):
+    video: ModalityFeatures
+    face_emotions: FeatureMatrix | None = None
+
+
+def check_media(path: Path, *, max_duration_s: float) -> MediaInfo:
+    """Probe the file and refuse what the pipeline cannot analyse, with a stable code and a clear reason."""
+    media = probe(path, max_duration_s=max_duration_s)
+    if not media.has_audio:
+        kind = "video" if media.has_video else "file"
+        raise MediaError(
+            MediaErrorCode.NO_AUDIO_TRACK, f"the {kind} has no audio track: there is no speech to analyse"
+        )
+    return media
+
+
+def transcribe_file(
+    path: Path, *, transcriber: Transcriber, text: TextFeaturizer, max_duration_s: float
+) -> TranscriptionOutput:
+    media = check_media(path, max_duration_s=max_duration_s)
+    transcript = transcriber.transcribe(load_audio(path))
+    utterances = [span.model_copy(update={"index": i}) for i, span in enumerate(transcript.spans)]
+    speech_found = bool(utterances)
+    if not speech_found:
+        utterances = [Span(index=0, start=0.0, end=media.duration_s, text="")]
+    features = text.encode([u.text for u in utterances])
+    if not speech_found:
+        features = features.model_copy(update={"missing_reason": NO_SPEECH})
+    return TranscriptionOutput(
+        media=media,
+        language=transcript.language,
+        utterances=utterances,
+        speech_found=speech_found,
+        text=features,
+    )
+
+
+def _spans(utterances: Sequence[Span]) -> list[tuple[float, float]]:
+    return [(u.start, u.end) for u in utterances]
+
+
+def encode_video_file(
+    path: Path, *, media: MediaInfo, utterances: Sequence[Span], featurizer: VideoFeaturizer
+) -> VideoOutput:
+    if not media.has_video:
+        return VideoOutput(
+            video=ModalityFeatures(
+                features=None, present=[False] * len(utterances), missing_reason="the file has no video stream"
+            )
+        )
+    config = featurizer.config
+    sampled = sample_span_frames(path, _spans(utterances), n_frames=config.video_frames, size=config.frame_size)
+    clips = [frames.clip if frames is not None else None for frames in sampled]
+    faces = [frames is not None and any(detect_faces(still) for still in frames.stills) for frames in sampled]
+    return VideoOutput(video=featurizer.encode(clips, faces))
+
+
+def encode_audio_file(
+    path: Path, *, media: MediaInfo, utterances: Sequence[Span], featurizer: AudioFeaturizer
+) -> ModalityFeatures:
+    audio = load_audio(path) if media.has_audio else None
+    return featurizer.encode(audio, _spans(utterances))
+
+
+def _prediction(
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]], modality: Modality, row: int, features: ModalityFeatures
+) -> ModalityPrediction:
+    if modality.value not in outputs or not features.present[row]:
+        reason = features.missing_reason or f"no {modality.value} for this utterance"
+        return ModalityPrediction(available=False, reason=reason)
+    emotion, sentiment = outputs[modality.value]
+    return ModalityPrediction(
+        available=True, emotions=emotion_scores(emotion[row]), sentiments=sentiment_scores(sentiment[row])
+    )
+
+
+def fuse(
+    *,
+    transcript: TranscriptionOutput,
+    video: VideoOutput,
+    audio: ModalityFeatures,
+    predictor: FusionPredictor,
+    bundle_version: str,
+) -> AnalysisResult:
+    utterances = transcript.utterances
+    features = {Modality.TEXT: transcript.text, Modality.VIDEO: video.video, Modality.AUDIO: audio}
+    for modality, modality_features in features.items():
+        if len(modality_features.present) != len(utterances):
+            raise ValueError(
+                f"{modality.value} features cover {len(modality_features.present)} utterances, "
+                f"the transcript has {len(utterances)}"
+            )
+    outputs = predictor.predict(len(utterances), transcript.text, video.video, audio)
+    fused_emotion, fused_sentiment = outputs["fused"]
+    results = [
+        UtteranceResult(
+            index=u.index,
+            start_time=round(u.start, 3),
+            end_time=round(u.end, 3),
+            text=u.text,
+            emotions=emotion_scores(fused_emotion[i]),
+            sentiments=sentiment_scores(fused_sentiment[i]),
+            modalities={m: _prediction(outputs, m, i, f) for m, f in features.items()},
+        )
+        for i, u in enumerate(utterances)
+    ]
+    missing = [
+        MissingModality(modality=m, reason=f.missing_reason or f"no {m.value} in any utterance")
+        for m, f in features.items()
+        if not any(f.present)
+    ]
+    return AnalysisResult(
+        model_version=bundle_version,
+        duration_s=round(transcript.media.duration_s, 3),
+        language=transcript.language,
+        utterances=results,
+        missing_modalities=missing,
+    )

@@ -1,0 +1,96 @@
+"""The object store (MinIO/S3 API through the `minio` client): uploaded files and model bundles.
+
+The client is synchronous; async callers run these methods in a thread (`asyncio.to_thread`).
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+from minio import Minio
+from minio.error import S3Error
+from pydantic import BaseModel
+
+from shared.settings import ServiceSettings
+
+
+class ObjectInfo(BaseModel):
+    bucket: str
+    key: str
+    size: int
+    content_type: str | None = None
+
+
+class ObjectNotFoundError(LookupError):
+    def __init__(self, bucket: str, key: str) -> None:
+        super().__init__(f"s3://{bucket}/{key} does not exist")
+        self.bucket = bucket
+        self.key = key
+
+
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
+
+
+class ObjectStore:
+    def __init__(self, client: Minio) -> None:
+        self.client = client
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> "ObjectStore":
+        return cls(
+            Minio(
+                settings.s3_endpoint,
+                access_key=settings.s3_access_key,
+                secret_key=settings.s3_secret_key.get_secret_value(),
+                secure=settings.s3_secure,
+                region=settings.s3_region,
+            )
+        )
+
+    def ensure_bucket(self, bucket: str) -> None:
+        if not self.client.bucket_exists(bucket):
+            try:
+                self.client.make_bucket(bucket)
+            except S3Error as exc:  # another process made it in between
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+    def presigned_put_url(self, bucket: str, key: str, expires: timedelta) -> str:
+        return str(self.client.presigned_put_object(bucket, key, expires=expires))
+
+    def presigned_get_url(self, bucket: str, key: str, expires: timedelta) -> str:
+        return str(self.client.presigned_get_object(bucket, key, expires=expires))
+
+    def stat(self, bucket: str, key: str) -> ObjectInfo:
+        try:
+            stat = self.client.stat_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in _MISSING_CODES:
+                raise ObjectNotFoundError(bucket, key) from exc
+            raise
+        return ObjectInfo(bucket=bucket, key=key, size=stat.size or 0, content_type=stat.content_type)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.stat(bucket, key)
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    def upload_file(self, bucket: str, key: str, path: Path, content_type: str | None = None) -> None:
+        self.client.fput_object(bucket, key, str(path), content_type=content_type or "application/octet-stream")
+
+    def download_file(self, bucket: str, key: str, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client.fget_object(bucket, key, str(path))
+        except S3Error as exc:
+            if exc.code in _MISSING_CODES:
+                raise ObjectNotFoundError(bucket, key) from exc
+            raise
+        return path
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        return [str(o.object_name) for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)]
+
+    def remove(self, bucket: str, key: str) -> None:
+        self.client.remove_object(bucket, key)

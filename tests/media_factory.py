@@ -1,0 +1,182 @@
+"""Makes real test media with espeak-ng and ffmpeg, so tests know exactly what a file holds.
+
+Every function writes into a directory the caller owns (a pytest tmp dir) and returns the path.
+The speech clip's phrases and their times are known to the sample, which lets transcription tests
+check words and utterance boundaries against ground truth instead of against a previous run.
+"""
+
+import shutil
+import subprocess
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+FIRST_PHRASE: Final = "the quick brown fox jumps over the lazy dog"
+SECOND_PHRASE: Final = "hello world this is a test"
+GAP_S: Final = 1.5
+LEAD_S: Final = 0.5
+TAIL_S: Final = 0.5
+
+# espeak-ng's samples are 16-bit; anything quieter than this is its own padding, not speech.
+_SILENCE_LEVEL: Final = 300
+# The ramp video's luma grows this much per second, so a frame's brightness tells its timestamp.
+RAMP_LUMA_PER_S: Final = 30.0
+VIDEO_SIZE: Final = (320, 240)
+VIDEO_FPS: Final = 25
+
+
+@dataclass(frozen=True)
+class SpeechClip:
+    path: Path
+    phrases: tuple[str, ...]
+    spans: tuple[tuple[float, float], ...]
+    """(start, end) in seconds of each phrase in the file, measured from the samples."""
+    duration_s: float
+
+
+def require_tools() -> None:
+    """Fails with the install command, instead of a FileNotFoundError deep in a fixture."""
+    missing = [tool for tool in ("ffmpeg", "espeak-ng") if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(f"missing {', '.join(missing)}: apt-get install -y ffmpeg espeak-ng")
+
+
+def _run(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True)
+
+
+def _ffmpeg(*args: str) -> None:
+    _run("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args)
+
+
+def _speak(text: str, dest: Path) -> tuple[npt.NDArray[np.int16], int]:
+    _run("espeak-ng", "-w", str(dest), text)
+    with wave.open(str(dest), "rb") as reader:
+        rate = reader.getframerate()
+        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SILENCE_LEVEL)
+    return samples[loud[0] : loud[-1] + 1], rate
+
+
+def _write_wav(samples: npt.NDArray[np.int16], rate: int, dest: Path) -> None:
+    with wave.open(str(dest), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(samples.astype("<i2").tobytes())
+
+
+def speech_wav(directory: Path) -> SpeechClip:
+    """Two spoken phrases separated by GAP_S of silence, with LEAD_S before and TAIL_S after."""
+    require_tools()
+    first, rate = _speak(FIRST_PHRASE, directory / "first.wav")
+    second, second_rate = _speak(SECOND_PHRASE, directory / "second.wav")
+    assert rate == second_rate
+
+    def silence(seconds: float) -> npt.NDArray[np.int16]:
+        return np.zeros(round(seconds * rate), dtype=np.int16)
+
+    parts = [silence(LEAD_S), first, silence(GAP_S), second, silence(TAIL_S)]
+    first_start = LEAD_S
+    first_end = first_start + len(first) / rate
+    second_start = first_end + len(parts[2]) / rate
+    second_end = second_start + len(second) / rate
+    path = directory / "speech.wav"
+    samples = np.concatenate(parts)
+    _write_wav(samples, rate, path)
+    return SpeechClip(
+        path=path,
+        phrases=(FIRST_PHRASE, SECOND_PHRASE),
+        spans=((first_start, first_end), (second_start, second_end)),
+        duration_s=len(samples) / rate,
+    )
+
+
+def encode_audio(source: Path, dest: Path) -> Path:
+    """Re-encodes audio into the format dest's suffix names: .mp3, .m4a, .flac, .ogg, .wav."""
+    codecs = {".mp3": "libmp3lame", ".m4a": "aac", ".flac": "flac", ".ogg": "libvorbis", ".wav": "pcm_s16le"}
+    _ffmpeg("-i", str(source), "-c:a", codecs[dest.suffix], str(dest))
+    return dest
+
+
+def _ramp_video_source(duration_s: float) -> list[str]:
+    width, height = VIDEO_SIZE
+    luma = f"min(235,16+{RAMP_LUMA_PER_S}*T)"
+    graph = (
+        f"color=c=black:s={width}x{height}:r={VIDEO_FPS}:d={duration_s:.3f},"
+        f"format=yuv420p,geq=lum='{luma}':cb=128:cr=128"
+    )
+    return ["-f", "lavfi", "-i", graph]
+
+
+def ramp_brightness(t: float) -> float:
+    """The RGB grey level of the ramp video at time t (limited-range luma mapped to 0-255)."""
+    luma = min(235.0, 16.0 + RAMP_LUMA_PER_S * t)
+    return (luma - 16.0) * 255.0 / 219.0
+
+
+def video_with_audio(audio: Path, dest: Path, duration_s: float) -> Path:
+    """An H.264/AAC mp4 whose grey picture brightens with time (see `ramp_brightness`) over the audio."""
+    _ffmpeg(
+        *_ramp_video_source(duration_s),
+        "-i", str(audio),
+        "-map", "0:v", "-map", "1:a",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-shortest",
+        str(dest),
+    )  # fmt: skip
+    return dest
+
+
+def video_without_audio(dest: Path, duration_s: float = 3.0) -> Path:
+    _ffmpeg(
+        *_ramp_video_source(duration_s),
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        str(dest),
+    )  # fmt: skip
+    return dest
+
+
+def video_with_noise(dest: Path, duration_s: float = 4.0) -> Path:
+    """A video whose sound is quiet pink noise: a soundtrack with no speech in it."""
+    _ffmpeg(
+        *_ramp_video_source(duration_s),
+        "-f", "lavfi", "-i", f"anoisesrc=color=pink:amplitude=0.02:sample_rate=44100:d={duration_s:.3f}",
+        "-map", "0:v", "-map", "1:a",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+        str(dest),
+    )  # fmt: skip
+    return dest
+
+
+def faststart_copy(source: Path, dest: Path) -> Path:
+    """The same mp4 with its index (moov) moved before the media data, as web uploads usually are."""
+    _ffmpeg("-i", str(source), "-c", "copy", "-movflags", "+faststart", str(dest))
+    return dest
+
+
+def truncated_copy(source: Path, dest: Path, keep_fraction: float = 0.5) -> Path:
+    """The first part of a real file, as an interrupted upload leaves it."""
+    data = source.read_bytes()
+    dest.write_bytes(data[: int(len(data) * keep_fraction)])
+    return dest
+
+
+def random_bytes(dest: Path, size: int = 64 * 1024, seed: int = 7) -> Path:
+    dest.write_bytes(np.random.default_rng(seed).bytes(size))
+    return dest
+
+
+def empty_file(dest: Path) -> Path:
+    dest.write_bytes(b"")
+    return dest
+
+
+def image_file(dest: Path) -> Path:
+    """A still picture (.png or .jpg by dest's suffix): ffmpeg can open it, but it is not a video."""
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120", "-frames:v", "1", str(dest))
+    return dest
