@@ -76,6 +76,20 @@ class ObjectStore:
             return False
         return True
 
+    def read_head(self, bucket: str, key: str, n: int) -> bytes:
+        """The first `n` bytes of the object (all of it when shorter), by a ranged GET."""
+        try:
+            response = self.client.get_object(bucket, key, offset=0, length=n)
+        except S3Error as exc:
+            if exc.code in _MISSING_CODES:
+                raise ObjectNotFoundError(bucket, key) from exc
+            raise
+        try:
+            return bytes(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+
     def upload_file(self, bucket: str, key: str, path: Path, content_type: str | None = None) -> None:
         self.client.fput_object(bucket, key, str(path), content_type=content_type or "application/octet-stream")
 

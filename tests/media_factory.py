@@ -153,6 +153,32 @@ def video_with_noise(dest: Path, duration_s: float = 4.0) -> Path:
     return dest
 
 
+def bars_video(dest: Path, duration_s: float = 1.0) -> Path:
+    """A 320×240 blue picture with 40-pixel red bars at the left and right edges: a centred square crop
+    sees blue only."""
+    width, height = VIDEO_SIZE
+    bar = (width - height) // 2
+    graph = (
+        f"color=c=blue:s={width}x{height}:r={VIDEO_FPS}:d={duration_s:.3f},"
+        f"drawbox=x=0:y=0:w={bar}:h={height}:color=red:t=fill,"
+        f"drawbox=x={width - bar}:y=0:w={bar}:h={height}:color=red:t=fill"
+    )
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        graph,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv444p",
+        str(dest),
+    )
+    return dest
+
+
 def faststart_copy(source: Path, dest: Path) -> Path:
     """The same mp4 with its index (moov) moved before the media data, as web uploads usually are."""
     _ffmpeg("-i", str(source), "-c", "copy", "-movflags", "+faststart", str(dest))
@@ -180,3 +206,51 @@ def image_file(dest: Path) -> Path:
     """A still picture (.png or .jpg by dest's suffix): ffmpeg can open it, but it is not a video."""
     _ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120", "-frames:v", "1", str(dest))
     return dest
+
+
+@dataclass(frozen=True)
+class MediaSet:
+    """One of each kind of upload the media code must tell apart."""
+
+    speech: SpeechClip
+    speech_mp4: Path
+    speech_mp3: Path
+    speech_m4a: Path
+    speech_flac: Path
+    video_no_audio: Path
+    video_noise: Path
+    bars: Path
+    truncated: Path
+    truncated_faststart: Path
+    random: Path
+    empty: Path
+    png: Path
+    jpeg: Path
+    text: Path
+
+
+def make_media_set(directory: Path) -> MediaSet:
+    """Every file of `MediaSet` in `directory` (about 3 s of ffmpeg and espeak-ng work)."""
+    speech = speech_wav(directory)
+    speech_mp4 = video_with_audio(speech.path, directory / "speech.mp4", speech.duration_s)
+    text = directory / "notes.txt"
+    text.write_text("not a video\n" * 50)
+    return MediaSet(
+        speech=speech,
+        speech_mp4=speech_mp4,
+        speech_mp3=encode_audio(speech.path, directory / "speech.mp3"),
+        speech_m4a=encode_audio(speech.path, directory / "speech.m4a"),
+        speech_flac=encode_audio(speech.path, directory / "speech.flac"),
+        video_no_audio=video_without_audio(directory / "no_audio.mp4"),
+        video_noise=video_with_noise(directory / "noise.mp4"),
+        bars=bars_video(directory / "bars.mp4"),
+        truncated=truncated_copy(speech_mp4, directory / "truncated.mp4"),
+        truncated_faststart=truncated_copy(
+            faststart_copy(speech_mp4, directory / "faststart.mp4"), directory / "truncated_faststart.mp4"
+        ),
+        random=random_bytes(directory / "random.mp4"),
+        empty=empty_file(directory / "empty.mp4"),
+        png=image_file(directory / "picture.png"),
+        jpeg=image_file(directory / "picture.jpg"),
+        text=text,
+    )

@@ -124,7 +124,8 @@ async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: Anal
         .execution_options(**_NO_SYNC)
     )
     if (await session.exec(statement)).scalar_one_or_none() is None:
-        await session.rollback()
+        # Commit, not rollback: nothing changed, and a rollback would expire the caller's loaded rows.
+        await session.commit()
         return False
     session.add_all(_utterance_record(job_id, utterance) for utterance in result.utterances)
     await session.commit()

@@ -1,6 +1,6 @@
 """Engine and session construction, and creating the database itself where the local stack needs it."""
 
-import asyncpg  # type: ignore[import-untyped]  # ships no type information
+import asyncpg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession

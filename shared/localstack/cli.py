@@ -211,3 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     except (StateFileError, ValidationError) as exc:
         print(exc, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # `up` has stopped whatever it had started by now
+        print("interrupted", file=sys.stderr)
+        return 130

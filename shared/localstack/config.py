@@ -50,6 +50,9 @@ class ServiceSpec(BaseModel):
     metrics_port: Port = 0
     ready_timeout_s: float = Field(default=30.0, gt=0, description="How long /healthz may take to answer 200")
     extra_env: dict[str, str] = Field(default_factory=dict, description="Variables for this service only")
+    command: list[str] | None = Field(
+        default=None, description="Program to run instead of `python -m services.<name>`, e.g. a uvicorn line"
+    )
 
     @property
     def module(self) -> str:

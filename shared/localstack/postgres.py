@@ -11,7 +11,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]  # ships no type information
+import asyncpg
 
 from shared.localstack.asyncio_bridge import run_coroutine
 from shared.localstack.binaries import postgres_bin_dir

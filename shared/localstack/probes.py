@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 
 import httpx
 import urllib3
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped, unused-ignore]
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError  # type: ignore[import-untyped, unused-ignore]
 
 from shared.localstack.asyncio_bridge import run_coroutine
 from shared.localstack.processes import ManagedProcess, log_tail, port_is_open

@@ -4,8 +4,8 @@ A process is identified by its pid *and* its start time (from /proc), so a `down
 signals an unrelated process that happens to have been given a recycled pid.
 """
 
-import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pydantic import BaseModel, Field
-
-_PR_SET_PDEATHSIG = 1
 
 
 class ProcessRecord(BaseModel):
@@ -81,11 +79,14 @@ def is_running(record: ProcessRecord) -> bool:
     return stat is not None and stat.state != "Z" and stat.start_ticks == record.start_ticks
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: the kernel sends SIGTERM when the parent dies,
-    # so a crashed test session leaves no broker or S3 server behind.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _dying_with_parent(command: Sequence[str]) -> list[str]:
+    """Prefix `command` so that the kernel sends it SIGTERM when this process dies, and a crashed test
+    session leaves no broker or S3 server behind. util-linux's setpriv sets that up and then execs the
+    command in place, so the pid stays the command's. Without setpriv the child is not told."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or sys.platform != "linux":
+        return list(command)
+    return [setpriv, "--pdeathsig", "TERM", "--", *command]
 
 
 class ManagedProcess:
@@ -110,19 +111,16 @@ class ManagedProcess:
     ) -> "ManagedProcess":
         """Start `command` in a new session; `attached` children also die when this process dies."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        preexec: Callable[[], None] | None = (
-            _die_with_parent if attached and sys.platform == "linux" else None
-        )
+        argv = _dying_with_parent(command) if attached else list(command)
         with log_path.open("wb") as log:
             popen = subprocess.Popen(
-                list(command),
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=preexec,
             )
         record = ProcessRecord(
             name=name,

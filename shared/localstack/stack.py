@@ -38,7 +38,7 @@ class LocalStack:
 
     def __init__(
         self, config: StackConfig | None = None, *, services: Iterable[ServiceName | str] | None = None
-    ):
+    ) -> None:
         config = config or StackConfig()
         if services is not None:
             specs = [ServiceSpec.default(ServiceName(name), fixed_ports=False) for name in services]
@@ -356,7 +356,8 @@ class LocalStack:
             env["EA_HTTP_PORT"] = str(spec.http_port)
         env["PYTHONUNBUFFERED"] = "1"
         port = spec.http_port if spec.http_port is not None else spec.metrics_port
-        return self._spawn(spec.name.value, [sys.executable, "-m", spec.module], port=port, env=env)
+        command = spec.command or [sys.executable, "-m", spec.module]
+        return self._spawn(spec.name.value, command, port=port, env=env)
 
     def _health_url(self, spec: ServiceSpec) -> str:
         port = spec.http_port if spec.http_port is not None else spec.metrics_port

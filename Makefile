@@ -1,0 +1,59 @@
+# Multimodal Emotion Analyzer — every entry point a user or CI needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+PIP       := $(PY) -m pip
+BUNDLE    ?= var/bundles/default
+VIDEO     ?= ../shared/data/talking/vr_face_1.mp4
+STAMP     := $(VENV)/.setup-$(shell cat pyproject.toml scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
+PYTEST    := $(PY) -m pytest
+
+.PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## system packages, the virtual environment in .venv, and the default model bundle
+$(STAMP): pyproject.toml scripts/setup.sh
+	VENV=$(VENV) bash scripts/setup.sh
+	@rm -f $(VENV)/.setup-* && touch $@
+
+model: setup $(BUNDLE)/manifest.json  ## build the default model bundle (deterministic)
+$(BUNDLE)/manifest.json:
+	$(PY) -m shared.model.build --out $(BUNDLE)
+
+demo: model  ## analyse a real video in-process: make demo [VIDEO=path]
+	$(VENV)/bin/emotion-analyzer analyze $(VIDEO) --bundle $(BUNDLE)
+
+test: model  ## everything: unit, integration and end-to-end tests (what CI runs)
+	$(PYTEST) tests
+
+unit-tests: model  ## fast tests of pure logic
+	$(PYTEST) tests/unit
+
+integration-tests: model  ## tests against the real broker, PostgreSQL and S3 server
+	$(PYTEST) tests/integration
+
+e2e-tests: model  ## the whole stack as processes
+	$(PYTEST) tests/e2e
+
+lint: setup  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy shared services training tests
+
+up: model  ## start broker, PostgreSQL, S3 server and the six services as processes
+	$(PY) -m shared.localstack up --bundle $(BUNDLE)
+
+down:  ## stop what `make up` started
+	$(PY) -m shared.localstack down
+
+status:
+	$(PY) -m shared.localstack status
+
+bench: model  ## stage timings and real-time factors, in-process and through the stack
+	$(PY) scripts/bench.py
+
+clean:  ## remove built bundles, caches and local stack data (keeps .venv)
+	rm -rf var

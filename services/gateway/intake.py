@@ -1,0 +1,160 @@
+"""Accepting a file for analysis: upload keys, the checks on an uploaded object, creating and queueing the job.
+
+Every check runs before the job is created, so a refused request leaves nothing behind but (for a
+presigned upload) the client's own object.
+"""
+
+import asyncio
+import logging
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from fastapi import status
+
+from shared.db import Job, JobCreate, create_job, fail_job
+from shared.events import AnalysisRequested, Stage
+from shared.storage import ObjectNotFoundError, ObjectStore
+
+from .errors import ApiError
+from .job_updates import notify_job_updated
+from .media_types import (
+    SNIFF_BYTES,
+    UnsupportedFileTypeError,
+    content_type_for,
+    sanitise_filename,
+    sniff_container,
+)
+from .schemas import UploadUrl
+from .state import Gateway
+
+KEY_ROOT: Final = "uploads"
+QUEUE_UNAVAILABLE: Final = "queue_unavailable"
+_KEY_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+logger = logging.getLogger(__name__)
+
+
+def owner_prefix(owner: str) -> str:
+    return f"{KEY_ROOT}/{owner}/"
+
+
+def safe_filename(filename: str) -> str:
+    """The sanitised filename, or a 415 `unsupported_media_type` for a type the pipeline cannot read."""
+    try:
+        return sanitise_filename(filename)
+    except UnsupportedFileTypeError as exc:
+        raise ApiError(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", str(exc)) from exc
+
+
+def new_upload_key(owner: str, filename: str) -> str:
+    return f"{owner_prefix(owner)}{uuid.uuid4().hex}/{safe_filename(filename)}"
+
+
+def filename_of_key(owner: str, key: str) -> str:
+    """The filename an upload key of this owner ends in; 404 `unknown_key` for any other key."""
+    parts = key.removeprefix(owner_prefix(owner)).split("/")
+    if not key.startswith(owner_prefix(owner)) or len(parts) != 2 or not _KEY_ID.fullmatch(parts[0]):
+        raise _unknown_key(key)
+    try:
+        if sanitise_filename(parts[1]) == parts[1]:
+            return parts[1]
+    except UnsupportedFileTypeError:
+        pass
+    raise _unknown_key(key)
+
+
+def upload_url(gateway: Gateway, owner: str, filename: str) -> UploadUrl:
+    settings = gateway.settings
+    key = new_upload_key(owner, filename)
+    ttl = timedelta(seconds=settings.upload_url_ttl_s)
+    url = gateway.presigner.presigned_put_url(settings.uploads_bucket, key, ttl)
+    return UploadUrl(
+        key=key, upload_url=url, expires_at=datetime.now(UTC) + ttl, max_bytes=settings.max_upload_bytes
+    )
+
+
+async def check_uploaded_object(store: ObjectStore, bucket: str, key: str, *, max_bytes: int) -> int:
+    """The size of an uploaded object that passes the checks; the object is removed when it is too large."""
+    try:
+        info = await asyncio.to_thread(store.stat, bucket, key)
+    except ObjectNotFoundError as exc:
+        raise _unknown_key(key) from exc
+    if info.size == 0:
+        raise _empty_file()
+    if info.size > max_bytes:
+        await asyncio.to_thread(store.remove, bucket, key)
+        raise too_large(max_bytes)
+    head = await asyncio.to_thread(store.read_head, bucket, key, SNIFF_BYTES)
+    check_media_head(head)
+    return info.size
+
+
+async def check_received_file(path: Path, size: int) -> None:
+    if size == 0:
+        raise _empty_file()
+    head = await asyncio.to_thread(_read_head, path)
+    check_media_head(head)
+
+
+def check_media_head(head: bytes) -> None:
+    if sniff_container(head) is None:
+        raise ApiError(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "not_media",
+            "the file does not start like any supported video or audio container",
+        )
+
+
+async def submit_job(gateway: Gateway, *, owner: str, key: str, filename: str, size: int) -> tuple[Job, bool]:
+    """Create the job for (owner, key) and queue it; an existing job is returned as it is, not re-queued."""
+    bucket = gateway.settings.uploads_bucket
+    job_in = JobCreate(
+        bucket=bucket, object_key=key, filename=filename, content_type=content_type_for(filename), size_bytes=size
+    )
+    async with gateway.sessions() as session:
+        job, created = await create_job(session=session, owner=owner, job_in=job_in)
+    if not created:
+        return job, False
+    event = AnalysisRequested(
+        job_id=job.id, attempt=job.attempt, bucket=bucket, object_key=key, filename=filename, size_bytes=size
+    )
+    try:
+        await gateway.publish(event)
+    except Exception as exc:
+        logger.exception("could not queue job %s", job.id)
+        await _fail_unqueued(gateway, job, exc)
+        raise ApiError(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            QUEUE_UNAVAILABLE,
+            f"analysis {job.id} could not be queued and has failed; try again with a new upload later",
+        ) from exc
+    return job, True
+
+
+async def _fail_unqueued(gateway: Gateway, job: Job, exc: BaseException) -> None:
+    async with gateway.sessions() as session:
+        reason = f"the analysis queue did not accept the job: {exc!r}"
+        if await fail_job(session=session, job_id=job.id, stage=Stage.UPLOAD, code=QUEUE_UNAVAILABLE, reason=reason):
+            await notify_job_updated(session, job.id)
+
+
+def _read_head(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(SNIFF_BYTES)
+
+
+def _unknown_key(key: str) -> ApiError:
+    return ApiError(status.HTTP_404_NOT_FOUND, "unknown_key", f"no uploaded file of yours has the key {key!r}")
+
+
+def _empty_file() -> ApiError:
+    return ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_file", "the file is empty")
+
+
+def too_large(max_bytes: int) -> ApiError:
+    return ApiError(
+        status.HTTP_413_CONTENT_TOO_LARGE, "file_too_large", f"the file is larger than the limit of {max_bytes} bytes"
+    )

@@ -1,0 +1,33 @@
+"""The gateway's settings: the shared ones plus the REST API's, all read from `EA_*` variables."""
+
+from typing import Final
+
+from pydantic import AnyHttpUrl, Field, SecretStr
+
+from shared.settings import DEV_API_KEY, ServiceSettings
+
+MIB: Final = 1024 * 1024
+
+
+class Settings(ServiceSettings):
+    service_name: str = "gateway"
+    http_port: int = Field(default=8000, ge=0, le=65535, description="Port of the REST API")
+    api_key: SecretStr = Field(default=SecretStr(DEV_API_KEY), description="Bearer token clients present")
+
+    max_upload_bytes: int = Field(default=512 * MIB, ge=1, description="Largest file accepted for analysis")
+    upload_url_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of upload URLs")
+    public_s3_endpoint: AnyHttpUrl | None = Field(
+        default=None,
+        description="Base URL clients reach the object store at (presigned URLs), when not s3_endpoint",
+    )
+    publish_timeout_s: float = Field(default=10.0, gt=0, description="How long to wait for Kafka to take an event")
+
+    stuck_job_timeout_s: float = Field(default=600.0, gt=0, description="No progress for this long means stuck")
+    max_attempts: int = Field(default=2, ge=1, description="Attempts a stuck job gets before it fails")
+    sweep_interval_s: float = Field(default=30.0, gt=0, description="How often the stuck-job sweeper runs")
+    watch_fallback_s: float = Field(
+        default=5.0, gt=0, description="Re-read a watched job this often even when no notification came"
+    )
+
+    def _secrets(self) -> dict[str, str]:
+        return {**super()._secrets(), "api_key": self.api_key.get_secret_value()}

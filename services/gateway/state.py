@@ -1,0 +1,36 @@
+"""What the lifespan builds once per process and the routes share: clients, pools, the broker."""
+
+import asyncio
+from dataclasses import dataclass
+
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.events import Event
+from shared.service import publish
+from shared.storage import ObjectStore
+
+from .job_updates import JobUpdates
+from .metrics import GatewayMetrics
+from .settings import Settings
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    registry: CollectorRegistry
+    metrics: GatewayMetrics
+    broker: KafkaBroker
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: ObjectStore
+    presigner: ObjectStore
+    """Signs upload URLs for the address clients reach the object store at."""
+    updates: JobUpdates
+
+    async def publish(self, event: Event) -> None:
+        """Publish to Kafka, or raise TimeoutError when the broker does not take it in time."""
+        async with asyncio.timeout(self.settings.publish_timeout_s):
+            await publish(self.broker, event)

@@ -1,0 +1,141 @@
+"""The stuck-job sweeper: a job that has not moved for a while is re-driven, or failed once out of attempts.
+
+Every replica runs the loop; a PostgreSQL advisory lock lets only one of them sweep at a time.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Final
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import Job, JobStatus, fail_job, find_stuck_jobs, redrive_job
+from shared.events import AnalysisRequested, Stage
+
+from .job_updates import notify_job_updated
+from .status_events import lock_job
+
+# pg_advisory_lock key: an arbitrary constant that only the sweeper uses ('EA-SWEEP' as bytes).
+SWEEPER_LOCK_KEY: Final = 0x45412D5357454550
+TIMEOUT_CODE: Final = "timeout"
+
+logger = logging.getLogger(__name__)
+
+Publisher = Callable[[AnalysisRequested], Awaitable[None]]
+
+
+@dataclass
+class SweepReport:
+    redriven: list[Job] = field(default_factory=list)
+    failed: list[Job] = field(default_factory=list)
+
+
+def requested_event(job: Job, attempt: int) -> AnalysisRequested:
+    return AnalysisRequested(
+        job_id=job.id,
+        attempt=attempt,
+        bucket=job.bucket,
+        object_key=job.object_key,
+        filename=job.filename,
+        size_bytes=job.size_bytes,
+    )
+
+
+def timeout_reason(job: Job, timeout_s: float) -> str:
+    where = f"in stage {job.stage.value}" if job.stage is not None else "in the queue (no service picked it up)"
+    return f"no progress for {timeout_s:g} s {where}; gave up after {job.attempt} attempt(s)"
+
+
+async def sweep_once(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    publish: Publisher,
+    stuck_after_s: float,
+    max_attempts: int,
+) -> SweepReport:
+    """Re-drive or fail every job stuck longer than `stuck_after_s`."""
+    report = SweepReport()
+    async with sessions() as session:
+        stuck = await find_stuck_jobs(session=session, older_than=timedelta(seconds=stuck_after_s))
+    for job in stuck:
+        if job.attempt < max_attempts:
+            if await _redrive(sessions, job, publish):
+                report.redriven.append(job)
+        elif await _fail(sessions, job, stuck_after_s):
+            report.failed.append(job)
+    return report
+
+
+async def _redrive(sessions: async_sessionmaker[AsyncSession], job: Job, publish: Publisher) -> bool:
+    async with sessions() as session:
+        attempt = await redrive_job(session=session, job_id=job.id, expected_attempt=job.attempt)
+        if attempt is None:
+            return False
+        await notify_job_updated(session, job.id)
+    logger.warning("job %s stuck %s; re-driving as attempt %d", job.id, job.stage or "queued", attempt)
+    try:
+        await publish(requested_event(job, attempt))
+    except Exception:
+        # The job stays queued under the new attempt: a later sweep finds it stuck again.
+        logger.exception("could not publish the re-drive of job %s", job.id)
+    return True
+
+
+async def _fail(sessions: async_sessionmaker[AsyncSession], job: Job, stuck_after_s: float) -> bool:
+    async with sessions() as session:
+        current = await lock_job(session, job.id)
+        if current is None or _moved_since(current, job):
+            await session.rollback()
+            return False
+        failed = await fail_job(
+            session=session,
+            job_id=job.id,
+            stage=job.stage or Stage.UPLOAD,
+            code=TIMEOUT_CODE,
+            reason=timeout_reason(job, stuck_after_s),
+        )
+        if failed:
+            await notify_job_updated(session, job.id)
+    if failed:
+        logger.warning("job %s failed: stuck %s", job.id, job.stage or "queued")
+    return failed
+
+
+def _moved_since(current: Job, seen: Job) -> bool:
+    return (current.status, current.stage, current.attempt, current.stage_started_at) != (
+        seen.status,
+        seen.stage,
+        seen.attempt,
+        seen.stage_started_at,
+    ) or current.status not in (JobStatus.QUEUED, JobStatus.PROCESSING)
+
+
+async def sweep_if_leader(engine: AsyncEngine, sweep: Callable[[], Awaitable[SweepReport]]) -> SweepReport | None:
+    """Run `sweep` while holding the sweeper's advisory lock; None when another replica holds it."""
+    async with engine.connect() as connection:
+        locked = await connection.scalar(select(func.pg_try_advisory_lock(SWEEPER_LOCK_KEY)))
+        await connection.commit()
+        if not locked:
+            return None
+        try:
+            return await sweep()
+        finally:
+            await connection.execute(select(func.pg_advisory_unlock(SWEEPER_LOCK_KEY)))
+            await connection.commit()
+
+
+async def run_sweeper(
+    engine: AsyncEngine, sweep: Callable[[], Awaitable[SweepReport]], interval_s: float
+) -> None:
+    """Sweep every `interval_s` until cancelled; a failed sweep is logged and the next one tries again."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await sweep_if_leader(engine, sweep)
+        except Exception:
+            logger.exception("stuck-job sweep failed")

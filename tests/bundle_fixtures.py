@@ -1,0 +1,20 @@
+"""A freshly built default bundle, once per test session (the real MiniLM backbone, initial heads)."""
+
+from pathlib import Path
+
+import pytest
+
+from shared.model.bundle import LocalBundle, open_bundle
+from shared.model.build import build_initial_bundle
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bundle") / "default"
+    build_initial_bundle(root, version="0.0.0-test", seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def bundle(bundle_dir: Path) -> LocalBundle:
+    return open_bundle(str(bundle_dir))

@@ -1,0 +1,108 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span
+from shared.labels import EMOTIONS, SENTIMENTS
+from shared.model.bundle import COMPONENTS, MANIFEST, BundleError, LocalBundle, open_bundle
+from shared.model.build import build_initial_bundle
+from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
+from shared.model.video import VideoEncoder
+from shared.stages import TranscriptionOutput, VideoOutput, fuse
+from tests.bundle_fixtures import bundle, bundle_dir
+
+__all__ = ["bundle", "bundle_dir"]
+
+
+def test_manifest_lists_every_component_with_checksums(bundle: LocalBundle) -> None:
+    manifest = bundle.manifest
+    assert set(manifest.components) == set(COMPONENTS)
+    assert manifest.labels == {"emotion": list(EMOTIONS), "sentiment": list(SENTIMENTS)}
+    assert manifest.model_config_.embed_dim == 128
+    for spec in manifest.components.values():
+        assert spec.files and all(len(f.sha256) == 64 for f in spec.files)
+        assert spec.parameters > 0
+    assert not manifest.components["video"].trained
+
+
+def test_build_is_deterministic(bundle_dir: Path, tmp_path: Path) -> None:
+    again = build_initial_bundle(tmp_path / "again", version="0.0.0-test", seed=0)
+    first = json.loads((bundle_dir / MANIFEST).read_text())
+    for name in COMPONENTS:
+        assert [f.sha256 for f in again.components[name].files] == [
+            f["sha256"] for f in first["components"][name]["files"]
+        ]
+
+
+def test_a_tampered_component_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle_dir, copy)
+    (copy / "audio.safetensors").write_bytes(b"not weights")
+    open_bundle(str(copy), components=("fusion",))  # the other components still load
+    with pytest.raises(BundleError, match="checksum"):
+        open_bundle(str(copy), components=("audio",))
+    with pytest.raises(BundleError, match="no bundle manifest"):
+        open_bundle(str(tmp_path / "nowhere"))
+
+
+def test_video_weights_stored_half_load_back_as_float32(bundle: LocalBundle) -> None:
+    model = VideoEncoder(bundle.config)
+    bundle.load_weights("video", model)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    clip = torch.zeros(1, 3, bundle.config.video_frames, 112, 112)
+    with torch.inference_mode():
+        assert model.eval()(clip).shape == (1, 128)
+
+
+def test_text_embeddings_have_the_shared_shape(bundle: LocalBundle) -> None:
+    text = TextFeaturizer(bundle)
+    features = text.encode(["I am so happy today!", "", "This is terrible."])
+    assert features.present == [True, False, True]
+    assert features.features is not None and features.features.to_array().shape == (3, 128)
+    assert text.encode(["", " "]).missing_reason == "no speech was found"
+
+
+def test_untrained_branches_are_masked_unless_asked(bundle: LocalBundle) -> None:
+    spans = [(0.0, 1.0), (1.0, 2.5)]
+    audio = np.random.default_rng(0).uniform(-0.1, 0.1, 16_000 * 3).astype(np.float32)
+    skipped = AudioFeaturizer(bundle).encode(audio, spans)
+    assert skipped.features is None and not skipped.trained and "no trained weights" in (skipped.missing_reason or "")
+    forced = AudioFeaturizer(bundle, run_untrained=True).encode(audio, spans)
+    assert forced.features is not None and forced.features.to_array().shape == (2, 128)
+    assert AudioFeaturizer(bundle).encode(None, spans).missing_reason == "the file has no audio track"
+    clips = [np.zeros((30, 112, 112, 3), dtype=np.uint8), None]
+    video = VideoFeaturizer(bundle, run_untrained=True).encode(clips, [True, False])
+    assert video.present == [True, False]
+    assert VideoFeaturizer(bundle, run_untrained=True).encode(clips, [False, False]).missing_reason == (
+        "no face was found in the video"
+    )
+
+
+def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBundle) -> None:
+    rng = np.random.default_rng(1)
+    n = 3
+    spans = [Span(index=i, start=float(i), end=i + 0.9, text=f"words {i}") for i in range(n)]
+    text = ModalityFeatures(features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True] * n)
+    video = ModalityFeatures(features=None, present=[False] * n, missing_reason="no face was found in the video")
+    audio = ModalityFeatures(features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True, False, True])
+    transcript = TranscriptionOutput(
+        media=MediaInfo(duration_s=3.0, has_video=True, has_audio=True), language="en", utterances=spans,
+        speech_found=True, text=text,
+    )
+    result = fuse(transcript=transcript, video=VideoOutput(video=video), audio=audio,
+                  predictor=FusionPredictor(bundle), bundle_version=bundle.version)
+    assert result.model_version == "0.0.0-test"
+    assert [m.modality for m in result.missing_modalities] == ["video"]
+    for u in result.utterances:
+        assert abs(sum(s.confidence for s in u.emotions) - 1) < 1e-4
+        assert abs(sum(s.confidence for s in u.sentiments) - 1) < 1e-4
+        assert u.modalities["text"].available and u.modalities["text"].emotions is not None
+        assert not u.modalities["video"].available
+        assert u.modalities["video"].reason == "no face was found in the video"
+    assert not result.utterances[1].modalities["audio"].available
+    assert result.utterances[2].modalities["audio"].available

@@ -1,0 +1,317 @@
+"""shared.media on files made by ffmpeg/espeak-ng (known content) and on the real talking-head clips."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.media import (
+    FaceBox,
+    MediaError,
+    MediaErrorCode,
+    crop_face,
+    detect_faces,
+    load_audio,
+    probe,
+    sample_frames,
+    sample_span_frames,
+)
+from tests.media_factory import VIDEO_FPS, VIDEO_SIZE, MediaSet, make_media_set, ramp_brightness
+
+TALKING = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "talking"
+FRONTAL_CLIPS = [
+    "vr_face_1.mp4",
+    "vr_face_2.mp4",
+    "vr_face_4.mp4",
+    "vr_face_5.mp4",
+    "sadtalker_WDA_KatieHill_000.mp4",
+]
+ALL_CLIPS = [*FRONTAL_CLIPS, "fr_short_hamilton_clip.mp4"]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> MediaSet:
+    return make_media_set(tmp_path_factory.mktemp("media"))
+
+
+def talking(name: str) -> Path:
+    path = TALKING / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not there (shared data is laid beside the repository)")
+    return path
+
+
+# --- probe -------------------------------------------------------------------------------------------
+
+
+def test_probe_video_with_audio(media: MediaSet) -> None:
+    info = probe(media.speech_mp4)
+    assert info.has_video and info.has_audio
+    assert (info.width, info.height) == VIDEO_SIZE
+    assert info.fps == pytest.approx(VIDEO_FPS)
+    assert info.duration_s == pytest.approx(media.speech.duration_s, abs=0.1)
+
+
+def test_probe_video_without_audio(media: MediaSet) -> None:
+    info = probe(media.video_no_audio)
+    assert info.has_video and not info.has_audio
+    assert info.duration_s == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize("kind", ["speech_mp3", "speech_m4a", "speech_flac"])
+def test_probe_audio_files(media: MediaSet, kind: str) -> None:
+    info = probe(getattr(media, kind))
+    assert info.has_audio and not info.has_video
+    assert info.width is None and info.fps is None
+    assert info.duration_s == pytest.approx(media.speech.duration_s, abs=0.1)
+
+
+def test_probe_wav(media: MediaSet) -> None:
+    info = probe(media.speech.path)
+    assert (info.has_audio, info.has_video) == (True, False)
+    assert info.duration_s == pytest.approx(media.speech.duration_s, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("empty", MediaErrorCode.EMPTY_FILE),
+        ("random", MediaErrorCode.NOT_MEDIA),
+        ("png", MediaErrorCode.NOT_MEDIA),
+        ("jpeg", MediaErrorCode.NOT_MEDIA),
+        ("text", MediaErrorCode.NOT_MEDIA),
+        ("truncated", MediaErrorCode.CORRUPT_MEDIA),
+        ("truncated_faststart", MediaErrorCode.CORRUPT_MEDIA),
+    ],
+)
+def test_probe_rejects_unusable_files(media: MediaSet, kind: str, code: MediaErrorCode) -> None:
+    with pytest.raises(MediaError) as raised:
+        probe(getattr(media, kind))
+    assert raised.value.code == code
+    assert raised.value.message
+
+
+def test_probe_too_long(media: MediaSet) -> None:
+    with pytest.raises(MediaError) as raised:
+        probe(media.speech_mp4, max_duration_s=2.0)
+    assert raised.value.code == MediaErrorCode.TOO_LONG
+    assert probe(media.speech_mp4, max_duration_s=60.0).has_audio
+
+
+def test_probe_missing_file_is_not_a_media_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        probe(tmp_path / "nothing.mp4")
+
+
+@pytest.mark.parametrize("name", ALL_CLIPS)
+def test_probe_real_clips(name: str) -> None:
+    info = probe(talking(name))
+    assert info.has_video and info.has_audio
+    assert info.width and info.height and info.width >= 500
+    assert info.fps and 20 <= info.fps <= 31
+    assert 4.5 < info.duration_s < 10.5
+
+
+# --- load_audio ----------------------------------------------------------------------------------------
+
+
+def rms(samples: np.ndarray, start_s: float, end_s: float, rate: int = 16_000) -> float:
+    return float(np.sqrt(np.mean(samples[int(start_s * rate) : int(end_s * rate)] ** 2)))
+
+
+@pytest.mark.parametrize("kind", ["wav", "speech_mp4", "speech_mp3", "speech_m4a", "speech_flac"])
+def test_load_audio_every_format(media: MediaSet, kind: str) -> None:
+    path = media.speech.path if kind == "wav" else getattr(media, kind)
+    samples = load_audio(path)
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    assert len(samples) / 16_000 == pytest.approx(media.speech.duration_s, abs=0.1)
+    assert -1.0 <= samples.min() < 0 < samples.max() <= 1.0
+    # The speech sits where the clip was built to have it: loud phrases around a silent gap.
+    (first_start, first_end), (second_start, second_end) = media.speech.spans
+    gap = rms(samples, first_end + 0.2, second_start - 0.2)
+    assert rms(samples, first_start, first_end) > 20 * gap + 0.01
+    assert rms(samples, second_start, second_end) > 20 * gap + 0.01
+
+
+def test_load_audio_resamples(media: MediaSet) -> None:
+    at_8k = load_audio(media.speech.path, sample_rate=8_000)
+    at_16k = load_audio(media.speech.path)
+    assert len(at_16k) == pytest.approx(2 * len(at_8k), abs=4)
+
+
+def test_load_audio_without_audio_track(media: MediaSet) -> None:
+    with pytest.raises(MediaError) as raised:
+        load_audio(media.video_no_audio)
+    assert raised.value.code == MediaErrorCode.NO_AUDIO_TRACK
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("empty", MediaErrorCode.EMPTY_FILE),
+        ("random", MediaErrorCode.NOT_MEDIA),
+        ("png", MediaErrorCode.NOT_MEDIA),
+        ("truncated", MediaErrorCode.CORRUPT_MEDIA),
+    ],
+)
+def test_load_audio_rejects_unusable_files(media: MediaSet, kind: str, code: MediaErrorCode) -> None:
+    with pytest.raises(MediaError) as raised:
+        load_audio(getattr(media, kind))
+    assert raised.value.code == code
+
+
+def test_load_audio_stops_at_the_limit(media: MediaSet) -> None:
+    with pytest.raises(MediaError) as raised:
+        load_audio(media.speech.path, max_duration_s=3.0)
+    assert raised.value.code == MediaErrorCode.TOO_LONG
+
+
+def test_load_audio_real_clip() -> None:
+    path = talking("vr_face_1.mp4")
+    started = time.perf_counter()
+    samples = load_audio(path)
+    print(f"load_audio vr_face_1.mp4: {time.perf_counter() - started:.3f} s")
+    assert len(samples) / 16_000 == pytest.approx(probe(path).duration_s, abs=0.1)
+    assert rms(samples, 0.0, 2.0) > 0.02
+
+
+# --- sample_frames -------------------------------------------------------------------------------------
+
+
+def test_sample_frames_picks_frames_by_time(media: MediaSet) -> None:
+    spans = [(0.0, 1.0), (1.0, 2.5), (4.0, 5.5), (3.0, 3.02)]
+    clips = sample_frames(media.speech_mp4, spans)
+    for (start, end), clip in zip(spans, clips, strict=True):
+        assert clip is not None
+        assert clip.shape == (30, 112, 112, 3) and clip.dtype == np.uint8
+        targets = start + (np.arange(30) + 0.5) * (end - start) / 30
+        # The ramp video's brightness encodes the time of each frame: within one frame (1/25 s) of the target.
+        tolerance = ramp_brightness(1 / VIDEO_FPS) + 2
+        brightness = clip.reshape(30, -1).mean(axis=1)
+        expected = np.array([ramp_brightness(t) for t in targets])
+        assert np.abs(brightness - expected).max() < tolerance, (brightness, expected)
+        assert np.all(np.diff(brightness) >= -1)
+
+
+def test_sample_frames_size_and_count(media: MediaSet) -> None:
+    [clip] = sample_frames(media.speech_mp4, [(1.0, 2.0)], n_frames=8, size=64)
+    assert clip is not None and clip.shape == (8, 64, 64, 3)
+
+
+def test_sample_frames_crops_the_centre(media: MediaSet) -> None:
+    [clip] = sample_frames(media.bars, [(0.0, 1.0)], n_frames=4)
+    assert clip is not None
+    red, blue = clip[..., 0].astype(int), clip[..., 2].astype(int)
+    # The red side bars lie outside the centred square (a resize without the crop would squeeze them in).
+    assert (blue - red).min() > 150
+
+
+def test_sample_frames_outside_the_video(media: MediaSet) -> None:
+    duration = media.speech.duration_s
+    past_end, overlapping_end, inside = sample_frames(
+        media.speech_mp4, [(duration + 1, duration + 3), (duration - 0.5, duration + 2), (1.0, 2.0)]
+    )
+    assert past_end is None
+    assert overlapping_end is not None and inside is not None
+
+
+def test_sample_frames_of_audio_only_file(media: MediaSet) -> None:
+    assert sample_frames(media.speech.path, [(0.0, 1.0), (1.0, 2.0)]) == [None, None]
+    assert sample_frames(media.speech_mp3, [(0.0, 1.0)]) == [None]
+
+
+def test_sample_frames_no_spans(media: MediaSet) -> None:
+    assert sample_frames(media.speech_mp4, []) == []
+
+
+def test_sample_frames_of_unusable_file(media: MediaSet) -> None:
+    with pytest.raises(MediaError) as raised:
+        sample_frames(media.random, [(0.0, 1.0)])
+    assert raised.value.code == MediaErrorCode.NOT_MEDIA
+
+
+def test_stills_are_grey_frames_inside_the_span(media: MediaSet) -> None:
+    [frames] = sample_span_frames(media.speech_mp4, [(2.0, 4.0)], stills_per_span=3)
+    assert frames is not None
+    width, height = VIDEO_SIZE
+    assert frames.stills.shape == (3, height, width) and frames.stills.dtype == np.uint8
+    brightness = frames.stills.reshape(3, -1).mean(axis=1)
+    expected = [ramp_brightness(t) for t in (2.5, 3.0, 3.5)]
+    assert np.abs(brightness - expected).max() < ramp_brightness(1 / VIDEO_FPS) + 2
+
+
+def test_stills_are_downscaled_to_the_cap() -> None:
+    path = talking("vr_face_2.mp4")  # 844×844
+    [frames] = sample_span_frames(path, [(1.0, 2.0)], stills_per_span=2, still_max_side=480)
+    assert frames is not None and frames.stills.shape == (2, 480, 480)
+    assert frames.clip.shape == (30, 112, 112, 3)
+
+
+@pytest.mark.parametrize("name", ALL_CLIPS)
+def test_sample_frames_real_clips(name: str) -> None:
+    path = talking(name)
+    duration = probe(path).duration_s
+    spans = [(0.0, 2.0), (2.0, 4.0), (4.0, duration)]
+    started = time.perf_counter()
+    sampled = sample_span_frames(path, spans)
+    print(f"sample_span_frames {name} ({duration:.1f} s, 3 spans): {time.perf_counter() - started:.3f} s")
+    for frames in sampled:
+        assert frames is not None
+        assert frames.clip.shape == (30, 112, 112, 3)
+        assert frames.stills.shape[0] == 3 and max(frames.stills.shape[1:]) <= 480
+        assert frames.clip.std() > 10  # real pictures, not a blank decode
+
+
+# --- faces ---------------------------------------------------------------------------------------------
+
+
+def test_detect_faces_finds_the_speaker() -> None:
+    path = talking("vr_face_1.mp4")
+    sampled = sample_span_frames(path, [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)], n_frames=1, stills_per_span=3)
+    stills = [still for frames in sampled if frames is not None for still in frames.stills]
+    assert len(stills) == 9
+    started = time.perf_counter()
+    found = [detect_faces(still) for still in stills]
+    per_frame = (time.perf_counter() - started) / len(stills)
+    print(f"detect_faces on {stills[0].shape}: {per_frame * 1000:.0f} ms per frame")
+    for still, boxes in zip(stills, found, strict=True):
+        assert boxes, "no face found in a frontal talking-head frame"
+        face = boxes[0]
+        side = still.shape[0]
+        assert side / 5 <= face.width <= side * 2 / 3
+        # The speaker sits in the middle of the picture, head in the upper half.
+        assert side / 3 < face.x + face.width / 2 < side * 2 / 3
+        assert face.y + face.height / 2 < side / 2
+
+
+@pytest.mark.parametrize("name", FRONTAL_CLIPS)
+def test_detect_faces_on_every_frontal_clip(name: str) -> None:
+    sampled = sample_span_frames(talking(name), [(0.5, 1.5), (2.5, 3.5), (3.5, 4.5)], n_frames=1)
+    stills = [still for frames in sampled if frames is not None for still in frames.stills]
+    hits = sum(bool(detect_faces(still)) for still in stills)
+    assert hits >= len(stills) * 2 / 3
+
+
+def test_detect_faces_finds_none_without_a_face(media: MediaSet) -> None:
+    [frames] = sample_span_frames(media.speech_mp4, [(1.0, 4.0)], n_frames=1)
+    assert frames is not None
+    assert all(detect_faces(still) == [] for still in frames.stills)
+    noise = np.random.default_rng(3).integers(0, 256, size=(360, 480), dtype=np.uint8)
+    assert detect_faces(noise) == []
+
+
+def test_detect_faces_rejects_colour_images() -> None:
+    with pytest.raises(ValueError, match="2-d"):
+        detect_faces(np.zeros((100, 100, 3), dtype=np.uint8))
+
+
+def test_crop_face() -> None:
+    gray = np.zeros((200, 300), dtype=np.uint8)
+    gray[50:150, 100:200] = 200  # the "face": a bright square
+    crop = crop_face(gray, FaceBox(x=100, y=50, width=100, height=100))
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    assert crop.min() >= 190
+    assert crop_face(gray, (250, 150, 100, 100), size=32).shape == (32, 32)  # clipped at the border
+    with pytest.raises(ValueError, match="outside"):
+        crop_face(gray, (400, 300, 50, 50))
