@@ -1,7 +1,7 @@
 """`emotion-analyzer`: analyse a video or audio file in this process, no servers needed.
 
-    emotion-analyzer analyze talk.mp4            a table of utterances, with a progress display
-    emotion-analyzer analyze talk.mp4 --json     exactly the REST API's `result` object
+emotion-analyzer analyze talk.mp4            a table of utterances, with a progress display
+emotion-analyzer analyze talk.mp4 --json     exactly the REST API's `result` object
 """
 
 import argparse
@@ -19,16 +19,23 @@ EXIT_BAD_INPUT = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emotion-analyzer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="emotion-analyzer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     analyze = commands.add_parser("analyze", help="analyse one video or audio file in this process")
     analyze.add_argument("path", type=Path)
     analyze.add_argument("--json", action="store_true", help="print the result as the API's JSON")
-    analyze.add_argument("--bundle", default=os.environ.get("EA_BUNDLE_URI", "var/bundles/default"),
-                         help="model bundle directory (default: %(default)s)")
-    analyze.add_argument("--whisper", default=os.environ.get("EA_WHISPER_MODEL", "base"),
-                         help="Whisper model: base, tiny.en or a CTranslate2 directory (default: %(default)s)")
+    analyze.add_argument(
+        "--bundle",
+        default=os.environ.get("EA_BUNDLE_URI", "var/bundles/default"),
+        help="model bundle directory (default: %(default)s)",
+    )
+    analyze.add_argument(
+        "--whisper",
+        default=os.environ.get("EA_WHISPER_MODEL", "base"),
+        help="Whisper model: base, tiny.en or a CTranslate2 directory (default: %(default)s)",
+    )
     analyze.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     analyze.add_argument("--cache-dir", type=Path, default=Path("var/cache"))
     return parser
@@ -40,9 +47,14 @@ def _table(result: AnalysisResult) -> Table:
         table.add_column(column, overflow="fold")
     for u in result.utterances:
         emotion, sentiment = u.emotions[0], u.sentiments[0]
-        table.add_row(str(u.index), f"{u.start_time:.2f}", f"{u.end_time:.2f}", u.text or "—",
-                      f"{emotion.label.value} {emotion.confidence:.2f}",
-                      f"{sentiment.label.value} {sentiment.confidence:.2f}")
+        table.add_row(
+            str(u.index),
+            f"{u.start_time:.2f}",
+            f"{u.end_time:.2f}",
+            u.text or "—",
+            f"{emotion.label.value} {emotion.confidence:.2f}",
+            f"{sentiment.label.value} {sentiment.confidence:.2f}",
+        )
     return table
 
 
@@ -56,8 +68,14 @@ def analyze(args: argparse.Namespace) -> int:
         err.print(f"[red]error:[/] {args.path} is not a file")
         return EXIT_BAD_INPUT
     with err.status("loading models…") as status:
-        analyzer = InProcessAnalyzer(PipelineOptions(
-            bundle_uri=args.bundle, whisper_model=args.whisper, cache_dir=args.cache_dir, device=args.device))
+        analyzer = InProcessAnalyzer(
+            PipelineOptions(
+                bundle_uri=args.bundle,
+                whisper_model=args.whisper,
+                cache_dir=args.cache_dir,
+                device=args.device,
+            )
+        )
 
         def progress(stage: Stage, message: str) -> None:
             status.update(f"[bold]{stage.value}[/]: {message}…")

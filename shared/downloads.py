@@ -11,7 +11,7 @@ from shared.storage import ObjectStore
 
 @asynccontextmanager
 async def downloaded(store: ObjectStore, bucket: str, key: str, work_dir: str) -> AsyncIterator[Path]:
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(Path(work_dir).mkdir, parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_dir) as scratch:
         name = PurePosixPath(key).name or "upload"
         yield await asyncio.to_thread(store.download_file, bucket, key, Path(scratch) / name)

@@ -55,7 +55,9 @@ class Event(BaseModel):
     @property
     def event_id(self) -> uuid.UUID:
         """Stable across redeliveries and re-publishing of the same step of the same attempt."""
-        return uuid.uuid5(_EVENT_NAMESPACE, f"{self.job_id}:{self.TOPIC.value}:{self.attempt}:{self._id_suffix()}")
+        return uuid.uuid5(
+            _EVENT_NAMESPACE, f"{self.job_id}:{self.TOPIC.value}:{self.attempt}:{self._id_suffix()}"
+        )
 
     def _id_suffix(self) -> str:
         return ""
@@ -103,7 +105,9 @@ class FeatureMatrix(BaseModel):
         matrix = np.ascontiguousarray(array, dtype="<f4")
         if matrix.ndim != 2:
             raise ValueError(f"expected a 2-d array, got shape {matrix.shape}")
-        return cls(rows=matrix.shape[0], cols=matrix.shape[1], data=base64.b64encode(matrix.tobytes()).decode())
+        return cls(
+            rows=matrix.shape[0], cols=matrix.shape[1], data=base64.b64encode(matrix.tobytes()).decode()
+        )
 
     def to_array(self) -> npt.NDArray[np.float32]:
         flat = np.frombuffer(base64.b64decode(self.data), dtype="<f4")

@@ -21,7 +21,9 @@ ProgressCallback = Callable[[Stage, str], None]
 
 class PipelineOptions(BaseModel):
     bundle_uri: str = "var/bundles/default"
-    whisper_model: str = Field(default="base", description="'base', 'tiny.en' or a CTranslate2 model directory")
+    whisper_model: str = Field(
+        default="base", description="'base', 'tiny.en' or a CTranslate2 model directory"
+    )
     cache_dir: Path = Path("var/cache")
     device: str = "cpu"
     max_duration_s: float = 3 * 3600.0
@@ -37,7 +39,9 @@ class InProcessAnalyzer:
         self.options = options
         bundle = open_bundle(options.bundle_uri)
         self.bundle_version = bundle.version
-        self.transcriber = Transcriber(whisper_model_dir(options.whisper_model, options.cache_dir / "whisper"))
+        self.transcriber = Transcriber(
+            whisper_model_dir(options.whisper_model, options.cache_dir / "whisper")
+        )
         self.text = TextFeaturizer(bundle, options.device)
         self.video = VideoFeaturizer(bundle, options.device, run_untrained=options.run_untrained)
         self.audio = AudioFeaturizer(bundle, options.device, run_untrained=options.run_untrained)

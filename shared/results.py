@@ -35,16 +35,16 @@ def emotion_scores(probabilities: Sequence[float]) -> list[EmotionScore]:
     """Turn head-ordered probabilities into the sorted list the API returns."""
     if len(probabilities) != len(EMOTIONS):
         raise ValueError(f"expected {len(EMOTIONS)} emotion probabilities, got {len(probabilities)}")
-    scores = [EmotionScore(label=Emotion(lab), confidence=float(p)) for lab, p in zip(EMOTIONS, probabilities)]
+    pairs = zip(EMOTIONS, probabilities, strict=True)
+    scores = [EmotionScore(label=Emotion(lab), confidence=float(p)) for lab, p in pairs]
     return sorted(scores, key=lambda s: s.confidence, reverse=True)
 
 
 def sentiment_scores(probabilities: Sequence[float]) -> list[SentimentScore]:
     if len(probabilities) != len(SENTIMENTS):
         raise ValueError(f"expected {len(SENTIMENTS)} sentiment probabilities, got {len(probabilities)}")
-    scores = [
-        SentimentScore(label=Sentiment(lab), confidence=float(p)) for lab, p in zip(SENTIMENTS, probabilities)
-    ]
+    pairs = zip(SENTIMENTS, probabilities, strict=True)
+    scores = [SentimentScore(label=Sentiment(lab), confidence=float(p)) for lab, p in pairs]
     return sorted(scores, key=lambda s: s.confidence, reverse=True)
 
 

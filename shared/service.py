@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import uvicorn
 from faststream import AckPolicy
@@ -53,6 +53,19 @@ def subscriber_options(settings: ServiceSettings) -> dict[str, Any]:
     }
 
 
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
+
+
+def consumer(broker: KafkaBroker, settings: ServiceSettings, *topics: str) -> Callable[[Handler], Handler]:
+    """Register a handler for `topics` in the service's consumer group (see `subscriber_options`)."""
+
+    def register(handler: Handler) -> Handler:
+        broker.subscriber(*topics, **subscriber_options(settings))(handler)
+        return handler
+
+    return register
+
+
 async def publish(broker: KafkaBroker, event: Event) -> None:
     await broker.publish(event, topic=event.TOPIC.value, key=event.key)
 
@@ -67,7 +80,10 @@ def make_app(
         broker,
         lifespan=lifespan,
         on_startup=on_startup,
-        asgi_routes=[("/healthz", make_ping_asgi(broker, timeout=5.0)), ("/metrics", make_asgi_app(registry))],
+        asgi_routes=[
+            ("/healthz", make_ping_asgi(broker, timeout=5.0)),
+            ("/metrics", make_asgi_app(registry)),
+        ],
         asyncapi_path="/asyncapi",
     )
 
@@ -90,7 +106,9 @@ async def run_stage(
 
     A transient failure is re-raised after a pause, so the event is redelivered rather than lost.
     """
-    await publish(broker, AnalysisProgress(job_id=event.job_id, attempt=event.attempt, stage=stage, service=service))
+    await publish(
+        broker, AnalysisProgress(job_id=event.job_id, attempt=event.attempt, stage=stage, service=service)
+    )
     started = time.perf_counter()
     try:
         output = await work()
@@ -106,7 +124,7 @@ async def run_stage(
         output = AnalysisFailed(
             job_id=event.job_id, attempt=event.attempt, stage=stage, code=failure.code, reason=failure.reason
         )
-    metrics.stage_seconds.labels(stage.value, "failed" if isinstance(output, AnalysisFailed) else "ok").observe(
-        time.perf_counter() - started
-    )
+    metrics.stage_seconds.labels(
+        stage.value, "failed" if isinstance(output, AnalysisFailed) else "ok"
+    ).observe(time.perf_counter() - started)
     await publish(broker, output)

@@ -46,8 +46,12 @@ class ServiceSettings(BaseSettings):
     )
     bundle_cache_dir: str = "var/cache/bundles"
     device: str = Field(default="cpu", description="torch device for the encoders: cpu, cuda, cuda:1")
-    http_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints bind; 0.0.0.0 in a container")
-    metrics_port: int | None = Field(default=None, description="Port of /healthz and /metrics (consumer services)")
+    http_host: str = Field(
+        default="127.0.0.1", description="Address the HTTP endpoints bind; 0.0.0.0 in a container"
+    )
+    metrics_port: int | None = Field(
+        default=None, description="Port of /healthz and /metrics (consumer services)"
+    )
 
     @model_validator(mode="after")
     def _no_default_secrets_outside_development(self) -> Self:
@@ -67,4 +71,6 @@ class EncoderSettings(ServiceSettings):
     work_dir: str = Field(default="var/work", description="Scratch space for downloaded files")
     max_duration_s: float = Field(default=3 * 3600.0, gt=0, description="Longest file accepted, in seconds")
     run_untrained: bool = Field(default=False, description="Run encoder branches whose weights are untrained")
-    torch_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads (default: torch's)")
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads (default: torch's)"
+    )

@@ -82,11 +82,15 @@ def encode_video_file(
     if not media.has_video:
         return VideoOutput(
             video=ModalityFeatures(
-                features=None, present=[False] * len(utterances), missing_reason="the file has no video stream"
+                features=None,
+                present=[False] * len(utterances),
+                missing_reason="the file has no video stream",
             )
         )
     config = featurizer.config
-    sampled = sample_span_frames(path, _spans(utterances), n_frames=config.video_frames, size=config.frame_size)
+    sampled = sample_span_frames(
+        path, _spans(utterances), n_frames=config.video_frames, size=config.frame_size
+    )
     clips = [frames.clip if frames is not None else None for frames in sampled]
     faces = [frames is not None and any(detect_faces(still) for still in frames.stills) for frames in sampled]
     return VideoOutput(video=featurizer.encode(clips, faces))
@@ -100,7 +104,10 @@ def encode_audio_file(
 
 
 def _prediction(
-    outputs: dict[str, tuple[np.ndarray, np.ndarray]], modality: Modality, row: int, features: ModalityFeatures
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]],
+    modality: Modality,
+    row: int,
+    features: ModalityFeatures,
 ) -> ModalityPrediction:
     if modality.value not in outputs or not features.present[row]:
         reason = features.missing_reason or f"no {modality.value} for this utterance"

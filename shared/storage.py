@@ -91,7 +91,9 @@ class ObjectStore:
             response.release_conn()
 
     def upload_file(self, bucket: str, key: str, path: Path, content_type: str | None = None) -> None:
-        self.client.fput_object(bucket, key, str(path), content_type=content_type or "application/octet-stream")
+        self.client.fput_object(
+            bucket, key, str(path), content_type=content_type or "application/octet-stream"
+        )
 
     def download_file(self, bucket: str, key: str, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.model.bundle import LocalBundle, open_bundle
 from shared.model.build import build_initial_bundle
+from shared.model.bundle import LocalBundle, open_bundle
 
 
 @pytest.fixture(scope="session")

@@ -179,6 +179,15 @@ def bars_video(dest: Path, duration_s: float = 1.0) -> Path:
     return dest
 
 
+def audio_with_cover_art(audio: Path, picture: Path, dest: Path) -> Path:
+    """An audio file carrying a picture as an attached "video" stream, as music and podcast files do."""
+    _ffmpeg(
+        "-i", str(audio), "-i", str(picture), "-map", "0", "-map", "1", "-c", "copy",
+        "-disposition:v:0", "attached_pic", str(dest),
+    )  # fmt: skip
+    return dest
+
+
 def faststart_copy(source: Path, dest: Path) -> Path:
     """The same mp4 with its index (moov) moved before the media data, as web uploads usually are."""
     _ffmpeg("-i", str(source), "-c", "copy", "-movflags", "+faststart", str(dest))
@@ -217,6 +226,7 @@ class MediaSet:
     speech_mp3: Path
     speech_m4a: Path
     speech_flac: Path
+    speech_mp3_with_cover: Path
     video_no_audio: Path
     video_noise: Path
     bars: Path
@@ -235,10 +245,13 @@ def make_media_set(directory: Path) -> MediaSet:
     speech_mp4 = video_with_audio(speech.path, directory / "speech.mp4", speech.duration_s)
     text = directory / "notes.txt"
     text.write_text("not a video\n" * 50)
+    speech_mp3 = encode_audio(speech.path, directory / "speech.mp3")
+    png = image_file(directory / "picture.png")
     return MediaSet(
         speech=speech,
         speech_mp4=speech_mp4,
-        speech_mp3=encode_audio(speech.path, directory / "speech.mp3"),
+        speech_mp3=speech_mp3,
+        speech_mp3_with_cover=audio_with_cover_art(speech_mp3, png, directory / "speech-cover.mp3"),
         speech_m4a=encode_audio(speech.path, directory / "speech.m4a"),
         speech_flac=encode_audio(speech.path, directory / "speech.flac"),
         video_no_audio=video_without_audio(directory / "no_audio.mp4"),
@@ -250,7 +263,7 @@ def make_media_set(directory: Path) -> MediaSet:
         ),
         random=random_bytes(directory / "random.mp4"),
         empty=empty_file(directory / "empty.mp4"),
-        png=image_file(directory / "picture.png"),
+        png=png,
         jpeg=image_file(directory / "picture.jpg"),
         text=text,
     )

@@ -21,9 +21,15 @@ class Resources:
 
 
 async def encode_audio(event: TranscriptReady, resources: Resources) -> AudioFeaturesReady:
-    async with downloaded(resources.store, event.bucket, event.object_key, resources.settings.work_dir) as path:
+    async with downloaded(
+        resources.store, event.bucket, event.object_key, resources.settings.work_dir
+    ) as path:
         features = await asyncio.to_thread(
-            encode_audio_file, path, media=event.media, utterances=event.utterances, featurizer=resources.featurizer
+            encode_audio_file,
+            path,
+            media=event.media,
+            utterances=event.utterances,
+            featurizer=resources.featurizer,
         )
     return AudioFeaturesReady(
         job_id=event.job_id, attempt=event.attempt, bundle_version=resources.bundle_version, audio=features

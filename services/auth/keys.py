@@ -1,4 +1,4 @@
-"""Key checks. Until accounts exist (the accounts issue), one static key from settings stands for one owner."""
+"""Key checks. Until accounts exist (the accounts issue), one static key from settings is one owner."""
 
 import hmac
 

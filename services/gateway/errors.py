@@ -77,7 +77,8 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES_BY_STATUS.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers is not None else None
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -88,7 +89,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     ]
     message = "; ".join(f"{_location(error['loc'])}: {error['msg']}" for error in exc.errors())
     return error_response(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, "validation_error", message or "invalid request", details=details
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        "validation_error",
+        message or "invalid request",
+        details=details,
     )
 
 

@@ -1,4 +1,4 @@
-"""Accepting a file for analysis: upload keys, the checks on an uploaded object, creating and queueing the job.
+"""Accepting a file for analysis: upload keys, checks on the uploaded object, creating and queueing the job.
 
 Every check runs before the job is created, so a refused request leaves nothing behind but (for a
 presigned upload) the client's own object.
@@ -112,7 +112,11 @@ async def submit_job(gateway: Gateway, *, owner: str, key: str, filename: str, s
     """Create the job for (owner, key) and queue it; an existing job is returned as it is, not re-queued."""
     bucket = gateway.settings.uploads_bucket
     job_in = JobCreate(
-        bucket=bucket, object_key=key, filename=filename, content_type=content_type_for(filename), size_bytes=size
+        bucket=bucket,
+        object_key=key,
+        filename=filename,
+        content_type=content_type_for(filename),
+        size_bytes=size,
     )
     async with gateway.sessions() as session:
         job, created = await create_job(session=session, owner=owner, job_in=job_in)
@@ -137,7 +141,9 @@ async def submit_job(gateway: Gateway, *, owner: str, key: str, filename: str, s
 async def _fail_unqueued(gateway: Gateway, job: Job, exc: BaseException) -> None:
     async with gateway.sessions() as session:
         reason = f"the analysis queue did not accept the job: {exc!r}"
-        if await fail_job(session=session, job_id=job.id, stage=Stage.UPLOAD, code=QUEUE_UNAVAILABLE, reason=reason):
+        if await fail_job(
+            session=session, job_id=job.id, stage=Stage.UPLOAD, code=QUEUE_UNAVAILABLE, reason=reason
+        ):
             await notify_job_updated(session, job.id)
 
 
@@ -147,7 +153,9 @@ def _read_head(path: Path) -> bytes:
 
 
 def _unknown_key(key: str) -> ApiError:
-    return ApiError(status.HTTP_404_NOT_FOUND, "unknown_key", f"no uploaded file of yours has the key {key!r}")
+    return ApiError(
+        status.HTTP_404_NOT_FOUND, "unknown_key", f"no uploaded file of yours has the key {key!r}"
+    )
 
 
 def _empty_file() -> ApiError:
@@ -156,5 +164,7 @@ def _empty_file() -> ApiError:
 
 def too_large(max_bytes: int) -> ApiError:
     return ApiError(
-        status.HTTP_413_CONTENT_TOO_LARGE, "file_too_large", f"the file is larger than the limit of {max_bytes} bytes"
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        "file_too_large",
+        f"the file is larger than the limit of {max_bytes} bytes",
     )

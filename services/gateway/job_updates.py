@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, Final
 
-import asyncpg  # type: ignore[import-untyped]  # ships no type information
+import asyncpg  # type: ignore[import-untyped, unused-ignore]  # typed only in newer releases
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 async def notify_job_updated(session: AsyncSession, job_id: uuid.UUID) -> None:
     """Tell every gateway process that the job changed; call after the change is committed."""
-    await session.exec(select(func.pg_notify(CHANNEL, str(job_id))))
+    connection = await session.connection()
+    await connection.execute(select(func.pg_notify(CHANNEL, str(job_id))))
     await session.commit()
 
 

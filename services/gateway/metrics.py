@@ -18,7 +18,10 @@ class GatewayMetrics:
             registry=registry,
         )
         self.jobs_created = Counter(
-            "ea_gateway_jobs_created", "Analyses created, by how the file arrived", ["upload"], registry=registry
+            "ea_gateway_jobs_created",
+            "Analyses created, by how the file arrived",
+            ["upload"],
+            registry=registry,
         )
         self.events_consumed = Counter(
             "ea_gateway_events_consumed",
@@ -27,7 +30,10 @@ class GatewayMetrics:
             registry=registry,
         )
         self.jobs_swept = Counter(
-            "ea_gateway_jobs_swept", "Stuck jobs the sweeper handled, by action", ["action"], registry=registry
+            "ea_gateway_jobs_swept",
+            "Stuck jobs the sweeper handled, by action",
+            ["action"],
+            registry=registry,
         )
 
 
@@ -60,6 +66,14 @@ class RequestMetricsMiddleware:
 
 
 def _route_template(scope: Scope) -> str:
-    # The router records the route it matched in the (shared) scope.
-    route = scope.get("route")
-    return str(getattr(route, "path", UNMATCHED_ROUTE))
+    """The matched route's full path template, e.g. /v1/analyses/{analysis_id}.
+
+    A route inside included routers knows only the end of its path (its own router's prefix and path):
+    the request path supplies the segments in front of it.
+    """
+    route_path = getattr(scope.get("route"), "path", None)
+    if not isinstance(route_path, str):
+        return UNMATCHED_ROUTE
+    own_segments = route_path.rstrip("/").count("/")
+    segments = str(scope["path"]).rstrip("/").split("/")
+    return "/".join(segments[: max(len(segments) - own_segments, 1)]) + route_path

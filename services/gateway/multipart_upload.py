@@ -10,10 +10,13 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartCallbacks, MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 # Bytes of other form fields we read and discard; a client has no reason to send more.
 MAX_OTHER_FIELD_BYTES: Final = 64 * 1024
@@ -42,7 +45,6 @@ class _Part:
     header_value: bytes = b""
     disposition: bytes | None = None
     is_wanted_file: bool = False
-    filename: str = ""
 
 
 @dataclass
@@ -59,7 +61,7 @@ class _Collector:
     size: int = 0
     other_bytes: int = 0
 
-    def callbacks(self) -> MultipartCallbacks:
+    def callbacks(self) -> "MultipartCallbacks":
         return {
             "on_part_begin": self.on_part_begin,
             "on_part_data": self.on_part_data,
@@ -140,13 +142,12 @@ async def receive_file(
                     data, collector.pending = b"".join(collector.pending), []
                     await asyncio.to_thread(sink.write, data)
             parser.finalize()
+        if collector.filename is None or not collector.file_done:
+            raise MalformedUploadError(f"the form has no complete {field_name!r} file")
     except FormParserError as exc:
-        path.unlink(missing_ok=True)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
         raise MalformedUploadError(f"invalid multipart body: {exc}") from exc
     except BaseException:
-        path.unlink(missing_ok=True)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
-    if collector.filename is None or not collector.file_done:
-        path.unlink(missing_ok=True)
-        raise MalformedUploadError(f"the form has no complete {field_name!r} file")
     return ReceivedFile(path=path, filename=collector.filename, size=collector.size)

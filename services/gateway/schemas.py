@@ -56,7 +56,9 @@ class Analysis(BaseModel):
         error = None
         if job.status is JobStatus.FAILED:
             error = AnalysisError(
-                code=job.error_code or "unknown", stage=job.stage, message=job.error_reason or "unknown failure"
+                code=job.error_code or "unknown",
+                stage=job.stage,
+                message=job.error_reason or "unknown failure",
             )
         return cls(
             id=job.id,

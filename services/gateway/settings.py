@@ -20,9 +20,13 @@ class Settings(ServiceSettings):
         default=None,
         description="Base URL clients reach the object store at (presigned URLs), when not s3_endpoint",
     )
-    publish_timeout_s: float = Field(default=10.0, gt=0, description="How long to wait for Kafka to take an event")
+    publish_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long to wait for Kafka to take an event"
+    )
 
-    stuck_job_timeout_s: float = Field(default=600.0, gt=0, description="No progress for this long means stuck")
+    stuck_job_timeout_s: float = Field(
+        default=600.0, gt=0, description="No progress for this long means stuck"
+    )
     max_attempts: int = Field(default=2, ge=1, description="Attempts a stuck job gets before it fails")
     sweep_interval_s: float = Field(default=30.0, gt=0, description="How often the stuck-job sweeper runs")
     watch_fallback_s: float = Field(

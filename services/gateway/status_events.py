@@ -21,7 +21,9 @@ StatusEvent = AnalysisProgress | AnalysisCompleted | AnalysisFailed
 
 async def lock_job(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     """Read the job and hold its row until the session commits, so no re-drive slips in between."""
-    statement = select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
+    statement = (
+        select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
+    )
     return (await session.exec(statement)).one_or_none()
 
 

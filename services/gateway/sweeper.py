@@ -47,7 +47,9 @@ def requested_event(job: Job, attempt: int) -> AnalysisRequested:
 
 
 def timeout_reason(job: Job, timeout_s: float) -> str:
-    where = f"in stage {job.stage.value}" if job.stage is not None else "in the queue (no service picked it up)"
+    where = (
+        f"in stage {job.stage.value}" if job.stage is not None else "in the queue (no service picked it up)"
+    )
     return f"no progress for {timeout_s:g} s {where}; gave up after {job.attempt} attempt(s)"
 
 
@@ -115,7 +117,9 @@ def _moved_since(current: Job, seen: Job) -> bool:
     ) or current.status not in (JobStatus.QUEUED, JobStatus.PROCESSING)
 
 
-async def sweep_if_leader(engine: AsyncEngine, sweep: Callable[[], Awaitable[SweepReport]]) -> SweepReport | None:
+async def sweep_if_leader(
+    engine: AsyncEngine, sweep: Callable[[], Awaitable[SweepReport]]
+) -> SweepReport | None:
     """Run `sweep` while holding the sweeper's advisory lock; None when another replica holds it."""
     async with engine.connect() as connection:
         locked = await connection.scalar(select(func.pg_try_advisory_lock(SWEEPER_LOCK_KEY)))

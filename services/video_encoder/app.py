@@ -9,7 +9,7 @@ from shared.events import Stage, Topic, TranscriptReady
 from shared.metrics import StageMetrics
 from shared.model.bundle import open_bundle
 from shared.model.inference import VideoFeaturizer
-from shared.service import make_app, make_broker, run_stage, subscriber_options
+from shared.service import consumer, make_app, make_broker, run_stage
 from shared.storage import ObjectStore
 
 from .handlers import Resources, encode_video
@@ -23,10 +23,14 @@ broker.publisher(Topic.FEATURES_VIDEO.value, title="features.video")
 resources: list[Resources] = []
 
 
-@broker.subscriber(Topic.TRANSCRIPT_READY.value, **subscriber_options(settings))
+@consumer(broker, settings, Topic.TRANSCRIPT_READY.value)
 async def on_transcript_ready(event: TranscriptReady) -> None:
     await run_stage(
-        broker, event, stage=Stage.ENCODE_VIDEO, service=settings.service_name, metrics=metrics,
+        broker,
+        event,
+        stage=Stage.ENCODE_VIDEO,
+        service=settings.service_name,
+        metrics=metrics,
         work=lambda: encode_video(event, resources[0]),
     )
 
@@ -36,14 +40,17 @@ async def lifespan() -> AsyncIterator[None]:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     store = ObjectStore.from_settings(settings)
-    bundle = open_bundle(settings.bundle_uri, components=("video",), store=store,
-                         cache_dir=Path(settings.bundle_cache_dir))
-    resources.append(Resources(
-        settings=settings,
-        store=store,
-        featurizer=VideoFeaturizer(bundle, settings.device, run_untrained=settings.run_untrained),
-        bundle_version=bundle.version,
-    ))
+    bundle = open_bundle(
+        settings.bundle_uri, components=("video",), store=store, cache_dir=Path(settings.bundle_cache_dir)
+    )
+    resources.append(
+        Resources(
+            settings=settings,
+            store=store,
+            featurizer=VideoFeaturizer(bundle, settings.device, run_untrained=settings.run_untrained),
+            bundle_version=bundle.version,
+        )
+    )
     yield
     resources.clear()
 

@@ -21,10 +21,19 @@ class Resources:
 
 
 async def encode_video(event: TranscriptReady, resources: Resources) -> VideoFeaturesReady:
-    async with downloaded(resources.store, event.bucket, event.object_key, resources.settings.work_dir) as path:
+    async with downloaded(
+        resources.store, event.bucket, event.object_key, resources.settings.work_dir
+    ) as path:
         output = await asyncio.to_thread(
-            encode_video_file, path, media=event.media, utterances=event.utterances, featurizer=resources.featurizer
+            encode_video_file,
+            path,
+            media=event.media,
+            utterances=event.utterances,
+            featurizer=resources.featurizer,
         )
     return VideoFeaturesReady(
-        job_id=event.job_id, attempt=event.attempt, bundle_version=resources.bundle_version, **output.model_dump()
+        job_id=event.job_id,
+        attempt=event.attempt,
+        bundle_version=resources.bundle_version,
+        **output.model_dump(),
     )

@@ -65,6 +65,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=DEFAULT_KAFKA_PORT,
         help="0 picks a free port (default: %(default)s)",
     )
+    up.add_argument("--bundle", type=Path, default=None, help="model bundle to publish for the services")
     up.add_argument("--s3-port", type=int, default=DEFAULT_S3_PORT, help="(default: %(default)s)")
     up.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT, help="(default: %(default)s)")
     up.add_argument("--auth-port", type=int, default=DEFAULT_AUTH_PORT, help="(default: %(default)s)")
@@ -147,6 +148,7 @@ def _up(args: argparse.Namespace) -> int:
         private_postgres_port=args.postgres_port,
         database_name=args.database,
         services=_services(args),
+        bundle_dir=args.bundle.resolve() if args.bundle else None,
     )
     try:
         stack = LocalStack(config).start()

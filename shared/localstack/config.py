@@ -101,6 +101,9 @@ class StackConfig(BaseModel):
     postgres_data_dir: Path | None = Field(default=None, description="Private server's data; root/postgres")
     database_name: str = Field(default="emotion_analyzer", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     services: list[ServiceSpec] = Field(default_factory=list)
+    bundle_dir: Path | None = Field(
+        default=None, description="A local model bundle to publish to the models bucket for the services"
+    )
     attached: bool = Field(default=True, description="Children die when the starting process dies")
     infra_ready_timeout_s: float = Field(default=20.0, gt=0)
     stop_grace_s: float = Field(default=10.0, ge=0)

@@ -99,6 +99,6 @@ def s3_ready(host: str, port: int, store: ObjectStore) -> bool:
 
 def http_ok(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=2.0).status_code == 200
+        return httpx.get(url, timeout=2.0).is_success
     except httpx.HTTPError:
         return False

@@ -112,7 +112,7 @@ class ManagedProcess:
         """Start `command` in a new session; `attached` children also die when this process dies."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = _dying_with_parent(command) if attached else list(command)
-        with log_path.open("wb") as log:
+        with log_path.open("ab") as log:
             popen = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

@@ -65,6 +65,7 @@ class LocalStack:
         began = time.monotonic()
         try:
             self._start_infrastructure(began)
+            self._publish_bundle(began)
             self._start_services(began)
         except BaseException:
             self._stop_processes()
@@ -88,6 +89,29 @@ class LocalStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+
+    def stop_service(self, name: ServiceName | str, *, kill: bool = False) -> None:
+        """Stop one service (SIGKILL with `kill`, as a crash would); `start_service` brings it back."""
+        for process in [p for p in self._processes if p.record.name == ServiceName(name).value]:
+            if kill:
+                os.killpg(process.record.pid, signal.SIGKILL)
+                process.popen.wait(timeout=10)
+            else:
+                process.stop(self.config.stop_grace_s)
+            self._processes.remove(process)
+
+    def start_service(self, name: ServiceName | str) -> None:
+        """Start a service of this stack again, with the ports and environment it had, and wait for it."""
+        spec = self._service(ServiceName(name))
+        self._wait_healthy(spec, self._spawn_service(spec))
+
+    def _wait_healthy(self, spec: ServiceSpec, process: ManagedProcess) -> None:
+        wait_until(
+            functools.partial(http_ok, self._health_url(spec)),
+            what=f"service {spec.name.value}",
+            timeout_s=spec.ready_timeout_s,
+            process=process,
+        )
 
     def _stop_processes(self) -> None:
         while self._processes:
@@ -145,6 +169,8 @@ class LocalStack:
             "EA_S3_SECRET_KEY": self.config.s3_secret_key,
             "EA_S3_SECURE": "false",
         }
+        if self.bundle_uri is not None:
+            env["EA_BUNDLE_URI"] = self.bundle_uri
         if any(spec.name is ServiceName.AUTH for spec in self._services):
             env["EA_AUTH_URL"] = self.service_url(ServiceName.AUTH)
         return env
@@ -263,6 +289,22 @@ class LocalStack:
         postgres.ensure_database(dsn, self.config.database_name)
         self.startup_seconds["postgres"] = time.monotonic() - began
 
+    def _publish_bundle(self, began: float) -> None:
+        """Put the model bundle in the object store, where the services load their components from."""
+        if self.config.bundle_dir is None:
+            return
+        from shared.model.bundle import publish_bundle  # torch: imported only when a bundle is published
+
+        publish_bundle(self.config.bundle_dir, self.object_store(), self.bundle_uri or "")
+        self.startup_seconds["bundle"] = time.monotonic() - began
+
+    @property
+    def bundle_uri(self) -> str | None:
+        if self.config.bundle_dir is None:
+            return None
+        models_bucket = ServiceSettings.model_fields["models_bucket"].default
+        return f"s3://{models_bucket}/bundles/{self.config.bundle_dir.resolve().name}"
+
     def _spawn_broker(self) -> ManagedProcess:
         port = self._claim_port("kafka", self.config.kafka_port, "--kafka-port")
         url = f"tcp://{self.config.host}:{port}"
@@ -328,12 +370,7 @@ class LocalStack:
         self._services = [self._with_ports(spec) for spec in self.config.services]
         launched = [(spec, self._spawn_service(spec)) for spec in self._services]
         for spec, process in launched:
-            wait_until(
-                functools.partial(http_ok, self._health_url(spec)),
-                what=f"service {spec.name.value}",
-                timeout_s=spec.ready_timeout_s,
-                process=process,
-            )
+            self._wait_healthy(spec, process)
             self.startup_seconds[spec.name.value] = time.monotonic() - began
 
     def _with_ports(self, spec: ServiceSpec) -> ServiceSpec:

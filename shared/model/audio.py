@@ -26,4 +26,5 @@ class AudioEncoder(nn.Module):
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         # mels: (B, 1, n_mels, frames), log-mel normalised per utterance
         pooled = self.pool(self.conv(mels)).flatten(1)  # (B, C)
-        return self.proj(pooled)  # (B, 128)
+        embedding: torch.Tensor = self.proj(pooled)  # (B, 128)
+        return embedding

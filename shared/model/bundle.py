@@ -90,7 +90,8 @@ def save_state(module: nn.Module, path: Path, half: bool = False) -> Path:
     """Weights as safetensors; `half` stores floating tensors as float16 (loaded back as float32)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
-        k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in module.state_dict().items()
+        k: (v.half() if half and v.is_floating_point() else v).contiguous()
+        for k, v in module.state_dict().items()
     }
     save_file(state, str(path))
     return path
@@ -125,9 +126,13 @@ class BundleWriter:
             files=_entries(self.root, [path]), trained=trained, source=source, parameters=_count(module)
         )
 
-    def add_text(self, backbone_dir: Path, projection: nn.Module, *, trained: bool, source: str, parameters: int) -> None:
+    def add_text(
+        self, backbone_dir: Path, projection: nn.Module, *, trained: bool, source: str, parameters: int
+    ) -> None:
         target = self.root / "text" / "backbone"
-        shutil.copytree(backbone_dir, target, ignore=shutil.ignore_patterns("*.onnx", "onnx", "openvino", "*.h5"))
+        shutil.copytree(
+            backbone_dir, target, ignore=shutil.ignore_patterns("*.onnx", "onnx", "openvino", "*.h5")
+        )
         projection_path = save_state(projection, self.root / "text" / "projection.safetensors")
         files = [p for p in target.rglob("*") if p.is_file()] + [projection_path]
         self.components["text"] = ComponentSpec(
@@ -232,7 +237,7 @@ def open_bundle(
 
 
 def publish_bundle(root: Path, store: ObjectStore, uri: str) -> BundleManifest:
-    """Upload a local bundle under s3://BUCKET/PREFIX, the manifest last so readers never see a partial one."""
+    """Upload a local bundle to s3://BUCKET/PREFIX, the manifest last: readers never see a partial one."""
     manifest = read_manifest(root / MANIFEST)
     LocalBundle(root, manifest).verify()
     bucket, prefix = parse_s3_uri(uri)
@@ -240,7 +245,9 @@ def publish_bundle(root: Path, store: ObjectStore, uri: str) -> BundleManifest:
     for spec in manifest.components.values():
         for entry in spec.files:
             store.upload_file(bucket, f"{prefix}/{entry.path}" if prefix else entry.path, root / entry.path)
-    store.upload_file(bucket, f"{prefix}/{MANIFEST}" if prefix else MANIFEST, root / MANIFEST, "application/json")
+    store.upload_file(
+        bucket, f"{prefix}/{MANIFEST}" if prefix else MANIFEST, root / MANIFEST, "application/json"
+    )
     return manifest
 
 

@@ -5,6 +5,8 @@ and lets the fusion service report each modality's own distribution by masking t
 Temperatures are fitted after training (on dev) so the softmax outputs are calibrated.
 """
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -35,11 +37,12 @@ class FusionClassifier(nn.Module):
         hidden = self.fuse(torch.cat([embeddings.flatten(1), present], dim=1))  # (B, 256)
         return self.emotion_head(hidden), self.sentiment_head(hidden)  # (B, 7), (B, 3)
 
-    @torch.no_grad()
     def probabilities(
         self, text: torch.Tensor, video: torch.Tensor, audio: torch.Tensor, present: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        emotion_logits, sentiment_logits = self(text, video, audio, present)
-        emotion_t: torch.Tensor = self.emotion_temperature
-        sentiment_t: torch.Tensor = self.sentiment_temperature
+        """Calibrated softmax outputs: logits divided by the fitted temperatures."""
+        with torch.no_grad():
+            emotion_logits, sentiment_logits = self(text, video, audio, present)
+        emotion_t = cast(torch.Tensor, self.emotion_temperature)
+        sentiment_t = cast(torch.Tensor, self.sentiment_temperature)
         return (emotion_logits / emotion_t).softmax(-1), (sentiment_logits / sentiment_t).softmax(-1)

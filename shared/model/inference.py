@@ -46,9 +46,15 @@ class TextFeaturizer:
         for first in range(0, len(texts), self.batch_size):
             batch = list(texts[first : first + self.batch_size])
             tokens = self.tokenizer(
-                batch, padding=True, truncation=True, max_length=self.config.text_max_tokens, return_tensors="pt"
+                batch,
+                padding=True,
+                truncation=True,
+                max_length=self.config.text_max_tokens,
+                return_tensors="pt",
             ).to(self.device)
-            out[first : first + len(batch)] = self.model(tokens["input_ids"], tokens["attention_mask"]).cpu().numpy()
+            out[first : first + len(batch)] = (
+                self.model(tokens["input_ids"], tokens["attention_mask"]).cpu().numpy()
+            )
         return out
 
     def encode(self, texts: Sequence[str]) -> ModalityFeatures:
@@ -75,7 +81,9 @@ class VideoFeaturizer:
             self.model.to(self.device).eval()
 
     @torch.inference_mode()
-    def encode(self, clips: Sequence[npt.NDArray[np.uint8] | None], faces: Sequence[bool]) -> ModalityFeatures:
+    def encode(
+        self, clips: Sequence[npt.NDArray[np.uint8] | None], faces: Sequence[bool]
+    ) -> ModalityFeatures:
         """clips: per utterance (T, S, S, 3) frames or None; faces: whether a face was seen in it."""
         n = len(clips)
         if not any(c is not None for c in clips):
@@ -89,7 +97,7 @@ class VideoFeaturizer:
             if clip is not None:
                 batch = clip_tensor(clip, self.config).unsqueeze(0).to(self.device)  # (1, 3, T, S, S)
                 out[i] = self.model(batch)[0].cpu().numpy()
-        present = [c is not None and f for c, f in zip(clips, faces)]
+        present = [c is not None and f for c, f in zip(clips, faces, strict=True)]
         return ModalityFeatures(features=FeatureMatrix.from_array(out), present=present, trained=self.trained)
 
 
@@ -111,7 +119,9 @@ class AudioFeaturizer:
             self.model.to(self.device).eval()
 
     @torch.inference_mode()
-    def encode(self, audio: npt.NDArray[np.float32] | None, spans: Sequence[tuple[float, float]]) -> ModalityFeatures:
+    def encode(
+        self, audio: npt.NDArray[np.float32] | None, spans: Sequence[tuple[float, float]]
+    ) -> ModalityFeatures:
         n = len(spans)
         if audio is None:
             return _missing(n, "the file has no audio track")
@@ -155,16 +165,16 @@ class FusionPredictor:
         """
         (t, t_p), (v, v_p), (a, a_p) = (self._matrix(m, n) for m in (text, video, audio))
         present = torch.stack([t_p, v_p, a_p], dim=1)  # (n, 3)
-        inputs = [x.to(self.device) for x in (t, v, a)]
+        t, v, a = (x.to(self.device) for x in (t, v, a))
         outputs: dict[str, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
-        emotion, sentiment = self.model.probabilities(*inputs, present.to(self.device))
+        emotion, sentiment = self.model.probabilities(t, v, a, present.to(self.device))
         outputs["fused"] = (emotion.cpu().numpy(), sentiment.cpu().numpy())
         for column, modality in enumerate((Modality.TEXT, Modality.VIDEO, Modality.AUDIO)):
             if not present[:, column].any():
                 continue
             only = torch.zeros_like(present)
             only[:, column] = present[:, column]
-            emotion, sentiment = self.model.probabilities(*inputs, only.to(self.device))
+            emotion, sentiment = self.model.probabilities(t, v, a, only.to(self.device))
             emotion[present[:, column] == 0] = float("nan")
             sentiment[present[:, column] == 0] = float("nan")
             outputs[modality.value] = (emotion.cpu().numpy(), sentiment.cpu().numpy())

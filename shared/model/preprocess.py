@@ -11,7 +11,9 @@ from shared.model.config import ModelConfig
 def clip_tensor(frames: npt.NDArray[np.uint8], config: ModelConfig) -> torch.Tensor:
     """(T, S, S, 3) uint8 RGB frames → (3, T, S, S) float, normalised as R3D-18 expects."""
     if frames.shape[1:] != (config.frame_size, config.frame_size, 3):
-        raise ValueError(f"expected frames of {config.frame_size}×{config.frame_size}×3, got {frames.shape[1:]}")
+        raise ValueError(
+            f"expected frames of {config.frame_size}×{config.frame_size}×3, got {frames.shape[1:]}"
+        )
     clip = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)  # (T, S, S, 3)
     mean = torch.tensor(config.video_mean).view(1, 1, 1, 3)
     std = torch.tensor(config.video_std).view(1, 1, 1, 3)
@@ -22,8 +24,8 @@ def audio_segment(
     audio: npt.NDArray[np.float32], start: float, end: float, config: ModelConfig
 ) -> npt.NDArray[np.float32]:
     """The samples of [start, end), at most audio_max_s of them (the centre of a longer utterance)."""
-    first = max(0, int(round(start * config.sample_rate)))
-    last = min(len(audio), int(round(end * config.sample_rate)))
+    first = max(0, round(start * config.sample_rate))
+    last = min(len(audio), round(end * config.sample_rate))
     segment = audio[first:last]
     limit = int(config.audio_max_s * config.sample_rate)
     if len(segment) > limit:
@@ -38,7 +40,10 @@ class LogMel:
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
         self.transform = torchaudio.transforms.MelSpectrogram(
-            sample_rate=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
         )
         self.min_samples = config.n_fft
 

@@ -19,7 +19,8 @@ class TextProjection(nn.Module):
         self.proj = nn.Sequential(nn.Linear(config.text_hidden, config.embed_dim), nn.ReLU())
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.proj(pooled)  # (B, 128)
+        embedding: torch.Tensor = self.proj(pooled)  # (B, 128)
+        return embedding
 
 
 class TextEncoder(nn.Module):
@@ -29,5 +30,8 @@ class TextEncoder(nn.Module):
         self.projection = TextProjection(config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
-        return self.projection(mean_pool(hidden, attention_mask))  # (B, 128)
+        hidden = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state  # (B, L, H)
+        embedding: torch.Tensor = self.projection(mean_pool(hidden, attention_mask))  # (B, 128)
+        return embedding

@@ -11,10 +11,11 @@ class VideoEncoder(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         backbone = r3d_18(weights=None)
-        backbone.fc = nn.Identity()  # type: ignore[assignment]
+        backbone.fc = nn.Identity()
         self.backbone = backbone
         self.proj = nn.Sequential(nn.Linear(512, config.embed_dim), nn.ReLU())
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         # clips: (B, 3, T, H, W), normalised with the Kinetics mean and std
-        return self.proj(self.backbone(clips))  # (B, 128)
+        embedding: torch.Tensor = self.proj(self.backbone(clips))  # (B, 128)
+        return embedding

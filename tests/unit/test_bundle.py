@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span
-from shared.labels import EMOTIONS, SENTIMENTS
-from shared.model.bundle import COMPONENTS, MANIFEST, BundleError, LocalBundle, open_bundle
+from shared.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.build import build_initial_bundle
+from shared.model.bundle import COMPONENTS, MANIFEST, BundleError, LocalBundle, open_bundle
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from shared.model.video import VideoEncoder
 from shared.stages import TranscriptionOutput, VideoOutput, fuse
@@ -71,7 +71,11 @@ def test_untrained_branches_are_masked_unless_asked(bundle: LocalBundle) -> None
     spans = [(0.0, 1.0), (1.0, 2.5)]
     audio = np.random.default_rng(0).uniform(-0.1, 0.1, 16_000 * 3).astype(np.float32)
     skipped = AudioFeaturizer(bundle).encode(audio, spans)
-    assert skipped.features is None and not skipped.trained and "no trained weights" in (skipped.missing_reason or "")
+    assert (
+        skipped.features is None
+        and not skipped.trained
+        and "no trained weights" in (skipped.missing_reason or "")
+    )
     forced = AudioFeaturizer(bundle, run_untrained=True).encode(audio, spans)
     assert forced.features is not None and forced.features.to_array().shape == (2, 128)
     assert AudioFeaturizer(bundle).encode(None, spans).missing_reason == "the file has no audio track"
@@ -88,21 +92,33 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
     n = 3
     spans = [Span(index=i, start=float(i), end=i + 0.9, text=f"words {i}") for i in range(n)]
     text = ModalityFeatures(features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True] * n)
-    video = ModalityFeatures(features=None, present=[False] * n, missing_reason="no face was found in the video")
-    audio = ModalityFeatures(features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True, False, True])
-    transcript = TranscriptionOutput(
-        media=MediaInfo(duration_s=3.0, has_video=True, has_audio=True), language="en", utterances=spans,
-        speech_found=True, text=text,
+    video = ModalityFeatures(
+        features=None, present=[False] * n, missing_reason="no face was found in the video"
     )
-    result = fuse(transcript=transcript, video=VideoOutput(video=video), audio=audio,
-                  predictor=FusionPredictor(bundle), bundle_version=bundle.version)
+    audio = ModalityFeatures(
+        features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True, False, True]
+    )
+    transcript = TranscriptionOutput(
+        media=MediaInfo(duration_s=3.0, has_video=True, has_audio=True),
+        language="en",
+        utterances=spans,
+        speech_found=True,
+        text=text,
+    )
+    result = fuse(
+        transcript=transcript,
+        video=VideoOutput(video=video),
+        audio=audio,
+        predictor=FusionPredictor(bundle),
+        bundle_version=bundle.version,
+    )
     assert result.model_version == "0.0.0-test"
     assert [m.modality for m in result.missing_modalities] == ["video"]
     for u in result.utterances:
         assert abs(sum(s.confidence for s in u.emotions) - 1) < 1e-4
         assert abs(sum(s.confidence for s in u.sentiments) - 1) < 1e-4
-        assert u.modalities["text"].available and u.modalities["text"].emotions is not None
-        assert not u.modalities["video"].available
-        assert u.modalities["video"].reason == "no face was found in the video"
-    assert not result.utterances[1].modalities["audio"].available
-    assert result.utterances[2].modalities["audio"].available
+        assert u.modalities[Modality.TEXT].available and u.modalities[Modality.TEXT].emotions is not None
+        assert not u.modalities[Modality.VIDEO].available
+        assert u.modalities[Modality.VIDEO].reason == "no face was found in the video"
+    assert not result.utterances[1].modalities[Modality.AUDIO].available
+    assert result.utterances[2].modalities[Modality.AUDIO].available

@@ -10,6 +10,7 @@ from shared.events import (
     AnalysisProgress,
     AnalysisRequested,
     AudioFeaturesReady,
+    Event,
     FeatureMatrix,
     MediaInfo,
     ModalityFeatures,
@@ -26,7 +27,11 @@ JOB = uuid.UUID("00000000-0000-0000-0000-000000000001")
 
 def _requested(attempt: int = 1) -> AnalysisRequested:
     return AnalysisRequested(
-        job_id=JOB, attempt=attempt, bucket="uploads", object_key="uploads/a/b/talk.mp4", filename="talk.mp4",
+        job_id=JOB,
+        attempt=attempt,
+        bucket="uploads",
+        object_key="uploads/a/b/talk.mp4",
+        filename="talk.mp4",
         size_bytes=10,
     )
 
@@ -57,8 +62,15 @@ def test_event_id_is_stable_per_job_topic_and_attempt() -> None:
 
 
 def test_every_topic_has_exactly_one_event_model() -> None:
-    models = [AnalysisRequested, TranscriptReady, VideoFeaturesReady, AudioFeaturesReady, AnalysisProgress,
-              AnalysisCompleted, AnalysisFailed]
+    models: list[type[Event]] = [
+        AnalysisRequested,
+        TranscriptReady,
+        VideoFeaturesReady,
+        AudioFeaturesReady,
+        AnalysisProgress,
+        AnalysisCompleted,
+        AnalysisFailed,
+    ]
     assert sorted(m.TOPIC for m in models) == sorted(Topic)
 
 
@@ -66,8 +78,14 @@ def test_events_survive_json_and_carry_schema_version() -> None:
     spans = [Span(index=0, start=0.0, end=1.5, text="hello")]
     features = ModalityFeatures(features=FeatureMatrix.from_array(np.zeros((1, 128))), present=[True])
     event = TranscriptReady(
-        job_id=JOB, bucket="b", object_key="k", media=MediaInfo(duration_s=2.0, has_video=True, has_audio=True),
-        bundle_version="v", utterances=spans, text=features, speech_found=True,
+        job_id=JOB,
+        bucket="b",
+        object_key="k",
+        media=MediaInfo(duration_s=2.0, has_video=True, has_audio=True),
+        bundle_version="v",
+        utterances=spans,
+        text=features,
+        speech_found=True,
     )
     payload = event.model_dump_json()
     assert '"schema_version":1' in payload
@@ -83,15 +101,28 @@ def test_result_distributions_are_validated() -> None:
     emotions = emotion_scores([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1])
     sentiments = sentiment_scores([0.2, 0.3, 0.5])
     assert emotions[0].label == "joy" and sentiments[0].label == "positive"
-    utterance = UtteranceResult(index=0, start_time=0, end_time=1, text="hi", emotions=emotions,
-                                sentiments=sentiments)
+    utterance = UtteranceResult(
+        index=0, start_time=0, end_time=1, text="hi", emotions=emotions, sentiments=sentiments
+    )
     result = AnalysisResult(model_version="v", duration_s=1.0, utterances=[utterance])
     assert AnalysisResult.model_validate_json(result.model_dump_json()) == result
     with pytest.raises(ValidationError):  # does not sum to 1
-        UtteranceResult(index=0, start_time=0, end_time=1, text="", emotions=emotion_scores([0.5] * 7),
-                        sentiments=sentiments)
+        UtteranceResult(
+            index=0,
+            start_time=0,
+            end_time=1,
+            text="",
+            emotions=emotion_scores([0.5] * 7),
+            sentiments=sentiments,
+        )
     with pytest.raises(ValidationError):  # not sorted
-        UtteranceResult(index=0, start_time=0, end_time=1, text="", emotions=list(reversed(emotions)),
-                        sentiments=sentiments)
+        UtteranceResult(
+            index=0,
+            start_time=0,
+            end_time=1,
+            text="",
+            emotions=list(reversed(emotions)),
+            sentiments=sentiments,
+        )
     with pytest.raises(ValueError):
         emotion_scores([1.0])

@@ -59,7 +59,7 @@ def test_probe_video_without_audio(media: MediaSet) -> None:
     assert info.duration_s == pytest.approx(3.0, abs=0.1)
 
 
-@pytest.mark.parametrize("kind", ["speech_mp3", "speech_m4a", "speech_flac"])
+@pytest.mark.parametrize("kind", ["speech_mp3", "speech_m4a", "speech_flac", "speech_mp3_with_cover"])
 def test_probe_audio_files(media: MediaSet, kind: str) -> None:
     info = probe(getattr(media, kind))
     assert info.has_audio and not info.has_video
@@ -219,6 +219,7 @@ def test_sample_frames_outside_the_video(media: MediaSet) -> None:
 def test_sample_frames_of_audio_only_file(media: MediaSet) -> None:
     assert sample_frames(media.speech.path, [(0.0, 1.0), (1.0, 2.0)]) == [None, None]
     assert sample_frames(media.speech_mp3, [(0.0, 1.0)]) == [None]
+    assert sample_frames(media.speech_mp3_with_cover, [(0.0, 1.0)]) == [None]  # cover art is no video
 
 
 def test_sample_frames_no_spans(media: MediaSet) -> None:

@@ -1,0 +1,185 @@
+"""Benchmark: stage seconds and real-time factors, in one process and through the running stack.
+
+    python scripts/bench.py [--bundle DIR] [--whisper base] [--runs 2]
+
+For a ~6 s talking video and a ~60 s one (the talking samples concatenated), prints the seconds of each
+stage, the end-to-end real-time factor (processing seconds / media seconds) in-process and through the
+stack (broker, S3 server, PostgreSQL and the six services as processes), and their ratio — the overhead
+the broker and the object store add. Figures, not assertions: nothing here fails on a slow machine.
+"""
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig  # noqa: E402
+from shared.media import probe  # noqa: E402
+from shared.pipeline import InProcessAnalyzer, PipelineOptions, Timings  # noqa: E402
+
+TALKING = REPO.parent / "shared" / "data" / "talking"
+API_KEY = "bench-key-0123456789"
+STAGES = ("transcribe", "encode_video", "encode_audio", "fuse")
+
+
+def concatenated_video(dest: Path, min_seconds: float = 60.0) -> Path:
+    """The talking samples one after another (repeated until min_seconds), at one size and frame rate."""
+    sources = sorted(TALKING.glob("*.mp4"))
+    chosen: list[Path] = []
+    total = 0.0
+    while total < min_seconds:
+        for source in sources:
+            chosen.append(source)
+            total += probe(source).duration_s
+            if total >= min_seconds:
+                break
+    inputs = [arg for source in chosen for arg in ("-i", str(source))]
+    filters = "".join(
+        f"[{i}:v]scale=480:480:force_original_aspect_ratio=decrease,pad=480:480:(ow-iw)/2:(oh-ih)/2,"
+        f"fps=25,setsar=1[v{i}];[{i}:a]aresample=44100,aformat=channel_layouts=stereo[a{i}];"
+        for i in range(len(chosen))
+    )
+    streams = "".join(f"[v{i}][a{i}]" for i in range(len(chosen)))
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            *inputs,
+            "-filter_complex",
+            f"{filters}{streams}concat=n={len(chosen)}:v=1:a=1[v][a]",
+            "-map",
+            "[v]",
+            "-map",
+            "[a]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-c:a",
+            "aac",
+            str(dest),
+        ],
+        check=True,
+    )
+    return dest
+
+
+def in_process(analyzer: InProcessAnalyzer, path: Path, runs: int) -> dict[str, float]:
+    totals: list[float] = []
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    for _ in range(runs):
+        timings = Timings()
+        started = time.perf_counter()
+        analyzer.analyze(path, timings=timings)
+        totals.append(time.perf_counter() - started)
+        for stage in STAGES:
+            stages[stage].append(timings.seconds.get(stage, 0.0))
+    return {"total": statistics.median(totals), **{s: statistics.median(v) for s, v in stages.items()}}
+
+
+def _stage_sums(stack: LocalStack) -> dict[str, float]:
+    """Sum of ea_stage_seconds per stage over every service's /metrics."""
+    sums = dict.fromkeys(STAGES, 0.0)
+    for record in stack.state().processes:
+        if record.name not in {n.value for n in ServiceName} or record.port is None:
+            continue
+        url = f"http://{stack.config.host}:{record.port}/metrics"
+        try:
+            text = httpx.get(url, timeout=5).text
+        except httpx.HTTPError:
+            continue
+        for stage, value in re.findall(
+            r'ea_stage_seconds_sum\{outcome="ok",stage="(\w+)"\} ([0-9.e+-]+)', text
+        ):
+            sums[stage] += float(value)
+    return sums
+
+
+def through_stack(stack: LocalStack, path: Path, runs: int) -> dict[str, float]:
+    base = stack.service_url(ServiceName.GATEWAY) + "/v1"
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    totals: list[float] = []
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    with httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(30, read=120)) as api:
+        for _ in range(runs):
+            before = _stage_sums(stack)
+            started = time.perf_counter()
+            ticket = api.post("/upload-url", json={"filename": path.name}).json()
+            httpx.put(ticket["upload_url"], content=path.read_bytes(), timeout=120).raise_for_status()
+            analysis: dict[str, Any] = api.post("/analyses", json={"key": ticket["key"]}).json()
+            while analysis["status"] not in ("completed", "failed"):
+                analysis = api.get(f"/analyses/{analysis['id']}", params={"wait": 60}).json()
+            totals.append(time.perf_counter() - started)
+            if analysis["status"] != "completed":
+                raise RuntimeError(f"analysis failed: {analysis['error']}")
+            after = _stage_sums(stack)
+            for stage in STAGES:
+                stages[stage].append(after[stage] - before[stage])
+    return {"total": statistics.median(totals), **{s: statistics.median(v) for s, v in stages.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bundle", type=Path, default=REPO / "var" / "bundles" / "default")
+    parser.add_argument("--whisper", default="base")
+    parser.add_argument("--runs", type=int, default=2, help="runs per video; the median is reported")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="ea-bench-") as scratch:
+        work = Path(scratch)
+        videos = {"6 s": TALKING / "vr_face_1.mp4", "60 s": concatenated_video(work / "talking-60s.mp4")}
+        durations = {name: probe(path).duration_s for name, path in videos.items()}
+
+        analyzer = InProcessAnalyzer(PipelineOptions(bundle_uri=str(args.bundle), whisper_model=args.whisper))
+        analyzer.analyze(videos["6 s"])  # warm-up
+        local = {name: in_process(analyzer, path, args.runs) for name, path in videos.items()}
+        del analyzer
+
+        env = {"EA_API_KEY": API_KEY, "EA_WHISPER_MODEL": args.whisper}
+        services = [
+            ServiceSpec.default(name, fixed_ports=False).model_copy(
+                update={"extra_env": {**env, "EA_WORK_DIR": str(work / name.value)}, "ready_timeout_s": 180.0}
+            )
+            for name in ServiceName
+        ]
+        config = StackConfig(
+            root=work / "stack", services=services, bundle_dir=args.bundle.resolve(), database_name="ea_bench"
+        )
+        with LocalStack(config) as stack:
+            through_stack(stack, videos["6 s"], 1)  # warm-up: consumer groups join, caches fill
+            remote = {name: through_stack(stack, path, args.runs) for name, path in videos.items()}
+
+    print(f"\nWhisper {args.whisper} int8, bundle {args.bundle.name}, median of {args.runs} run(s)\n")
+    header = (
+        f"{'video':<6} {'mode':<11} " + " ".join(f"{s:>12}" for s in STAGES) + f" {'total s':>8} {'RTF':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in videos:
+        for mode, figures in (("in-process", local[name]), ("stack", remote[name])):
+            stage_cells = " ".join(f"{figures[s]:>12.2f}" for s in STAGES)
+            rtf = figures["total"] / durations[name]
+            print(f"{name:<6} {mode:<11} {stage_cells} {figures['total']:>8.2f} {rtf:>6.3f}")
+        ratio = remote[name]["total"] / local[name]["total"]
+        print(f"{name:<6} overhead ratio (stack / in-process): {ratio:.3f}   media {durations[name]:.1f} s")
+    print("\nstack stage seconds are the services' own ea_stage_seconds (video and audio run in parallel);")
+    print("stack totals run from the upload-url request to the completed result, upload included.")
+
+
+if __name__ == "__main__":
+    main()

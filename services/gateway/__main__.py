@@ -1,0 +1,22 @@
+"""`python -m services.gateway`: migrate the database to the newest schema, then serve the API."""
+
+import asyncio
+import logging
+
+import uvicorn
+
+from shared.db.migrate import upgrade
+
+from .main import create_app
+from .settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(upgrade(settings.database_url))
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

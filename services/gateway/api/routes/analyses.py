@@ -1,0 +1,242 @@
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from shared.db import Job, count_jobs, get_job, list_jobs
+
+from ...errors import ApiError, error_responses
+from ...intake import (
+    check_received_file,
+    check_uploaded_object,
+    filename_of_key,
+    new_upload_key,
+    safe_filename,
+    submit_job,
+    too_large,
+)
+from ...media_types import content_type_for
+from ...multipart_upload import MalformedUploadError, UploadTooLargeError, receive_file
+from ...schemas import Analysis, AnalysisCreate, AnalysisList
+from ...state import Gateway
+from ...watching import job_changes
+from ..deps import CurrentOwner, GatewayDep, SessionDep
+
+MAX_WAIT_S: Final = 60.0
+MAX_JSON_BODY_BYTES: Final = 64 * 1024
+# Multipart framing around the file: boundaries, part headers, small fields.
+MULTIPART_OVERHEAD_BYTES: Final = 1024 * 1024
+SSE_PING_S: Final = 15
+
+_FILE_FIELD: Final = "file"
+_MULTIPART_SCHEMA: Final = {
+    "type": "object",
+    "properties": {_FILE_FIELD: {"type": "string", "format": "binary"}},
+    "required": [_FILE_FIELD],
+}
+_CREATE_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": AnalysisCreate.model_json_schema()},
+            "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
+        },
+    }
+}
+
+router = APIRouter(prefix="/analyses", tags=["analyses"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_CREATE_BODY,
+    responses={
+        status.HTTP_200_OK: {"model": Analysis, "description": "The analysis of this key already existed"},
+        **error_responses(
+            status.HTTP_401_UNAUTHORIZED,
+            status.HTTP_404_NOT_FOUND,
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+        ),
+    },
+)
+async def create_analysis(
+    request: Request, response: Response, owner: CurrentOwner, gateway: GatewayDep
+) -> Analysis:
+    """Analyse an uploaded file (JSON `{"key"}`) or the file sent in this request (multipart `file`)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        job, created = await _analyse_sent_file(request, owner, gateway)
+    elif content_type.startswith("application/json"):
+        job, created = await _analyse_uploaded_key(request, owner, gateway)
+    else:
+        raise ApiError(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_type",
+            "send application/json with the upload key, or multipart/form-data with the file",
+        )
+    if created:
+        gateway.metrics.jobs_created.labels(
+            "multipart" if content_type.startswith("multipart") else "key"
+        ).inc()
+    else:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = str(request.url_for("get_analysis", analysis_id=job.id))
+    return Analysis.from_job(job)
+
+
+@router.get("", responses=error_responses(status.HTTP_401_UNAUTHORIZED))
+async def list_analyses(
+    owner: CurrentOwner,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AnalysisList:
+    """List your analyses, newest first, without their results."""
+    jobs = await list_jobs(session=session, owner=owner, limit=limit, offset=offset)
+    total = await count_jobs(session=session, owner=owner)
+    items = [Analysis.from_job(job, with_result=False) for job in jobs]
+    return AnalysisList(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{analysis_id}", responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND)
+)
+async def get_analysis(
+    analysis_id: uuid.UUID,
+    owner: CurrentOwner,
+    gateway: GatewayDep,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait for the analysis to finish (long poll)"),
+    ] = 0,
+) -> Analysis:
+    """Get an analysis: its status, stage, error, and the result once completed."""
+    deadline = time.monotonic() + wait
+    latest: Job | None = None
+    async for job in _changes(gateway, analysis_id, owner, deadline):
+        latest = job
+    if latest is None:
+        raise _not_found(analysis_id)
+    if not latest.status.is_terminal:
+        # Only status and stage changes are yielded; read the row once more for its latest timestamps.
+        async with gateway.sessions() as session:
+            latest = await get_job(session=session, job_id=analysis_id, owner=owner) or latest
+    return Analysis.from_job(latest)
+
+
+@router.get(
+    "/{analysis_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        status.HTTP_200_OK: {
+            "content": {"text/event-stream": {}},
+            "description": "`status` events with the analysis (no result) as it moves, then one "
+            "`completed` or `failed` event with the full analysis, then the stream ends",
+        },
+        **error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
+    },
+)
+async def stream_analysis_events(
+    analysis_id: uuid.UUID, owner: CurrentOwner, gateway: GatewayDep
+) -> EventSourceResponse:
+    """Follow an analysis as server-sent events until it completes or fails."""
+    async with gateway.sessions() as session:
+        if await get_job(session=session, job_id=analysis_id, owner=owner) is None:
+            raise _not_found(analysis_id)
+    return EventSourceResponse(_status_events(gateway, analysis_id, owner), ping=SSE_PING_S)
+
+
+async def _status_events(gateway: Gateway, job_id: uuid.UUID, owner: str) -> AsyncIterator[ServerSentEvent]:
+    async for job in _changes(gateway, job_id, owner, None):
+        if job.status.is_terminal:
+            yield ServerSentEvent(event=job.status.value, data=Analysis.from_job(job).model_dump_json())
+        else:
+            data = Analysis.from_job(job, with_result=False).model_dump_json(exclude={"result"})
+            yield ServerSentEvent(event="status", data=data)
+
+
+def _changes(gateway: Gateway, job_id: uuid.UUID, owner: str, deadline: float | None) -> AsyncIterator[Job]:
+    return job_changes(
+        updates=gateway.updates, sessions=gateway.sessions, job_id=job_id, owner=owner, deadline=deadline
+    )
+
+
+async def _analyse_uploaded_key(request: Request, owner: str, gateway: Gateway) -> tuple[Job, bool]:
+    body = await _read_limited(request, MAX_JSON_BODY_BYTES)
+    try:
+        key = AnalysisCreate.model_validate_json(body).key
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from exc
+    filename = filename_of_key(owner, key)
+    settings = gateway.settings
+    size = await check_uploaded_object(
+        gateway.store, settings.uploads_bucket, key, max_bytes=settings.max_upload_bytes
+    )
+    return await submit_job(gateway, owner=owner, key=key, filename=filename, size=size)
+
+
+async def _analyse_sent_file(request: Request, owner: str, gateway: Gateway) -> tuple[Job, bool]:
+    settings = gateway.settings
+    declared = request.headers.get("content-length")
+    limit = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(settings.max_upload_bytes)
+    try:
+        received = await receive_file(
+            request.headers["content-type"],
+            request.stream(),
+            field_name=_FILE_FIELD,
+            max_bytes=settings.max_upload_bytes,
+            accept_filename=safe_filename,
+        )
+    except UploadTooLargeError as exc:
+        raise too_large(exc.max_bytes) from exc
+    except MalformedUploadError as exc:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_upload", str(exc)) from exc
+    try:
+        await check_received_file(received.path, received.size)
+        key = new_upload_key(owner, received.filename)
+        bucket = settings.uploads_bucket
+        await asyncio.to_thread(
+            gateway.store.upload_file, bucket, key, received.path, content_type_for(received.filename)
+        )
+    finally:
+        await asyncio.to_thread(received.path.unlink, missing_ok=True)
+    try:
+        return await submit_job(gateway, owner=owner, key=key, filename=received.filename, size=received.size)
+    except ApiError:
+        raise  # the job exists (and has failed): its object stays with it
+    except Exception:
+        await asyncio.to_thread(gateway.store.remove, bucket, key)
+        raise
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise ApiError(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                "body_too_large",
+                f"the JSON body is larger than {limit} bytes",
+            )
+    return bytes(body)
+
+
+def _not_found(analysis_id: uuid.UUID) -> ApiError:
+    return ApiError(
+        status.HTTP_404_NOT_FOUND, "analysis_not_found", f"no analysis of yours has the id {analysis_id}"
+    )

@@ -1,0 +1,112 @@
+"""Builds the gateway's FastAPI app: routes under /v1, error handlers, the status consumer, the sweeper."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI
+from minio import Minio
+from prometheus_client import CollectorRegistry
+
+from shared.db import session_factory
+from shared.db.session import create_engine
+from shared.service import make_broker
+from shared.storage import ObjectStore
+
+from .api.routes import analyses, health, uploads
+from .consumer import add_status_subscriber
+from .errors import install_error_handlers
+from .job_updates import JobUpdates
+from .metrics import GatewayMetrics, RequestMetricsMiddleware
+from .settings import Settings
+from .state import Gateway
+from .sweeper import SweepReport, run_sweeper, sweep_once
+
+API_PREFIX = "/v1"
+
+
+def public_store(settings: Settings) -> ObjectStore:
+    """The store that signs upload URLs: for `public_s3_endpoint` when clients see S3 elsewhere."""
+    if settings.public_s3_endpoint is None:
+        return ObjectStore.from_settings(settings)
+    url = settings.public_s3_endpoint
+    endpoint = url.host if url.port is None else f"{url.host}:{url.port}"
+    return ObjectStore(
+        Minio(
+            endpoint or "",
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            secure=url.scheme == "https",
+            region=settings.s3_region,
+        )
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry)
+    broker = make_broker(settings, registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            engine = create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            store = ObjectStore.from_settings(settings)
+            await asyncio.to_thread(store.ensure_bucket, settings.uploads_bucket)
+            updates = JobUpdates(settings.database_url, fallback_s=settings.watch_fallback_s)
+            await updates.start()
+            stack.push_async_callback(updates.stop)
+            gateway = Gateway(
+                settings=settings,
+                registry=registry,
+                metrics=metrics,
+                broker=broker,
+                engine=engine,
+                sessions=session_factory(engine),
+                store=store,
+                presigner=public_store(settings),
+                updates=updates,
+            )
+            app.state.gateway = gateway
+            stack.push_async_callback(broker.stop)
+            await broker.start()
+
+            async def sweep() -> SweepReport:
+                report = await sweep_once(
+                    sessions=gateway.sessions,
+                    publish=gateway.publish,
+                    stuck_after_s=settings.stuck_job_timeout_s,
+                    max_attempts=settings.max_attempts,
+                )
+                metrics.jobs_swept.labels("redriven").inc(len(report.redriven))
+                metrics.jobs_swept.labels("failed").inc(len(report.failed))
+                return report
+
+            sweeper = asyncio.create_task(run_sweeper(engine, sweep, settings.sweep_interval_s))
+            stack.push_async_callback(_cancel, sweeper)
+            yield
+
+    app = FastAPI(
+        title="Multimodal Emotion Analyzer",
+        summary="Per-utterance emotion and sentiment of videos, from face, voice and words.",
+        version="1",
+        lifespan=lifespan,
+    )
+    add_status_subscriber(broker, settings, lambda: app.state.gateway)
+    install_error_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(uploads.router)
+    api.include_router(analyses.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app
+
+
+async def _cancel(task: "asyncio.Task[None]") -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

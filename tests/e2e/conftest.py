@@ -1,0 +1,71 @@
+"""The whole system as separate processes: broker, S3 server, PostgreSQL and the six services, with the
+default bundle published to the object store. Started once for the e2e tier."""
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig
+from tests.bundle_fixtures import bundle_dir
+from tests.media_factory import MediaSet, make_media_set
+
+__all__ = ["bundle_dir"]
+
+API_KEY = "e2e-test-key-0123456789"
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+SERVICE_ENV = {
+    "EA_API_KEY": API_KEY,
+    "EA_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
+    "EA_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "EA_TORCH_THREADS": "2",
+    "EA_STUCK_JOB_TIMEOUT_S": "120",
+    "EA_SWEEP_INTERVAL_S": "5",
+}
+
+
+@pytest.fixture(scope="session")
+def full_stack(
+    tmp_path_factory: pytest.TempPathFactory, shared_tmp_dir: Path, bundle_dir: Path
+) -> Iterator[LocalStack]:
+    root = tmp_path_factory.mktemp("e2e-stack")
+    services = [
+        ServiceSpec.default(name, fixed_ports=False).model_copy(
+            update={
+                "extra_env": {
+                    **SERVICE_ENV,
+                    "EA_WORK_DIR": str(root / "work" / name.value),
+                    "EA_BUNDLE_CACHE_DIR": str(root / "bundles" / name.value),
+                },
+                "ready_timeout_s": 180.0,
+            }
+        )
+        for name in ServiceName
+    ]
+    config = StackConfig(
+        root=root,
+        postgres_data_dir=shared_tmp_dir / "e2e-postgres",
+        services=services,
+        bundle_dir=bundle_dir,
+        stop_grace_s=5.0,
+        database_name=f"e2e_{uuid.uuid4().hex[:16]}",
+    )
+    with LocalStack(config) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def api(full_stack: LocalStack) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=full_stack.service_url(ServiceName.GATEWAY) + "/v1",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=httpx.Timeout(30.0, read=120.0),
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> MediaSet:
+    return make_media_set(tmp_path_factory.mktemp("media"))

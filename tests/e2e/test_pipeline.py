@@ -1,0 +1,190 @@
+"""Through the gateway's REST API, against the six services running as separate processes over Kafka."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.labels import EMOTIONS, SENTIMENTS
+from shared.localstack import LocalStack, ServiceName
+from shared.results import AnalysisResult
+from tests.e2e.conftest import MAX_UPLOAD_BYTES
+from tests.media_factory import MediaSet
+
+pytestmark = pytest.mark.e2e
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z']+", text.lower()))
+
+
+def _upload_three_steps(api: httpx.Client, path: Path, filename: str | None = None) -> str:
+    ticket = api.post("/upload-url", json={"filename": filename or path.name})
+    assert ticket.status_code == 200, ticket.text
+    body = ticket.json()
+    put = httpx.put(body["upload_url"], content=path.read_bytes(), timeout=60)
+    assert put.status_code == 200, put.text
+    return str(body["key"])
+
+
+def _analyse(api: httpx.Client, key: str) -> dict[str, Any]:
+    response = api.post("/analyses", json={"key": key})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def _wait(api: httpx.Client, analysis_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
+    """Long poll until the job is terminal."""
+    waited = 0.0
+    while waited < timeout_s:
+        response = api.get(f"/analyses/{analysis_id}", params={"wait": 30})
+        assert response.status_code == 200, response.text
+        analysis = dict(response.json())
+        if analysis["status"] in ("completed", "failed"):
+            return analysis
+        waited += 30
+    pytest.fail(f"analysis {analysis_id} did not finish in {timeout_s} s: {analysis}")
+
+
+def _check_distributions(result: AnalysisResult) -> None:
+    assert result.utterances
+    for utterance in result.utterances:
+        assert sorted(s.label.value for s in utterance.emotions) == sorted(EMOTIONS)
+        assert sorted(s.label.value for s in utterance.sentiments) == sorted(SENTIMENTS)
+        assert abs(sum(s.confidence for s in utterance.emotions) - 1) < 1e-3
+        assert abs(sum(s.confidence for s in utterance.sentiments) - 1) < 1e-3
+
+
+def _sse_events(api: httpx.Client, analysis_id: str) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    name = "message"
+    with api.stream("GET", f"/analyses/{analysis_id}/events", timeout=httpx.Timeout(30, read=240)) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                name = line.removeprefix("event:").strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line.removeprefix("data:"))))
+                name = "message"
+    return events
+
+
+def test_real_talking_video_through_the_three_step_api(
+    api: httpx.Client, talking_videos: Path, full_stack: LocalStack
+) -> None:
+    video = talking_videos / "vr_face_1.mp4"
+    key = _upload_three_steps(api, video)
+    analysis = _analyse(api, key)
+    assert analysis["status"] in ("queued", "processing")
+
+    events = _sse_events(api, analysis["id"])
+    assert events[-1][0] == "completed", events
+    final = events[-1][1]
+    assert final["status"] == "completed"
+    result = AnalysisResult.model_validate(final["result"])
+    _check_distributions(result)
+    spoken = _words(" ".join(u.text for u in result.utterances))
+    assert {"biggest", "help", "better"} <= spoken, spoken
+    assert result.model_version == "0.0.0-test"
+    assert 5.5 < result.duration_s < 7.0
+    # the same result through a plain GET
+    again = api.get(f"/analyses/{analysis['id']}").json()
+    assert AnalysisResult.model_validate(again["result"]) == result
+
+
+def test_espeak_speech_gives_known_words_at_known_times(api: httpx.Client, media: MediaSet) -> None:
+    analysis = _wait(api, _analyse(api, _upload_three_steps(api, media.speech_mp4))["id"])
+    assert analysis["status"] == "completed", analysis
+    result = AnalysisResult.model_validate(analysis["result"])
+    _check_distributions(result)
+    assert len(result.utterances) == 2, result.utterances
+    expected = zip(result.utterances, media.speech.phrases, media.speech.spans, strict=True)
+    for utterance, phrase, (start, end) in expected:
+        assert len(_words(utterance.text) & _words(phrase)) >= len(_words(phrase)) / 2, utterance.text
+        assert abs(utterance.start_time - start) < 0.7
+        assert abs(utterance.end_time - end) < 0.7
+    # a plain coloured picture: no face, so the video modality is reported missing, not guessed
+    missing = {m.modality.value: m.reason for m in result.missing_modalities}
+    assert missing["video"] == "no face was found in the video"
+
+
+def test_audio_only_file_by_multipart_upload(api: httpx.Client, media: MediaSet) -> None:
+    with media.speech_mp3.open("rb") as handle:
+        response = api.post("/analyses", files={"file": ("speech.mp3", handle, "audio/mpeg")})
+    assert response.status_code == 201, response.text
+    analysis = _wait(api, response.json()["id"])
+    assert analysis["status"] == "completed", analysis
+    result = AnalysisResult.model_validate(analysis["result"])
+    _check_distributions(result)
+    assert "quick" in _words(" ".join(u.text for u in result.utterances))
+    missing = {m.modality.value: m.reason for m in result.missing_modalities}
+    assert missing["video"] == "the file has no video stream"
+
+
+def test_audio_without_speech_completes_and_says_the_words_are_missing(
+    api: httpx.Client, media: MediaSet
+) -> None:
+    analysis = _wait(api, _analyse(api, _upload_three_steps(api, media.video_noise))["id"])
+    assert analysis["status"] == "completed", analysis
+    result = AnalysisResult.model_validate(analysis["result"])
+    assert len(result.utterances) == 1 and result.utterances[0].text == ""
+    assert result.utterances[0].end_time == pytest.approx(result.duration_s, abs=0.1)
+    missing = {m.modality.value: m.reason for m in result.missing_modalities}
+    assert "no speech" in missing["text"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"), [("video_no_audio", "no_audio_track"), ("truncated", "corrupt_media")]
+)
+def test_undecodable_uploads_end_as_failed_jobs_with_stage_and_reason(
+    api: httpx.Client, media: MediaSet, kind: str, code: str
+) -> None:
+    path: Path = getattr(media, kind)
+    analysis = _wait(api, _analyse(api, _upload_three_steps(api, path, f"{kind}.mp4"))["id"])
+    assert analysis["status"] == "failed"
+    assert analysis["error"]["code"] == code
+    assert analysis["error"]["stage"] == "transcribe"
+    assert analysis["error"]["message"]
+    assert analysis["result"] is None
+
+
+def test_bad_requests_are_refused_at_the_gateway(api: httpx.Client, media: MediaSet, tmp_path: Path) -> None:
+    empty = _upload_three_steps(api, media.empty, "empty.mp4")
+    assert api.post("/analyses", json={"key": empty}).json()["error"]["code"] == "empty_file"
+    not_media = _upload_three_steps(api, media.random, "random.mp4")
+    response = api.post("/analyses", json={"key": not_media})
+    assert (response.status_code, response.json()["error"]["code"]) == (415, "not_media")
+    huge = tmp_path / "huge.mp4"
+    huge.write_bytes(b"\0" * (MAX_UPLOAD_BYTES + 1))
+    response = api.post("/analyses", json={"key": _upload_three_steps(api, huge)})
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "file_too_large")
+    response = api.post("/analyses", json={"key": "uploads/someone-else/0000/talk.mp4"})
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "unknown_key")
+    response = api.post("/analyses", json={"key": empty}, headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
+    assert api.post("/upload-url", json={"filename": "notes.txt"}).status_code == 415
+
+
+def test_the_same_key_twice_is_one_analysis(api: httpx.Client, media: MediaSet) -> None:
+    key = _upload_three_steps(api, media.speech_flac)
+    first = _analyse(api, key)
+    second = api.post("/analyses", json={"key": key})
+    assert second.status_code == 200
+    assert second.json()["id"] == first["id"]
+    assert _wait(api, first["id"])["status"] == "completed"
+
+
+def test_a_crashed_service_loses_no_job(api: httpx.Client, media: MediaSet, full_stack: LocalStack) -> None:
+    """Kill fusion, submit; the job waits in the topics; fusion restarts and finishes it."""
+    full_stack.stop_service(ServiceName.FUSION, kill=True)
+    try:
+        analysis = _analyse(api, _upload_three_steps(api, media.speech_m4a))
+        stuck = api.get(f"/analyses/{analysis['id']}", params={"wait": 15}).json()
+        assert stuck["status"] in ("queued", "processing")
+    finally:
+        full_stack.start_service(ServiceName.FUSION)
+    assert _wait(api, analysis["id"])["status"] == "completed"
