@@ -16,6 +16,7 @@ cache keyed by the bundle version, and each file is checked against the manifest
 import hashlib
 import json
 import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
@@ -216,23 +217,28 @@ def open_bundle(
         raise BundleError(f"{uri} is in the object store, but no store was given")
     bucket, prefix = parse_s3_uri(uri)
     key = f"{prefix}/{MANIFEST}" if prefix else MANIFEST
-    staging = cache_dir / ".incoming" / bucket / prefix.replace("/", "_")
-    store.download_file(bucket, key, staging / MANIFEST)
-    manifest = read_manifest(staging / MANIFEST)
-    root = cache_dir / bucket / prefix / manifest.version
-    root.mkdir(parents=True, exist_ok=True)
-    for name in components:
-        for entry in manifest.components[name].files:
-            target = root / entry.path
-            if target.is_file() and sha256_file(target) == entry.sha256:
-                continue
-            partial = target.with_name(target.name + ".partial")
-            store.download_file(bucket, f"{prefix}/{entry.path}" if prefix else entry.path, partial)
-            if sha256_file(partial) != entry.sha256:
-                partial.unlink()
-                raise BundleError(f"{uri}: {entry.path} does not match its checksum")
-            partial.replace(target)
-    (staging / MANIFEST).replace(root / MANIFEST)
+    # Services on one machine may share the cache: every download lands under a name of its own first.
+    (cache_dir / ".incoming").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=cache_dir / ".incoming"))
+    try:
+        store.download_file(bucket, key, staging / MANIFEST)
+        manifest = read_manifest(staging / MANIFEST)
+        root = cache_dir / bucket / prefix / manifest.version
+        for name in components:
+            for entry in manifest.components[name].files:
+                target = root / entry.path
+                if target.is_file() and sha256_file(target) == entry.sha256:
+                    continue
+                fetched = store.download_file(
+                    bucket, f"{prefix}/{entry.path}" if prefix else entry.path, staging / entry.path
+                )
+                if sha256_file(fetched) != entry.sha256:
+                    raise BundleError(f"{uri}: {entry.path} does not match its checksum")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fetched.replace(target)
+        (staging / MANIFEST).replace(root / MANIFEST)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return LocalBundle(root, manifest)
 
 
