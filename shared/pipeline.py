@@ -40,7 +40,7 @@ class InProcessAnalyzer:
         bundle = open_bundle(options.bundle_uri)
         self.bundle_version = bundle.version
         self.transcriber = Transcriber(
-            whisper_model_dir(options.whisper_model, options.cache_dir / "whisper")
+            whisper_model_dir(options.whisper_model, options.cache_dir / "whisper"), device=options.device
         )
         self.text = TextFeaturizer(bundle, options.device)
         self.video = VideoFeaturizer(bundle, options.device, run_untrained=options.run_untrained)

@@ -7,7 +7,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
 
 import uvicorn
 from faststream import AckPolicy
@@ -20,6 +21,7 @@ from shared.events import AnalysisFailed, AnalysisProgress, Event, Stage
 from shared.metrics import StageMetrics
 from shared.settings import ServiceSettings
 from shared.stage_errors import classify
+from shared.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
 TRANSIENT_RETRY_PAUSE_S: Final = 2.0
@@ -27,6 +29,7 @@ TRANSIENT_RETRY_PAUSE_S: Final = 2.0
 # Offsets are committed only after a handler returned, i.e. after its output was published: a crash in
 # between redelivers the event, and the handlers are idempotent.
 AT_LEAST_ONCE = AckPolicy.NACK_ON_ERROR
+Featurizer = TypeVar("Featurizer")
 
 
 def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
@@ -51,19 +54,6 @@ def subscriber_options(settings: ServiceSettings) -> dict[str, Any]:
         "max_partition_fetch_bytes": settings.kafka_max_request_size,
         "max_poll_records": 1,
     }
-
-
-Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
-
-
-def consumer(broker: KafkaBroker, settings: ServiceSettings, *topics: str) -> Callable[[Handler], Handler]:
-    """Register a handler for `topics` in the service's consumer group (see `subscriber_options`)."""
-
-    def register(handler: Handler) -> Handler:
-        broker.subscriber(*topics, **subscriber_options(settings))(handler)
-        return handler
-
-    return register
 
 
 async def publish(broker: KafkaBroker, event: Event) -> None:
@@ -93,38 +83,72 @@ def run(app: AsgiFastStream, settings: ServiceSettings, default_port: int) -> No
     uvicorn.run(app, host=settings.http_host, port=settings.metrics_port or default_port, log_level="warning")
 
 
-async def run_stage(
-    broker: KafkaBroker,
-    event: Event,
-    *,
-    stage: Stage,
-    service: str,
-    metrics: StageMetrics,
-    work: Callable[[], Awaitable[Event]],
-) -> None:
-    """Announce the stage, do the work, publish its output or the job's failure.
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
 
-    A transient failure is re-raised after a pause, so the event is redelivered rather than lost.
-    """
-    await publish(
-        broker, AnalysisProgress(job_id=event.job_id, attempt=event.attempt, stage=stage, service=service)
-    )
-    started = time.perf_counter()
-    try:
-        output = await work()
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            logger.warning("job %s: transient failure in %s, will retry: %s", event.job_id, stage.value, exc)
-            metrics.stage_seconds.labels(stage.value, "retried").observe(time.perf_counter() - started)
-            await asyncio.sleep(TRANSIENT_RETRY_PAUSE_S)
-            raise
-        if failure.code == "internal_error":
-            logger.exception("job %s: %s failed", event.job_id, stage.value)
-        output = AnalysisFailed(
-            job_id=event.job_id, attempt=event.attempt, stage=stage, code=failure.code, reason=failure.reason
+
+class ServiceKit:
+    """What a consumer service is wired from: its settings, broker, metrics registry and stage runner."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.metrics = StageMetrics(self.registry)
+        self.broker = make_broker(settings, self.registry)
+
+    def consumer(self, *topics: str) -> Callable[[Handler], Handler]:
+        """Register a handler for `topics` in the service's consumer group (see `subscriber_options`)."""
+
+        def register(handler: Handler) -> Handler:
+            self.broker.subscriber(*topics, **subscriber_options(self.settings))(handler)
+            return handler
+
+        return register
+
+    def app(self, lifespan: Callable[..., Any]) -> AsgiFastStream:
+        return make_app(self.broker, self.registry, lifespan=lifespan)
+
+    async def run_stage(self, event: Event, stage: Stage, work: Callable[[], Awaitable[Event]]) -> None:
+        """Announce the stage, do the work, publish its output or the job's failure.
+
+        A transient failure is re-raised after a pause, so the event is redelivered rather than lost.
+        """
+        service = self.settings.service_name
+        await publish(
+            self.broker,
+            AnalysisProgress(job_id=event.job_id, attempt=event.attempt, stage=stage, service=service),
         )
-    metrics.stage_seconds.labels(
-        stage.value, "failed" if isinstance(output, AnalysisFailed) else "ok"
-    ).observe(time.perf_counter() - started)
-    await publish(broker, output)
+        started = time.perf_counter()
+        try:
+            output = await work()
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                logger.warning(
+                    "job %s: transient failure in %s, will retry: %s", event.job_id, stage.value, exc
+                )
+                self._observe(stage, "retried", started)
+                await asyncio.sleep(TRANSIENT_RETRY_PAUSE_S)
+                raise
+            if failure.code == "internal_error":
+                logger.exception("job %s: %s failed", event.job_id, stage.value)
+            output = AnalysisFailed(
+                job_id=event.job_id,
+                attempt=event.attempt,
+                stage=stage,
+                code=failure.code,
+                reason=failure.reason,
+            )
+        self._observe(stage, "failed" if isinstance(output, AnalysisFailed) else "ok", started)
+        await publish(self.broker, output)
+
+    def _observe(self, stage: Stage, outcome: str, started: float) -> None:
+        self.metrics.stage_seconds.labels(stage.value, outcome).observe(time.perf_counter() - started)
+
+
+@dataclass
+class EncoderResources(Generic[Featurizer]):
+    """What an encoder service's handler needs, made in its lifespan: never at import."""
+
+    store: ObjectStore
+    featurizer: Featurizer
+    bundle_version: str

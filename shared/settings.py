@@ -46,6 +46,9 @@ class ServiceSettings(BaseSettings):
     )
     bundle_cache_dir: str = "var/cache/bundles"
     device: str = Field(default="cpu", description="torch device for the encoders: cpu, cuda, cuda:1")
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads (default: torch's)"
+    )
     http_host: str = Field(
         default="127.0.0.1", description="Address the HTTP endpoints bind; 0.0.0.0 in a container"
     )
@@ -71,6 +74,3 @@ class EncoderSettings(ServiceSettings):
     work_dir: str = Field(default="var/work", description="Scratch space for downloaded files")
     max_duration_s: float = Field(default=3 * 3600.0, gt=0, description="Longest file accepted, in seconds")
     run_untrained: bool = Field(default=False, description="Run encoder branches whose weights are untrained")
-    torch_threads: int | None = Field(
-        default=None, ge=1, description="torch intra-op threads (default: torch's)"
-    )

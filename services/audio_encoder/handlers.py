@@ -1,29 +1,20 @@
 """transcript.ready → features.audio: per utterance, the voice's embedding from its mel spectrogram."""
 
 import asyncio
-from dataclasses import dataclass
 
 from shared.downloads import downloaded
 from shared.events import AudioFeaturesReady, TranscriptReady
 from shared.model.inference import AudioFeaturizer
+from shared.service import EncoderResources
 from shared.stages import encode_audio_file
-from shared.storage import ObjectStore
 
 from .settings import Settings
 
 
-@dataclass
-class Resources:
-    settings: Settings
-    store: ObjectStore
-    featurizer: AudioFeaturizer
-    bundle_version: str
-
-
-async def encode_audio(event: TranscriptReady, resources: Resources) -> AudioFeaturesReady:
-    async with downloaded(
-        resources.store, event.bucket, event.object_key, resources.settings.work_dir
-    ) as path:
+async def encode_audio(
+    event: TranscriptReady, resources: EncoderResources[AudioFeaturizer], settings: Settings
+) -> AudioFeaturesReady:
+    async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
         features = await asyncio.to_thread(
             encode_audio_file,
             path,

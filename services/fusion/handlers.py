@@ -18,8 +18,6 @@ from shared.labels import Modality
 from shared.model.inference import FusionPredictor
 from shared.stages import TranscriptionOutput, VideoOutput, fuse
 
-from .settings import Settings
-
 PartEvent = TranscriptReady | VideoFeaturesReady | AudioFeaturesReady
 PART_OF: dict[type[PartEvent], Modality] = {
     TranscriptReady: Modality.TEXT,
@@ -30,7 +28,6 @@ PART_OF: dict[type[PartEvent], Modality] = {
 
 @dataclass
 class Resources:
-    settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     predictor: FusionPredictor
     bundle_version: str

@@ -6,30 +6,29 @@ from dataclasses import dataclass
 from shared.downloads import downloaded
 from shared.events import AnalysisRequested, TranscriptReady
 from shared.model.inference import TextFeaturizer
+from shared.service import EncoderResources
 from shared.stages import transcribe_file
-from shared.storage import ObjectStore
 from shared.transcription import Transcriber
 
 from .settings import Settings
 
 
 @dataclass
-class Resources:
-    settings: Settings
-    store: ObjectStore
+class Models:
     transcriber: Transcriber
     text: TextFeaturizer
-    bundle_version: str
 
 
-async def transcribe(event: AnalysisRequested, resources: Resources) -> TranscriptReady:
-    settings = resources.settings
+async def transcribe(
+    event: AnalysisRequested, resources: EncoderResources[Models], settings: Settings
+) -> TranscriptReady:
+    models = resources.featurizer
     async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
         output = await asyncio.to_thread(
             transcribe_file,
             path,
-            transcriber=resources.transcriber,
-            text=resources.text,
+            transcriber=models.transcriber,
+            text=models.text,
             max_duration_s=settings.max_duration_s,
         )
     return TranscriptReady(

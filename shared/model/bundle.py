@@ -28,6 +28,7 @@ from torch import nn
 
 from shared.labels import EMOTIONS, SENTIMENTS
 from shared.model.config import ModelConfig
+from shared.settings import ServiceSettings
 from shared.storage import ObjectStore
 
 MANIFEST: Final = "manifest.json"
@@ -259,6 +260,15 @@ def publish_bundle(root: Path, store: ObjectStore, uri: str) -> BundleManifest:
 
 def manifest_json(manifest: BundleManifest) -> str:
     return json.dumps(manifest.model_dump(mode="json"), indent=2)
+
+
+def open_for_service(settings: ServiceSettings, component: ComponentName, store: ObjectStore) -> LocalBundle:
+    """The one component a service needs, from its settings' bundle URI; applies its torch thread count."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    return open_bundle(
+        settings.bundle_uri, components=(component,), store=store, cache_dir=Path(settings.bundle_cache_dir)
+    )
 
 
 def torch_device(name: str) -> torch.device:
