@@ -320,7 +320,9 @@ def sample_span_frames(
         stream = _video_stream(container)
         if stream is None:
             return [None] * len(spans)
-        stream.codec_context.thread_type = "AUTO"
+        # No frame threading: freeing a frame-threaded decoder after stopping mid-stream can deadlock in
+        # avcodec_free_context (seen here under load); slice threading has no such hand-off.
+        stream.codec_context.thread_type = "SLICE"
         frame_interval = 1 / float(stream.average_rate) if stream.average_rate else 0.1
         start_s = (container.start_time or 0) / av.time_base
         targets = _targets(spans, n_frames, stills_per_span)

@@ -56,7 +56,13 @@ class LogMel:
         return log_mel.unsqueeze(0)  # (1, n_mels, F)
 
 
-def pad_batch(mels: list[torch.Tensor]) -> torch.Tensor:
-    """Right-pad (1, n_mels, F_i) spectrograms with zeros (the normalised mean) to (B, 1, n_mels, max F)."""
-    longest = max(m.shape[-1] for m in mels)
+def min_mel_frames(config: ModelConfig) -> int:
+    """The audio CNN halves the spectrogram at each stage: fewer frames than this pool away to nothing."""
+    return int(2 ** len(config.audio_channels))
+
+
+def pad_batch(mels: list[torch.Tensor], min_frames: int = 1) -> torch.Tensor:
+    """Right-pad (1, n_mels, F_i) spectrograms with zeros (the normalised mean) to
+    (B, 1, n_mels, max(max F, min_frames)); pass min_mel_frames(config) for the audio encoder."""
+    longest = max(min_frames, *(m.shape[-1] for m in mels))
     return torch.stack([torch.nn.functional.pad(m, (0, longest - m.shape[-1])) for m in mels])

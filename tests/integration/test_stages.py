@@ -1,0 +1,153 @@
+"""The stage functions on real media with real (small) models, as both the services and the CLI run them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.assets import whisper_model_dir
+from shared.events import Span
+from shared.media import MediaError, probe
+from shared.model.bundle import LocalBundle
+from shared.model.inference import AudioFeaturizer, TextFeaturizer, VideoFeaturizer
+from shared.results import AnalysisResult
+from shared.stages import encode_audio_file, encode_video_file, transcribe_file
+from shared.transcription import Transcriber
+from tests.bundle_fixtures import bundle, bundle_dir
+from tests.media_factory import MediaSet, make_media_set
+
+__all__ = ["bundle", "bundle_dir"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> MediaSet:
+    return make_media_set(tmp_path_factory.mktemp("stage-media"))
+
+
+@pytest.fixture(scope="module")
+def transcriber(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
+    return Transcriber(whisper_model_dir("tiny.en", tmp_path_factory.mktemp("whisper")))
+
+
+def test_transcription_stage_gives_utterances_and_text_features(
+    media: MediaSet, transcriber: Transcriber, bundle: LocalBundle
+) -> None:
+    output = transcribe_file(
+        media.speech_mp4, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60
+    )
+    assert output.speech_found and len(output.utterances) == 2
+    assert [u.index for u in output.utterances] == [0, 1]
+    assert output.text.features is not None and output.text.features.rows == 2
+
+
+def test_no_speech_becomes_one_segment_over_the_file(
+    media: MediaSet, transcriber: Transcriber, bundle: LocalBundle
+) -> None:
+    output = transcribe_file(
+        media.video_noise, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60
+    )
+    assert not output.speech_found
+    assert [(u.start, u.end, u.text) for u in output.utterances] == [(0.0, output.media.duration_s, "")]
+    assert output.text.features is None and output.text.missing_reason is not None
+    assert "no speech" in output.text.missing_reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("video_no_audio", "no_audio_track"),
+        ("truncated", "corrupt_media"),
+        ("empty", "empty_file"),
+        ("png", "not_media"),
+    ],
+)
+def test_files_the_pipeline_cannot_analyse_are_refused_with_a_code(
+    media: MediaSet, transcriber: Transcriber, bundle: LocalBundle, kind: str, code: str
+) -> None:
+    with pytest.raises(MediaError) as error:
+        transcribe_file(
+            getattr(media, kind), transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60
+        )
+    assert error.value.code == code
+
+
+def test_too_long_is_refused(media: MediaSet, transcriber: Transcriber, bundle: LocalBundle) -> None:
+    with pytest.raises(MediaError) as error:
+        transcribe_file(
+            media.speech_mp4, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=1
+        )
+    assert error.value.code == "too_long"
+
+
+def test_video_stage_finds_the_face_in_a_real_talking_video(
+    talking_videos: Path, bundle: LocalBundle
+) -> None:
+    path = talking_videos / "vr_face_1.mp4"
+    spans = [Span(index=0, start=0.0, end=2.4, text="a"), Span(index=1, start=3.3, end=4.5, text="b")]
+    output = encode_video_file(
+        path, media=probe(path), utterances=spans, featurizer=VideoFeaturizer(bundle, run_untrained=True)
+    )
+    assert output.video.present == [True, True]
+    assert output.video.features is not None and output.video.features.to_array().shape == (2, 128)
+
+
+def test_video_stage_on_audio_only_and_faceless_files(media: MediaSet, bundle: LocalBundle) -> None:
+    spans = [Span(index=0, start=0.0, end=1.0, text="")]
+    featurizer = VideoFeaturizer(bundle, run_untrained=True)
+    audio_only = encode_video_file(
+        media.speech_mp3, media=probe(media.speech_mp3), utterances=spans, featurizer=featurizer
+    )
+    assert audio_only.video.missing_reason == "the file has no video stream"
+    faceless = encode_video_file(
+        media.speech_mp4, media=probe(media.speech_mp4), utterances=spans, featurizer=featurizer
+    )
+    assert faceless.video.missing_reason == "no face was found in the video"
+
+
+def test_audio_stage_embeds_each_utterance(media: MediaSet, bundle: LocalBundle) -> None:
+    spans = [Span(index=i, start=s, end=e, text="") for i, (s, e) in enumerate(media.speech.spans)]
+    features = encode_audio_file(
+        media.speech_mp4,
+        media=probe(media.speech_mp4),
+        utterances=spans,
+        featurizer=AudioFeaturizer(bundle, run_untrained=True),
+    )
+    assert features.present == [True, True]
+    assert features.features is not None and features.features.to_array().shape == (2, 128)
+
+
+def test_cli_json_is_the_api_result_and_bad_input_exits_2(media: MediaSet, bundle_dir: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "shared.cli",
+        "analyze",
+        "--bundle",
+        str(bundle_dir),
+        "--whisper",
+        "tiny.en",
+    ]
+    done = subprocess.run(
+        [*command, str(media.speech_m4a), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = AnalysisResult.model_validate(json.loads(done.stdout))
+    assert len(result.utterances) == 2 and result.model_version == "0.0.0-test"
+    refused = subprocess.run(
+        [*command, str(media.video_no_audio)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "no_audio_track" in refused.stderr and "Traceback" not in refused.stderr

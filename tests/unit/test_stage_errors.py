@@ -1,0 +1,24 @@
+import urllib3
+
+from shared.media import MediaError, MediaErrorCode
+from shared.stage_errors import classify
+from shared.storage import ObjectNotFoundError
+
+
+def test_media_errors_keep_their_code_and_message() -> None:
+    failure = classify(MediaError(MediaErrorCode.NO_AUDIO_TRACK, "the video has no audio track"))
+    assert failure is not None
+    assert (failure.code, failure.reason) == ("no_audio_track", "the video has no audio track")
+
+
+def test_network_trouble_is_transient_and_retried() -> None:
+    assert classify(ConnectionRefusedError("connection refused")) is None
+    assert classify(TimeoutError()) is None
+    assert classify(urllib3.exceptions.MaxRetryError(None, "/x")) is None  # type: ignore[arg-type]
+
+
+def test_a_vanished_upload_and_bugs_end_the_job() -> None:
+    missing = classify(ObjectNotFoundError("uploads", "k"))
+    assert missing is not None and missing.code == "upload_missing"
+    bug = classify(ValueError("shapes differ"))
+    assert bug is not None and bug.code == "internal_error" and "shapes differ" in bug.reason

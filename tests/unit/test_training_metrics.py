@@ -1,0 +1,94 @@
+"""training.metrics and training.calibrate against hand-computed values and known temperatures."""
+
+import numpy as np
+import pytest
+import torch
+
+from shared.model.config import ModelConfig
+from shared.model.fusion import FusionClassifier
+from training.calibrate import Temperatures, fit_temperature, set_temperatures
+from training.metrics import confusion_text, expected_calibration_error, score_head
+
+# y = true, p = predicted; per class (TP, FP, FN): 0 → (2, 0, 1), 1 → (1, 1, 1), 2 → (1, 1, 0)
+TRUE = np.array([0, 0, 0, 1, 1, 2])
+PREDICTED = np.array([0, 0, 1, 1, 2, 2])
+
+
+def one_hot(predicted: np.ndarray, k: int, confidence: float = 0.9) -> np.ndarray:
+    probabilities = np.full((len(predicted), k), (1 - confidence) / (k - 1))
+    probabilities[np.arange(len(predicted)), predicted] = confidence
+    return probabilities
+
+
+def test_weighted_scores_match_a_hand_computation() -> None:
+    scores = score_head(one_hot(PREDICTED, 3), TRUE, ["a", "b", "c"])
+    # F1 per class: 2·1·(2/3)/(1+2/3) = 0.8, 0.5, 2·0.5·1/1.5 = 2/3; supports 3, 2, 1
+    assert scores.weighted_f1 == pytest.approx((3 * 0.8 + 2 * 0.5 + 1 * (2 / 3)) / 6)
+    # precision per class: 1, 0.5, 0.5
+    assert scores.weighted_precision == pytest.approx((3 * 1.0 + 2 * 0.5 + 1 * 0.5) / 6)
+    assert scores.accuracy == pytest.approx(4 / 6)
+    assert scores.macro_f1 == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert scores.confusion == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert scores.n == 6
+
+
+def test_a_class_never_predicted_counts_as_zero_not_an_error() -> None:
+    scores = score_head(one_hot(np.array([0, 0, 0]), 3), np.array([0, 1, 2]), ["a", "b", "c"])
+    assert scores.weighted_f1 == pytest.approx((1 * 0.5) / 3)  # class a: P 1/3, R 1, F1 0.5
+    assert scores.confusion[1] == [1, 0, 0]
+
+
+def test_ece_is_zero_when_confidence_equals_accuracy() -> None:
+    # 10 answers at confidence 0.8 of which 8 are right, 10 at 0.6 of which 6 are right.
+    probabilities = np.array([[0.8, 0.2]] * 10 + [[0.4, 0.6]] * 10)
+    labels = np.array([0] * 8 + [1] * 2 + [1] * 6 + [0] * 4)
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ece_of_labels_drawn_from_the_predictions_is_near_zero() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(20_000, 7)) * 2
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(7, p=p) for p in probabilities])
+    assert expected_calibration_error(probabilities, labels) < 0.02
+
+
+def test_ece_of_overconfident_predictions() -> None:
+    # Always 90 % sure, right half of the time: one bin, |0.5 − 0.9|.
+    probabilities = one_hot(np.zeros(10, dtype=int), 3, confidence=0.9)
+    labels = np.array([0, 1] * 5)
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.4)
+
+
+def test_bad_shapes_are_refused() -> None:
+    with pytest.raises(ValueError, match="probabilities"):
+        expected_calibration_error(np.ones((3, 2)) / 2, np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match="no samples"):
+        score_head(np.zeros((0, 3)), np.zeros(0, dtype=int), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="names"):
+        score_head(one_hot(PREDICTED, 3), TRUE, ["a", "b"])
+
+
+def test_confusion_text_has_a_row_per_true_label() -> None:
+    table = confusion_text(score_head(one_hot(PREDICTED, 3), TRUE, ["anger", "joy", "neutral"]))
+    lines = table.splitlines()
+    assert len(lines) == 4
+    assert lines[1].split() == ["anger", "2", "1", "0"]
+
+
+def test_fit_temperature_recovers_the_temperature_that_generated_the_labels() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(20_000, 7, generator=generator) * 3
+    labels = torch.multinomial((logits / 2.5).softmax(-1), 1, generator=generator).flatten()
+    assert fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.05)
+
+
+def test_temperatures_land_in_the_fusion_buffers_and_scale_its_probabilities() -> None:
+    fusion = FusionClassifier(ModelConfig()).eval()
+    inputs = [torch.randn(4, 128) for _ in range(3)] + [torch.ones(4, 3)]
+    emotion_logits, sentiment_logits = fusion(*inputs)
+    set_temperatures(fusion, Temperatures(emotion=2.0, sentiment=0.5))
+    emotion, sentiment = fusion.probabilities(*inputs)
+    assert torch.allclose(emotion, (emotion_logits / 2.0).softmax(-1))
+    assert torch.allclose(sentiment, (sentiment_logits / 0.5).softmax(-1))
+    assert "emotion_temperature" in fusion.state_dict()
