@@ -114,6 +114,7 @@ async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: Anal
         .where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
         .values(
             status=JobStatus.COMPLETED,
+            stage=Stage.FUSE,  # the last stage, even when its progress event arrives after the result
             result=result.model_dump(mode="json"),
             bundle_version=result.model_version,
             duration_s=result.duration_s,
