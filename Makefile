@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 model: setup $(BUNDLE)/manifest.json  ## build the default model bundle (deterministic)
 $(BUNDLE)/manifest.json:
-	$(PY) -m shared.model.build --out $(BUNDLE)
+	$(PY) -m shared.model.build --out $(BUNDLE) --meld-csv ../shared/data/meld/train_sent_emo.csv
 
 demo: model  ## analyse a real video in-process: make demo [VIDEO=path]
 	$(VENV)/bin/emotion-analyzer analyze $(VIDEO) --bundle $(BUNDLE)

@@ -8,12 +8,28 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel
 
-from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span
+from shared.events import MediaInfo, ModalityFeatures, Span
 from shared.labels import Modality
-from shared.media import MediaError, MediaErrorCode, detect_faces, load_audio, probe, sample_span_frames
-from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
+from shared.media import (
+    MediaError,
+    MediaErrorCode,
+    crop_face,
+    detect_faces,
+    load_audio,
+    probe,
+    sample_span_frames,
+)
+from shared.model.face import FACE_SIZE
+from shared.model.inference import (
+    AudioFeaturizer,
+    FusionPredictor,
+    TextFeaturizer,
+    VideoEncoding,
+    VideoFeaturizer,
+)
 from shared.results import (
     AnalysisResult,
     MissingModality,
@@ -33,11 +49,6 @@ class TranscriptionOutput(BaseModel):
     utterances: list[Span]
     speech_found: bool
     text: ModalityFeatures
-
-
-class VideoOutput(BaseModel):
-    video: ModalityFeatures
-    face_emotions: FeatureMatrix | None = None
 
 
 def check_media(path: Path, *, max_duration_s: float) -> MediaInfo:
@@ -76,11 +87,17 @@ def _spans(utterances: Sequence[Span]) -> list[tuple[float, float]]:
     return [(u.start, u.end) for u in utterances]
 
 
+def face_crops(stills: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """(k, 48, 48) crops of the largest face in each still that has one."""
+    crops = [crop_face(still, boxes[0]) for still in stills if (boxes := detect_faces(still))]
+    return np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
+
+
 def encode_video_file(
     path: Path, *, media: MediaInfo, utterances: Sequence[Span], featurizer: VideoFeaturizer
-) -> VideoOutput:
+) -> VideoEncoding:
     if not media.has_video:
-        return VideoOutput(
+        return VideoEncoding(
             video=ModalityFeatures(
                 features=None,
                 present=[False] * len(utterances),
@@ -92,8 +109,9 @@ def encode_video_file(
         path, _spans(utterances), n_frames=config.video_frames, size=config.frame_size
     )
     clips = [frames.clip if frames is not None else None for frames in sampled]
-    faces = [frames is not None and any(detect_faces(still) for still in frames.stills) for frames in sampled]
-    return VideoOutput(video=featurizer.encode(clips, faces))
+    no_faces = np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
+    crops = [face_crops(frames.stills) if frames is not None else no_faces for frames in sampled]
+    return featurizer.encode(clips, crops)
 
 
 def encode_audio_file(
@@ -121,7 +139,7 @@ def _prediction(
 def fuse(
     *,
     transcript: TranscriptionOutput,
-    video: VideoOutput,
+    video: VideoEncoding,
     audio: ModalityFeatures,
     predictor: FusionPredictor,
     bundle_version: str,
@@ -134,7 +152,7 @@ def fuse(
                 f"{modality.value} features cover {len(modality_features.present)} utterances, "
                 f"the transcript has {len(utterances)}"
             )
-    outputs = predictor.predict(len(utterances), transcript.text, video.video, audio)
+    outputs = predictor.predict(len(utterances), transcript.text, video.video, audio, video.face_emotions)
     fused_emotion, fused_sentiment = outputs["fused"]
     results = [
         UtteranceResult(

@@ -27,7 +27,7 @@ async def on_part(event: TranscriptReady | VideoFeaturesReady | AudioFeaturesRea
 
 @asynccontextmanager
 async def lifespan() -> AsyncIterator[None]:
-    bundle = open_for_service(settings, "fusion", ObjectStore.from_settings(settings))
+    bundle = open_for_service(settings, ObjectStore.from_settings(settings), "fusion")
     engine = create_engine(settings.database_url)
     resources.append(
         Resources(

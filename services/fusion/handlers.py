@@ -15,8 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.db.fusion_parts import get_parts, put_part
 from shared.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
 from shared.labels import Modality
-from shared.model.inference import FusionPredictor
-from shared.stages import TranscriptionOutput, VideoOutput, fuse
+from shared.model.inference import FusionPredictor, VideoEncoding
+from shared.stages import TranscriptionOutput, fuse
 
 PartEvent = TranscriptReady | VideoFeaturesReady | AudioFeaturesReady
 PART_OF: dict[type[PartEvent], Modality] = {
@@ -53,7 +53,7 @@ def fuse_parts(parts: dict[Modality, dict[str, Any]], resources: Resources) -> A
     audio = AudioFeaturesReady.model_validate(parts[Modality.AUDIO])
     result = fuse(
         transcript=TranscriptionOutput.model_validate(transcript.model_dump()),
-        video=VideoOutput.model_validate(video.model_dump()),
+        video=VideoEncoding.model_validate(video.model_dump()),
         audio=audio.audio,
         predictor=resources.predictor,
         bundle_version=resources.bundle_version,

@@ -27,7 +27,7 @@ async def on_analysis_requested(event: AnalysisRequested) -> None:
 @asynccontextmanager
 async def lifespan() -> AsyncIterator[None]:
     store = ObjectStore.from_settings(settings)
-    bundle = open_for_service(settings, "text", store)
+    bundle = open_for_service(settings, store, "text")
     whisper = whisper_model_dir(settings.whisper_model, Path(settings.whisper_cache_dir))
     models = Models(
         transcriber=Transcriber(whisper, beam_size=settings.whisper_beam_size, device=settings.device),

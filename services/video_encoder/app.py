@@ -24,7 +24,7 @@ async def on_transcript_ready(event: TranscriptReady) -> None:
 @asynccontextmanager
 async def lifespan() -> AsyncIterator[None]:
     store = ObjectStore.from_settings(settings)
-    bundle = open_for_service(settings, "video", store)
+    bundle = open_for_service(settings, store, "video", "face")
     featurizer = VideoFeaturizer(bundle, settings.device, run_untrained=settings.run_untrained)
     resources.append(EncoderResources(store=store, featurizer=featurizer, bundle_version=bundle.version))
     yield

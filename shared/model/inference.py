@@ -9,14 +9,16 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 import torch
+from pydantic import BaseModel, Field
 from transformers import AutoModel, AutoTokenizer
 
 from shared.events import FeatureMatrix, ModalityFeatures
 from shared.labels import Modality
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle, torch_device
+from shared.model.face import FaceExpressionNet, faces_tensor, meld_distribution
 from shared.model.fusion import FusionClassifier
-from shared.model.preprocess import LogMel, audio_segment, clip_tensor, pad_batch
+from shared.model.preprocess import LogMel, audio_segment, clip_tensor, min_mel_frames, pad_batch
 from shared.model.text import TextEncoder
 from shared.model.video import VideoEncoder
 
@@ -66,39 +68,77 @@ class TextFeaturizer:
         )
 
 
+class VideoEncoding(BaseModel):
+    """The video encoder's output: R3D-18 embeddings and, per utterance, the face's expression."""
+
+    video: ModalityFeatures
+    face_emotions: FeatureMatrix | None = Field(
+        default=None, description="(n, 7) face-expression probabilities, MELD order; zeros where no face"
+    )
+
+
 class VideoFeaturizer:
-    """R3D-18 over each utterance's clip of frames."""
+    """R3D-18 over each utterance's clip of frames, and the facial-expression CNN over its face crops."""
 
     def __init__(self, bundle: LocalBundle, device: str = "cpu", run_untrained: bool = False) -> None:
         self.config = bundle.config
         self.device = torch_device(device)
         self.trained = bundle.component("video").trained
-        self.active = self.trained or run_untrained
         self.model: VideoEncoder | None = None
-        if self.active:
+        if self.trained or run_untrained:
             self.model = VideoEncoder(self.config)
             bundle.load_weights("video", self.model)
             self.model.to(self.device).eval()
+        self.face: FaceExpressionNet | None = None
+        if "face" in bundle.manifest.components:
+            self.face = FaceExpressionNet()
+            bundle.load_weights("face", self.face)
+            self.face.to(self.device).eval()
+
+    @torch.inference_mode()
+    def face_emotions(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+        """Per utterance, the mean face-expression distribution over its (k, 48, 48) crops; zeros if k = 0."""
+        if self.face is None:
+            raise ValueError("the bundle has no face component")
+        out = np.zeros((len(crops), self.config.n_emotions), dtype=np.float32)
+        for i, utterance_crops in enumerate(crops):
+            if len(utterance_crops):
+                scores = self.face(faces_tensor(utterance_crops).to(self.device))  # (k, 7), FER order
+                out[i] = meld_distribution(scores).mean(dim=0).cpu().numpy()
+        return out
 
     @torch.inference_mode()
     def encode(
-        self, clips: Sequence[npt.NDArray[np.uint8] | None], faces: Sequence[bool]
-    ) -> ModalityFeatures:
-        """clips: per utterance (T, S, S, 3) frames or None; faces: whether a face was seen in it."""
+        self, clips: Sequence[npt.NDArray[np.uint8] | None], face_crops: Sequence[npt.NDArray[np.uint8]]
+    ) -> VideoEncoding:
+        """clips: per utterance (T, S, S, 3) frames or None; face_crops: per utterance (k, 48, 48) faces."""
         n = len(clips)
         if not any(c is not None for c in clips):
-            return _missing(n, "no video frames could be decoded")
+            return VideoEncoding(video=_missing(n, "no video frames could be decoded"))
+        faces = [len(c) > 0 for c in face_crops]
         if not any(faces):
-            return _missing(n, "no face was found in the video")
+            return VideoEncoding(video=_missing(n, "no face was found in the video"))
+        face_emotions = FeatureMatrix.from_array(self.face_emotions(face_crops)) if self.face else None
+        present = [c is not None and f for c, f in zip(clips, faces, strict=True)]
         if self.model is None:
-            return _missing(n, UNTRAINED.format(Modality.VIDEO.value), trained=False)
+            if face_emotions is None:
+                return VideoEncoding(video=_missing(n, UNTRAINED.format(Modality.VIDEO.value), trained=False))
+            # The face's expression stands for the video; R3D-18 stays out until it is trained.
+            return VideoEncoding(
+                video=ModalityFeatures(features=None, present=present, trained=False),
+                face_emotions=face_emotions,
+            )
         out = np.zeros((n, self.config.embed_dim), dtype=np.float32)
         for i, clip in enumerate(clips):
             if clip is not None:
                 batch = clip_tensor(clip, self.config).unsqueeze(0).to(self.device)  # (1, 3, T, S, S)
                 out[i] = self.model(batch)[0].cpu().numpy()
-        present = [c is not None and f for c, f in zip(clips, faces, strict=True)]
-        return ModalityFeatures(features=FeatureMatrix.from_array(out), present=present, trained=self.trained)
+        return VideoEncoding(
+            video=ModalityFeatures(
+                features=FeatureMatrix.from_array(out), present=present, trained=self.trained
+            ),
+            face_emotions=face_emotions,
+        )
 
 
 class AudioFeaturizer:
@@ -131,7 +171,7 @@ class AudioFeaturizer:
         out = np.zeros((n, self.config.embed_dim), dtype=np.float32)
         for first in range(0, n, self.batch_size):
             mels = [self.log_mel(s) for s in segments[first : first + self.batch_size]]
-            batch = pad_batch(mels).to(self.device)  # (B, 1, n_mels, F)
+            batch = pad_batch(mels, min_mel_frames(self.config)).to(self.device)  # (B, 1, n_mels, F)
             out[first : first + len(mels)] = self.model(batch).cpu().numpy()
         present = [len(s) > 0 for s in segments]
         return ModalityFeatures(features=FeatureMatrix.from_array(out), present=present, trained=self.trained)
@@ -156,26 +196,71 @@ class FusionPredictor:
         return torch.from_numpy(matrix), torch.tensor(features.present, dtype=torch.float32)
 
     def predict(
-        self, n: int, text: ModalityFeatures, video: ModalityFeatures, audio: ModalityFeatures
+        self,
+        n: int,
+        text: ModalityFeatures,
+        video: ModalityFeatures,
+        audio: ModalityFeatures,
+        face_emotions: FeatureMatrix | None = None,
     ) -> dict[str, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
         """{'fused' | modality: ((n, 7) emotion, (n, 3) sentiment probabilities)} for what is present.
 
-        Utterances with no modality at all are given the fused output of an all-zero input, which the
-        trained model learns to be the prior; rows a modality lacks are NaN in that modality's output.
+        The fusion MLP sees the embeddings that are present; the face's expression, where a face was seen,
+        is pooled with its output (`FusionClassifier.pool_with_face`) and stands for the video modality's
+        own distribution. Rows a modality lacks are NaN in that modality's output.
         """
         (t, t_p), (v, v_p), (a, a_p) = (self._matrix(m, n) for m in (text, video, audio))
-        present = torch.stack([t_p, v_p, a_p], dim=1)  # (n, 3)
+        present = torch.stack([t_p, v_p, a_p], dim=1).to(self.device)  # (n, 3)
         t, v, a = (x.to(self.device) for x in (t, v, a))
+        face, has_face = self._faces(face_emotions, video, n)
+        face_emotion, face_sentiment = self.model.face_probabilities(face)
+
+        def pooled(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            emotion, sentiment = self.model.probabilities(t, v, a, mask)
+            nothing_else = mask.sum(dim=1) == 0
+            emotion = torch.where(
+                nothing_else.unsqueeze(-1) & (has_face > 0).unsqueeze(-1),
+                face_emotion,
+                self.model.pool_with_face(emotion, face_emotion, has_face),
+            )
+            sentiment = torch.where(
+                nothing_else.unsqueeze(-1) & (has_face > 0).unsqueeze(-1),
+                face_sentiment,
+                self.model.pool_with_face(sentiment, face_sentiment, has_face),
+            )
+            return emotion, sentiment
+
         outputs: dict[str, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
-        emotion, sentiment = self.model.probabilities(t, v, a, present.to(self.device))
+        emotion, sentiment = pooled(present)
         outputs["fused"] = (emotion.cpu().numpy(), sentiment.cpu().numpy())
         for column, modality in enumerate((Modality.TEXT, Modality.VIDEO, Modality.AUDIO)):
-            if not present[:, column].any():
+            available = present[:, column] + (has_face if modality is Modality.VIDEO else 0) > 0
+            if not available.any():
                 continue
             only = torch.zeros_like(present)
             only[:, column] = present[:, column]
-            emotion, sentiment = self.model.probabilities(t, v, a, only.to(self.device))
-            emotion[present[:, column] == 0] = float("nan")
-            sentiment[present[:, column] == 0] = float("nan")
+            if modality is Modality.VIDEO:
+                emotion, sentiment = pooled(only)
+            else:
+                emotion, sentiment = self.model.probabilities(t, v, a, only)
+            emotion[~available] = float("nan")
+            sentiment[~available] = float("nan")
             outputs[modality.value] = (emotion.cpu().numpy(), sentiment.cpu().numpy())
         return outputs
+
+    def _faces(
+        self, face_emotions: FeatureMatrix | None, video: ModalityFeatures, n: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, 7) face distributions (uniform where none) and (n,) 0/1: was a face seen."""
+        if face_emotions is None:
+            return torch.full(
+                (n, self.config.n_emotions), 1.0 / self.config.n_emotions, device=self.device
+            ), (torch.zeros(n, device=self.device))
+        matrix = torch.from_numpy(face_emotions.to_array()).to(self.device)
+        if matrix.shape != (n, self.config.n_emotions):
+            raise ValueError(
+                f"expected face emotions of shape {(n, self.config.n_emotions)}, got {matrix.shape}"
+            )
+        has_face = torch.tensor(video.present, dtype=torch.float32, device=self.device)
+        uniform = torch.full_like(matrix, 1.0 / self.config.n_emotions)
+        return torch.where(has_face.unsqueeze(-1) > 0, matrix, uniform), has_face

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.labels import EMOTIONS, SENTIMENTS
+from shared.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.localstack import LocalStack, ServiceName
 from shared.results import AnalysisResult
 from tests.e2e.conftest import MAX_UPLOAD_BYTES
@@ -91,6 +91,9 @@ def test_real_talking_video_through_the_three_step_api(
     assert {"biggest", "help", "better"} <= spoken, spoken
     assert result.model_version == "0.0.0-test"
     assert 5.5 < result.duration_s < 7.0
+    # a frontal face: the facial-expression network speaks for the video in every utterance
+    assert all(u.modalities[Modality.VIDEO].available for u in result.utterances)
+    assert all(u.modalities[Modality.VIDEO].emotions is not None for u in result.utterances)
     # the same result through a plain GET
     again = api.get(f"/analyses/{analysis['id']}").json()
     assert AnalysisResult.model_validate(again["result"]) == result

@@ -509,7 +509,7 @@ async def test_event_stream_delivers_changes_and_ends_on_completion(
         ("status", "queued", None),
         ("status", "processing", "transcribe"),
         ("status", "processing", "encode_video"),
-        ("completed", "completed", "encode_video"),
+        ("completed", "completed", "fuse"),
     ]
     assert all("result" not in body for _, body in received[:-1])
     assert received[-1][1]["result"]["model_version"] == "test-1"

@@ -15,7 +15,7 @@ import torch
 from shared.model.bundle import open_bundle
 from shared.model.inference import FusionPredictor, TextFeaturizer
 from tests.meld_factory import Clip, MeldSplit, Row, make_split
-from training import evaluate, train
+from training import calibrate, evaluate, train
 from training.data import read_meld_csv
 from training.model import MultimodalClassifier
 
@@ -104,7 +104,7 @@ def test_multimodal_training_checkpoints_resumes_exports_and_evaluates(
 
     bundle = open_bundle(str(out / "bundle"))
     assert {name: spec.trained for name, spec in bundle.manifest.components.items()} == {
-        "text": True, "video": True, "audio": True, "fusion": True,
+        "text": True, "video": True, "audio": True, "fusion": True, "face": True,
     }  # fmt: skip
     assert bundle.config.video_frames == 30
     assert float(bundle.manifest.config["text_hidden"]) == 384  # type: ignore[arg-type]
@@ -148,7 +148,7 @@ def test_text_only_training_fine_tunes_and_serves_through_the_inference_classes(
 
     bundle = open_bundle(str(out / "bundle"))
     trained = {name: spec.trained for name, spec in bundle.manifest.components.items()}
-    assert trained == {"text": True, "video": False, "audio": False, "fusion": True}
+    assert trained == {"text": True, "video": False, "audio": False, "fusion": True, "face": True}
     assert "fine-tuned" in bundle.component("text").source
     assert (bundle.path("text/backbone") / "tokenizer.json").is_file()
 
@@ -183,5 +183,24 @@ def test_evaluate_without_json_prints_a_readable_report(
     printed = capsys.readouterr().out
     assert "fused emotion: accuracy" in printed and "weighted F1" in printed
     assert "true \\ pred" in printed and "surprise" in printed
+    # The temperatures written into a bundle are what it serves (open_bundle checks the new checksum), and
+    # refitting them on dev finds again what training fitted.
+    bundle_dir = out / "bundle"
+
+    def served_temperatures() -> tuple[float, float]:
+        return evaluate.fitted_temperatures(
+            MultimodalClassifier.from_bundle(open_bundle(str(bundle_dir))).fusion
+        )
+
+    fitted_in_training = served_temperatures()
+    model = MultimodalClassifier.from_bundle(open_bundle(str(bundle_dir)))
+    calibrate.set_temperatures(model.fusion, calibrate.Temperatures(emotion=3.0, sentiment=3.0))
+    calibrate.rewrite_fusion(bundle_dir, model.fusion)
+    assert served_temperatures() == pytest.approx((3.0, 3.0))
+    refit = calibrate.main(
+        calibrate.get_args_parser().parse_args(["--meld-csv", str(dev_csv), "--bundle", str(bundle_dir)])
+    )
+    assert (refit.emotion, refit.sentiment) == pytest.approx(fitted_in_training, rel=1e-3)
+    assert served_temperatures() == pytest.approx((refit.emotion, refit.sentiment))
     with pytest.raises(SystemExit, match="no such CSV"):
         evaluate.main(evaluate.get_args_parser().parse_args(["--meld-csv", str(tmp_path / "nope.csv")]))

@@ -9,9 +9,15 @@ from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.build import build_initial_bundle
 from shared.model.bundle import COMPONENTS, MANIFEST, BundleError, LocalBundle, open_bundle
-from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
+from shared.model.inference import (
+    AudioFeaturizer,
+    FusionPredictor,
+    TextFeaturizer,
+    VideoEncoding,
+    VideoFeaturizer,
+)
 from shared.model.video import VideoEncoder
-from shared.stages import TranscriptionOutput, VideoOutput, fuse
+from shared.stages import TranscriptionOutput, fuse
 from tests.bundle_fixtures import bundle, bundle_dir
 
 __all__ = ["bundle", "bundle_dir"]
@@ -19,7 +25,8 @@ __all__ = ["bundle", "bundle_dir"]
 
 def test_manifest_lists_every_component_with_checksums(bundle: LocalBundle) -> None:
     manifest = bundle.manifest
-    assert set(manifest.components) == set(COMPONENTS)
+    assert set(manifest.components) == {*COMPONENTS, "face"}
+    assert manifest.components["face"].trained
     assert manifest.labels == {"emotion": list(EMOTIONS), "sentiment": list(SENTIMENTS)}
     assert manifest.model_config_.embed_dim == 128
     for spec in manifest.components.values():
@@ -80,10 +87,13 @@ def test_untrained_branches_are_masked_unless_asked(bundle: LocalBundle) -> None
     assert forced.features is not None and forced.features.to_array().shape == (2, 128)
     assert AudioFeaturizer(bundle).encode(None, spans).missing_reason == "the file has no audio track"
     clips = [np.zeros((30, 112, 112, 3), dtype=np.uint8), None]
-    video = VideoFeaturizer(bundle, run_untrained=True).encode(clips, [True, False])
-    assert video.present == [True, False]
-    assert VideoFeaturizer(bundle, run_untrained=True).encode(clips, [False, False]).missing_reason == (
-        "no face was found in the video"
+    face, no_face = np.full((2, 48, 48), 128, dtype=np.uint8), np.zeros((0, 48, 48), dtype=np.uint8)
+    video = VideoFeaturizer(bundle, run_untrained=True).encode(clips, [face, no_face])
+    assert video.video.present == [True, False]
+    assert video.video.features is not None and video.face_emotions is not None
+    faceless = VideoFeaturizer(bundle, run_untrained=True).encode(clips, [no_face, no_face])
+    assert (
+        faceless.video.missing_reason == "no face was found in the video" and faceless.face_emotions is None
     )
 
 
@@ -107,7 +117,7 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
     )
     result = fuse(
         transcript=transcript,
-        video=VideoOutput(video=video),
+        video=VideoEncoding(video=video),
         audio=audio,
         predictor=FusionPredictor(bundle),
         bundle_version=bundle.version,
@@ -122,3 +132,34 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
         assert u.modalities[Modality.VIDEO].reason == "no face was found in the video"
     assert not result.utterances[1].modalities[Modality.AUDIO].available
     assert result.utterances[2].modalities[Modality.AUDIO].available
+
+
+def test_face_expression_is_pooled_into_the_fused_distribution(bundle: LocalBundle) -> None:
+    rng = np.random.default_rng(2)
+    n = 2
+    text = ModalityFeatures(features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True, True])
+    absent = ModalityFeatures(features=None, present=[False] * n, missing_reason="untrained")
+    video = ModalityFeatures(features=None, present=[True, False], trained=False)
+    joyful = np.zeros((n, 7), dtype=np.float32)
+    joyful[0, EMOTIONS.index("joy")] = 1.0
+    predictor = FusionPredictor(bundle)
+    without = predictor.predict(n, text, absent, absent)
+    with_face = predictor.predict(n, text, video, absent, FeatureMatrix.from_array(joyful))
+    joy = EMOTIONS.index("joy")
+    assert with_face["fused"][0][0][joy] > without["fused"][0][0][joy]  # the face pulls towards joy
+    np.testing.assert_allclose(
+        with_face["fused"][0][1], without["fused"][0][1], atol=1e-6
+    )  # no face: as before
+    np.testing.assert_allclose(with_face["fused"][0].sum(axis=1), 1.0, atol=1e-5)
+    video_emotion, video_sentiment = with_face["video"]
+    assert video_emotion[0].argmax() == joy and np.isnan(video_emotion[1]).all()
+    np.testing.assert_allclose(video_sentiment[0].sum(), 1.0, atol=1e-5)
+
+
+def test_sentiment_given_emotion_is_a_smoothed_conditional() -> None:
+    from shared.model.face import sentiment_given_emotion
+
+    table = sentiment_given_emotion([(3, 2), (3, 2), (0, 0)])
+    assert table.shape == (7, 3)
+    torch.testing.assert_close(table.sum(dim=1), torch.ones(7))
+    assert table[3].argmax() == 2 and table[0].argmax() == 0

