@@ -53,6 +53,7 @@ def subscriber_options(settings: ServiceSettings) -> dict[str, Any]:
         "max_poll_interval_ms": 15 * 60 * 1000,
         "max_partition_fetch_bytes": settings.kafka_max_request_size,
         "max_poll_records": 1,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
 
 

@@ -28,6 +28,12 @@ class ServiceSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50,
+        ge=0,
+        description="Longest a fetch waits for data; bounds each hop's latency on brokers that "
+        "do not answer a waiting fetch as soon as data arrives (Tansu)",
+    )
     kafka_max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/emotion_analyzer"
