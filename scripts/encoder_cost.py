@@ -1,0 +1,100 @@
+"""Inference cost per utterance of each encoder on this machine, and the bundle's size on disk.
+
+    python scripts/encoder_cost.py [--bundle DIR] [--repeats 5]
+
+Utterances are the speech spans of a real talking video (../shared/data/talking/vr_face_1.mp4), each
+encoder timed on them after a warm-up; R3D-18 and the mel CNN are timed even while the bundle marks them
+untrained (the services skip untrained branches), so the figure is what they will cost once trained.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from shared.events import Span  # noqa: E402
+from shared.media import load_audio, probe, sample_span_frames  # noqa: E402
+from shared.model.bundle import open_bundle  # noqa: E402
+from shared.model.inference import (  # noqa: E402
+    AudioFeaturizer,
+    FusionPredictor,
+    TextFeaturizer,
+    VideoFeaturizer,
+)
+from shared.stages import face_crops  # noqa: E402
+
+VIDEO = REPO.parent / "shared" / "data" / "talking" / "vr_face_1.mp4"
+SENTENCES = ["My biggest weakness is asking for help when I need it.", "I'd like to do better at that."]
+SPANS = [(0.0, 2.38), (3.28, 4.48)]
+
+
+def per_utterance_ms(work: Callable[[], object], utterances: int, repeats: int) -> float:
+    work()  # warm-up
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        timings.append((time.perf_counter() - started) / utterances * 1000)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bundle", type=Path, default=REPO / "var" / "bundles" / "default")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    bundle = open_bundle(str(args.bundle))
+    spans = [
+        Span(index=i, start=s, end=e, text=t)
+        for i, ((s, e), t) in enumerate(zip(SPANS, SENTENCES, strict=True))
+    ]
+    n = len(spans)
+    text = TextFeaturizer(bundle)
+    video = VideoFeaturizer(bundle, run_untrained=True)
+    audio = AudioFeaturizer(bundle, run_untrained=True)
+    fusion = FusionPredictor(bundle)
+    samples = load_audio(VIDEO)
+    frames = sample_span_frames(VIDEO, [(s.start, s.end) for s in spans])
+    clips = [f.clip for f in frames if f is not None]
+    crops = [face_crops(f.stills) for f in frames if f is not None]
+    text_features = text.encode(SENTENCES)
+    encoded_video = video.encode(clips, crops)
+    audio_features = audio.encode(samples, SPANS)
+
+    rows = {
+        "text (MiniLM + projection)": lambda: text.encode(SENTENCES),
+        "video: frame decoding and sampling": lambda: sample_span_frames(VIDEO, SPANS),
+        "video: face detection (3 stills)": lambda: [face_crops(f.stills) for f in frames if f is not None],
+        "video: facial expression CNN": lambda: video.face_emotions(crops),
+        "video: R3D-18 (30×112×112)": lambda: video.encode(clips, crops),
+        "audio: log-mel + CNN": lambda: audio.encode(samples, SPANS),
+        "fusion (fused + per modality)": lambda: fusion.predict(
+            n, text_features, encoded_video.video, audio_features, encoded_video.face_emotions
+        ),
+    }
+    seconds = probe(VIDEO).duration_s
+    print(f"bundle {bundle.version}; {seconds:.1f} s video; torch threads {torch.get_num_threads()}")
+    print(f"{'encoder':<38} {'ms / utterance':>15}")
+    for name, work in rows.items():
+        print(f"{name:<38} {per_utterance_ms(work, n, args.repeats):>15.1f}")
+    print("\nbundle size on disk:")
+    total = 0
+    for component, spec in bundle.manifest.components.items():
+        size = sum(f.size for f in spec.files)
+        total += size
+        print(f"  {component:<8} {size / 1e6:>8.1f} MB  trained={spec.trained}")
+    print(f"  {'total':<8} {total / 1e6:>8.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
