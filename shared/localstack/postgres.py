@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
+from shared.db import session
 from shared.localstack.asyncio_bridge import run_coroutine
 from shared.localstack.binaries import postgres_bin_dir
 
@@ -46,34 +47,16 @@ def accepts_connections(dsn: str, connect_timeout_s: float = 2.0) -> bool:
     return run_coroutine(lambda: _accepts(dsn, connect_timeout_s))
 
 
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def _create_database(dsn: str, name: str) -> bool:
-    connection = await asyncpg.connect(dsn, timeout=5)
-    try:
-        if await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            return False
-        try:
-            await connection.execute(f"CREATE DATABASE {_quote_identifier(name)}")
-        except asyncpg.DuplicateDatabaseError:  # created by someone else in between
-            return False
-        return True
-    finally:
-        await connection.close()
-
-
-def ensure_database(dsn: str, name: str) -> bool:
-    """Create database `name` on the server of `dsn` unless it exists; True when it was created."""
-    return run_coroutine(lambda: _create_database(dsn, name))
+def ensure_database(url: str) -> bool:
+    """Create the database `url` (SQLAlchemy form) names unless it exists; True when it was created."""
+    return run_coroutine(lambda: session.ensure_database(url))
 
 
 async def _drop_database(dsn: str, name: str) -> None:
     connection = await asyncpg.connect(dsn, timeout=5)
     try:
         # FORCE ends sessions a test left open (e.g. a pool not yet disposed).
-        await connection.execute(f"DROP DATABASE IF EXISTS {_quote_identifier(name)} WITH (FORCE)")
+        await connection.execute(f"DROP DATABASE IF EXISTS {session.quote_identifier(name)} WITH (FORCE)")
     finally:
         await connection.close()
 

@@ -143,8 +143,9 @@ class LocalStack:
 
     def create_database(self, name: str) -> str:
         """Create a database on the stack's PostgreSQL (if missing) and return its SQLAlchemy URL."""
-        postgres.ensure_database(self._postgres_dsn(), name)
-        return self.database_url_for(name)
+        url = self.database_url_for(name)
+        postgres.ensure_database(url)
+        return url
 
     def drop_database(self, name: str) -> None:
         if name == "postgres":
@@ -286,7 +287,7 @@ class LocalStack:
             timeout_s=timeout,
             process=private_postgres,
         )
-        postgres.ensure_database(dsn, self.config.database_name)
+        postgres.ensure_database(self.database_url)
         self.startup_seconds["postgres"] = time.monotonic() - began
 
     def _publish_bundle(self, began: float) -> None:
