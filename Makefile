@@ -9,8 +9,11 @@ BUNDLE    ?= var/bundles/default
 VIDEO     ?= ../shared/data/talking/vr_face_1.mp4
 STAMP     := $(VENV)/.setup-$(shell cat pyproject.toml scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
 PYTEST    := $(PY) -m pytest
+MELD      ?= ../shared/data/meld
+TEXT_WEIGHTS := training/weights/meld-text-v1.safetensors
 
-.PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status bench clean
+.PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status bench clean \
+	train-text eval
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -20,9 +23,16 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
 	@rm -f $(VENV)/.setup-* && touch $@
 
-model: setup $(BUNDLE)/manifest.json  ## build the default model bundle (deterministic)
-$(BUNDLE)/manifest.json:
-	$(PY) -m shared.model.build --out $(BUNDLE) --meld-csv ../shared/data/meld/train_sent_emo.csv
+model: setup $(BUNDLE)/manifest.json  ## build the default model bundle (deterministic, seconds)
+$(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json)
+	$(PY) -m training.default_bundle --out $(BUNDLE) --weights $(TEXT_WEIGHTS)
+
+train-text: setup  ## retrain the default bundle's text weights on MELD train, selected on dev (CPU)
+	$(PY) -m training.train --data $(MELD) --modalities text --lora-rank 16 --lr-lora 2e-4 --lr-patience 0 --epochs 7 \
+		--threads 2 --no-progress --output-dir var/runs/meld-text-v1 --text-weights $(TEXT_WEIGHTS)
+
+eval: model  ## score the default bundle on MELD dev (JSON: weighted F1, accuracy, ECE)
+	$(PY) -m training.evaluate --meld-csv $(MELD)/dev_sent_emo.csv --bundle $(BUNDLE) --json
 
 demo: model  ## analyse a real video in-process: make demo [VIDEO=path]
 	$(VENV)/bin/emotion-analyzer analyze $(VIDEO) --bundle $(BUNDLE)

@@ -37,6 +37,7 @@ CLIP_DIRS: Final[dict[Split, tuple[str, ...]]] = {
 }
 REQUIRED_COLUMNS: Final = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
 MODALITY_COLUMN: Final = {Modality.TEXT: 0, Modality.VIDEO: 1, Modality.AUDIO: 2}
+MELD_SOURCE: Final = "MELD (declare-lab/MELD, GPL-3.0; utterances from the TV show Friends)"
 
 # Characters that stand for one byte in cp1252 or Latin-1: what UTF-8 bytes become when a file was decoded
 # with the wrong one of those.

