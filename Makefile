@@ -37,7 +37,7 @@ eval: model  ## score the default bundle on MELD dev (JSON: weighted F1, accurac
 demo: model  ## analyse a real video in-process: make demo [VIDEO=path]
 	$(VENV)/bin/emotion-analyzer analyze $(VIDEO) --bundle $(BUNDLE)
 
-test: model  ## everything: unit, integration and end-to-end tests (what CI runs)
+test: model lint  ## ruff, mypy, then unit, integration and end-to-end tests (what CI runs)
 	$(PYTEST) tests
 
 unit-tests: model  ## fast tests of pure logic
