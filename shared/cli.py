@@ -60,8 +60,12 @@ def _table(result: AnalysisResult) -> Table:
 
 def analyze(args: argparse.Namespace) -> int:
     # heavy imports only here, so `--help` is instant
+    from transformers.utils import logging as transformers_logging
+
     from shared.media import MediaError
     from shared.pipeline import InProcessAnalyzer, PipelineOptions
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # we show our own progress
 
     err = Console(stderr=True)
     if not args.path.is_file():
