@@ -1,7 +1,7 @@
 """The auth service: answers which owner an API key belongs to (RFC 7662-style introspection)."""
 
-from fastapi import FastAPI
-from prometheus_client import make_asgi_app
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from .keys import Introspection, introspect
@@ -9,7 +9,6 @@ from .settings import Settings
 
 settings = Settings()
 app = FastAPI(title="Emotion Analyzer auth", version="0.1.0")
-app.mount("/metrics", make_asgi_app())
 
 
 class IntrospectRequest(BaseModel):
@@ -20,6 +19,12 @@ class IntrospectRequest(BaseModel):
 async def healthz() -> dict[str, str]:
     """Liveness."""
     return {"status": "ok"}
+
+
+@app.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @app.post("/v1/introspect")

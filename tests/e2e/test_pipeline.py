@@ -191,3 +191,39 @@ def test_a_crashed_service_loses_no_job(api: httpx.Client, media: MediaSet, full
     finally:
         full_stack.start_service(ServiceName.FUSION)
     assert _wait(api, analysis["id"])["status"] == "completed"
+
+
+def _metric_total(text: str, name: str) -> float:
+    """Sum of every sample of a metric family (all label sets) in Prometheus text format."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in "{ "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_every_service_exposes_metrics_that_moved(
+    api: httpx.Client, full_stack: LocalStack, media: MediaSet
+) -> None:
+    """After an analysis, each service's counters show its work."""
+    analysis = _wait(api, _analyse(api, _upload_three_steps(api, media.speech_mp4, "metrics.mp4"))["id"])
+    assert analysis["status"] == "completed"
+    scraped = {}
+    for record in full_stack.state().processes:
+        if record.name in {n.value for n in ServiceName} and record.port is not None:
+            response = httpx.get(f"http://{full_stack.config.host}:{record.port}/metrics", timeout=10)
+            assert response.status_code == 200, record.name
+            scraped[record.name] = response.text
+    assert set(scraped) == {n.value for n in ServiceName}
+    assert _metric_total(scraped["gateway"], "ea_gateway_jobs_created_total") >= 1
+    assert (
+        _metric_total(scraped["gateway"], "ea_gateway_events_consumed_total") >= 5
+    )  # progress ×4, completed
+    assert _metric_total(scraped["gateway"], "ea_gateway_request_seconds_count") >= 3
+    for consumer in ("transcriber", "video_encoder", "audio_encoder", "fusion"):
+        assert _metric_total(scraped[consumer], "faststream_received_messages_total") >= 1, consumer
+        assert _metric_total(scraped[consumer], "ea_stage_seconds_count") >= 1, consumer
+    assert (
+        _metric_total(scraped["transcriber"], "faststream_published_messages_total") >= 2
+    )  # progress, ready
+    assert "python_info" in scraped["auth"]
