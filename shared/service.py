@@ -65,12 +65,10 @@ def make_app(
     broker: KafkaBroker,
     registry: CollectorRegistry,
     lifespan: Callable[..., Any] | None = None,
-    on_startup: tuple[Callable[[], Awaitable[None]], ...] = (),
 ) -> AsgiFastStream:
     return AsgiFastStream(
         broker,
         lifespan=lifespan,
-        on_startup=on_startup,
         asgi_routes=[
             ("/healthz", make_ping_asgi(broker, timeout=5.0)),
             ("/metrics", make_asgi_app(registry)),

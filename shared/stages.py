@@ -40,6 +40,7 @@ from shared.results import (
 )
 from shared.transcription import Transcriber
 
+NO_FACES = np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
 NO_SPEECH = "no speech was found: the whole file is analysed as one segment"
 
 
@@ -90,7 +91,7 @@ def _spans(utterances: Sequence[Span]) -> list[tuple[float, float]]:
 def face_crops(stills: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """(k, 48, 48) crops of the largest face in each still that has one."""
     crops = [crop_face(still, boxes[0]) for still in stills if (boxes := detect_faces(still))]
-    return np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
+    return np.stack(crops) if crops else NO_FACES
 
 
 def encode_video_file(
@@ -109,8 +110,7 @@ def encode_video_file(
         path, _spans(utterances), n_frames=config.video_frames, size=config.frame_size
     )
     clips = [frames.clip if frames is not None else None for frames in sampled]
-    no_faces = np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
-    crops = [face_crops(frames.stills) if frames is not None else no_faces for frames in sampled]
+    crops = [face_crops(frames.stills) if frames is not None else NO_FACES for frames in sampled]
     return featurizer.encode(clips, crops)
 
 

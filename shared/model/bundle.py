@@ -15,7 +15,6 @@ cache keyed by the bundle version, and each file is checked against the manifest
 """
 
 import hashlib
-import json
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -280,10 +279,6 @@ def publish_bundle(root: Path, store: ObjectStore, uri: str) -> BundleManifest:
         bucket, f"{prefix}/{MANIFEST}" if prefix else MANIFEST, root / MANIFEST, "application/json"
     )
     return manifest
-
-
-def manifest_json(manifest: BundleManifest) -> str:
-    return json.dumps(manifest.model_dump(mode="json"), indent=2)
 
 
 def open_for_service(
