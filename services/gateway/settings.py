@@ -33,5 +33,18 @@ class Settings(ServiceSettings):
         default=5.0, gt=0, description="Re-read a watched job this often even when no notification came"
     )
 
+    webhook_dispatcher: bool = Field(default=True, description="Run the webhook dispatcher in this process")
+    webhook_allow_private_targets: bool = Field(
+        default=False, description="Allow webhook URLs that resolve to private, loopback or link-local addresses"
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Time a receiver has to answer")
+    webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts before a delivery fails")
+    webhook_backoff_base_s: float = Field(default=5.0, gt=0, description="Delay before the first retry")
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0, description="Longest delay between retries")
+    webhook_lease_s: float = Field(
+        default=60.0, gt=0, description="A claimed delivery not finished in this time is sent again"
+    )
+    webhook_poll_interval_s: float = Field(default=1.0, gt=0, description="Check for due deliveries this often")
+
     def _secrets(self) -> dict[str, str]:
         return {**super()._secrets(), "api_key": self.api_key.get_secret_value()}

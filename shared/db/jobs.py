@@ -6,16 +6,19 @@ finds nothing to do rather than an error.
 """
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Final
 
 from sqlalchemy import and_, case, func, or_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db.models import ACTIVE_STATUSES, Job, JobCreate, JobStatus, UtteranceRecord
+from shared.db.usage import QuotaLimits, charge, refund
+from shared.db.webhook_models import WebhookEventType
+from shared.db.webhook_outbox import record_job_event
 from shared.events import Stage
 from shared.results import AnalysisResult, UtteranceResult
 
@@ -27,19 +30,51 @@ _NO_SYNC: Final = {"synchronize_session": False}
 _FRESH: Final = {"populate_existing": True}
 
 
-async def create_job(*, session: AsyncSession, owner: str, job_in: JobCreate) -> tuple[Job, bool]:
-    """The job for (owner, object key), and whether this call created it; safe under concurrent calls."""
+@dataclass(frozen=True)
+class QuotaCharge:
+    """What a new job takes from its owner's monthly quota."""
+
+    period: date
+    video_seconds: float
+    limits: QuotaLimits
+
+
+async def create_job(
+    *, session: AsyncSession, owner: str, job_in: JobCreate, quota: QuotaCharge | None = None
+) -> tuple[Job, bool]:
+    """The job for (owner, object key), and whether this call created it; safe under concurrent calls.
+
+    With `quota`, a new job is charged to it in the same transaction; when the quota does not cover it,
+    `QuotaExceededError` is raised and nothing is created. An existing job is returned uncharged.
+    """
     if not owner:
         raise ValueError("owner must not be empty")
+    charged = (
+        {"quota_period": quota.period, "charged_seconds": quota.video_seconds} if quota is not None else {}
+    )
     # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit, after which the
     # SELECT (a new snapshot under READ COMMITTED) sees that row.
     inserted = await session.exec(
         insert(Job)
-        .values(id=uuid.uuid4(), owner=owner, status=JobStatus.QUEUED, attempt=1, **job_in.model_dump())
+        .values(
+            id=uuid.uuid4(), owner=owner, status=JobStatus.QUEUED, attempt=1, **job_in.model_dump(), **charged
+        )
         .on_conflict_do_nothing(index_elements=["owner", "object_key"])
         .returning(col(Job.id))
     )
     created = inserted.scalar_one_or_none() is not None
+    if created and quota is not None:
+        try:
+            await charge(
+                session=session,
+                owner=owner,
+                period=quota.period,
+                video_seconds=quota.video_seconds,
+                limits=quota.limits,
+            )
+        except Exception:
+            await session.rollback()
+            raise
     stored = await session.exec(
         select(Job).where(Job.owner == owner, Job.object_key == job_in.object_key).execution_options(**_FRESH)
     )
@@ -104,7 +139,13 @@ async def mark_stage(*, session: AsyncSession, job_id: uuid.UUID, stage: Stage, 
         .returning(col(Job.id))
         .execution_options(**_NO_SYNC)
     )
-    return await _commit_if_changed(session, statement)
+    changed = (await session.exec(statement)).scalar_one_or_none() is not None
+    if changed:
+        await record_job_event(
+            session, job_id=job_id, type_=WebhookEventType.ANALYSIS_PROGRESS, attempt=attempt, stage=stage
+        )
+    await session.commit()
+    return changed
 
 
 async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: AnalysisResult) -> bool:
@@ -121,14 +162,18 @@ async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: Anal
             completed_at=func.now(),
             updated_at=func.now(),
         )
-        .returning(col(Job.id))
+        .returning(col(Job.attempt))
         .execution_options(**_NO_SYNC)
     )
-    if (await session.exec(statement)).scalar_one_or_none() is None:
+    attempt = (await session.exec(statement)).scalar_one_or_none()
+    if attempt is None:
         # Commit, not rollback: nothing changed, and a rollback would expire the caller's loaded rows.
         await session.commit()
         return False
     session.add_all(_utterance_record(job_id, utterance) for utterance in result.utterances)
+    await record_job_event(
+        session, job_id=job_id, type_=WebhookEventType.ANALYSIS_COMPLETED, attempt=attempt, stage=Stage.FUSE
+    )
     await session.commit()
     return True
 
@@ -148,10 +193,22 @@ async def fail_job(*, session: AsyncSession, job_id: uuid.UUID, stage: Stage, co
             completed_at=func.now(),
             updated_at=func.now(),
         )
-        .returning(col(Job.id))
+        .returning(col(Job.owner), col(Job.attempt), col(Job.quota_period), col(Job.charged_seconds))
         .execution_options(**_NO_SYNC)
     )
-    return await _commit_if_changed(session, statement)
+    failed = (await session.exec(statement)).one_or_none()
+    if failed is None:
+        await session.commit()
+        return False
+    owner, attempt, quota_period, charged_seconds = failed
+    if quota_period is not None:
+        # A failed analysis gives its units back, exactly once: a job fails only once.
+        await refund(session=session, owner=owner, period=quota_period, video_seconds=charged_seconds)
+    await record_job_event(
+        session, job_id=job_id, type_=WebhookEventType.ANALYSIS_FAILED, attempt=attempt, stage=stage
+    )
+    await session.commit()
+    return True
 
 
 async def find_stuck_jobs(*, session: AsyncSession, older_than: timedelta, limit: int = 100) -> list[Job]:
@@ -200,12 +257,6 @@ async def redrive_job(
     attempt: int | None = (await session.exec(statement)).scalar_one_or_none()
     await session.commit()
     return attempt
-
-
-async def _commit_if_changed(session: AsyncSession, statement: UpdateBase) -> bool:
-    changed = (await session.exec(statement)).scalar_one_or_none() is not None
-    await session.commit()
-    return changed
 
 
 def _utterance_record(job_id: uuid.UUID, utterance: UtteranceResult) -> UtteranceRecord:

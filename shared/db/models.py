@@ -5,7 +5,7 @@ as PostgreSQL enum types, so that adding a stage later is a plain migration and 
 """
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -48,7 +48,7 @@ def enum_type(enum_cls: type[StrEnum], name: str) -> sa.Enum:
     )
 
 
-def _timestamp(*, nullable: bool) -> Any:
+def timestamp_field(*, nullable: bool) -> Any:
     """A timezone-aware timestamp column; the database clock fills the non-null ones."""
     if nullable:
         return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=True)
@@ -106,10 +106,14 @@ class Job(JobBase, table=True):
     bundle_version: str | None = Field(default=None, max_length=255)
     duration_s: float | None = Field(default=None, ge=0.0)
     result: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
-    created_at: datetime = _timestamp(nullable=False)
-    updated_at: datetime = _timestamp(nullable=False)
-    completed_at: datetime | None = _timestamp(nullable=True)
-    stage_started_at: datetime | None = _timestamp(nullable=True)
+    created_at: datetime = timestamp_field(nullable=False)
+    updated_at: datetime = timestamp_field(nullable=False)
+    completed_at: datetime | None = timestamp_field(nullable=True)
+    stage_started_at: datetime | None = timestamp_field(nullable=True)
+    quota_period: date | None = Field(
+        default=None, sa_type=sa.Date, nullable=True, description="Month whose usage this job was charged to"
+    )
+    charged_seconds: float = Field(default=0.0, ge=0.0, description="Video seconds charged to the quota")
 
     def analysis_result(self) -> AnalysisResult | None:
         return None if self.result is None else AnalysisResult.model_validate(self.result)
@@ -144,7 +148,7 @@ class FusionPart(SQLModel, table=True):
     attempt: int = Field(ge=1, primary_key=True)
     part: Modality = Field(sa_type=enum_type(Modality, "part"), primary_key=True)
     payload: dict[str, Any] = Field(sa_type=JSONB, description="The serialized event")
-    created_at: datetime = _timestamp(nullable=False)
+    created_at: datetime = timestamp_field(nullable=False)
 
 
 class ProcessedEvent(SQLModel, table=True):
@@ -155,4 +159,15 @@ class ProcessedEvent(SQLModel, table=True):
 
     consumer: str = Field(min_length=1, max_length=128, primary_key=True)
     event_id: uuid.UUID = Field(primary_key=True)
-    processed_at: datetime = _timestamp(nullable=False)
+    processed_at: datetime = timestamp_field(nullable=False)
+
+
+class UsageCounter(SQLModel, table=True):
+    """What an owner used in one calendar month (UTC); charged and refunded with conditional UPDATEs."""
+
+    __tablename__ = "usage_counter"
+
+    owner: str = Field(max_length=255, primary_key=True)
+    period: date = Field(primary_key=True, description="First day of the month")
+    analyses: int = Field(default=0, ge=0)
+    video_seconds: float = Field(default=0.0, ge=0.0)

@@ -46,7 +46,20 @@ from tests.integration.db_fixtures import drop_database, fresh_database_url
 pytest_plugins = ["tests.integration.db_fixtures"]
 pytestmark = pytest.mark.integration
 
-TABLES = {"job", "utterance_result", "fusion_part", "processed_event"}
+TABLES = {
+    "job",
+    "utterance_result",
+    "fusion_part",
+    "processed_event",
+    "usage_counter",
+    "user_account",
+    "auth_session",
+    "api_key",
+    "webhook_subscription",
+    "webhook_event",
+    "webhook_delivery",
+    "webhook_attempt",
+}
 
 
 def upload(key: str = "uploads/a/talk.mp4") -> JobCreate:
@@ -106,7 +119,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
         process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode == 0, stderr.decode()
-        assert await current_revision(url) == head_revision() == "0001"
+        assert await current_revision(url) == head_revision() == "0002"
         assert await ensure_database(url) is False
 
         engine = create_engine(url)
@@ -122,7 +135,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
                 assert await connection.run_sync(table_names) == {"alembic_version"}
 
             await upgrade(url)
-            assert await current_revision(url) == "0001"
+            assert await current_revision(url) == "0002"
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) >= TABLES
                 assert await connection.run_sync(schema_differences) == []

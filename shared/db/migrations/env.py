@@ -11,7 +11,9 @@ from alembic import context
 from sqlalchemy import Connection, text
 from sqlmodel import SQLModel
 
-import shared.db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import shared.db.account_models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import shared.db.models  # noqa: F401
+import shared.db.webhook_models  # noqa: F401
 from shared.db.session import create_engine
 from shared.settings import ServiceSettings
 
