@@ -11,7 +11,6 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_S3_SECRET = "dev-secret-key-change-me"
-DEV_API_KEY = "dev-api-key-change-me"
 
 
 class Environment(StrEnum):
@@ -66,7 +65,7 @@ class ServiceSettings(BaseSettings):
     def _no_default_secrets_outside_development(self) -> Self:
         if self.environment is not Environment.DEVELOPMENT:
             for name, value in self._secrets().items():
-                if value in (DEV_S3_SECRET, DEV_API_KEY):
+                if value == DEV_S3_SECRET:
                     raise ValueError(f"{name} still has its development default; set EA_{name.upper()}")
         return self
 

@@ -20,7 +20,9 @@ _CODES_BY_STATUS: Final = {
     status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
     status.HTTP_413_CONTENT_TOO_LARGE: "file_too_large",
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+    status.HTTP_409_CONFLICT: "conflict",
     status.HTTP_422_UNPROCESSABLE_CONTENT: "validation_error",
+    status.HTTP_429_TOO_MANY_REQUESTS: "too_many_requests",
     status.HTTP_503_SERVICE_UNAVAILABLE: "unavailable",
 }
 
@@ -63,6 +65,13 @@ def error_response(
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` entry that documents these error statuses in the OpenAPI schema."""
     return {code: {"model": ErrorResponse} for code in status_codes}
+
+
+def authenticated_responses() -> dict[int | str, dict[str, Any]]:
+    """Errors any authenticated route can answer: no valid credential, over the rate, auth unreachable."""
+    return error_responses(
+        status.HTTP_401_UNAUTHORIZED, status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE
+    )
 
 
 def _location(loc: Sequence[int | str]) -> str:

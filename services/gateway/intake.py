@@ -6,20 +6,32 @@ presigned upload) the client's own object.
 
 import asyncio
 import logging
+import math
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Final
 
 from fastapi import status
 
-from shared.db import Job, JobCreate, create_job, fail_job
+from shared.db import (
+    Job,
+    JobCreate,
+    QuotaCharge,
+    QuotaExceededError,
+    QuotaLimits,
+    create_job,
+    current_period,
+    fail_job,
+)
 from shared.events import AnalysisRequested, Stage
 from shared.storage import ObjectNotFoundError, ObjectStore
 
+from .credentials import Principal
 from .errors import ApiError
 from .job_updates import notify_job_updated
+from .media_duration import declared_duration_s
 from .media_types import (
     SNIFF_BYTES,
     UnsupportedFileTypeError,
@@ -76,6 +88,19 @@ def upload_url(gateway: Gateway, owner: str, filename: str) -> UploadUrl:
     )
 
 
+PROBE_URL_TTL: Final = timedelta(minutes=5)
+
+
+async def uploaded_duration_s(store: ObjectStore, bucket: str, key: str) -> float:
+    """The uploaded object's declared duration, read over a short-lived presigned URL."""
+    url = store.presigned_get_url(bucket, key, PROBE_URL_TTL)
+    return await asyncio.to_thread(declared_duration_s, url)
+
+
+async def received_duration_s(path: Path) -> float:
+    return await asyncio.to_thread(declared_duration_s, str(path))
+
+
 async def check_uploaded_object(store: ObjectStore, bucket: str, key: str, *, max_bytes: int) -> int:
     """The size of an uploaded object that passes the checks; the object is removed when it is too large."""
     try:
@@ -108,8 +133,14 @@ def check_media_head(head: bytes) -> None:
         )
 
 
-async def submit_job(gateway: Gateway, *, owner: str, key: str, filename: str, size: int) -> tuple[Job, bool]:
-    """Create the job for (owner, key) and queue it; an existing job is returned as it is, not re-queued."""
+async def submit_job(
+    gateway: Gateway, *, principal: Principal, key: str, filename: str, size: int, duration_s: float
+) -> tuple[Job, bool]:
+    """Create the job for (owner, key), charge it to the owner's quota and queue it.
+
+    An existing job is returned as it is: not charged again, not re-queued.
+    """
+    owner = principal.owner
     bucket = gateway.settings.uploads_bucket
     job_in = JobCreate(
         bucket=bucket,
@@ -118,8 +149,18 @@ async def submit_job(gateway: Gateway, *, owner: str, key: str, filename: str, s
         content_type=content_type_for(filename),
         size_bytes=size,
     )
-    async with gateway.sessions() as session:
-        job, created = await create_job(session=session, owner=owner, job_in=job_in)
+    limits = principal.limits
+    quota = QuotaCharge(
+        period=current_period(),
+        video_seconds=round(duration_s, 3),
+        limits=QuotaLimits(analyses=limits.monthly_analyses, video_seconds=limits.monthly_video_seconds),
+    )
+    try:
+        async with gateway.sessions() as session:
+            job, created = await create_job(session=session, owner=owner, job_in=job_in, quota=quota)
+    except QuotaExceededError as exc:
+        gateway.metrics.quota_rejections.labels(exc.resource.value).inc()
+        raise quota_exceeded(exc) from exc
     if not created:
         return job, False
     event = AnalysisRequested(
@@ -145,6 +186,20 @@ async def _fail_unqueued(gateway: Gateway, job: Job, exc: BaseException) -> None
             session=session, job_id=job.id, stage=Stage.UPLOAD, code=QUEUE_UNAVAILABLE, reason=reason
         ):
             await notify_job_updated(session, job.id)
+
+
+def quota_exceeded(exc: QuotaExceededError) -> ApiError:
+    """429 with Retry-After at the month's end, and RateLimit fields describing the monthly quota."""
+    reset_s = max(1, math.ceil((exc.used.resets_at - datetime.now(UTC)).total_seconds()))
+    month_s = int((exc.used.resets_at - datetime.combine(exc.used.period, time(), UTC)).total_seconds())
+    headers = {
+        "Retry-After": str(reset_s),
+        "RateLimit-Limit": f"{exc.limit:g}",
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": str(reset_s),
+        "RateLimit-Policy": f'{exc.limit:g};w={month_s};name="{exc.resource.value}"',
+    }
+    return ApiError(status.HTTP_429_TOO_MANY_REQUESTS, "quota_exceeded", str(exc), headers=headers)
 
 
 def _read_head(path: Path) -> bytes:

@@ -13,11 +13,13 @@ from shared.db.session import create_engine
 from shared.service import make_broker
 from shared.storage import ObjectStore
 
-from .api.routes import analyses, health, uploads
+from .api.routes import accounts, analyses, health, uploads, usage
 from .consumer import add_status_subscriber
+from .credentials import AuthClient, CredentialCache
 from .errors import install_error_handlers
 from .job_updates import JobUpdates
 from .metrics import GatewayMetrics, RequestMetricsMiddleware
+from .rate_limit import RateLimiter
 from .settings import Settings
 from .state import Gateway
 from .sweeper import SweepReport, run_sweeper, sweep_once
@@ -58,6 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             updates = JobUpdates(settings.database_url, fallback_s=settings.watch_fallback_s)
             await updates.start()
             stack.push_async_callback(updates.stop)
+            token = settings.auth_internal_token
+            auth = AuthClient(
+                str(settings.auth_url).rstrip("/"),
+                internal_token=token.get_secret_value() if token else None,
+                timeout_s=settings.auth_timeout_s,
+            )
+            stack.push_async_callback(auth.aclose)
             gateway = Gateway(
                 settings=settings,
                 registry=registry,
@@ -68,6 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 store=store,
                 presigner=public_store(settings),
                 updates=updates,
+                auth=auth,
+                credentials=CredentialCache(
+                    auth.introspect,
+                    ttl_s=settings.auth_cache_ttl_s,
+                    negative_ttl_s=settings.auth_negative_cache_ttl_s,
+                ),
+                rate_limiter=RateLimiter(),
             )
             app.state.gateway = gateway
             stack.push_async_callback(broker.stop)
@@ -99,8 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
 
     api = APIRouter(prefix=API_PREFIX)
+    api.include_router(accounts.router)
     api.include_router(uploads.router)
     api.include_router(analyses.router)
+    api.include_router(usage.router)
     app.include_router(api)
     app.include_router(health.router)
     return app

@@ -29,6 +29,21 @@ class GatewayMetrics:
             ["type", "outcome"],
             registry=registry,
         )
+        self.jobs_deleted = Counter(
+            "ea_gateway_jobs_deleted", "Analyses deleted with their files", registry=registry
+        )
+        self.auth_checks = Counter(
+            "ea_gateway_auth_checks",
+            "Credential checks, by outcome (accepted, rejected, unavailable)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.quota_rejections = Counter(
+            "ea_gateway_quota_rejections",
+            "Requests refused with 429, by limit (rate_limit, analyses, video_seconds)",
+            ["limit"],
+            registry=registry,
+        )
         self.jobs_swept = Counter(
             "ea_gateway_jobs_swept",
             "Stuck jobs the sweeper handled, by action",

@@ -4,7 +4,7 @@ from typing import Final
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 
-from shared.settings import DEV_API_KEY, ServiceSettings
+from shared.settings import ServiceSettings
 
 MIB: Final = 1024 * 1024
 
@@ -12,7 +12,25 @@ MIB: Final = 1024 * 1024
 class Settings(ServiceSettings):
     service_name: str = "gateway"
     http_port: int = Field(default=8000, ge=0, le=65535, description="Port of the REST API")
-    api_key: SecretStr = Field(default=SecretStr(DEV_API_KEY), description="Bearer token clients present")
+    auth_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8001"), description="Base URL of the auth service"
+    )
+    auth_internal_token: SecretStr | None = Field(
+        default=None, description="Sent as X-Internal-Token to the auth service's introspection"
+    )
+    auth_timeout_s: float = Field(default=5.0, gt=0, description="How long to wait for the auth service")
+    auth_cache_ttl_s: float = Field(
+        default=4.0,
+        ge=0,
+        le=5.0,
+        description="How long a checked credential is trusted; bounds how late a revocation takes effect",
+    )
+    account_rate_limit_per_minute: int = Field(
+        default=30, ge=1, description="Sign-ups and logins per minute from one client address"
+    )
+    auth_negative_cache_ttl_s: float = Field(
+        default=1.0, ge=0, le=5.0, description="How long a rejected credential stays rejected without asking"
+    )
 
     max_upload_bytes: int = Field(default=512 * MIB, ge=1, description="Largest file accepted for analysis")
     upload_url_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of upload URLs")
@@ -35,7 +53,8 @@ class Settings(ServiceSettings):
 
     webhook_dispatcher: bool = Field(default=True, description="Run the webhook dispatcher in this process")
     webhook_allow_private_targets: bool = Field(
-        default=False, description="Allow webhook URLs that resolve to private, loopback or link-local addresses"
+        default=False,
+        description="Allow webhook URLs that resolve to private, loopback or link-local addresses",
     )
     webhook_timeout_s: float = Field(default=10.0, gt=0, description="Time a receiver has to answer")
     webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts before a delivery fails")
@@ -44,7 +63,10 @@ class Settings(ServiceSettings):
     webhook_lease_s: float = Field(
         default=60.0, gt=0, description="A claimed delivery not finished in this time is sent again"
     )
-    webhook_poll_interval_s: float = Field(default=1.0, gt=0, description="Check for due deliveries this often")
+    webhook_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="Check for due deliveries this often"
+    )
 
     def _secrets(self) -> dict[str, str]:
-        return {**super()._secrets(), "api_key": self.api_key.get_secret_value()}
+        token = self.auth_internal_token
+        return {**super()._secrets(), **({"auth_internal_token": token.get_secret_value()} if token else {})}

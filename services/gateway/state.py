@@ -12,8 +12,10 @@ from shared.events import Event
 from shared.service import publish
 from shared.storage import ObjectStore
 
+from .credentials import AuthClient, CredentialCache
 from .job_updates import JobUpdates
 from .metrics import GatewayMetrics
+from .rate_limit import RateLimiter
 from .settings import Settings
 
 
@@ -29,6 +31,9 @@ class Gateway:
     presigner: ObjectStore
     """Signs upload URLs for the address clients reach the object store at."""
     updates: JobUpdates
+    auth: AuthClient
+    credentials: CredentialCache
+    rate_limiter: RateLimiter
 
     async def publish(self, event: Event) -> None:
         """Publish to Kafka, or raise TimeoutError when the broker does not take it in time."""

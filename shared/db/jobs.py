@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy import and_, case, delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -111,6 +111,19 @@ async def list_jobs(*, session: AsyncSession, owner: str, limit: int = 50, offse
 async def count_jobs(*, session: AsyncSession, owner: str) -> int:
     statement = select(func.count()).select_from(Job).where(Job.owner == owner)
     return (await session.exec(statement)).one()
+
+
+async def delete_job(*, session: AsyncSession, job_id: uuid.UUID, owner: str) -> bool:
+    """Delete the owner's job with its utterances and webhook events; False when there was none."""
+    statement = (
+        delete(Job)
+        .where(col(Job.id) == job_id, col(Job.owner) == owner)
+        .returning(col(Job.id))
+        .execution_options(**_NO_SYNC)
+    )
+    deleted = (await session.exec(statement)).scalar_one_or_none() is not None
+    await session.commit()
+    return deleted
 
 
 async def list_utterances(*, session: AsyncSession, job_id: uuid.UUID) -> list[UtteranceRecord]:

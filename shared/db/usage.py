@@ -90,7 +90,7 @@ async def charge(
     """
     if video_seconds < 0:
         raise ValueError(f"video_seconds must not be negative, got {video_seconds}")
-    fits_empty_month = 1 <= limits.analyses and video_seconds <= limits.video_seconds
+    fits_empty_month = limits.analyses >= 1 and video_seconds <= limits.video_seconds
     if fits_empty_month:
         statement = (
             insert(UsageCounter)

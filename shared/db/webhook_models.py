@@ -48,7 +48,9 @@ class WebhookEvent(SQLModel, table=True):
     __tablename__ = "webhook_event"
     __table_args__ = (sa.Index("ix_webhook_event_job_id", "job_id"),)
 
-    id: uuid.UUID = Field(primary_key=True, description="Stable per event: the webhook-id receivers dedupe by")
+    id: uuid.UUID = Field(
+        primary_key=True, description="Stable per event: the webhook-id receivers dedupe by"
+    )
     owner: str = Field(max_length=255)
     type: WebhookEventType = Field(sa_type=enum_type(WebhookEventType, "type"))
     job_id: uuid.UUID | None = Field(default=None, foreign_key="job.id", ondelete="CASCADE")

@@ -7,25 +7,30 @@ from pydantic import ValidationError
 
 from services.gateway.main import public_store
 from services.gateway.settings import Settings
-from shared.settings import DEV_API_KEY, Environment
+from shared.settings import Environment
 
 
-def test_development_runs_with_the_default_api_key() -> None:
+def test_development_runs_with_defaults() -> None:
     settings = Settings.model_validate({})
-    assert settings.api_key.get_secret_value() == DEV_API_KEY
     assert settings.service_name == "gateway" and settings.http_port == 8000
+    assert str(settings.auth_url) == "http://127.0.0.1:8001/"
 
 
-def test_production_refuses_the_default_api_key() -> None:
-    with pytest.raises(ValidationError, match="api_key still has its development default"):
-        Settings.model_validate({"environment": Environment.PRODUCTION, "s3_secret_key": "a-real-secret"})
-
-
-def test_production_accepts_real_secrets() -> None:
+def test_production_refuses_the_default_storage_secret() -> None:
+    with pytest.raises(ValidationError, match="s3_secret_key still has its development default"):
+        Settings.model_validate({"environment": Environment.PRODUCTION})
     settings = Settings.model_validate(
-        {"environment": Environment.PRODUCTION, "s3_secret_key": "a-real-secret", "api_key": "a-real-key"}
+        {"environment": Environment.PRODUCTION, "s3_secret_key": "a-real-secret"}
     )
-    assert settings.api_key.get_secret_value() == "a-real-key"
+    assert settings.s3_secret_key.get_secret_value() == "a-real-secret"
+
+
+def test_a_credential_is_never_trusted_for_more_than_five_seconds() -> None:
+    # The promise that a revoked key stops working within 5 s rests on this bound.
+    with pytest.raises(ValidationError):
+        Settings.model_validate({"auth_cache_ttl_s": 5.1})
+    with pytest.raises(ValidationError):
+        Settings.model_validate({"auth_negative_cache_ttl_s": 6})
 
 
 def test_public_endpoint_must_be_a_url() -> None:

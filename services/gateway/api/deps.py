@@ -1,20 +1,19 @@
 """Dependencies the routes declare, as `Annotated` aliases."""
 
-import hmac
 from collections.abc import AsyncIterator
-from typing import Annotated, Final
+from typing import Annotated
 
-from fastapi import Depends, Request, status
+from fastapi import Depends, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
 from ..state import Gateway
 
-# Every holder of the one configured API key is the same owner until accounts arrive.
-STATIC_OWNER: Final = "static"
-
-_bearer = HTTPBearer(auto_error=False, description="The API key, as `Authorization: Bearer <key>`")
+_bearer = HTTPBearer(
+    auto_error=False, description="An API key or a session token, as `Authorization: Bearer <credential>`"
+)
 
 
 def get_gateway(request: Request) -> Gateway:
@@ -25,19 +24,50 @@ def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def get_current_owner(
-    gateway: GatewayDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> str:
-    """The owner the request's API key belongs to; 401 without a valid key."""
-    expected = gateway.settings.api_key.get_secret_value().encode()
-    if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected):
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(
+        status.HTTP_401_UNAUTHORIZED, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def get_principal(
+    gateway: GatewayDep,
+    response: Response,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated caller, within its rate limit; 401 without a valid credential, 429 over the limit."""
+    if credentials is None or not credentials.credentials:
+        raise _unauthorized("a valid API key is required: Authorization: Bearer <key>")
+    try:
+        principal = await gateway.credentials.principal(credentials.credentials)
+    except AuthUnavailableError as exc:
+        gateway.metrics.auth_checks.labels("unavailable").inc()
         raise ApiError(
-            status.HTTP_401_UNAUTHORIZED,
-            "unauthorized",
-            "a valid API key is required: Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_503_SERVICE_UNAVAILABLE, "auth_unavailable", "credentials cannot be checked right now"
+        ) from exc
+    if principal is None:
+        gateway.metrics.auth_checks.labels("rejected").inc()
+        raise _unauthorized("the API key or session is not valid (unknown, revoked or expired)")
+    gateway.metrics.auth_checks.labels("accepted").inc()
+    decision = gateway.rate_limiter.check(principal.credential_id, principal.limits.rate_limit_per_minute)
+    if not decision.allowed:
+        gateway.metrics.quota_rejections.labels("rate_limit").inc()
+        raise ApiError(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "rate_limited",
+            f"more than {decision.limit} requests per minute with this credential; "
+            f"retry after {decision.retry_after_s} s",
+            headers=decision.headers(),
         )
-    return STATIC_OWNER
+    response.headers.update(decision.headers())
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_current_owner(principal: CurrentPrincipal) -> str:
+    return principal.owner
 
 
 CurrentOwner = Annotated[str, Depends(get_current_owner)]

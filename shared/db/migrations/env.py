@@ -11,8 +11,9 @@ from alembic import context
 from sqlalchemy import Connection, text
 from sqlmodel import SQLModel
 
-import shared.db.account_models  # noqa: F401  (registers the tables on SQLModel.metadata)
-import shared.db.models  # noqa: F401
+# Imported for their side effect: each registers its tables on SQLModel.metadata.
+import shared.db.account_models
+import shared.db.models
 import shared.db.webhook_models  # noqa: F401
 from shared.db.session import create_engine
 from shared.settings import ServiceSettings

@@ -9,24 +9,27 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from shared.db import Job, count_jobs, get_job, list_jobs
+from shared.db import Job, count_jobs, delete_job, get_job, list_jobs
 
-from ...errors import ApiError, error_responses
+from ...credentials import Principal
+from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import (
     check_received_file,
     check_uploaded_object,
     filename_of_key,
     new_upload_key,
+    received_duration_s,
     safe_filename,
     submit_job,
     too_large,
+    uploaded_duration_s,
 )
 from ...media_types import content_type_for
 from ...multipart_upload import MalformedUploadError, UploadTooLargeError, receive_file
 from ...schemas import Analysis, AnalysisCreate, AnalysisList
 from ...state import Gateway
 from ...watching import job_changes
-from ..deps import CurrentOwner, GatewayDep, SessionDep
+from ..deps import CurrentOwner, CurrentPrincipal, GatewayDep, SessionDep
 
 MAX_WAIT_S: Final = 60.0
 MAX_JSON_BODY_BYTES: Final = 64 * 1024
@@ -50,7 +53,7 @@ _CREATE_BODY: Final[dict[str, Any]] = {
     }
 }
 
-router = APIRouter(prefix="/analyses", tags=["analyses"])
+router = APIRouter(prefix="/analyses", tags=["analyses"], responses=authenticated_responses())
 
 
 @router.post(
@@ -70,14 +73,14 @@ router = APIRouter(prefix="/analyses", tags=["analyses"])
     },
 )
 async def create_analysis(
-    request: Request, response: Response, owner: CurrentOwner, gateway: GatewayDep
+    request: Request, response: Response, principal: CurrentPrincipal, gateway: GatewayDep
 ) -> Analysis:
     """Analyse an uploaded file (JSON `{"key"}`) or the file sent in this request (multipart `file`)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        job, created = await _analyse_sent_file(request, owner, gateway)
+        job, created = await _analyse_sent_file(request, principal, gateway)
     elif content_type.startswith("application/json"):
-        job, created = await _analyse_uploaded_key(request, owner, gateway)
+        job, created = await _analyse_uploaded_key(request, principal, gateway)
     else:
         raise ApiError(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
@@ -171,7 +174,34 @@ def _changes(gateway: Gateway, job_id: uuid.UUID, owner: str, deadline: float | 
     )
 
 
-async def _analyse_uploaded_key(request: Request, owner: str, gateway: Gateway) -> tuple[Job, bool]:
+@router.delete(
+    "/{analysis_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(status.HTTP_404_NOT_FOUND, status.HTTP_409_CONFLICT),
+)
+async def delete_analysis(analysis_id: uuid.UUID, owner: CurrentOwner, gateway: GatewayDep) -> None:
+    """Delete a finished analysis, its results and its uploaded file."""
+    async with gateway.sessions() as session:
+        job = await get_job(session=session, job_id=analysis_id, owner=owner)
+        if job is None:
+            raise _not_found(analysis_id)
+        if not job.status.is_terminal:
+            raise ApiError(
+                status.HTTP_409_CONFLICT,
+                "analysis_in_progress",
+                f"analysis {analysis_id} is still {job.status.value}; delete it once it has finished",
+            )
+        # The file first: if removing it fails the analysis is still there to delete again; removal is
+        # idempotent, so a retried DELETE finishes the job.
+        await asyncio.to_thread(gateway.store.remove, job.bucket, job.object_key)
+        await delete_job(session=session, job_id=analysis_id, owner=owner)
+    gateway.metrics.jobs_deleted.inc()
+
+
+async def _analyse_uploaded_key(
+    request: Request, principal: Principal, gateway: Gateway
+) -> tuple[Job, bool]:
+    owner = principal.owner
     body = await _read_limited(request, MAX_JSON_BODY_BYTES)
     try:
         key = AnalysisCreate.model_validate_json(body).key
@@ -184,10 +214,14 @@ async def _analyse_uploaded_key(request: Request, owner: str, gateway: Gateway) 
     size = await check_uploaded_object(
         gateway.store, settings.uploads_bucket, key, max_bytes=settings.max_upload_bytes
     )
-    return await submit_job(gateway, owner=owner, key=key, filename=filename, size=size)
+    duration_s = await uploaded_duration_s(gateway.store, settings.uploads_bucket, key)
+    return await submit_job(
+        gateway, principal=principal, key=key, filename=filename, size=size, duration_s=duration_s
+    )
 
 
-async def _analyse_sent_file(request: Request, owner: str, gateway: Gateway) -> tuple[Job, bool]:
+async def _analyse_sent_file(request: Request, principal: Principal, gateway: Gateway) -> tuple[Job, bool]:
+    owner = principal.owner
     settings = gateway.settings
     declared = request.headers.get("content-length")
     limit = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
@@ -207,6 +241,7 @@ async def _analyse_sent_file(request: Request, owner: str, gateway: Gateway) -> 
         raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_upload", str(exc)) from exc
     try:
         await check_received_file(received.path, received.size)
+        duration_s = await received_duration_s(received.path)
         key = new_upload_key(owner, received.filename)
         bucket = settings.uploads_bucket
         await asyncio.to_thread(
@@ -215,7 +250,14 @@ async def _analyse_sent_file(request: Request, owner: str, gateway: Gateway) -> 
     finally:
         await asyncio.to_thread(received.path.unlink, missing_ok=True)
     try:
-        return await submit_job(gateway, owner=owner, key=key, filename=received.filename, size=received.size)
+        return await submit_job(
+            gateway,
+            principal=principal,
+            key=key,
+            filename=received.filename,
+            size=received.size,
+            duration_s=duration_s,
+        )
     except ApiError:
         raise  # the job exists (and has failed): its object stays with it
     except Exception:

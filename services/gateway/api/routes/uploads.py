@@ -2,19 +2,19 @@ from typing import Final
 
 from fastapi import APIRouter, status
 
-from ...errors import ApiError, error_responses
+from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import upload_url
 from ...schemas import UploadUrl, UploadUrlRequest
 from ..deps import CurrentOwner, GatewayDep
 
 ACCEPTED_CONTENT_TYPES: Final = ("video/", "audio/", "application/octet-stream")
 
-router = APIRouter(tags=["uploads"])
+router = APIRouter(tags=["uploads"], responses=authenticated_responses())
 
 
 @router.post(
     "/upload-url",
-    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
+    responses=error_responses(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
 )
 async def create_upload_url(body: UploadUrlRequest, owner: CurrentOwner, gateway: GatewayDep) -> UploadUrl:
     """Get a presigned URL to PUT a video or audio file to, and the key to analyse it by."""

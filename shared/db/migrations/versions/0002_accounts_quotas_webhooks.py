@@ -67,7 +67,9 @@ def upgrade() -> None:
         timestamp("revoked_at", nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_session")),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["user_account.id"], name=op.f("fk_auth_session_user_id_user_account"),
+            ["user_id"],
+            ["user_account.id"],
+            name=op.f("fk_auth_session_user_id_user_account"),
             ondelete="CASCADE",
         ),
     )
@@ -134,19 +136,27 @@ def upgrade() -> None:
         timestamp("updated_at", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_delivery")),
         sa.ForeignKeyConstraint(
-            ["event_id"], ["webhook_event.id"], name=op.f("fk_webhook_delivery_event_id_webhook_event"),
+            ["event_id"],
+            ["webhook_event.id"],
+            name=op.f("fk_webhook_delivery_event_id_webhook_event"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["subscription_id"], ["webhook_subscription.id"],
-            name=op.f("fk_webhook_delivery_subscription_id_webhook_subscription"), ondelete="CASCADE",
+            ["subscription_id"],
+            ["webhook_subscription.id"],
+            name=op.f("fk_webhook_delivery_subscription_id_webhook_subscription"),
+            ondelete="CASCADE",
         ),
-        sa.UniqueConstraint("event_id", "subscription_id", name=op.f("uq_webhook_delivery_event_id_subscription_id")),
+        sa.UniqueConstraint(
+            "event_id", "subscription_id", name=op.f("uq_webhook_delivery_event_id_subscription_id")
+        ),
         sa.CheckConstraint(one_of("status", DELIVERY_STATUSES), name=op.f("ck_webhook_delivery_status")),
     )
     op.create_index("ix_webhook_delivery_due", "webhook_delivery", ["status", "next_attempt_at"])
     op.create_index(
-        "ix_webhook_delivery_subscription_id_created_at", "webhook_delivery", ["subscription_id", "created_at"]
+        "ix_webhook_delivery_subscription_id_created_at",
+        "webhook_delivery",
+        ["subscription_id", "created_at"],
     )
     op.create_table(
         "webhook_attempt",
@@ -160,8 +170,10 @@ def upgrade() -> None:
         sa.Column("succeeded", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("delivery_id", "number", name=op.f("pk_webhook_attempt")),
         sa.ForeignKeyConstraint(
-            ["delivery_id"], ["webhook_delivery.id"],
-            name=op.f("fk_webhook_attempt_delivery_id_webhook_delivery"), ondelete="CASCADE",
+            ["delivery_id"],
+            ["webhook_delivery.id"],
+            name=op.f("fk_webhook_attempt_delivery_id_webhook_delivery"),
+            ondelete="CASCADE",
         ),
     )
 

@@ -1,0 +1,162 @@
+"""The account routes, relayed to the auth service so that clients see one API at one address.
+
+The gateway validates each body against the same models the auth service uses (shared.accounts_api),
+forwards it with the caller's Authorization header, and returns the auth service's answer as it is.
+Registration and login are rate-limited per client address here, to slow password guessing.
+"""
+
+import uuid
+from typing import Annotated, Any, Final
+
+import httpx
+from fastapi import APIRouter, Header, Request, Response, status
+
+from shared.accounts_api import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyList,
+    Credentials,
+    Registration,
+    SessionToken,
+    User,
+)
+
+from ...errors import ApiError, error_responses
+from ...state import Gateway
+from ..deps import GatewayDep
+
+AUTH_SERVICE_ERRORS: Final = (status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE)
+_FORWARDED_HEADERS: Final = ("content-type", "www-authenticate", "retry-after")
+
+router = APIRouter(tags=["accounts"])
+
+Authorization = Annotated[str | None, Header(description="Bearer <session token or API key>")]
+
+
+def _credentials_json(body: Credentials) -> dict[str, str]:
+    return {"email": str(body.email), "password": body.password.get_secret_value()}
+
+
+async def _relay(
+    gateway: Gateway, method: str, path: str, *, authorization: str | None, json: Any = None
+) -> Response:
+    headers = {"Authorization": authorization} if authorization else {}
+    try:
+        answer = await gateway.auth.http.request(method, path, json=json, headers=headers)
+    except httpx.HTTPError as exc:
+        raise ApiError(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "auth_unavailable", "the account service is unreachable"
+        ) from exc
+    if answer.status_code >= 500:
+        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, "auth_unavailable", "the account service failed")
+    kept = {name: value for name, value in answer.headers.items() if name.lower() in _FORWARDED_HEADERS}
+    return Response(answer.content, status_code=answer.status_code, headers=kept)
+
+
+def _limit_by_address(gateway: Gateway, request: Request) -> None:
+    address = request.client.host if request.client else "unknown"
+    decision = gateway.rate_limiter.check(
+        ("address", address), gateway.settings.account_rate_limit_per_minute
+    )
+    if not decision.allowed:
+        gateway.metrics.quota_rejections.labels("account_rate_limit").inc()
+        raise ApiError(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "rate_limited",
+            f"too many sign-ups or logins from this address; retry after {decision.retry_after_s} s",
+            headers=decision.headers(),
+        )
+
+
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Registration,
+    responses=error_responses(
+        status.HTTP_409_CONFLICT, status.HTTP_422_UNPROCESSABLE_CONTENT, *AUTH_SERVICE_ERRORS
+    ),
+)
+async def register(body: Credentials, request: Request, gateway: GatewayDep) -> Response:
+    """Create an account. The answer carries its first API key, shown this once."""
+    _limit_by_address(gateway, request)
+    return await _relay(gateway, "POST", "/v1/users", authorization=None, json=_credentials_json(body))
+
+
+@router.post(
+    "/sessions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionToken,
+    responses=error_responses(
+        status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_403_FORBIDDEN,
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        *AUTH_SERVICE_ERRORS,
+    ),
+)
+async def log_in(body: Credentials, request: Request, gateway: GatewayDep) -> Response:
+    """Log in with email and password; the session token works wherever an API key does."""
+    _limit_by_address(gateway, request)
+    return await _relay(gateway, "POST", "/v1/sessions", authorization=None, json=_credentials_json(body))
+
+
+@router.delete(
+    "/sessions/current",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, *AUTH_SERVICE_ERRORS),
+)
+async def log_out(gateway: GatewayDep, authorization: Authorization = None) -> Response:
+    """End the session whose token this request carries."""
+    answer = await _relay(gateway, "DELETE", "/v1/sessions/current", authorization=authorization)
+    if answer.status_code == status.HTTP_204_NO_CONTENT and authorization:
+        gateway.credentials.forget(authorization.removeprefix("Bearer ").strip())
+    return answer
+
+
+@router.get(
+    "/users/me",
+    response_model=User,
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, *AUTH_SERVICE_ERRORS),
+)
+async def who_am_i(gateway: GatewayDep, authorization: Authorization = None) -> Response:
+    """Your account and its limits."""
+    return await _relay(gateway, "GET", "/v1/users/me", authorization=authorization)
+
+
+@router.get(
+    "/keys",
+    response_model=ApiKeyList,
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, *AUTH_SERVICE_ERRORS),
+)
+async def list_keys(gateway: GatewayDep, authorization: Authorization = None) -> Response:
+    """Your API keys: prefix, name, created, last used, revoked. Never the keys themselves."""
+    return await _relay(gateway, "GET", "/v1/keys", authorization=authorization)
+
+
+@router.post(
+    "/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=error_responses(
+        status.HTTP_401_UNAUTHORIZED, status.HTTP_422_UNPROCESSABLE_CONTENT, *AUTH_SERVICE_ERRORS
+    ),
+)
+async def create_key(
+    body: ApiKeyCreate, gateway: GatewayDep, authorization: Authorization = None
+) -> Response:
+    """Create an API key. The answer carries the whole key, shown this once."""
+    return await _relay(gateway, "POST", "/v1/keys", authorization=authorization, json=body.model_dump())
+
+
+@router.delete(
+    "/keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND, *AUTH_SERVICE_ERRORS),
+)
+async def revoke_key(key_id: uuid.UUID, gateway: GatewayDep, authorization: Authorization = None) -> Response:
+    """Revoke an API key. Every gateway replica refuses it within its cache lifetime (at most 5 s)."""
+    answer = await _relay(gateway, "DELETE", f"/v1/keys/{key_id}", authorization=authorization)
+    if answer.status_code == status.HTTP_204_NO_CONTENT:
+        gateway.credentials.forget_credential_id(key_id)
+    return answer

@@ -1,0 +1,41 @@
+from datetime import date, datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from shared.db import current_period, get_usage
+
+from ...errors import authenticated_responses
+from ..deps import CurrentPrincipal, SessionDep
+
+router = APIRouter(tags=["usage"], responses=authenticated_responses())
+
+
+class Meter(BaseModel):
+    used: float
+    limit: float
+    remaining: float
+
+
+class UsageReport(BaseModel):
+    period_start: date = Field(description="First day of the current month (UTC)")
+    resets_at: datetime = Field(description="When this month's usage returns to zero")
+    analyses: Meter = Field(description="Analyses created this month; a failed one is given back")
+    video_seconds: Meter = Field(description="Seconds of video or audio analysed this month")
+
+
+def _meter(used: float, limit: float) -> Meter:
+    return Meter(used=used, limit=limit, remaining=max(0.0, limit - used))
+
+
+@router.get("/usage")
+async def get_current_usage(principal: CurrentPrincipal, session: SessionDep) -> UsageReport:
+    """Your usage this month against your monthly quota."""
+    usage = await get_usage(session=session, owner=principal.owner, period=current_period())
+    limits = principal.limits
+    return UsageReport(
+        period_start=usage.period,
+        resets_at=usage.resets_at,
+        analyses=_meter(usage.analyses, limits.monthly_analyses),
+        video_seconds=_meter(round(usage.video_seconds, 3), limits.monthly_video_seconds),
+    )

@@ -1,0 +1,276 @@
+"""The gateway and the real auth service in-process (uvicorn, free ports) against the real broker, S3 server
+and PostgreSQL, with helpers for the REST flow. Use from a test module with
+    pytest_plugins = ["tests.integration.gateway_fixtures"]
+Module-scoped fixtures give each module its own database, gateway and auth service.
+
+PYTEST_DONT_REWRITE: test modules import the helpers before pytest loads this as a plugin.
+"""
+
+import asyncio
+import contextlib
+import time
+import uuid
+import wave
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped, unused-ignore]
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from services.auth.main import create_app as create_auth_app
+from services.auth.settings import Settings as AuthSettings
+from services.gateway.main import create_app
+from services.gateway.settings import Settings
+from services.gateway.state import Gateway
+from shared.db.migrate import upgrade
+from shared.events import (
+    AnalysisRequested,
+    Event,
+    Topic,
+)
+from shared.labels import Modality
+from shared.localstack import LocalStack
+from shared.results import (
+    AnalysisResult,
+    ModalityPrediction,
+    UtteranceResult,
+    emotion_scores,
+    sentiment_scores,
+)
+from shared.service import publish
+from shared.settings import ServiceSettings
+from tests.media_factory import bars_video
+from tests.servers import serve_app
+
+# Test-only argon2 cost: the real parameters' 64 MiB and three passes per login would only slow the tests.
+CHEAP_PASSWORD_HASHING = {
+    "password_time_cost": 1,
+    "password_memory_cost_kib": 1024,
+    "password_parallelism": 1,
+}
+MAX_UPLOAD_BYTES = 256 * 1024
+# Long enough that a test waiting on a change only passes when LISTEN/NOTIFY woke it.
+WATCH_FALLBACK_S = 30.0
+# The gateway's consumer group joins Tansu in a few seconds; status changes may take that long at first.
+STATUS_TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def gateway_database_url(stack: LocalStack) -> Iterator[str]:
+    """A database of the gateway's own: the session's `database_url` is for tests that want it empty."""
+    name = f"test_gateway_{uuid.uuid4().hex[:12]}"
+    yield stack.create_database(name)
+    stack.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+async def auth_url(settings: ServiceSettings, gateway_database_url: str) -> AsyncIterator[str]:
+    """The real auth service, in-process on a free port, sharing the gateway's database."""
+    await upgrade(gateway_database_url)
+    auth_settings = AuthSettings.model_validate(
+        {**settings.model_dump(), "database_url": gateway_database_url, **CHEAP_PASSWORD_HASHING}
+    )
+    async with serve_app(create_auth_app(auth_settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def gateway_settings(settings: ServiceSettings, gateway_database_url: str, auth_url: str) -> Settings:
+    return Settings.model_validate(
+        {
+            **settings.model_dump(),
+            "database_url": gateway_database_url,
+            "auth_url": auth_url,
+            "max_upload_bytes": MAX_UPLOAD_BYTES,
+            "watch_fallback_s": WATCH_FALLBACK_S,
+            "kafka_session_timeout_ms": 6_000,
+            # The background sweeper stays out of the way; the sweeper test drives sweeps itself.
+            "stuck_job_timeout_s": 3600.0,
+            "sweep_interval_s": 3600.0,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def gateway_app(gateway_settings: Settings) -> AsyncIterator[tuple[FastAPI, str]]:
+    """The app served by uvicorn on a free port, after the migrations `python -m services.gateway` runs."""
+    await upgrade(gateway_settings.database_url)
+    app = create_app(gateway_settings)
+    async with serve_app(app) as url:
+        yield app, url
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_app: tuple[FastAPI, str]) -> Gateway:
+    state: Gateway = gateway_app[0].state.gateway
+    return state
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    email: str
+    password: str
+    key: str
+
+
+async def register(base_url: str) -> Account:
+    """A new account, signed up through the gateway."""
+    email, password = f"user-{uuid.uuid4().hex[:12]}@example.com", "correct horse battery"
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        response = await http.post("/v1/users", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Account(id=body["user"]["id"], email=email, password=password, key=body["api_key"]["key"])
+
+
+@pytest.fixture(scope="module")
+async def account(gateway_app: tuple[FastAPI, str]) -> Account:
+    return await register(gateway_app[1])
+
+
+@pytest.fixture
+async def client(gateway_app: tuple[FastAPI, str], account: Account) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {account.key}"}
+    async with httpx.AsyncClient(base_url=gateway_app[1], headers=headers, timeout=30) as http:
+        yield http
+
+
+class RequestedEvents:
+    """Every AnalysisRequested on the topic, read from the beginning by a group-less aiokafka consumer."""
+
+    def __init__(self) -> None:
+        self.events: list[AnalysisRequested] = []
+        self.changed = asyncio.Event()
+
+    def of(self, job_id: uuid.UUID) -> list[AnalysisRequested]:
+        return [event for event in self.events if event.job_id == job_id]
+
+    async def wait_for(
+        self, job_id: uuid.UUID, count: int = 1, timeout_s: float = 10.0
+    ) -> list[AnalysisRequested]:
+        async with asyncio.timeout(timeout_s):
+            while len(self.of(job_id)) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.of(job_id)
+
+    async def consume(self, consumer: AIOKafkaConsumer) -> None:
+        async for record in consumer:
+            self.events.append(AnalysisRequested.model_validate_json(record.value))
+            self.changed.set()
+
+
+@pytest.fixture(scope="module")
+async def requested(kafka_bootstrap: str) -> AsyncIterator[RequestedEvents]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    topic = Topic.ANALYSIS_REQUESTED.value
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    events = RequestedEvents()
+    reading = asyncio.create_task(events.consume(consumer))
+    yield events
+    reading.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reading
+    await consumer.stop()
+
+
+@pytest.fixture(scope="module")
+async def pipeline(kafka_bootstrap: str) -> AsyncIterator[Callable[[Event], Any]]:
+    """Publishes status events the way the pipeline's services do (`shared.service.publish`)."""
+    broker = KafkaBroker(kafka_bootstrap)
+    await broker.start()
+
+    async def send(event: Event) -> None:
+        await publish(broker, event)
+
+    yield send
+    await broker.stop()
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gateway-media")
+
+
+@pytest.fixture(scope="module")
+def video(media_dir: Path) -> bytes:
+    return bars_video(media_dir / "bars.mp4", duration_s=0.5).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def wav(media_dir: Path) -> bytes:
+    path = media_dir / "tone.wav"
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(16_000)
+        writer.writeframes(b"\x00\x10" * 8000)
+    return path.read_bytes()
+
+
+async def upload(client: httpx.AsyncClient, filename: str, data: bytes) -> str:
+    """The first two steps of the three-step flow: get an upload URL, PUT the bytes to it."""
+    response = await client.post("/v1/upload-url", json={"filename": filename, "content_type": "video/mp4"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    async with httpx.AsyncClient() as s3:
+        put = await s3.put(body["upload_url"], content=data)
+    assert put.status_code == 200, put.text
+    key: str = body["key"]
+    return key
+
+
+async def analyse(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
+    response = await client.post("/v1/analyses", json={"key": key})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def new_analysis(client: httpx.AsyncClient, video: bytes) -> uuid.UUID:
+    key = await upload(client, "clip.mp4", video)
+    return uuid.UUID((await analyse(client, key))["id"])
+
+
+async def wait_until(
+    client: httpx.AsyncClient, job_id: uuid.UUID, check: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    deadline = time.monotonic() + STATUS_TIMEOUT_S
+    while True:
+        body: dict[str, Any] = (await client.get(f"/v1/analyses/{job_id}")).json()
+        if check(body):
+            return body
+        assert time.monotonic() < deadline, f"analysis never reached the expected state: {body}"
+        await asyncio.sleep(0.1)
+
+
+def result_of_one_utterance() -> AnalysisResult:
+    emotions = emotion_scores([0.05, 0.05, 0.05, 0.55, 0.2, 0.05, 0.05])
+    sentiments = sentiment_scores([0.1, 0.3, 0.6])
+    utterance = UtteranceResult(
+        index=0,
+        start_time=0.0,
+        end_time=0.5,
+        text="hello there",
+        emotions=emotions,
+        sentiments=sentiments,
+        modalities={
+            Modality.TEXT: ModalityPrediction(available=True, emotions=emotions, sentiments=sentiments)
+        },
+    )
+    return AnalysisResult(model_version="test-1", duration_s=0.5, language="en", utterances=[utterance])
+
+
+def error_of(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+

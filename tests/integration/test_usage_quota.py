@@ -1,0 +1,147 @@
+"""Monthly quotas in PostgreSQL: charged with the job, exact under concurrency, given back on failure."""
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import (
+    JobCreate,
+    QuotaCharge,
+    QuotaExceededError,
+    QuotaLimits,
+    QuotaResource,
+    complete_job,
+    create_job,
+    current_period,
+    fail_job,
+    get_usage,
+    list_jobs,
+)
+from shared.db.usage import period_end
+from shared.events import Stage
+from shared.results import AnalysisResult
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.db_fixtures"]
+
+PERIOD = date(2026, 11, 1)
+
+
+def upload(owner: str, n: int) -> JobCreate:
+    return JobCreate(
+        bucket="uploads", object_key=f"uploads/{owner}/{n:032x}/talk.mp4", filename="talk.mp4", size_bytes=10
+    )
+
+
+def quota(seconds: float, *, analyses: int = 100, video_seconds: float = 10_000) -> QuotaCharge:
+    return QuotaCharge(
+        period=PERIOD,
+        video_seconds=seconds,
+        limits=QuotaLimits(analyses=analyses, video_seconds=video_seconds),
+    )
+
+
+def test_periods_are_calendar_months_in_utc() -> None:
+    assert current_period(datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == date(2026, 12, 1)
+    assert period_end(date(2026, 12, 1)) == datetime(2027, 1, 1, tzinfo=UTC)
+    assert period_end(date(2026, 2, 1)) == datetime(2026, 3, 1, tzinfo=UTC)
+
+
+async def test_a_new_job_is_charged_once_and_a_repeat_of_its_key_is_free(db_session: AsyncSession) -> None:
+    owner = f"user-{uuid.uuid4()}"
+    job, created = await create_job(
+        session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(6.5)
+    )
+    assert created and job.quota_period == PERIOD and job.charged_seconds == 6.5
+    again, created_again = await create_job(
+        session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(6.5)
+    )
+    assert not created_again and again.id == job.id
+    usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
+    assert (usage.analyses, usage.video_seconds) == (1, 6.5)
+
+
+async def test_concurrent_submissions_against_a_quota_of_n_accept_exactly_n(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    owner = f"user-{uuid.uuid4()}"
+    limit = 5
+
+    async def submit(n: int) -> bool:
+        async with db_sessions() as session:
+            try:
+                await create_job(
+                    session=session, owner=owner, job_in=upload(owner, n), quota=quota(1, analyses=limit)
+                )
+            except QuotaExceededError as exc:
+                assert exc.resource is QuotaResource.ANALYSES
+                return False
+            return True
+
+    outcomes = await asyncio.gather(*(submit(n) for n in range(40)))
+    assert sum(outcomes) == limit
+    async with db_sessions() as session:
+        assert len(await list_jobs(session=session, owner=owner)) == limit  # refused ones left no job
+        usage = await get_usage(session=session, owner=owner, period=PERIOD)
+    assert usage.analyses == limit
+
+
+async def test_the_seconds_quota_is_exact_too(db_sessions: async_sessionmaker[AsyncSession]) -> None:
+    owner = f"user-{uuid.uuid4()}"
+
+    async def submit(n: int) -> bool:
+        async with db_sessions() as session:
+            try:
+                await create_job(
+                    session=session, owner=owner, job_in=upload(owner, n), quota=quota(30, video_seconds=100)
+                )
+            except QuotaExceededError as exc:
+                assert exc.resource is QuotaResource.VIDEO_SECONDS
+                assert "resets at 2026-12-01" in str(exc)
+                return False
+            return True
+
+    assert sum(await asyncio.gather(*(submit(n) for n in range(12)))) == 3
+    async with db_sessions() as session:
+        usage = await get_usage(session=session, owner=owner, period=PERIOD)
+    assert usage.video_seconds == 90
+
+
+async def test_a_job_longer_than_the_whole_quota_is_refused_in_an_empty_month(
+    db_session: AsyncSession,
+) -> None:
+    owner = f"user-{uuid.uuid4()}"
+    with pytest.raises(QuotaExceededError) as refused:
+        await create_job(
+            session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(101, video_seconds=100)
+        )
+    assert refused.value.resource is QuotaResource.VIDEO_SECONDS
+    assert await list_jobs(session=db_session, owner=owner) == []
+
+
+async def test_a_failed_job_gives_its_units_back_once_and_a_completed_one_keeps_them(
+    db_session: AsyncSession,
+) -> None:
+    owner = f"user-{uuid.uuid4()}"
+    failing, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(20))
+    done, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 2), quota=quota(30))
+    assert await fail_job(session=db_session, job_id=failing.id, stage=Stage.TRANSCRIBE, code="x", reason="y")
+    assert not await fail_job(
+        session=db_session, job_id=failing.id, stage=Stage.TRANSCRIBE, code="x", reason="y"
+    )
+    result = AnalysisResult(model_version="t", duration_s=30.0, language="en", utterances=[])
+    assert await complete_job(session=db_session, job_id=done.id, result=result)
+    usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
+    assert (usage.analyses, usage.video_seconds) == (1, 30)
+
+
+async def test_a_job_made_without_a_quota_is_never_refunded(db_session: AsyncSession) -> None:
+    owner = f"user-{uuid.uuid4()}"
+    job, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 1))
+    assert job.quota_period is None
+    assert await fail_job(session=db_session, job_id=job.id, stage=Stage.UPLOAD, code="x", reason="y")
+    assert (await get_usage(session=db_session, owner=owner, period=PERIOD)).analyses == 0

@@ -1,0 +1,40 @@
+"""Serving an ASGI app with uvicorn on a free loopback port, inside a test's event loop."""
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: ASGIApp, *, start_timeout_s: float = 30.0) -> AsyncIterator[str]:
+    """Run the app (its lifespan included) until the block ends; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
+    )
+    serving = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        if serving.done() or time.monotonic() > deadline:
+            if serving.done():
+                serving.result()  # raises what stopped the start
+            serving.cancel()
+            raise RuntimeError(f"the app did not start within {start_timeout_s:g} s")
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
