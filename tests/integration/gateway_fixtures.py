@@ -54,6 +54,7 @@ CHEAP_PASSWORD_HASHING = {
     "password_parallelism": 1,
 }
 MAX_UPLOAD_BYTES = 256 * 1024
+AUTH_CACHE_TTL_S = 1.0
 # Long enough that a test waiting on a change only passes when LISTEN/NOTIFY woke it.
 WATCH_FALLBACK_S = 30.0
 # The gateway's consumer group joins Tansu in a few seconds; status changes may take that long at first.
@@ -86,6 +87,11 @@ def gateway_settings(settings: ServiceSettings, gateway_database_url: str, auth_
             **settings.model_dump(),
             "database_url": gateway_database_url,
             "auth_url": auth_url,
+            # Short, so that the test of how late a revocation takes effect waits only this long.
+            "auth_cache_ttl_s": AUTH_CACHE_TTL_S,
+            "webhook_allow_private_targets": True,  # the tests' receivers listen on loopback
+            "webhook_backoff_base_s": 0.2,
+            "webhook_poll_interval_s": 0.2,
             "max_upload_bytes": MAX_UPLOAD_BYTES,
             "watch_fallback_s": WATCH_FALLBACK_S,
             "kafka_session_timeout_ms": 6_000,
