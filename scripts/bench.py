@@ -23,12 +23,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig  # noqa: E402
+from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up  # noqa: E402
 from shared.media import probe  # noqa: E402
 from shared.pipeline import InProcessAnalyzer, PipelineOptions, Timings  # noqa: E402
 
 TALKING = REPO.parent / "shared" / "data" / "talking"
-API_KEY = "bench-key-0123456789"
 STAGES = ("transcribe", "encode_video", "encode_audio", "fuse")
 
 
@@ -140,7 +139,7 @@ def main() -> None:
             del videos["6 s"]
         durations = {name: probe(path).duration_s for name, path in videos.items()}
 
-        env = {"EA_API_KEY": API_KEY, "EA_WHISPER_MODEL": args.whisper}
+        env = {"EA_WHISPER_MODEL": args.whisper}
         services = [
             ServiceSpec.default(name, fixed_ports=False).model_copy(
                 update={"extra_env": {**env, "EA_WORK_DIR": str(work / name.value)}, "ready_timeout_s": 180.0}
@@ -153,23 +152,19 @@ def main() -> None:
         analyzer = InProcessAnalyzer(PipelineOptions(bundle_uri=str(args.bundle), whisper_model=args.whisper))
         local_runs: dict[str, list[dict[str, float]]] = {name: [] for name in videos}
         stack_runs: dict[str, list[dict[str, float]]] = {name: [] for name in videos}
-        headers = {"Authorization": f"Bearer {API_KEY}"}
-        with (
-            LocalStack(config) as stack,
-            httpx.Client(
-                base_url=stack.service_url(ServiceName.GATEWAY) + "/v1",
-                headers=headers,
-                timeout=httpx.Timeout(30, read=120),
-            ) as api,
-        ):
-            # warm-up: models loaded and touched, consumer groups joined, caches filled
-            in_process(analyzer, TALKING / "vr_face_1.mp4")
-            through_stack(api, stack, TALKING / "vr_face_1.mp4")
-            # the two modes alternate, so both meet the same machine conditions
-            for _ in range(args.runs):
-                for name, path in videos.items():
-                    local_runs[name].append(in_process(analyzer, path))
-                    stack_runs[name].append(through_stack(api, stack, path))
+        with LocalStack(config) as stack:
+            gateway_url = stack.service_url(ServiceName.GATEWAY)
+            headers = {"Authorization": f"Bearer {sign_up(gateway_url).api_key}"}
+            timeout = httpx.Timeout(30, read=120)
+            with httpx.Client(base_url=gateway_url + "/v1", headers=headers, timeout=timeout) as api:
+                # warm-up: models loaded and touched, consumer groups joined, caches filled
+                in_process(analyzer, TALKING / "vr_face_1.mp4")
+                through_stack(api, stack, TALKING / "vr_face_1.mp4")
+                # the two modes alternate, so both meet the same machine conditions
+                for _ in range(args.runs):
+                    for name, path in videos.items():
+                        local_runs[name].append(in_process(analyzer, path))
+                        stack_runs[name].append(through_stack(api, stack, path))
         local = {name: medians(runs) for name, runs in local_runs.items()}
         remote = {name: medians(runs) for name, runs in stack_runs.items()}
 

@@ -14,10 +14,8 @@ from tests.media_factory import MediaSet, make_media_set
 
 __all__ = ["bundle_dir"]
 
-API_KEY = "e2e-test-key-0123456789"
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 SERVICE_ENV = {
-    "EA_API_KEY": API_KEY,
     "EA_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
     "EA_KAFKA_SESSION_TIMEOUT_MS": "6000",
     "EA_TORCH_THREADS": "2",
@@ -57,10 +55,21 @@ def full_stack(
 
 
 @pytest.fixture(scope="session")
-def api(full_stack: LocalStack) -> Iterator[httpx.Client]:
+def api_key(full_stack: LocalStack) -> str:
+    """The first key of an account signed up through the gateway, as a new customer would."""
+    base_url = full_stack.service_url(ServiceName.GATEWAY) + "/v1"
+    email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
+    answer = httpx.post(f"{base_url}/users", json={"email": email, "password": "e2e password 123"}, timeout=30)
+    assert answer.status_code == 201, answer.text
+    key: str = answer.json()["api_key"]["key"]
+    return key
+
+
+@pytest.fixture(scope="session")
+def api(full_stack: LocalStack, api_key: str) -> Iterator[httpx.Client]:
     with httpx.Client(
         base_url=full_stack.service_url(ServiceName.GATEWAY) + "/v1",
-        headers={"Authorization": f"Bearer {API_KEY}"},
+        headers={"Authorization": f"Bearer {api_key}"},
         timeout=httpx.Timeout(30.0, read=120.0),
     ) as client:
         yield client

@@ -141,7 +141,7 @@ def test_audio_without_speech_completes_and_says_the_words_are_missing(
 
 
 @pytest.mark.parametrize(
-    ("kind", "code"), [("video_no_audio", "no_audio_track"), ("truncated", "corrupt_media")]
+    ("kind", "code"), [("video_no_audio", "no_audio_track"), ("truncated_faststart", "corrupt_media")]
 )
 def test_undecodable_uploads_end_as_failed_jobs_with_stage_and_reason(
     api: httpx.Client, media: MediaSet, kind: str, code: str
@@ -167,6 +167,9 @@ def test_bad_requests_are_refused_at_the_gateway(api: httpx.Client, media: Media
     assert (response.status_code, response.json()["error"]["code"]) == (413, "file_too_large")
     response = api.post("/analyses", json={"key": "uploads/someone-else/0000/talk.mp4"})
     assert (response.status_code, response.json()["error"]["code"]) == (404, "unknown_key")
+    # Cut before its index: the gateway cannot read how long it is, so nothing is charged or queued.
+    response = api.post("/analyses", json={"key": _upload_three_steps(api, media.truncated)})
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "corrupt_media")
     response = api.post("/analyses", json={"key": empty}, headers={"Authorization": "Bearer wrong"})
     assert response.status_code == 401
     assert api.post("/upload-url", json={"filename": "notes.txt"}).status_code == 415
