@@ -23,4 +23,6 @@ def sign_up(gateway_url: str, *, email: str | None = None, password: str | None 
     if answer.status_code != httpx.codes.CREATED:
         raise RuntimeError(f"sign-up at {gateway_url} failed: {answer.status_code} {answer.text}")
     body = answer.json()
-    return SignedUp(user_id=body["user"]["id"], email=email, password=password, api_key=body["api_key"]["key"])
+    return SignedUp(
+        user_id=body["user"]["id"], email=email, password=password, api_key=body["api_key"]["key"]
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig
+from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up
 from tests.bundle_fixtures import bundle_dir
 from tests.media_factory import MediaSet, make_media_set
 
@@ -57,12 +57,7 @@ def full_stack(
 @pytest.fixture(scope="session")
 def api_key(full_stack: LocalStack) -> str:
     """The first key of an account signed up through the gateway, as a new customer would."""
-    base_url = full_stack.service_url(ServiceName.GATEWAY) + "/v1"
-    email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
-    answer = httpx.post(f"{base_url}/users", json={"email": email, "password": "e2e password 123"}, timeout=30)
-    assert answer.status_code == 201, answer.text
-    key: str = answer.json()["api_key"]["key"]
-    return key
+    return sign_up(full_stack.service_url(ServiceName.GATEWAY)).api_key
 
 
 @pytest.fixture(scope="session")
