@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             updates = JobUpdates(settings.database_url, fallback_s=settings.watch_fallback_s)
             await updates.start()
             stack.push_async_callback(updates.stop)
-            token = settings.auth_internal_token
+            token = settings.internal_token
             auth = AuthClient(
                 str(settings.auth_url).rstrip("/"),
                 internal_token=token.get_secret_value() if token else None,

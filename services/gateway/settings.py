@@ -15,7 +15,7 @@ class Settings(ServiceSettings):
     auth_url: AnyHttpUrl = Field(
         default=AnyHttpUrl("http://127.0.0.1:8001"), description="Base URL of the auth service"
     )
-    auth_internal_token: SecretStr | None = Field(
+    internal_token: SecretStr | None = Field(
         default=None, description="Sent as X-Internal-Token to the auth service's introspection"
     )
     auth_timeout_s: float = Field(default=5.0, gt=0, description="How long to wait for the auth service")
@@ -68,5 +68,5 @@ class Settings(ServiceSettings):
     )
 
     def _secrets(self) -> dict[str, str]:
-        token = self.auth_internal_token
-        return {**super()._secrets(), **({"auth_internal_token": token.get_secret_value()} if token else {})}
+        token = self.internal_token
+        return {**super()._secrets(), **({"internal_token": token.get_secret_value()} if token else {})}

@@ -26,7 +26,9 @@ OVERLAYS: Final = ("dev", "gpu")
 KUBERNETES_VERSION: Final = "1.31.0"
 CONFIG_MAP: Final = "emotion-analyzer-config"
 SECRET: Final = "emotion-analyzer-secrets"
-SECRET_KEYS: Final = frozenset({"EA_S3_SECRET_KEY", "EA_API_KEY", "EA_DATABASE_URL"})
+SECRET_KEYS: Final = frozenset(
+    {"EA_S3_SECRET_KEY", "EA_DATABASE_URL", "EA_JWT_SECRET", "EA_KEY_PEPPER", "EA_INTERNAL_TOKEN"}
+)
 GPU: Final = "nvidia.com/gpu"
 # Deployment name -> the Python package under services/ it runs.
 SERVICES: Final = {
@@ -226,7 +228,7 @@ def test_network_policies_deny_by_default_and_open_only_what_each_service_needs(
     for encoder in ("transcriber", "video-encoder", "audio-encoder"):
         assert backends(encoder) == {"kafka", "s3"}, encoder
     assert backends("fusion") == backends("gateway") == {"kafka", "s3", "postgres"}
-    assert backends("auth") == set()
+    assert backends("auth") == {"postgres"}
     assert backends("migrations") == {"postgres"}
     gateway_ingress = policies["gateway"]["spec"]["ingress"]
     from_anywhere = [rule["ports"] for rule in gateway_ingress if "from" not in rule]
