@@ -1,35 +1,76 @@
-"""The auth service: answers which owner an API key belongs to (RFC 7662-style introspection)."""
+"""Builds the auth service's FastAPI app: accounts, sessions, API keys and introspection under /v1."""
 
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
-from .keys import Introspection, introspect
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from shared.db.session import create_engine, session_factory
+
+from .api_keys import KeyHasher
+from .errors import install_error_handlers
+from .metrics import AuthMetrics
+from .passwords import Passwords
+from .routes import introspection, keys, sessions, users
 from .settings import Settings
+from .state import AuthState
+from .tokens import SessionTokens
 
-settings = Settings()
-app = FastAPI(title="Emotion Analyzer auth", version="0.1.0")
-
-
-class IntrospectRequest(BaseModel):
-    key: str
+API_PREFIX = "/v1"
 
 
-@app.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """Liveness."""
-    return {"status": "ok"}
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = AuthMetrics(CollectorRegistry())
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        try:
+            app.state.auth = AuthState(
+                settings=settings,
+                sessions=session_factory(engine),
+                # Hashes its dummy password: real work, done off the event loop.
+                passwords=await asyncio.to_thread(Passwords.from_settings, settings),
+                tokens=SessionTokens(
+                    secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer
+                ),
+                keys=KeyHasher(settings.key_pepper.get_secret_value()),
+                metrics=metrics,
+            )
+            yield
+        finally:
+            await engine.dispose()
 
-@app.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """Prometheus metrics."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-@app.post("/v1/introspect")
-async def introspect_key(body: IntrospectRequest) -> Introspection:
-    """Whether a key is valid, and whose it is."""
-    return introspect(
-        body.key, static_key=settings.api_key.get_secret_value(), static_owner=settings.static_owner
+    app = FastAPI(
+        title="Emotion Analyzer auth",
+        summary="Accounts, login sessions, API keys, and introspection of credentials for the gateway.",
+        version="1",
+        lifespan=lifespan,
     )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness."""
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(users.router)
+    api.include_router(sessions.router)
+    api.include_router(keys.router)
+    api.include_router(introspection.router)
+    app.include_router(api)
+    return app
+
+
+# For `python -m services.auth` and `uvicorn services.auth.main:app`; building it reads settings, no more.
+app = create_app()

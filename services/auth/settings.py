@@ -1,13 +1,62 @@
-from pydantic import Field, SecretStr
+"""The auth service's settings: the shared ones plus accounts, sessions and keys (`EA_*` variables)."""
 
-from shared.settings import DEV_API_KEY, ServiceSettings
+from typing import Final, Self
+
+from pydantic import Field, SecretStr, model_validator
+
+from shared.settings import Environment, ServiceSettings
+
+DEV_JWT_SECRET: Final = "dev-jwt-secret-change-me-0123456789abcdef"
+DEV_KEY_PEPPER: Final = "dev-key-pepper-change-me-0123456789abcdef"
+# HS256 with a key shorter than its 256-bit output is weaker than the algorithm (RFC 7518, section 3.2).
+MIN_SECRET_LENGTH: Final = 32
 
 
 class Settings(ServiceSettings):
     service_name: str = "auth"
-    http_port: int = Field(default=8001, ge=1, le=65535)
-    api_key: SecretStr = SecretStr(DEV_API_KEY)
-    static_owner: str = Field(default="static", description="Owner id the static key stands for")
+    http_port: int = Field(default=8001, ge=0, le=65535)
+
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEV_JWT_SECRET),
+        min_length=MIN_SECRET_LENGTH,
+        description="HS256 key of session JWTs",
+    )
+    jwt_issuer: str = Field(default="emotion-analyzer-auth", min_length=1, description="The JWTs' `iss`")
+    session_ttl_s: int = Field(default=12 * 3600, ge=1, description="Lifetime of a login session")
+    key_pepper: SecretStr = Field(
+        default=SecretStr(DEV_KEY_PEPPER),
+        min_length=MIN_SECRET_LENGTH,
+        description="HMAC key under which API keys are stored; changing it invalidates every key",
+    )
+    internal_token: SecretStr | None = Field(
+        default=None, description="When set, introspection requires it as the X-Internal-Token header"
+    )
+
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106's second recommendation, low memory).
+    password_time_cost: int = Field(default=3, ge=1, description="argon2 iterations")
+    password_memory_cost_kib: int = Field(default=64 * 1024, ge=8, description="argon2 memory, in KiB")
+    password_parallelism: int = Field(default=4, ge=1, description="argon2 lanes")
+
+    default_monthly_analyses: int = Field(default=100, ge=0, description="For users without their own")
+    default_monthly_video_seconds: int = Field(
+        default=36_000, ge=0, description="For users without their own"
+    )
+    default_rate_limit_per_minute: int = Field(default=120, ge=1, description="For users without their own")
+
+    @model_validator(mode="after")
+    def _no_auth_dev_secrets_outside_development(self) -> Self:
+        if self.environment is not Environment.DEVELOPMENT:
+            defaults = {"jwt_secret": DEV_JWT_SECRET, "key_pepper": DEV_KEY_PEPPER}
+            for name, default in defaults.items():
+                if self._secrets()[name] == default:
+                    raise ValueError(f"{name} still has its development default; set EA_{name.upper()}")
+        return self
 
     def _secrets(self) -> dict[str, str]:
-        return {**super()._secrets(), "api_key": self.api_key.get_secret_value()}
+        token = self.internal_token
+        return {
+            **super()._secrets(),
+            "jwt_secret": self.jwt_secret.get_secret_value(),
+            "key_pepper": self.key_pepper.get_secret_value(),
+            **({"internal_token": token.get_secret_value()} if token else {}),
+        }

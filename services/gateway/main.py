@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import httpx
 from fastapi import APIRouter, FastAPI
 from minio import Minio
 from prometheus_client import CollectorRegistry
@@ -13,7 +14,7 @@ from shared.db.session import create_engine
 from shared.service import make_broker
 from shared.storage import ObjectStore
 
-from .api.routes import accounts, analyses, health, uploads, usage
+from .api.routes import accounts, analyses, health, uploads, usage, webhooks
 from .consumer import add_status_subscriber
 from .credentials import AuthClient, CredentialCache
 from .errors import install_error_handlers
@@ -23,6 +24,7 @@ from .rate_limit import RateLimiter
 from .settings import Settings
 from .state import Gateway
 from .sweeper import SweepReport, run_sweeper, sweep_once
+from .webhooks.dispatcher import WebhookDispatcher
 
 API_PREFIX = "/v1"
 
@@ -102,6 +104,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             sweeper = asyncio.create_task(run_sweeper(engine, sweep, settings.sweep_interval_s))
             stack.push_async_callback(_cancel, sweeper)
+            if settings.webhook_dispatcher:
+                # trust_env=False: no proxy from the environment may route deliveries past the address check.
+                webhook_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+                stack.push_async_callback(webhook_http.aclose)
+                dispatcher = WebhookDispatcher(
+                    sessions=gateway.sessions, settings=settings, http=webhook_http, registry=registry
+                )
+                stack.push_async_callback(_cancel, asyncio.create_task(dispatcher.run()))
             yield
 
     app = FastAPI(
@@ -119,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(uploads.router)
     api.include_router(analyses.router)
     api.include_router(usage.router)
+    api.include_router(webhooks.router)
     app.include_router(api)
     app.include_router(health.router)
     return app

@@ -1,8 +1,8 @@
 """The gateway's settings: the shared ones plus the REST API's, all read from `EA_*` variables."""
 
-from typing import Final
+from typing import Final, Self
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
 from shared.settings import ServiceSettings
 
@@ -66,6 +66,13 @@ class Settings(ServiceSettings):
     webhook_poll_interval_s: float = Field(
         default=1.0, gt=0, description="Check for due deliveries this often"
     )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Self:
+        # A lease shorter than a send would let a second dispatcher claim a delivery still in flight.
+        if self.webhook_lease_s <= self.webhook_timeout_s:
+            raise ValueError("webhook_lease_s must be longer than webhook_timeout_s")
+        return self
 
     def _secrets(self) -> dict[str, str]:
         token = self.internal_token

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
+from services.gateway.job_updates import CHANNEL as JOB_UPDATES_CHANNEL
 from services.gateway.state import Gateway
 from services.gateway.sweeper import SWEEPER_LOCK_KEY, run_sweeper, sweep_if_leader, sweep_once
 from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
@@ -235,8 +236,9 @@ async def test_waiting_survives_a_lost_listen_connection(
         killed = await admin.scalar(
             text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-            )
+                "WHERE datname = current_database() AND query LIKE :listen"
+            ),
+            {"listen": f"LISTEN%{JOB_UPDATES_CHANNEL}%"},
         )
     assert killed == 1
 

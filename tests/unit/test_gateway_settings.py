@@ -47,3 +47,8 @@ def test_upload_urls_are_signed_for_the_public_endpoint() -> None:
     )
     assert url.startswith("https://s3.example.com:8443/uploads/uploads/static/abc/clip.mp4?")
     assert "X-Amz-Signature=" in url
+
+
+def test_a_webhook_lease_must_outlast_a_send() -> None:
+    with pytest.raises(ValidationError, match="webhook_lease_s must be longer"):
+        Settings.model_validate({"webhook_timeout_s": 90})

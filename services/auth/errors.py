@@ -1,0 +1,121 @@
+"""Every error the auth API returns has one shape, `{"error": {"code", "message"}}`, with a stable code.
+
+The same pattern as the gateway's (services never import each other).
+"""
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+_CODES_BY_STATUS: Final = {
+    status.HTTP_400_BAD_REQUEST: "bad_request",
+    status.HTTP_401_UNAUTHORIZED: "unauthorized",
+    status.HTTP_403_FORBIDDEN: "forbidden",
+    status.HTTP_404_NOT_FOUND: "not_found",
+    status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
+    status.HTTP_409_CONFLICT: "conflict",
+    status.HTTP_409_CONFLICT: "conflict",
+    status.HTTP_422_UNPROCESSABLE_CONTENT: "validation_error",
+    status.HTTP_429_TOO_MANY_REQUESTS: "too_many_requests",
+    status.HTTP_503_SERVICE_UNAVAILABLE: "unavailable",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code", examples=["invalid_credentials"])
+    message: str = Field(
+        description="Human-readable explanation", examples=["the email or the password is wrong"]
+    )
+    details: list[dict[str, Any]] | None = Field(default=None, description="Per-field problems (validation)")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    """Raised by routes and dependencies; becomes an ErrorResponse with this status and code."""
+
+    def __init__(
+        self, status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorDetail(code=code, message=message, details=details))
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code, headers=headers)
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry that documents these error statuses in the OpenAPI schema."""
+    return {code: {"model": ErrorResponse} for code in status_codes}
+
+
+def authenticated_responses() -> dict[int | str, dict[str, Any]]:
+    """Errors any authenticated route can answer: no valid credential, over the rate, auth unreachable."""
+    return error_responses(
+        status.HTTP_401_UNAUTHORIZED, status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE
+    )
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status_code, exc.code, exc.message, headers=exc.headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODES_BY_STATUS.get(exc.status_code, "http_error")
+    headers = dict(exc.headers) if exc.headers is not None else None
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"loc": [str(part) for part in error["loc"]], "message": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    message = "; ".join(f"{_location(error['loc'])}: {error['msg']}" for error in exc.errors())
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        "validation_error",
+        message or "invalid request",
+        details=details,
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,50 @@
+"""The caller's API keys: list, create (the key is shown once), revoke."""
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from shared.accounts_api import ApiKeyCreate, ApiKeyCreated, ApiKeyList
+
+from .. import repository
+from ..deps import CurrentPrincipal, SessionDep, StateDep
+from ..errors import ApiError, error_responses
+from ..views import key_created, key_info
+
+router = APIRouter(prefix="/keys", tags=["keys"])
+
+
+@router.get("", responses=error_responses(status.HTTP_401_UNAUTHORIZED))
+async def list_keys(principal: CurrentPrincipal, session: SessionDep) -> ApiKeyList:
+    """The caller's keys, revoked ones included, oldest first; never the keys themselves."""
+    keys = await repository.list_api_keys(session=session, user_id=principal.user.id)
+    return ApiKeyList(items=[key_info(key) for key in keys])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_422_UNPROCESSABLE_CONTENT),
+)
+async def create_key(
+    principal: CurrentPrincipal, state: StateDep, session: SessionDep, body: ApiKeyCreate | None = None
+) -> ApiKeyCreated:
+    """A new key; the whole key is in this answer only."""
+    name = (body or ApiKeyCreate()).name
+    key, minted = await repository.create_api_key(
+        session=session, user_id=principal.user.id, name=name, hasher=state.keys
+    )
+    return key_created(key, minted)
+
+
+@router.delete(
+    "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
+)
+async def revoke_key(key_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Response:
+    """Revoke one of the caller's keys (revoking it again changes nothing)."""
+    revoked = await repository.revoke_api_key(session=session, user_id=principal.user.id, key_id=key_id)
+    if revoked is None:
+        raise ApiError(status.HTTP_404_NOT_FOUND, "key_not_found", "you have no API key with this id")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,189 @@
+"""Webhook subscriptions: create, list, inspect, delete, send a test event, see deliveries, redeliver."""
+
+import uuid
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from shared.db import WebhookEventType
+from shared.db.webhooks import (
+    count_deliveries,
+    count_subscriptions,
+    create_subscription,
+    delete_subscription,
+    get_delivery,
+    get_subscription,
+    list_deliveries,
+    list_subscriptions,
+    record_test_event,
+    redeliver,
+)
+
+from ...errors import ApiError, error_responses
+from ...webhook_schemas import (
+    Delivery,
+    DeliveryList,
+    DeliveryQueued,
+    Webhook,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookList,
+)
+from ...webhooks.targets import InvalidTargetError, validate_subscription_url
+from ..deps import CurrentOwner, GatewayDep, SessionDep
+
+# Every event is sent to each of its owner's subscriptions: the cap bounds that fan-out.
+MAX_WEBHOOKS_PER_OWNER: Final = 20
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        status.HTTP_401_UNAUTHORIZED, status.HTTP_409_CONFLICT, status.HTTP_422_UNPROCESSABLE_CONTENT
+    ),
+)
+async def create_webhook(
+    body: WebhookCreate,
+    request: Request,
+    response: Response,
+    owner: CurrentOwner,
+    session: SessionDep,
+    gateway: GatewayDep,
+) -> WebhookCreated:
+    """Subscribe a URL to events. The response carries the signing secret, which is never shown again."""
+    try:
+        url = validate_subscription_url(
+            body.url, allow_private=gateway.settings.webhook_allow_private_targets
+        )
+    except InvalidTargetError as exc:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_webhook_url", str(exc)) from exc
+    if await count_subscriptions(session=session, owner=owner) >= MAX_WEBHOOKS_PER_OWNER:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "too_many_webhooks",
+            f"you have {MAX_WEBHOOKS_PER_OWNER} webhooks already; delete one first",
+        )
+    subscription = await create_subscription(
+        session=session,
+        owner=owner,
+        url=url,
+        events=[WebhookEventType(event) for event in body.events],
+        description=body.description,
+    )
+    response.headers["Location"] = str(request.url_for("get_webhook", webhook_id=subscription.id))
+    return WebhookCreated.from_new_subscription(subscription)
+
+
+@router.get("", responses=error_responses(status.HTTP_401_UNAUTHORIZED))
+async def list_webhooks(owner: CurrentOwner, session: SessionDep) -> WebhookList:
+    """List your webhooks, without their secrets."""
+    subscriptions = await list_subscriptions(session=session, owner=owner)
+    return WebhookList(items=[Webhook.from_subscription(subscription) for subscription in subscriptions])
+
+
+@router.get(
+    "/{webhook_id}", responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND)
+)
+async def get_webhook(webhook_id: uuid.UUID, owner: CurrentOwner, session: SessionDep) -> Webhook:
+    """Get one webhook, without its secret."""
+    subscription = await get_subscription(session=session, owner=owner, subscription_id=webhook_id)
+    if subscription is None:
+        raise _webhook_not_found(webhook_id)
+    return Webhook.from_subscription(subscription)
+
+
+@router.delete(
+    "/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
+)
+async def delete_webhook(webhook_id: uuid.UUID, owner: CurrentOwner, session: SessionDep) -> None:
+    """Delete a webhook; its pending deliveries are dropped."""
+    if not await delete_subscription(session=session, owner=owner, subscription_id=webhook_id):
+        raise _webhook_not_found(webhook_id)
+
+
+@router.post(
+    "/{webhook_id}/test",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
+)
+async def send_test_event(webhook_id: uuid.UUID, owner: CurrentOwner, session: SessionDep) -> DeliveryQueued:
+    """Queue a `webhook.test` event for this webhook, whatever events it subscribed to."""
+    delivery = await record_test_event(session=session, owner=owner, subscription_id=webhook_id)
+    if delivery is None:
+        raise _webhook_not_found(webhook_id)
+    return DeliveryQueued(delivery_id=delivery.id, event_id=delivery.event_id, status=delivery.status)
+
+
+@router.get(
+    "/{webhook_id}/deliveries",
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
+)
+async def list_webhook_deliveries(
+    webhook_id: uuid.UUID,
+    owner: CurrentOwner,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DeliveryList:
+    """The webhook's deliveries, newest first, each with every attempt made."""
+    records = await list_deliveries(
+        session=session, owner=owner, subscription_id=webhook_id, limit=limit, offset=offset
+    )
+    if records is None:
+        raise _webhook_not_found(webhook_id)
+    total = await count_deliveries(session=session, owner=owner, subscription_id=webhook_id)
+    return DeliveryList(
+        items=[Delivery.from_record(record) for record in records], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/{webhook_id}/deliveries/{delivery_id}",
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
+)
+async def get_webhook_delivery(
+    webhook_id: uuid.UUID, delivery_id: uuid.UUID, owner: CurrentOwner, session: SessionDep
+) -> Delivery:
+    """One delivery with every attempt made."""
+    record = await get_delivery(
+        session=session, owner=owner, delivery_id=delivery_id, subscription_id=webhook_id
+    )
+    if record is None:
+        raise _delivery_not_found(delivery_id)
+    return Delivery.from_record(record)
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
+)
+async def redeliver_delivery(
+    webhook_id: uuid.UUID, delivery_id: uuid.UUID, owner: CurrentOwner, session: SessionDep
+) -> DeliveryQueued:
+    """Send a delivery again now, with the same `webhook-id`, whatever became of it before."""
+    delivery = await redeliver(
+        session=session, owner=owner, delivery_id=delivery_id, subscription_id=webhook_id
+    )
+    if delivery is None:
+        raise _delivery_not_found(delivery_id)
+    return DeliveryQueued(delivery_id=delivery.id, event_id=delivery.event_id, status=delivery.status)
+
+
+def _webhook_not_found(webhook_id: uuid.UUID) -> ApiError:
+    return ApiError(
+        status.HTTP_404_NOT_FOUND, "webhook_not_found", f"no webhook of yours has the id {webhook_id}"
+    )
+
+
+def _delivery_not_found(delivery_id: uuid.UUID) -> ApiError:
+    return ApiError(
+        status.HTTP_404_NOT_FOUND,
+        "delivery_not_found",
+        f"this webhook has no delivery with the id {delivery_id}",
+    )

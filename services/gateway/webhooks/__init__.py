@@ -1,0 +1,1 @@
+"""Webhooks (Standard Webhooks): signing, target checks, payloads, retry schedule and the dispatcher."""

@@ -1,0 +1,261 @@
+"""Sends pending webhook deliveries, records every attempt, and schedules retries.
+
+Every gateway replica may run one: deliveries are claimed with a lease under SKIP LOCKED, so replicas
+share the work without sending one delivery twice at once, and a replica that dies mid-send loses
+nothing (its claims come back when their lease runs out). Delivery is at least once: a receiver
+deduplicates by `webhook-id`, which is the event's id and the same on every attempt.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+import asyncpg  # type: ignore[import-untyped, unused-ignore]  # typed only in newer releases
+import httpx
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db.models import utcnow
+from shared.db.webhook_models import DeliveryStatus
+from shared.db.webhook_outbox import WEBHOOK_CHANNEL
+from shared.db.webhooks import AttemptResult, ClaimedDelivery, claim_due_deliveries, record_attempt
+
+from ..job_updates import asyncpg_dsn
+from ..settings import Settings
+from .backoff import RetryPolicy
+from .payloads import event_body
+from .signing import headers
+from .targets import TargetRefusedError, check_target
+
+RESPONSE_BODY_LIMIT: Final = 1024
+USER_AGENT: Final = "emotion-analyzer-webhooks/1"
+DEFAULT_BATCH_SIZE: Final = 32
+DEFAULT_CONCURRENCY: Final = 8
+LISTEN_CONNECT_TIMEOUT_S: Final = 10.0
+LISTEN_RETRY_S: Final = 5.0
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    """The `outcome` label of `ea_webhook_deliveries_total`: what one attempt led to."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
+    """Out of attempts."""
+    REFUSED = "refused"
+    """The target resolved to an address webhooks may not reach."""
+
+
+@dataclass(frozen=True)
+class _Sent:
+    status_code: int | None = None
+    response_body: str | None = None
+    error: str | None = None
+    refused: bool = False
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        http: httpx.AsyncClient,
+        registry: CollectorRegistry,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        rng: random.Random | None = None,
+    ) -> None:
+        if batch_size < 1 or concurrency < 1:
+            raise ValueError("batch_size and concurrency must be positive")
+        self._sessions = sessions
+        self._settings = settings
+        self._http = http
+        self._policy = RetryPolicy.from_settings(settings)
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._rng = rng
+        self._dsn = asyncpg_dsn(settings.database_url)
+        self._wake = asyncio.Event()
+        self._connection: asyncpg.Connection | None = None
+        self._next_listen_at = 0.0
+        self.deliveries = Counter(
+            "ea_webhook_deliveries",
+            "Webhook delivery attempts, by what they led to",
+            ["outcome"],
+            registry=registry,
+        )
+
+    @property
+    def listening(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed()
+
+    async def run(self) -> None:
+        """Send due deliveries until cancelled, woken by NOTIFY or else every poll interval."""
+        try:
+            while True:
+                if not self.listening and time.monotonic() >= self._next_listen_at:
+                    await self._listen()
+                # Cleared before the claim, so a notification during the batch makes the next one start now.
+                self._wake.clear()
+                try:
+                    handled = await self.run_once()
+                except Exception:
+                    logger.exception("webhook dispatch failed")
+                    handled = 0
+                if handled < self._batch_size:
+                    await self._wait(self._settings.webhook_poll_interval_s)
+        finally:
+            await self._unlisten()
+
+    async def run_once(self) -> int:
+        """Claim one batch of due deliveries and send them; how many were claimed."""
+        async with self._sessions() as session:
+            claimed = await claim_due_deliveries(
+                session=session, limit=self._batch_size, lease_s=self._settings.webhook_lease_s
+            )
+        async with asyncio.TaskGroup() as group:
+            for delivery in claimed:
+                group.create_task(self._deliver_logged(delivery))
+        return len(claimed)
+
+    async def _deliver_logged(self, claimed: ClaimedDelivery) -> None:
+        try:
+            async with self._slots:
+                await self._deliver(claimed)
+        except Exception:
+            # Left claimed: its lease runs out and it is sent again.
+            logger.exception("webhook delivery %s failed unexpectedly", claimed.delivery.id)
+
+    async def _deliver(self, claimed: ClaimedDelivery) -> None:
+        number = claimed.delivery.attempts + 1
+        started_at = utcnow()
+        started = time.perf_counter()
+        sent = await self._send(claimed)
+        duration_ms = (time.perf_counter() - started) * 1000
+        outcome, status, retry_in_s = self._decide(number, sent)
+        async with self._sessions() as session:
+            await record_attempt(
+                session=session,
+                delivery_id=claimed.delivery.id,
+                claimed_until=claimed.claimed_until,
+                attempt=AttemptResult(
+                    started_at=started_at,
+                    duration_ms=duration_ms,
+                    status_code=sent.status_code,
+                    response_body=sent.response_body,
+                    error=sent.error,
+                ),
+                status=status,
+                retry_in_s=retry_in_s,
+            )
+        self.deliveries.labels(outcome.value).inc()
+        if outcome is not Outcome.DELIVERED:
+            logger.info(
+                "webhook delivery %s attempt %d: %s (%s)",
+                claimed.delivery.id,
+                number,
+                outcome.value,
+                sent.error or f"HTTP {sent.status_code}",
+            )
+
+    def _decide(self, number: int, sent: _Sent) -> tuple[Outcome, DeliveryStatus, float | None]:
+        if sent.refused:
+            return Outcome.REFUSED, DeliveryStatus.FAILED, None
+        if sent.status_code is not None and 200 <= sent.status_code < 300:
+            return Outcome.DELIVERED, DeliveryStatus.DELIVERED, None
+        retry_in_s = self._policy.retry_in_s(number, self._rng)
+        if retry_in_s is None:
+            return Outcome.FAILED, DeliveryStatus.FAILED, None
+        return Outcome.RETRY, DeliveryStatus.PENDING, retry_in_s
+
+    async def _send(self, claimed: ClaimedDelivery) -> _Sent:
+        timeout_s = self._settings.webhook_timeout_s
+        url = claimed.subscription.url
+        try:
+            # One deadline for everything: httpx's timeouts are per read, which a trickling receiver evades.
+            async with asyncio.timeout(timeout_s):
+                await check_target(url, allow_private=self._settings.webhook_allow_private_targets)
+                body = event_body(claimed.event, claimed.job)
+                signed = headers(claimed.subscription.secret, str(claimed.event.id), int(time.time()), body)
+                async with self._http.stream(
+                    "POST",
+                    url,
+                    content=body,
+                    headers={**signed, "user-agent": USER_AGENT},
+                    timeout=timeout_s,
+                    follow_redirects=False,
+                ) as response:
+                    return _Sent(status_code=response.status_code, response_body=await _head(response))
+        except TargetRefusedError as exc:
+            return _Sent(error=str(exc), refused=True)
+        except (TimeoutError, httpx.TimeoutException):
+            return _Sent(error=f"timeout: no complete answer within {timeout_s:g} s")
+        except Exception as exc:
+            # Connection refused or reset, DNS failure, a payload that cannot be built: recorded, retried.
+            return _Sent(error=_describe(exc))
+
+    async def _listen(self) -> None:
+        # Without LISTEN the loop still polls; reconnecting is tried again only after a pause.
+        self._next_listen_at = time.monotonic() + LISTEN_RETRY_S
+        try:
+            connection = await asyncpg.connect(self._dsn, timeout=LISTEN_CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            logger.warning("cannot LISTEN for webhook deliveries (polling meanwhile): %s", exc)
+            return
+        try:
+            await connection.add_listener(WEBHOOK_CHANNEL, self._on_notification)
+        except (OSError, asyncpg.PostgresError) as exc:
+            logger.warning("cannot LISTEN for webhook deliveries (polling meanwhile): %s", exc)
+            await _close(connection)
+            return
+        connection.add_termination_listener(self._on_terminated)
+        self._connection = connection
+
+    async def _unlisten(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.remove_termination_listener(self._on_terminated)
+            await _close(connection)
+
+    def _on_notification(self, _connection: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self._wake.set()
+
+    def _on_terminated(self, _connection: Any) -> None:
+        logger.warning("lost the webhook LISTEN connection; reconnecting")
+        self._connection = None
+        self._wake.set()  # notifications may have been missed meanwhile
+
+    async def _wait(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._wake.wait()
+
+
+async def _close(connection: asyncpg.Connection) -> None:
+    if not connection.is_closed():
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            await connection.close()
+
+
+async def _head(response: httpx.Response) -> str:
+    """The first RESPONSE_BODY_LIMIT bytes of the body, as text PostgreSQL can store."""
+    head = bytearray()
+    async for chunk in response.aiter_bytes():
+        head.extend(chunk)
+        if len(head) >= RESPONSE_BODY_LIMIT:
+            break
+    return bytes(head[:RESPONSE_BODY_LIMIT]).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+def _describe(exc: Exception) -> str:
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -1,0 +1,401 @@
+"""Webhook subscriptions and their deliveries: what owners manage, and what the dispatcher claims and records.
+
+Owner-facing functions treat another owner's id exactly like a missing one. Each function commits its own
+work. A delivery's lease (`locked_until`) is both its lock and its claim token: a dispatcher that dies
+mid-send leaves a lease that runs out, after which any dispatcher claims the delivery again.
+"""
+
+import base64
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import func, or_, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db.models import Job
+from shared.db.webhook_models import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookEventType,
+    WebhookSubscription,
+)
+from shared.db.webhook_outbox import WEBHOOK_CHANNEL
+
+SECRET_PREFIX: Final = "whsec_"
+SECRET_BYTES: Final = 32
+MAX_PAGE_SIZE: Final = 500
+SUBSCRIBABLE_EVENTS: Final = frozenset(WebhookEventType) - {WebhookEventType.WEBHOOK_TEST}
+TEST_EVENT_MESSAGE: Final = "A test event: your endpoint is reachable and verifies our signature."
+
+_NO_SYNC: Final = {"synchronize_session": False}
+_FRESH: Final = {"populate_existing": True}
+_NOTIFY: Final = text(f"NOTIFY {WEBHOOK_CHANNEL}")
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A delivery as its owner sees it: the event it carries and every attempt, in order."""
+
+    delivery: WebhookDelivery
+    event: WebhookEvent
+    attempts: list[WebhookAttempt]
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """Everything a dispatcher needs to send one delivery, and its claim to pass to `record_attempt`."""
+
+    delivery: WebhookDelivery
+    event: WebhookEvent
+    subscription: WebhookSubscription
+    job: Job | None
+    claimed_until: datetime
+    """The lease this claim set; a copy, since a later read in the same session refreshes `delivery`."""
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one send observed."""
+
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None = None
+    response_body: str | None = None
+    error: str | None = None
+
+
+def new_secret() -> str:
+    """A signing secret in the Standard Webhooks form: `whsec_` and base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+async def create_subscription(
+    *,
+    session: AsyncSession,
+    owner: str,
+    url: str,
+    events: Sequence[WebhookEventType],
+    description: str | None = None,
+) -> WebhookSubscription:
+    """A new subscription with a fresh secret. The URL is stored as given: the caller validates it."""
+    if not owner:
+        raise ValueError("owner must not be empty")
+    chosen = sorted({WebhookEventType(event) for event in events})
+    if not chosen:
+        raise ValueError("a subscription needs at least one event type")
+    if not set(chosen) <= SUBSCRIBABLE_EVENTS:
+        raise ValueError(f"{WebhookEventType.WEBHOOK_TEST.value} is sent only by the test endpoint")
+    subscription = WebhookSubscription(
+        owner=owner,
+        url=url,
+        events=[event.value for event in chosen],
+        secret=new_secret(),
+        description=description,
+    )
+    session.add(subscription)
+    await session.commit()
+    return subscription
+
+
+async def list_subscriptions(*, session: AsyncSession, owner: str) -> list[WebhookSubscription]:
+    """The owner's subscriptions, oldest first."""
+    statement = (
+        select(WebhookSubscription)
+        .where(WebhookSubscription.owner == owner)
+        .order_by(col(WebhookSubscription.created_at), col(WebhookSubscription.id))
+        .execution_options(**_FRESH)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def count_subscriptions(*, session: AsyncSession, owner: str) -> int:
+    statement = (
+        select(func.count()).select_from(WebhookSubscription).where(WebhookSubscription.owner == owner)
+    )
+    return (await session.exec(statement)).one()
+
+
+async def get_subscription(
+    *, session: AsyncSession, owner: str, subscription_id: uuid.UUID
+) -> WebhookSubscription | None:
+    statement = select(WebhookSubscription).where(
+        WebhookSubscription.id == subscription_id, WebhookSubscription.owner == owner
+    )
+    return (await session.exec(statement.execution_options(**_FRESH))).one_or_none()
+
+
+async def delete_subscription(*, session: AsyncSession, owner: str, subscription_id: uuid.UUID) -> bool:
+    """Delete the subscription with its pending and past deliveries; False when it is not the owner's."""
+    subscription = await get_subscription(session=session, owner=owner, subscription_id=subscription_id)
+    if subscription is None:
+        await session.commit()
+        return False
+    await session.delete(subscription)
+    await session.commit()
+    return True
+
+
+async def list_deliveries(
+    *, session: AsyncSession, owner: str, subscription_id: uuid.UUID, limit: int = 20, offset: int = 0
+) -> list[DeliveryRecord] | None:
+    """The subscription's deliveries, newest first, with their attempts; None when it is not the owner's."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must not be negative, got {offset}")
+    if await get_subscription(session=session, owner=owner, subscription_id=subscription_id) is None:
+        return None
+    statement = (
+        select(WebhookDelivery, WebhookEvent)
+        .join(WebhookEvent, col(WebhookEvent.id) == col(WebhookDelivery.event_id))
+        .where(WebhookDelivery.subscription_id == subscription_id)
+        .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc())
+        .limit(limit)
+        .offset(offset)
+        .execution_options(**_FRESH)
+    )
+    rows = list((await session.exec(statement)).all())
+    attempts = await _attempts_of(session, [delivery.id for delivery, _ in rows])
+    return [DeliveryRecord(delivery, event, attempts.get(delivery.id, [])) for delivery, event in rows]
+
+
+async def count_deliveries(*, session: AsyncSession, owner: str, subscription_id: uuid.UUID) -> int:
+    statement = (
+        select(func.count())
+        .select_from(WebhookDelivery)
+        .join(WebhookSubscription, col(WebhookSubscription.id) == col(WebhookDelivery.subscription_id))
+        .where(WebhookDelivery.subscription_id == subscription_id, WebhookSubscription.owner == owner)
+    )
+    return (await session.exec(statement)).one()
+
+
+async def get_delivery(
+    *, session: AsyncSession, owner: str, delivery_id: uuid.UUID, subscription_id: uuid.UUID | None = None
+) -> DeliveryRecord | None:
+    """The delivery with its event and attempts; None unless the owner (and subscription) has it."""
+    statement = (
+        select(WebhookDelivery, WebhookEvent)
+        .join(WebhookEvent, col(WebhookEvent.id) == col(WebhookDelivery.event_id))
+        .join(WebhookSubscription, col(WebhookSubscription.id) == col(WebhookDelivery.subscription_id))
+        .where(WebhookDelivery.id == delivery_id, WebhookSubscription.owner == owner)
+        .execution_options(**_FRESH)
+    )
+    if subscription_id is not None:
+        statement = statement.where(WebhookDelivery.subscription_id == subscription_id)
+    row = (await session.exec(statement)).one_or_none()
+    if row is None:
+        return None
+    delivery, event = row
+    attempts = await _attempts_of(session, [delivery.id])
+    return DeliveryRecord(delivery, event, attempts.get(delivery.id, []))
+
+
+async def redeliver(
+    *, session: AsyncSession, owner: str, delivery_id: uuid.UUID, subscription_id: uuid.UUID | None = None
+) -> WebhookDelivery | None:
+    """Send the delivery again now, with the same event (so the same `webhook-id`); None when not the owner's.
+
+    Its attempts keep their numbers and new ones follow them; once past the subscription's attempt limit,
+    each redelivery gets one attempt.
+    """
+    owned = select(WebhookSubscription.id).where(WebhookSubscription.owner == owner)
+    if subscription_id is not None:
+        owned = owned.where(WebhookSubscription.id == subscription_id)
+    statement = (
+        update(WebhookDelivery)
+        .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.subscription_id).in_(owned))
+        .values(
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=func.now(),
+            # Releases a claim still in flight too: that send's late outcome no longer decides the status.
+            locked_until=None,
+            updated_at=func.now(),
+        )
+        .returning(col(WebhookDelivery.id))
+        .execution_options(**_NO_SYNC)
+    )
+    if (await session.exec(statement)).scalar_one_or_none() is None:
+        await session.commit()
+        return None
+    await session.exec(_NOTIFY)  # type: ignore[call-overload]
+    await session.commit()
+    return await _delivery(session, delivery_id)
+
+
+async def record_test_event(
+    *, session: AsyncSession, owner: str, subscription_id: uuid.UUID
+) -> WebhookDelivery | None:
+    """Queue a `webhook.test` event for this one subscription; None when it is not the owner's."""
+    subscription = await get_subscription(session=session, owner=owner, subscription_id=subscription_id)
+    if subscription is None:
+        await session.commit()
+        return None
+    event_id = uuid.uuid4()
+    data: dict[str, Any] = {"message": TEST_EVENT_MESSAGE, "webhook_id": str(subscription.id)}
+    # The database clock stamps the rows, the one claim_due_deliveries compares with.
+    await session.exec(
+        insert(WebhookEvent).values(
+            id=event_id, owner=owner, type=WebhookEventType.WEBHOOK_TEST, data=data, created_at=func.now()
+        )
+    )
+    delivery_id = uuid.uuid4()
+    await session.exec(
+        insert(WebhookDelivery).values(
+            id=delivery_id,
+            event_id=event_id,
+            subscription_id=subscription.id,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=func.now(),
+            created_at=func.now(),
+            updated_at=func.now(),
+        )
+    )
+    await session.exec(_NOTIFY)  # type: ignore[call-overload]
+    await session.commit()
+    return await _delivery(session, delivery_id)
+
+
+async def claim_due_deliveries(*, session: AsyncSession, limit: int, lease_s: float) -> list[ClaimedDelivery]:
+    """Claim up to `limit` pending deliveries that are due and not leased, for `lease_s` seconds.
+
+    SKIP LOCKED lets dispatchers claim side by side without waiting on each other or claiming one
+    delivery twice. A claim not settled by `record_attempt` within the lease is claimed again.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be positive, got {limit}")
+    if lease_s <= 0:
+        raise ValueError(f"lease_s must be positive, got {lease_s}")
+    due = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            col(WebhookDelivery.next_attempt_at) <= func.now(),
+            or_(col(WebhookDelivery.locked_until).is_(None), col(WebhookDelivery.locked_until) <= func.now()),
+        )
+        .order_by(col(WebhookDelivery.next_attempt_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    claim = (
+        update(WebhookDelivery)
+        .where(col(WebhookDelivery.id).in_(select(due.c.id)))
+        .values(locked_until=func.now() + timedelta(seconds=lease_s), updated_at=func.now())
+        .returning(col(WebhookDelivery.id))
+        .execution_options(**_NO_SYNC)
+    )
+    claimed_ids = list((await session.exec(claim)).scalars().all())
+    if not claimed_ids:
+        await session.commit()
+        return []
+    statement = (
+        select(WebhookDelivery, WebhookEvent, WebhookSubscription, Job)
+        .join(WebhookEvent, col(WebhookEvent.id) == col(WebhookDelivery.event_id))
+        .join(WebhookSubscription, col(WebhookSubscription.id) == col(WebhookDelivery.subscription_id))
+        .outerjoin(Job, col(Job.id) == col(WebhookEvent.job_id))
+        .where(col(WebhookDelivery.id).in_(claimed_ids))
+        .order_by(col(WebhookDelivery.next_attempt_at))
+        .execution_options(**_FRESH)
+    )
+    rows = list((await session.exec(statement)).all())
+    await session.commit()
+    return [
+        ClaimedDelivery(delivery, event, subscription, job, claimed_until=_leased_until(delivery))
+        for delivery, event, subscription, job in rows
+    ]
+
+
+async def record_attempt(
+    *,
+    session: AsyncSession,
+    delivery_id: uuid.UUID,
+    claimed_until: datetime | None,
+    attempt: AttemptResult,
+    status: DeliveryStatus,
+    retry_in_s: float | None = None,
+) -> int | None:
+    """Record one attempt and settle the delivery in one transaction; the attempt's number.
+
+    `status` is what the attempt decided: DELIVERED, FAILED, or PENDING to retry in `retry_in_s`. A
+    success always counts. A failure decides the status only while the claim `claimed_until` is still
+    the delivery's lease: when the lease ran out and another dispatcher claimed it, or an owner asked for
+    a redelivery meanwhile, the newer claim decides. None when the delivery is gone (its subscription
+    was deleted).
+    """
+    if (status is DeliveryStatus.PENDING) != (retry_in_s is not None):
+        raise ValueError("retry_in_s is required with PENDING and only with it")
+    statement = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .with_for_update()
+        .execution_options(**_FRESH)
+    )
+    delivery = (await session.exec(statement)).one_or_none()
+    if delivery is None:
+        await session.commit()
+        return None
+    number = delivery.attempts + 1
+    succeeded = status is DeliveryStatus.DELIVERED
+    session.add(
+        WebhookAttempt(
+            delivery_id=delivery_id,
+            number=number,
+            started_at=attempt.started_at,
+            duration_ms=attempt.duration_ms,
+            status_code=attempt.status_code,
+            response_body=attempt.response_body,
+            error=attempt.error,
+            succeeded=succeeded,
+        )
+    )
+    values: dict[str, Any] = {"attempts": number, "updated_at": func.now()}
+    still_ours = delivery.status is DeliveryStatus.PENDING and delivery.locked_until == claimed_until
+    if succeeded or still_ours:
+        values.update(status=status, locked_until=None)
+        if retry_in_s is not None:
+            values["next_attempt_at"] = func.now() + timedelta(seconds=retry_in_s)
+    await session.exec(
+        update(WebhookDelivery)
+        .where(col(WebhookDelivery.id) == delivery_id)
+        .values(**values)
+        .execution_options(**_NO_SYNC)
+    )
+    await session.commit()
+    return number
+
+
+def _leased_until(delivery: WebhookDelivery) -> datetime:
+    if delivery.locked_until is None:
+        raise RuntimeError(f"delivery {delivery.id} was just claimed but has no lease")
+    return delivery.locked_until
+
+
+async def _delivery(session: AsyncSession, delivery_id: uuid.UUID) -> WebhookDelivery:
+    statement = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).execution_options(**_FRESH)
+    return (await session.exec(statement)).one()
+
+
+async def _attempts_of(
+    session: AsyncSession, delivery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[WebhookAttempt]]:
+    if not delivery_ids:
+        return {}
+    statement = (
+        select(WebhookAttempt)
+        .where(col(WebhookAttempt.delivery_id).in_(delivery_ids))
+        .order_by(col(WebhookAttempt.delivery_id), col(WebhookAttempt.number))
+        .execution_options(**_FRESH)
+    )
+    grouped: dict[uuid.UUID, list[WebhookAttempt]] = {}
+    for attempt in (await session.exec(statement)).all():
+        grouped.setdefault(attempt.delivery_id, []).append(attempt)
+    return grouped

@@ -1,0 +1,664 @@
+"""Webhooks against a real PostgreSQL and real HTTP receivers on loopback (uvicorn, a free port).
+
+The receiver checks every request's signature with `standardwebhooks`, the reference implementation,
+and can be told to fail or hang on a path's first requests.
+"""
+
+import asyncio
+import contextlib
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from services.gateway.schemas import Analysis
+from services.gateway.settings import Settings
+from services.gateway.webhooks.dispatcher import WebhookDispatcher
+from shared.db import (
+    DeliveryStatus,
+    JobCreate,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookEventType,
+    WebhookSubscription,
+    complete_job,
+    create_job,
+    fail_job,
+    get_job,
+    mark_stage,
+)
+from shared.db.webhook_outbox import job_event_id
+from shared.db.webhooks import (
+    AttemptResult,
+    DeliveryRecord,
+    claim_due_deliveries,
+    count_deliveries,
+    count_subscriptions,
+    create_subscription,
+    delete_subscription,
+    get_delivery,
+    get_subscription,
+    list_deliveries,
+    list_subscriptions,
+    record_attempt,
+    record_test_event,
+    redeliver,
+)
+from shared.events import Stage
+from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+
+pytest_plugins = ["tests.integration.db_fixtures"]
+pytestmark = pytest.mark.integration
+
+OWNER = "owner-a"
+OTHER_OWNER = "owner-b"
+ALL_EVENTS = [
+    WebhookEventType.ANALYSIS_PROGRESS,
+    WebhookEventType.ANALYSIS_COMPLETED,
+    WebhookEventType.ANALYSIS_FAILED,
+]
+# A bound on how long a test waits for the dispatcher before it fails, never a claim about its speed.
+SETTLE_LIMIT_S = 30.0
+METRIC = "ea_webhook_deliveries_total"
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Plan:
+    """How a receiver path answers its requests, counted from 1."""
+
+    fail_first: int = 0
+    hang_first: int = 0
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    verified: bool
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    base_url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)
+    plans: dict[str, Plan] = field(default_factory=dict)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def endpoint(self, plan: Plan | None = None) -> str:
+        """A fresh path of the receiver, so tests never see each other's requests."""
+        path = f"/hooks/{uuid.uuid4().hex}"
+        self.plans[path] = plan or Plan()
+        return self.base_url + path
+
+    def expect(self, subscription: WebhookSubscription) -> None:
+        """Verify the subscription's requests with its secret."""
+        self.secrets[httpx.URL(subscription.url).path] = subscription.secret
+
+    def at(self, url: str) -> list[Received]:
+        path = httpx.URL(url).path
+        return [request for request in self.requests if request.path == path]
+
+    async def handle(self, request: Request) -> PlainTextResponse:
+        path = request.url.path
+        body = await request.body()
+        secret = self.secrets.get(path)
+        verified = False
+        if secret is not None:
+            with contextlib.suppress(WebhookVerificationError):
+                Webhook(secret).verify(body, dict(request.headers))
+                verified = True
+        self.requests.append(Received(path, dict(request.headers), body, verified))
+        number = sum(1 for received in self.requests if received.path == path)
+        self.arrived.set()
+        plan = self.plans.get(path, Plan())
+        if number <= plan.hang_first:
+            await self.release.wait()
+        if number <= plan.fail_first:
+            return PlainTextResponse("try again later", status_code=503)
+        return PlainTextResponse("ok")
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    app = Starlette(routes=[Route("/{path:path}", receiver.handle, methods=["POST"])])
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+    )
+    serving = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        while not server.started:
+            if serving.done():
+                serving.result()
+            await asyncio.sleep(0.02)
+    receiver.base_url = f"http://127.0.0.1:{port}"
+    yield receiver
+    receiver.release.set()
+    server.should_exit = True
+    await serving
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+def webhook_settings(migrated_database_url: str) -> Settings:
+    return _settings(migrated_database_url)
+
+
+def _settings(database_url: str, **overrides: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "database_url": database_url,
+            "webhook_allow_private_targets": True,  # the receiver is on loopback
+            "webhook_timeout_s": 5.0,
+            "webhook_lease_s": 10.0,
+            "webhook_max_attempts": 5,
+            "webhook_backoff_base_s": 0.05,
+            "webhook_backoff_max_s": 0.2,
+            "webhook_poll_interval_s": 0.05,
+            **overrides,
+        }
+    )
+
+
+@dataclass
+class Harness:
+    dispatcher: WebhookDispatcher
+    registry: CollectorRegistry
+
+    def count(self, outcome: str) -> float:
+        return self.registry.get_sample_value(METRIC, {"outcome": outcome}) or 0.0
+
+
+def _harness(sessions: Sessions, settings: Settings, http: httpx.AsyncClient) -> Harness:
+    registry = CollectorRegistry()
+    dispatcher = WebhookDispatcher(sessions=sessions, settings=settings, http=http, registry=registry)
+    return Harness(dispatcher, registry)
+
+
+async def _dispatch_until(dispatcher: WebhookDispatcher, done: Callable[[], Awaitable[bool]]) -> None:
+    """Run the dispatcher batch after batch (as its loop would) until `done`."""
+    async with asyncio.timeout(SETTLE_LIMIT_S):
+        while not await done():
+            await dispatcher.run_once()
+            await asyncio.sleep(0.01)
+
+
+async def _settled(sessions: Sessions, delivery_id: uuid.UUID, owner: str = OWNER) -> DeliveryRecord:
+    async with sessions() as session:
+        record = await get_delivery(session=session, owner=owner, delivery_id=delivery_id)
+    assert record is not None
+    return record
+
+
+async def _settle(
+    dispatcher: WebhookDispatcher, sessions: Sessions, delivery_id: uuid.UUID
+) -> DeliveryRecord:
+    async def finished() -> bool:
+        record = await _settled(sessions, delivery_id)
+        return record.delivery.status is not DeliveryStatus.PENDING
+
+    await _dispatch_until(dispatcher, finished)
+    return await _settled(sessions, delivery_id)
+
+
+async def _subscribe(
+    sessions: Sessions,
+    url: str,
+    events: list[WebhookEventType] | None = None,
+    owner: str = OWNER,
+) -> WebhookSubscription:
+    async with sessions() as session:
+        return await create_subscription(
+            session=session, owner=owner, url=url, events=events or ALL_EVENTS, description="test"
+        )
+
+
+async def _new_job(sessions: Sessions, owner: str = OWNER) -> uuid.UUID:
+    job_in = JobCreate(
+        bucket="uploads",
+        object_key=f"{owner}/{uuid.uuid4().hex}/clip.mp4",
+        filename="clip.mp4",
+        size_bytes=99,
+    )
+    async with sessions() as session:
+        job, _ = await create_job(session=session, owner=owner, job_in=job_in)
+    return job.id
+
+
+async def _test_delivery(sessions: Sessions, subscription: WebhookSubscription) -> WebhookDelivery:
+    async with sessions() as session:
+        delivery = await record_test_event(
+            session=session, owner=subscription.owner, subscription_id=subscription.id
+        )
+    assert delivery is not None
+    return delivery
+
+
+async def _deliveries(sessions: Sessions, subscription: WebhookSubscription) -> list[DeliveryRecord]:
+    async with sessions() as session:
+        records = await list_deliveries(
+            session=session, owner=subscription.owner, subscription_id=subscription.id, limit=100
+        )
+    assert records is not None
+    return records
+
+
+def _result() -> AnalysisResult:
+    utterance = UtteranceResult(
+        index=0,
+        start_time=0.0,
+        end_time=1.5,
+        text="hello there",
+        emotions=emotion_scores([0.05, 0.05, 0.05, 0.5, 0.1, 0.15, 0.1]),
+        sentiments=sentiment_scores([0.1, 0.2, 0.7]),
+    )
+    return AnalysisResult(model_version="bundle-1", duration_s=1.5, language="en", utterances=[utterance])
+
+
+async def test_job_changes_queue_one_delivery_per_wanting_subscription_exactly_once(
+    db_sessions: Sessions,
+) -> None:
+    everything = await _subscribe(db_sessions, "https://a.example.com/all")
+    completions = await _subscribe(
+        db_sessions, "https://a.example.com/done", [WebhookEventType.ANALYSIS_COMPLETED]
+    )
+    others = await _subscribe(db_sessions, "https://b.example.com/all", owner=OTHER_OWNER)
+    completed_job, failed_job = await _new_job(db_sessions), await _new_job(db_sessions)
+    async with db_sessions() as session:
+        for _ in range(2):  # a redelivered status event changes the job again but is the same event
+            assert await mark_stage(session=session, job_id=completed_job, stage=Stage.TRANSCRIBE, attempt=1)
+        assert await complete_job(session=session, job_id=completed_job, result=_result())
+        assert not await complete_job(session=session, job_id=completed_job, result=_result())
+        assert await fail_job(session=session, job_id=failed_job, stage=Stage.UPLOAD, code="bad", reason="x")
+        assert not await fail_job(
+            session=session, job_id=failed_job, stage=Stage.UPLOAD, code="bad", reason="x"
+        )
+
+    def kinds(records: list[DeliveryRecord]) -> list[tuple[WebhookEventType, uuid.UUID | None]]:
+        return sorted((record.event.type, record.event.job_id) for record in records)
+
+    assert kinds(await _deliveries(db_sessions, everything)) == sorted(
+        [
+            (WebhookEventType.ANALYSIS_PROGRESS, completed_job),
+            (WebhookEventType.ANALYSIS_COMPLETED, completed_job),
+            (WebhookEventType.ANALYSIS_FAILED, failed_job),
+        ]
+    )
+    assert kinds(await _deliveries(db_sessions, completions)) == [
+        (WebhookEventType.ANALYSIS_COMPLETED, completed_job)
+    ]
+    assert await _deliveries(db_sessions, others) == []
+    # Both subscriptions got the one completion event: the same webhook-id.
+    completed_event = job_event_id(completed_job, WebhookEventType.ANALYSIS_COMPLETED, 1, Stage.FUSE)
+    async with db_sessions() as session:
+        events = (await session.exec(select(WebhookEvent).where(WebhookEvent.job_id == completed_job))).all()
+    assert completed_event in {event.id for event in events} and len(events) == 2
+
+
+async def test_deliveries_are_signed_and_carry_the_analysis_at_each_event(
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
+) -> None:
+    subscription = await _subscribe(db_sessions, receiver.endpoint())
+    receiver.expect(subscription)
+    job_id = await _new_job(db_sessions)
+    async with db_sessions() as session:
+        await mark_stage(session=session, job_id=job_id, stage=Stage.TRANSCRIBE, attempt=1)
+        await mark_stage(session=session, job_id=job_id, stage=Stage.ENCODE_AUDIO, attempt=1)
+        await complete_job(session=session, job_id=job_id, result=_result())
+        job = await get_job(session=session, job_id=job_id)
+    assert job is not None
+    harness = _harness(db_sessions, webhook_settings, http)
+
+    async def all_sent() -> bool:
+        records = await _deliveries(db_sessions, subscription)
+        return all(record.delivery.status is DeliveryStatus.DELIVERED for record in records)
+
+    await _dispatch_until(harness.dispatcher, all_sent)
+
+    received = receiver.at(subscription.url)
+    assert len(received) == 3 and all(request.verified for request in received)
+    by_id = {request.headers["webhook-id"]: request.json for request in received}
+    progress_ids = [
+        job_event_id(job_id, WebhookEventType.ANALYSIS_PROGRESS, 1, stage)
+        for stage in (Stage.TRANSCRIBE, Stage.ENCODE_AUDIO)
+    ]
+    transcribing, encoding = (by_id[str(event_id)] for event_id in progress_ids)
+    assert transcribing["type"] == encoding["type"] == "analysis.progress"
+    # Each shows its own stage, though the job had completed before either was sent.
+    assert (transcribing["data"]["stage"], transcribing["data"]["status"]) == ("transcribe", "processing")
+    assert (encoding["data"]["stage"], encoding["data"]["status"]) == ("encode_audio", "processing")
+    completed = by_id[str(job_event_id(job_id, WebhookEventType.ANALYSIS_COMPLETED, 1, Stage.FUSE))]
+    assert completed["type"] == "analysis.completed"
+    assert completed["data"] == Analysis.from_job(job).model_dump(mode="json")
+    assert all(request.headers["content-type"] == "application/json" for request in received)
+    records = await _deliveries(db_sessions, subscription)
+    assert all([attempt.status_code for attempt in record.attempts] == [200] for record in records)
+    assert all(record.attempts[0].response_body == "ok" for record in records)
+    assert harness.count("delivered") == 3
+
+
+async def test_failed_attempts_are_retried_with_the_same_webhook_id_until_delivered(
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
+) -> None:
+    subscription = await _subscribe(db_sessions, receiver.endpoint(Plan(fail_first=2)))
+    receiver.expect(subscription)
+    delivery = await _test_delivery(db_sessions, subscription)
+    harness = _harness(db_sessions, webhook_settings, http)
+
+    record = await _settle(harness.dispatcher, db_sessions, delivery.id)
+
+    assert record.delivery.status is DeliveryStatus.DELIVERED and record.delivery.attempts == 3
+    assert [attempt.number for attempt in record.attempts] == [1, 2, 3]
+    assert [attempt.status_code for attempt in record.attempts] == [503, 503, 200]
+    assert [attempt.succeeded for attempt in record.attempts] == [False, False, True]
+    assert record.attempts[0].response_body == "try again later" and record.attempts[0].error is None
+    for before, after in zip(record.attempts, record.attempts[1:], strict=False):
+        assert after.started_at > before.started_at
+    received = receiver.at(subscription.url)
+    assert len(received) == 3 and all(request.verified for request in received)
+    assert {request.headers["webhook-id"] for request in received} == {str(delivery.event_id)}
+    assert received[0].json["type"] == "webhook.test"
+    assert received[0].json["data"]["webhook_id"] == str(subscription.id)
+    assert (harness.count("retry"), harness.count("delivered")) == (2, 1)
+
+
+async def test_a_delivery_fails_after_its_last_attempt(
+    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, http: httpx.AsyncClient
+) -> None:
+    subscription = await _subscribe(db_sessions, receiver.endpoint(Plan(fail_first=100)))
+    delivery = await _test_delivery(db_sessions, subscription)
+    harness = _harness(db_sessions, _settings(migrated_database_url, webhook_max_attempts=2), http)
+
+    record = await _settle(harness.dispatcher, db_sessions, delivery.id)
+
+    assert record.delivery.status is DeliveryStatus.FAILED
+    assert [attempt.status_code for attempt in record.attempts] == [503, 503]
+    assert (harness.count("retry"), harness.count("failed")) == (1, 1)
+    # Nothing is left to send: another round claims nothing.
+    assert await harness.dispatcher.run_once() == 0
+
+
+async def test_a_timeout_is_recorded_as_an_attempt(
+    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, http: httpx.AsyncClient
+) -> None:
+    subscription = await _subscribe(db_sessions, receiver.endpoint(Plan(hang_first=1)))
+    delivery = await _test_delivery(db_sessions, subscription)
+    settings = _settings(migrated_database_url, webhook_timeout_s=0.3, webhook_max_attempts=2)
+    harness = _harness(db_sessions, settings, http)
+
+    record = await _settle(harness.dispatcher, db_sessions, delivery.id)
+
+    assert record.delivery.status is DeliveryStatus.DELIVERED
+    timed_out, answered = record.attempts
+    assert timed_out.status_code is None and timed_out.error is not None and "timeout" in timed_out.error
+    assert answered.status_code == 200 and answered.error is None
+
+
+async def test_an_unreachable_receiver_is_recorded_and_retried_later(
+    db_sessions: Sessions, webhook_settings: Settings, http: httpx.AsyncClient
+) -> None:
+    subscription = await _subscribe(db_sessions, f"http://127.0.0.1:{_free_port()}/nobody-listens")
+    delivery = await _test_delivery(db_sessions, subscription)
+    harness = _harness(db_sessions, webhook_settings, http)
+
+    assert await harness.dispatcher.run_once() == 1
+
+    record = await _settled(db_sessions, delivery.id)
+    assert record.delivery.status is DeliveryStatus.PENDING and record.delivery.attempts == 1
+    assert record.delivery.locked_until is None and record.delivery.next_attempt_at > delivery.next_attempt_at
+    (attempt,) = record.attempts
+    assert attempt.status_code is None and attempt.error is not None and "ConnectError" in attempt.error
+
+
+async def test_redelivery_sends_the_same_event_again(
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
+) -> None:
+    subscription = await _subscribe(db_sessions, receiver.endpoint())
+    receiver.expect(subscription)
+    delivery = await _test_delivery(db_sessions, subscription)
+    harness = _harness(db_sessions, webhook_settings, http)
+    await _settle(harness.dispatcher, db_sessions, delivery.id)
+
+    async with db_sessions() as session:
+        assert await redeliver(session=session, owner=OTHER_OWNER, delivery_id=delivery.id) is None
+        again = await redeliver(
+            session=session, owner=OWNER, delivery_id=delivery.id, subscription_id=subscription.id
+        )
+    assert (
+        again is not None and again.status is DeliveryStatus.PENDING and again.event_id == delivery.event_id
+    )
+    record = await _settle(harness.dispatcher, db_sessions, delivery.id)
+
+    assert record.delivery.status is DeliveryStatus.DELIVERED
+    assert [attempt.number for attempt in record.attempts] == [1, 2]
+    received = receiver.at(subscription.url)
+    assert len(received) == 2 and all(request.verified for request in received)
+    assert received[0].headers["webhook-id"] == received[1].headers["webhook-id"] == str(delivery.event_id)
+    assert received[0].body == received[1].body
+
+
+async def test_claims_of_a_crashed_dispatcher_are_sent_after_their_lease(
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
+) -> None:
+    subscription = await _subscribe(db_sessions, receiver.endpoint())
+    receiver.expect(subscription)
+    delivery = await _test_delivery(db_sessions, subscription)
+    # A dispatcher claims the delivery with a short lease, then dies before recording anything.
+    async with db_sessions() as session:
+        (abandoned,) = await claim_due_deliveries(session=session, limit=10, lease_s=0.5)
+    lease_end = abandoned.claimed_until
+    assert abandoned.delivery.id == delivery.id
+    harness = _harness(db_sessions, webhook_settings, http)
+
+    record = await _settle(harness.dispatcher, db_sessions, delivery.id)
+
+    assert record.delivery.status is DeliveryStatus.DELIVERED
+    (attempt,) = record.attempts
+    # Sent by the second dispatcher, and only once the crashed one's lease had run out.
+    assert attempt.number == 1 and attempt.started_at >= lease_end
+    received = receiver.at(subscription.url)
+    assert len(received) == 1 and received[0].verified
+
+
+async def test_concurrent_claims_never_share_a_delivery(db_sessions: Sessions) -> None:
+    subscription = await _subscribe(db_sessions, "https://a.example.com/hook")
+    queued = {(await _test_delivery(db_sessions, subscription)).id for _ in range(12)}
+
+    async def claim() -> set[uuid.UUID]:
+        async with db_sessions() as session:
+            claimed = await claim_due_deliveries(session=session, limit=12, lease_s=60)
+        return {item.delivery.id for item in claimed}
+
+    first, second, third = await asyncio.gather(claim(), claim(), claim())
+    assert not first & second and not first & third and not second & third
+    assert first | second | third == queued
+    # Leased now: nothing is due until the leases run out.
+    assert await claim() == set()
+
+
+async def test_a_stale_claim_does_not_decide_after_a_redelivery(db_sessions: Sessions) -> None:
+    subscription = await _subscribe(db_sessions, "https://a.example.com/hook")
+    delivery = await _test_delivery(db_sessions, subscription)
+    async with db_sessions() as session:
+        (claimed,) = await claim_due_deliveries(session=session, limit=1, lease_s=60)
+        await redeliver(session=session, owner=OWNER, delivery_id=delivery.id)
+        # The old send fails: recorded, but the redelivery (not yet sent) still stands.
+        number = await record_attempt(
+            session=session,
+            delivery_id=delivery.id,
+            claimed_until=claimed.claimed_until,
+            attempt=AttemptResult(started_at=claimed.delivery.created_at, duration_ms=5.0, error="timeout"),
+            status=DeliveryStatus.FAILED,
+        )
+    record = await _settled(db_sessions, delivery.id)
+    assert number == 1 and record.delivery.status is DeliveryStatus.PENDING and len(record.attempts) == 1
+    async with db_sessions() as session:
+        (claimed_again,) = await claim_due_deliveries(session=session, limit=1, lease_s=60)
+        # A success counts whoever's claim it was.
+        assert (
+            await record_attempt(
+                session=session,
+                delivery_id=delivery.id,
+                claimed_until=claimed.claimed_until,
+                attempt=AttemptResult(
+                    started_at=claimed.delivery.created_at, duration_ms=5.0, status_code=204
+                ),
+                status=DeliveryStatus.DELIVERED,
+            )
+            == 2
+        )
+        # The newer claim's late failure cannot undo it.
+        await record_attempt(
+            session=session,
+            delivery_id=delivery.id,
+            claimed_until=claimed_again.claimed_until,
+            attempt=AttemptResult(started_at=claimed.delivery.created_at, duration_ms=5.0, status_code=500),
+            status=DeliveryStatus.PENDING,
+            retry_in_s=1.0,
+        )
+    record = await _settled(db_sessions, delivery.id)
+    assert record.delivery.status is DeliveryStatus.DELIVERED and record.delivery.locked_until is None
+    assert [attempt.succeeded for attempt in record.attempts] == [False, True, False]
+
+
+async def test_a_private_target_is_refused_and_recorded_without_retries(
+    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, http: httpx.AsyncClient
+) -> None:
+    subscription = await _subscribe(db_sessions, receiver.endpoint())
+    delivery = await _test_delivery(db_sessions, subscription)
+    settings = _settings(migrated_database_url, webhook_allow_private_targets=False)
+    harness = _harness(db_sessions, settings, http)
+
+    record = await _settle(harness.dispatcher, db_sessions, delivery.id)
+
+    assert record.delivery.status is DeliveryStatus.FAILED
+    (attempt,) = record.attempts
+    assert attempt.status_code is None and attempt.error is not None
+    assert "127.0.0.1" in attempt.error and "not a public address" in attempt.error
+    assert receiver.at(subscription.url) == []
+    assert harness.count("refused") == 1
+
+
+async def test_the_dispatcher_loop_wakes_on_a_notification(
+    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, http: httpx.AsyncClient
+) -> None:
+    subscription = await _subscribe(db_sessions, receiver.endpoint())
+    receiver.expect(subscription)
+    # Polling alone would take an hour: only the NOTIFY of the new event can make this pass.
+    harness = _harness(db_sessions, _settings(migrated_database_url, webhook_poll_interval_s=3600.0), http)
+    running = asyncio.create_task(harness.dispatcher.run())
+    try:
+        async with asyncio.timeout(SETTLE_LIMIT_S):
+            while not harness.dispatcher.listening:  # noqa: ASYNC110  # the dispatcher has no event for it
+                await asyncio.sleep(0.01)
+            # Most likely past the loop's first (empty) round by now, so that NOTIFY is what wakes it;
+            # had the round not ended yet, it would find the event itself, and the test still holds.
+            await asyncio.sleep(0.1)
+            job_id = await _new_job(db_sessions)
+            async with db_sessions() as session:
+                await mark_stage(session=session, job_id=job_id, stage=Stage.TRANSCRIBE, attempt=1)
+            while not receiver.at(subscription.url):
+                receiver.arrived.clear()
+                await receiver.arrived.wait()
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    (request,) = receiver.at(subscription.url)
+    assert request.verified and request.json["data"]["stage"] == "transcribe"
+    assert not harness.dispatcher.listening
+
+
+async def test_owners_see_and_touch_only_their_own_webhooks(db_sessions: Sessions) -> None:
+    mine = await _subscribe(db_sessions, "https://a.example.com/hook")
+    theirs = await _subscribe(db_sessions, "https://b.example.com/hook", owner=OTHER_OWNER)
+    delivery = await _test_delivery(db_sessions, mine)
+    async with db_sessions() as session:
+        assert [s.id for s in await list_subscriptions(session=session, owner=OWNER)] == [mine.id]
+        assert await count_subscriptions(session=session, owner=OWNER) == 1
+        assert await get_subscription(session=session, owner=OTHER_OWNER, subscription_id=mine.id) is None
+        assert await list_deliveries(session=session, owner=OTHER_OWNER, subscription_id=mine.id) is None
+        assert await count_deliveries(session=session, owner=OTHER_OWNER, subscription_id=mine.id) == 0
+        assert await get_delivery(session=session, owner=OTHER_OWNER, delivery_id=delivery.id) is None
+        assert (
+            await get_delivery(
+                session=session, owner=OWNER, delivery_id=delivery.id, subscription_id=theirs.id
+            )
+            is None
+        )
+        assert await redeliver(session=session, owner=OTHER_OWNER, delivery_id=delivery.id) is None
+        assert await record_test_event(session=session, owner=OTHER_OWNER, subscription_id=mine.id) is None
+        assert not await delete_subscription(session=session, owner=OTHER_OWNER, subscription_id=mine.id)
+        assert await get_subscription(session=session, owner=OWNER, subscription_id=mine.id) is not None
+        # Deleting a subscription drops its deliveries with it.
+        assert await delete_subscription(session=session, owner=OWNER, subscription_id=mine.id)
+        assert await get_subscription(session=session, owner=OWNER, subscription_id=mine.id) is None
+        remaining = await session.exec(select(WebhookDelivery).where(col(WebhookDelivery.id) == delivery.id))
+        assert remaining.one_or_none() is None
+
+
+async def test_deliveries_page_newest_first(db_sessions: Sessions) -> None:
+    subscription = await _subscribe(db_sessions, "https://a.example.com/hook")
+    queued = [(await _test_delivery(db_sessions, subscription)).id for _ in range(5)]
+    async with db_sessions() as session:
+        first = await list_deliveries(
+            session=session, owner=OWNER, subscription_id=subscription.id, limit=2, offset=0
+        )
+        rest = await list_deliveries(
+            session=session, owner=OWNER, subscription_id=subscription.id, limit=10, offset=2
+        )
+        total = await count_deliveries(session=session, owner=OWNER, subscription_id=subscription.id)
+    assert first is not None and rest is not None and total == 5
+    assert [record.delivery.id for record in first + rest] == queued[::-1]
+
+
+async def test_subscriptions_refuse_empty_or_test_event_choices(db_sessions: Sessions) -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        await _subscribe_raw(db_sessions, [])
+    with pytest.raises(ValueError, match="only by the test endpoint"):
+        await _subscribe_raw(db_sessions, [WebhookEventType.WEBHOOK_TEST])
+    async with db_sessions() as session:
+        assert await count_subscriptions(session=session, owner=OWNER) == 0
+
+
+async def _subscribe_raw(sessions: Sessions, events: list[WebhookEventType]) -> None:
+    async with sessions() as session:
+        await create_subscription(session=session, owner=OWNER, url="https://a.example.com/", events=events)

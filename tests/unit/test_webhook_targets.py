@@ -1,0 +1,130 @@
+"""Webhook targets: only http(s) URLs of public hosts, at subscription time and again at send time."""
+
+import ipaddress
+
+import pytest
+
+from services.gateway.webhooks.targets import (
+    InvalidTargetError,
+    TargetRefusedError,
+    UnresolvableTargetError,
+    check_target,
+    is_public,
+    validate_subscription_url,
+)
+
+NOT_PUBLIC = [
+    "127.0.0.1",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",  # cloud metadata
+    "100.64.0.1",  # shared address space (CGNAT)
+    "0.0.0.0",
+    "224.0.0.1",
+    "240.0.0.1",
+    "255.255.255.255",
+    "::1",
+    "::",
+    "fe80::1",
+    "fd00::1",
+    "ff02::1",
+    "::ffff:127.0.0.1",
+    "::ffff:169.254.169.254",
+    "2002:7f00:1::1",  # 6to4 around 127.0.0.1
+    "64:ff9b::a00:1",  # NAT64 around 10.0.0.1
+]
+PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "2001:4860:4860::8888"]
+
+
+def _url(address: str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"https://{host}:8443/hook"
+
+
+@pytest.mark.parametrize("address", NOT_PUBLIC)
+def test_non_public_addresses_are_not_public(address: str) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_are_public(address: str) -> None:
+    assert is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", NOT_PUBLIC)
+def test_a_literal_non_public_address_is_refused_at_creation(address: str) -> None:
+    with pytest.raises(InvalidTargetError, match="not a public address"):
+        validate_subscription_url(_url(address), allow_private=False)
+
+
+@pytest.mark.parametrize("address", NOT_PUBLIC)
+def test_allow_private_admits_them(address: str) -> None:
+    assert validate_subscription_url(_url(address), allow_private=True) == _url(address)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/hooks", "http://hooks.example.org:8080/a?b=c", *(_url(a) for a in PUBLIC)],
+)
+def test_public_hosts_are_accepted(url: str) -> None:
+    assert validate_subscription_url(url, allow_private=False) == url
+
+
+@pytest.mark.parametrize("url", ["http://2130706433/", "http://0x7f.1/", "http://127.1/"])
+def test_legacy_ipv4_spellings_of_loopback_are_refused(url: str) -> None:
+    with pytest.raises(InvalidTargetError, match="not a public address"):
+        validate_subscription_url(url, allow_private=False)
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8000/", "https://api.localhost/", "http://LOCALHOST./"])
+def test_localhost_names_are_refused(url: str) -> None:
+    with pytest.raises(InvalidTargetError, match="this machine"):
+        validate_subscription_url(url, allow_private=False)
+    assert validate_subscription_url(url, allow_private=True) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://example.com/", "http:// or https://"),
+        ("file:///etc/passwd", "http:// or https://"),
+        ("example.com/hook", "http:// or https://"),
+        ("https:///path-only", "no host"),
+        ("https://user:pass@example.com/", "credentials"),
+        ("https://token@example.com/", "credentials"),
+        ("https://example.com:99999/", "malformed"),
+        ("https://example.com/a b", "whitespace"),
+        ("https://example.com/\n", "whitespace"),
+        ("https://example.com/" + "a" * 2048, "longer than"),
+    ],
+)
+def test_malformed_urls_are_refused(url: str, reason: str) -> None:
+    with pytest.raises(InvalidTargetError, match=reason):
+        validate_subscription_url(url, allow_private=True)
+
+
+async def test_a_name_resolving_to_loopback_is_refused_at_send_time() -> None:
+    # A name, not a literal: resolution (here from /etc/hosts) is what finds the loopback address.
+    with pytest.raises(TargetRefusedError):
+        await check_target("http://localhost:9/hook", allow_private=False)
+    with pytest.raises(TargetRefusedError, match=r"127\.0\.0\.1"):
+        await check_target("http://2130706433:9/hook", allow_private=False)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.7", "169.254.169.254", "::1", "fe80::1"])
+async def test_non_public_addresses_are_refused_at_send_time(address: str) -> None:
+    with pytest.raises(TargetRefusedError, match="not a public address"):
+        await check_target(_url(address), allow_private=False)
+    await check_target(_url(address), allow_private=True)
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+async def test_public_addresses_pass_at_send_time(address: str) -> None:
+    await check_target(_url(address), allow_private=False)
+
+
+async def test_a_name_that_does_not_resolve_is_worth_retrying() -> None:
+    # .invalid never resolves (RFC 6761).
+    with pytest.raises(UnresolvableTargetError):
+        await check_target("https://no-such-host.invalid/hook", allow_private=False)
