@@ -6,26 +6,17 @@ and can be told to fail or hang on a path's first requests.
 
 import asyncio
 import contextlib
-import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
 from services.gateway.schemas import Analysis
 from services.gateway.settings import Settings
@@ -62,6 +53,8 @@ from shared.db.webhooks import (
 )
 from shared.events import Stage
 from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from tests.servers import free_port
+from tests.webhook_receiver import Plan, Receiver, running_receiver
 
 pytest_plugins = ["tests.integration.db_fixtures"]
 pytestmark = pytest.mark.integration
@@ -80,95 +73,10 @@ METRIC = "ea_webhook_deliveries_total"
 Sessions = async_sessionmaker[AsyncSession]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Plan:
-    """How a receiver path answers its requests, counted from 1."""
-
-    fail_first: int = 0
-    hang_first: int = 0
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    verified: bool
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Receiver:
-    base_url: str = ""
-    requests: list[Received] = field(default_factory=list)
-    secrets: dict[str, str] = field(default_factory=dict)
-    plans: dict[str, Plan] = field(default_factory=dict)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def endpoint(self, plan: Plan | None = None) -> str:
-        """A fresh path of the receiver, so tests never see each other's requests."""
-        path = f"/hooks/{uuid.uuid4().hex}"
-        self.plans[path] = plan or Plan()
-        return self.base_url + path
-
-    def expect(self, subscription: WebhookSubscription) -> None:
-        """Verify the subscription's requests with its secret."""
-        self.secrets[httpx.URL(subscription.url).path] = subscription.secret
-
-    def at(self, url: str) -> list[Received]:
-        path = httpx.URL(url).path
-        return [request for request in self.requests if request.path == path]
-
-    async def handle(self, request: Request) -> PlainTextResponse:
-        path = request.url.path
-        body = await request.body()
-        secret = self.secrets.get(path)
-        verified = False
-        if secret is not None:
-            with contextlib.suppress(WebhookVerificationError):
-                Webhook(secret).verify(body, dict(request.headers))
-                verified = True
-        self.requests.append(Received(path, dict(request.headers), body, verified))
-        number = sum(1 for received in self.requests if received.path == path)
-        self.arrived.set()
-        plan = self.plans.get(path, Plan())
-        if number <= plan.hang_first:
-            await self.release.wait()
-        if number <= plan.fail_first:
-            return PlainTextResponse("try again later", status_code=503)
-        return PlainTextResponse("ok")
-
-
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    app = Starlette(routes=[Route("/{path:path}", receiver.handle, methods=["POST"])])
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
-    )
-    serving = asyncio.create_task(server.serve())
-    async with asyncio.timeout(30):
-        while not server.started:
-            if serving.done():
-                serving.result()
-            await asyncio.sleep(0.02)
-    receiver.base_url = f"http://127.0.0.1:{port}"
-    yield receiver
-    receiver.release.set()
-    server.should_exit = True
-    await serving
+    async with running_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -337,7 +245,7 @@ async def test_deliveries_are_signed_and_carry_the_analysis_at_each_event(
     db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
-    receiver.expect(subscription)
+    receiver.expect(subscription.url, subscription.secret)
     job_id = await _new_job(db_sessions)
     async with db_sessions() as session:
         await mark_stage(session=session, job_id=job_id, stage=Stage.TRANSCRIBE, attempt=1)
@@ -379,7 +287,7 @@ async def test_failed_attempts_are_retried_with_the_same_webhook_id_until_delive
     db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint(Plan(fail_first=2)))
-    receiver.expect(subscription)
+    receiver.expect(subscription.url, subscription.secret)
     delivery = await _test_delivery(db_sessions, subscription)
     harness = _harness(db_sessions, webhook_settings, http)
 
@@ -435,7 +343,7 @@ async def test_a_timeout_is_recorded_as_an_attempt(
 async def test_an_unreachable_receiver_is_recorded_and_retried_later(
     db_sessions: Sessions, webhook_settings: Settings, http: httpx.AsyncClient
 ) -> None:
-    subscription = await _subscribe(db_sessions, f"http://127.0.0.1:{_free_port()}/nobody-listens")
+    subscription = await _subscribe(db_sessions, f"http://127.0.0.1:{free_port()}/nobody-listens")
     delivery = await _test_delivery(db_sessions, subscription)
     harness = _harness(db_sessions, webhook_settings, http)
 
@@ -452,7 +360,7 @@ async def test_redelivery_sends_the_same_event_again(
     db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
-    receiver.expect(subscription)
+    receiver.expect(subscription.url, subscription.secret)
     delivery = await _test_delivery(db_sessions, subscription)
     harness = _harness(db_sessions, webhook_settings, http)
     await _settle(harness.dispatcher, db_sessions, delivery.id)
@@ -479,7 +387,7 @@ async def test_claims_of_a_crashed_dispatcher_are_sent_after_their_lease(
     db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
-    receiver.expect(subscription)
+    receiver.expect(subscription.url, subscription.secret)
     delivery = await _test_delivery(db_sessions, subscription)
     # A dispatcher claims the delivery with a short lease, then dies before recording anything.
     async with db_sessions() as session:
@@ -581,7 +489,7 @@ async def test_the_dispatcher_loop_wakes_on_a_notification(
     db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, http: httpx.AsyncClient
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
-    receiver.expect(subscription)
+    receiver.expect(subscription.url, subscription.secret)
     # Polling alone would take an hour: only the NOTIFY of the new event can make this pass.
     harness = _harness(db_sessions, _settings(migrated_database_url, webhook_poll_interval_s=3600.0), http)
     running = asyncio.create_task(harness.dispatcher.run())

@@ -19,7 +19,7 @@ from shared.db.webhooks import (
     redeliver,
 )
 
-from ...errors import ApiError, error_responses
+from ...errors import ApiError, authenticated_responses, error_responses
 from ...webhook_schemas import (
     Delivery,
     DeliveryList,
@@ -35,7 +35,7 @@ from ..deps import CurrentOwner, GatewayDep, SessionDep
 # Every event is sent to each of its owner's subscriptions: the cap bounds that fan-out.
 MAX_WEBHOOKS_PER_OWNER: Final = 20
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=authenticated_responses())
 
 
 @router.post(

@@ -1,0 +1,156 @@
+"""Webhooks through the gateway's API, with the real auth service, broker, PostgreSQL and a real receiver on
+loopback that verifies every signature with the independent `standardwebhooks` implementation."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.events import AnalysisCompleted, AnalysisProgress, Event, Stage
+from tests.integration.gateway_fixtures import Account, error_of, register, result_of_one_utterance
+from tests.webhook_receiver import Plan, Received, Receiver, running_receiver
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.gateway_fixtures"]
+
+ARRIVAL_TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+async def alice(gateway_app: tuple[FastAPI, str]) -> AsyncIterator[httpx.AsyncClient]:
+    account = await register(gateway_app[1])
+    headers = {"Authorization": f"Bearer {account.key}"}
+    async with httpx.AsyncClient(base_url=gateway_app[1], headers=headers, timeout=30) as client:
+        yield client
+
+
+async def subscribe(
+    client: httpx.AsyncClient, receiver: Receiver, events: list[str], plan: Plan | None = None
+) -> dict[str, Any]:
+    url = receiver.endpoint(plan)
+    created = await client.post("/v1/webhooks", json={"url": url, "events": events})
+    assert created.status_code == 201, created.text
+    webhook: dict[str, Any] = created.json()
+    assert webhook["secret"].startswith("whsec_")
+    receiver.expect(url, webhook["secret"])
+    return webhook
+
+
+async def arrivals(receiver: Receiver, url: str, count: int) -> list[Received]:
+    async with asyncio.timeout(ARRIVAL_TIMEOUT_S):
+        while len(receiver.at(url)) < count:
+            receiver.arrived.clear()
+            await receiver.arrived.wait()
+    return receiver.at(url)
+
+
+async def deliveries_settled(client: httpx.AsyncClient, webhook_id: str, count: int) -> list[dict[str, Any]]:
+    async with asyncio.timeout(ARRIVAL_TIMEOUT_S):
+        while True:
+            items: list[dict[str, Any]] = (await client.get(f"/v1/webhooks/{webhook_id}/deliveries")).json()[
+                "items"
+            ]
+            if len(items) >= count and all(item["status"] != "pending" for item in items):
+                return items
+            await asyncio.sleep(0.1)
+
+
+async def test_an_analysis_is_announced_signed_at_each_event(
+    alice: httpx.AsyncClient,
+    receiver: Receiver,
+    wav: bytes,
+    pipeline: Callable[[Event], Any],
+) -> None:
+    webhook = await subscribe(alice, receiver, ["analysis.progress", "analysis.completed"])
+    assert "secret" not in (await alice.get(f"/v1/webhooks/{webhook['id']}")).json()
+    assert [item["id"] for item in (await alice.get("/v1/webhooks")).json()["items"]] == [webhook["id"]]
+
+    submitted = await alice.post("/v1/analyses", files={"file": ("memo.wav", wav, "audio/wav")})
+    job_id = uuid.UUID(submitted.json()["id"])
+    await pipeline(AnalysisProgress(job_id=job_id, stage=Stage.TRANSCRIBE, service="transcriber"))
+    await arrivals(receiver, webhook["url"], 1)
+    await pipeline(AnalysisCompleted(job_id=job_id, result=result_of_one_utterance()))
+    progress, completed = await arrivals(receiver, webhook["url"], 2)
+
+    assert progress.verified and completed.verified
+    assert progress.json["type"] == "analysis.progress"
+    assert progress.json["data"]["stage"] == "transcribe" and progress.json["data"]["id"] == str(job_id)
+    assert completed.json["type"] == "analysis.completed"
+    assert completed.json["data"]["result"]["utterances"][0]["text"] == "hello there"
+    assert progress.headers["webhook-id"] != completed.headers["webhook-id"]
+
+    listed = await deliveries_settled(alice, webhook["id"], 2)
+    assert {item["status"] for item in listed} == {"delivered"}
+    events = {item["event_id"] for item in listed}
+    assert events == {progress.headers["webhook-id"], completed.headers["webhook-id"]}
+
+
+async def test_a_failing_receiver_is_retried_and_can_be_redelivered_to(
+    alice: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    webhook = await subscribe(alice, receiver, ["analysis.completed"], Plan(fail_first=2))
+    sent = await alice.post(f"/v1/webhooks/{webhook['id']}/test")
+    assert sent.status_code == 202
+
+    first, second, third = await arrivals(receiver, webhook["url"], 3)
+    assert first.json["type"] == "webhook.test" and all(r.verified for r in (first, second, third))
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == third.headers["webhook-id"]
+    [delivery] = await deliveries_settled(alice, webhook["id"], 1)
+    assert delivery["status"] == "delivered"
+    assert [(a["number"], a["status_code"], a["succeeded"]) for a in delivery["attempts"]] == [
+        (1, 503, False),
+        (2, 503, False),
+        (3, 200, True),
+    ]
+    assert delivery["attempts"][0]["response_body"] == "try again later"
+
+    again = await alice.post(f"/v1/webhooks/{webhook['id']}/deliveries/{delivery['id']}/redeliver")
+    assert again.status_code == 202
+    fourth = (await arrivals(receiver, webhook["url"], 4))[3]
+    assert fourth.headers["webhook-id"] == first.headers["webhook-id"] and fourth.verified
+
+
+async def test_bad_webhook_urls_are_refused(alice: httpx.AsyncClient) -> None:
+    for url in ("ftp://example.com/hook", "not a url", "http://user:pw@example.com/hook"):
+        answer = await alice.post("/v1/webhooks", json={"url": url, "events": ["analysis.completed"]})
+        assert error_of(answer) == (422, "invalid_webhook_url"), url
+    unknown_event = await alice.post(
+        "/v1/webhooks", json={"url": "https://example.com/h", "events": ["analysis.deleted"]}
+    )
+    assert error_of(unknown_event) == (422, "validation_error")
+
+
+async def test_no_user_can_see_or_use_another_users_webhooks(
+    alice: httpx.AsyncClient, receiver: Receiver, gateway_app: tuple[FastAPI, str]
+) -> None:
+    webhook = await subscribe(alice, receiver, ["analysis.completed"])
+    await alice.post(f"/v1/webhooks/{webhook['id']}/test")
+    [delivery] = await deliveries_settled(alice, webhook["id"], 1)
+
+    mallory: Account = await register(gateway_app[1])
+    headers = {"Authorization": f"Bearer {mallory.key}"}
+    async with httpx.AsyncClient(base_url=gateway_app[1], headers=headers) as as_mallory:
+        base = f"/v1/webhooks/{webhook['id']}"
+        attempts = [
+            await as_mallory.get(base),
+            await as_mallory.post(f"{base}/test"),
+            await as_mallory.get(f"{base}/deliveries"),
+            await as_mallory.get(f"{base}/deliveries/{delivery['id']}"),
+            await as_mallory.post(f"{base}/deliveries/{delivery['id']}/redeliver"),
+            await as_mallory.delete(base),
+        ]
+        assert [answer.status_code for answer in attempts] == [404] * len(attempts)
+        assert (await as_mallory.get("/v1/webhooks")).json()["items"] == []
+    assert (await alice.get(f"/v1/webhooks/{webhook['id']}")).status_code == 200
+    assert (await alice.delete(f"/v1/webhooks/{webhook['id']}")).status_code == 204
+    assert (await alice.get(f"/v1/webhooks/{webhook['id']}")).status_code == 404
