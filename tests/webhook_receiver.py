@@ -4,6 +4,8 @@ independent Standard Webhooks implementation (PyPI `standardwebhooks`), and fail
 import asyncio
 import contextlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -92,3 +94,48 @@ async def running_receiver() -> AsyncIterator[Receiver]:
             yield receiver
     finally:
         receiver.release.set()
+
+
+class ThreadedReceiver:
+    """The receiver on its own event loop in a thread, for synchronous tests (the e2e tier)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._serve(),), daemon=True
+        )
+        self.receiver = Receiver()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with running_receiver() as receiver:
+            self.receiver = receiver
+            self._started.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> "ThreadedReceiver":
+        self._thread.start()
+        if not self._started.wait(timeout=30):
+            raise RuntimeError("the webhook receiver did not start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+        stop = self._stop
+        if stop is not None:
+            self._loop.call_soon_threadsafe(stop.set)
+        self._thread.join(timeout=10)
+
+    def release(self) -> None:
+        """Let the stalled requests (Plan.hang_first) answer."""
+        self._loop.call_soon_threadsafe(self.receiver.release.set)
+
+    def wait_for(self, url: str, count: int, timeout_s: float) -> list[Received]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.receiver.at(url)) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.receiver.at(url))} of {count} requests arrived at {url}")
+            time.sleep(0.05)
+        return self.receiver.at(url)

@@ -229,4 +229,6 @@ def test_every_service_exposes_metrics_that_moved(
     assert (
         _metric_total(scraped["transcriber"], "faststream_published_messages_total") >= 2
     )  # progress, ready
-    assert "python_info" in scraped["auth"]
+    assert _metric_total(scraped["gateway"], "ea_gateway_auth_checks_total") >= 1
+    assert _metric_total(scraped["auth"], "ea_auth_introspections_total") >= 1
+    assert _metric_total(scraped["auth"], "ea_auth_registrations_total") >= 1
