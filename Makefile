@@ -12,7 +12,7 @@ PYTEST    := $(PY) -m pytest
 MELD      ?= ../shared/data/meld
 TEXT_WEIGHTS := training/weights/meld-text-v1.safetensors
 
-.PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status bench clean \
+.PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status bench bench-auth clean \
 	train-text eval
 
 help:  ## list the targets
@@ -64,6 +64,9 @@ status:
 
 bench: model  ## stage timings and real-time factors, in-process and through the stack
 	$(PY) scripts/bench.py
+
+bench-auth: setup  ## gateway throughput and latency with and without the auth check; revocation delay
+	$(PY) scripts/bench_auth.py
 
 clean:  ## remove built bundles, caches and local stack data (keeps .venv)
 	rm -rf var

@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     kafka_max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/emotion_analyzer"
+    database_pool_size: int = Field(
+        default=5, ge=1, description="Pooled PostgreSQL connections per process (HTTP services: 20)"
+    )
 
     s3_endpoint: str = "127.0.0.1:19000"
     s3_access_key: str = "emotion-analyzer"

@@ -14,6 +14,9 @@ MIN_SECRET_LENGTH: Final = 32
 
 class Settings(ServiceSettings):
     service_name: str = "auth"
+    database_pool_size: int = Field(
+        default=20, ge=1, description="Pooled PostgreSQL connections: about the requests served at once"
+    )
     http_port: int = Field(default=8001, ge=0, le=65535)
 
     jwt_secret: SecretStr = Field(

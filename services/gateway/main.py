@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            engine = create_engine(settings.database_url)
+            engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
             stack.push_async_callback(engine.dispose)
             store = ObjectStore.from_settings(settings)
             await asyncio.to_thread(store.ensure_bucket, settings.uploads_bucket)

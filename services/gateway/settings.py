@@ -11,6 +11,9 @@ MIB: Final = 1024 * 1024
 
 class Settings(ServiceSettings):
     service_name: str = "gateway"
+    database_pool_size: int = Field(
+        default=20, ge=1, description="Pooled PostgreSQL connections: about the requests served at once"
+    )
     http_port: int = Field(default=8000, ge=0, le=65535, description="Port of the REST API")
     auth_url: AnyHttpUrl = Field(
         default=AnyHttpUrl("http://127.0.0.1:8001"), description="Base URL of the auth service"

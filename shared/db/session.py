@@ -26,9 +26,17 @@ def database_name(url: str) -> str:
     return name
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
+    """`pool_size` should cover the requests a process serves at once: beyond it, overflow connections
+    are opened and closed per checkout, which costs more than the queries they run."""
     # pre_ping: a pooled connection that PostgreSQL closed (restart, idle timeout) is replaced, not raised.
-    return create_async_engine(parse_database_url(url), echo=echo, pool_pre_ping=True)
+    return create_async_engine(
+        parse_database_url(url),
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
