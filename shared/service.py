@@ -17,8 +17,9 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 
+from shared.consumer_lag import ConsumerLagPoller
 from shared.events import AnalysisFailed, AnalysisProgress, Event, Stage
-from shared.metrics import StageMetrics
+from shared.metrics import InferenceObserver, StageMetrics
 from shared.settings import ServiceSettings
 from shared.stage_errors import classify
 from shared.storage import ObjectStore
@@ -86,25 +87,39 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
 
 
 class ServiceKit:
-    """What a consumer service is wired from: its settings, broker, metrics registry and stage runner."""
+    """What a consumer service is wired from: its settings, broker, metrics registry and stage runner.
+
+    Its app measures the lag of the service's consumer group on the topics its handlers consume.
+    """
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = StageMetrics(self.registry)
         self.broker = make_broker(settings, self.registry)
+        self.consumer_lag = ConsumerLagPoller(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group=settings.service_name,
+            topics=(),
+            registry=self.registry,
+            interval_s=settings.consumer_lag_interval_s,
+        )
 
     def consumer(self, *topics: str) -> Callable[[Handler], Handler]:
         """Register a handler for `topics` in the service's consumer group (see `subscriber_options`)."""
 
         def register(handler: Handler) -> Handler:
             self.broker.subscriber(*topics, **subscriber_options(self.settings))(handler)
+            self.consumer_lag.add_topics(*topics)
             return handler
 
         return register
 
     def app(self, lifespan: Callable[..., Any]) -> AsgiFastStream:
-        return make_app(self.broker, self.registry, lifespan=lifespan)
+        app = make_app(self.broker, self.registry, lifespan=lifespan)
+        app.after_startup(self.consumer_lag.start)
+        app.on_shutdown(self.consumer_lag.stop)
+        return app
 
     async def run_stage(self, event: Event, stage: Stage, work: Callable[[], Awaitable[Event]]) -> None:
         """Announce the stage, do the work, publish its output or the job's failure.
@@ -151,3 +166,5 @@ class EncoderResources(Generic[Featurizer]):
     store: ObjectStore
     featurizer: Featurizer
     bundle_version: str
+    observe_inference: InferenceObserver
+    """Where the stage reports its model's seconds per utterance (the service's `StageMetrics`)."""

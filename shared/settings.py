@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
         "do not answer a waiting fetch as soon as data arrives (Tansu)",
     )
     kafka_max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
+    consumer_lag_interval_s: float = Field(
+        default=10.0, gt=0, description="How often the service's consumer group lag is measured"
+    )
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/emotion_analyzer"
     database_pool_size: int = Field(

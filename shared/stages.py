@@ -4,7 +4,9 @@
 transcribe_file → (encode_video_file, encode_audio_file) → fuse
 """
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from shared.media import (
     probe,
     sample_span_frames,
 )
+from shared.metrics import InferenceModality, InferenceObserver
 from shared.model.face import FACE_SIZE
 from shared.model.inference import (
     AudioFeaturizer,
@@ -52,6 +55,17 @@ class TranscriptionOutput(BaseModel):
     text: ModalityFeatures
 
 
+@contextmanager
+def _inference(
+    observe: InferenceObserver | None, modality: InferenceModality, utterances: int
+) -> Iterator[None]:
+    """Reports the block's seconds to `observe` when it returns (a failed inference is not a timing)."""
+    started = time.perf_counter()
+    yield
+    if observe is not None:
+        observe(modality, time.perf_counter() - started, utterances)
+
+
 def check_media(path: Path, *, max_duration_s: float) -> MediaInfo:
     """Probe the file and refuse what the pipeline cannot analyse, with a stable code and a clear reason."""
     media = probe(path, max_duration_s=max_duration_s)
@@ -64,7 +78,12 @@ def check_media(path: Path, *, max_duration_s: float) -> MediaInfo:
 
 
 def transcribe_file(
-    path: Path, *, transcriber: Transcriber, text: TextFeaturizer, max_duration_s: float
+    path: Path,
+    *,
+    transcriber: Transcriber,
+    text: TextFeaturizer,
+    max_duration_s: float,
+    observe_inference: InferenceObserver | None = None,
 ) -> TranscriptionOutput:
     media = check_media(path, max_duration_s=max_duration_s)
     transcript = transcriber.transcribe(load_audio(path))
@@ -72,7 +91,8 @@ def transcribe_file(
     speech_found = bool(utterances)
     if not speech_found:
         utterances = [Span(index=0, start=0.0, end=media.duration_s, text="")]
-    features = text.encode([u.text for u in utterances])
+    with _inference(observe_inference, "text", len(utterances)):
+        features = text.encode([u.text for u in utterances])
     if not speech_found:
         features = features.model_copy(update={"missing_reason": NO_SPEECH})
     return TranscriptionOutput(
@@ -95,7 +115,12 @@ def face_crops(stills: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 
 def encode_video_file(
-    path: Path, *, media: MediaInfo, utterances: Sequence[Span], featurizer: VideoFeaturizer
+    path: Path,
+    *,
+    media: MediaInfo,
+    utterances: Sequence[Span],
+    featurizer: VideoFeaturizer,
+    observe_inference: InferenceObserver | None = None,
 ) -> VideoEncoding:
     if not media.has_video:
         return VideoEncoding(
@@ -111,14 +136,21 @@ def encode_video_file(
     )
     clips = [frames.clip if frames is not None else None for frames in sampled]
     crops = [face_crops(frames.stills) if frames is not None else NO_FACES for frames in sampled]
-    return featurizer.encode(clips, crops)
+    with _inference(observe_inference, "video", len(utterances)):
+        return featurizer.encode(clips, crops)
 
 
 def encode_audio_file(
-    path: Path, *, media: MediaInfo, utterances: Sequence[Span], featurizer: AudioFeaturizer
+    path: Path,
+    *,
+    media: MediaInfo,
+    utterances: Sequence[Span],
+    featurizer: AudioFeaturizer,
+    observe_inference: InferenceObserver | None = None,
 ) -> ModalityFeatures:
     audio = load_audio(path) if media.has_audio else None
-    return featurizer.encode(audio, _spans(utterances))
+    with _inference(observe_inference, "audio", len(utterances)):
+        return featurizer.encode(audio, _spans(utterances))
 
 
 def _prediction(
@@ -143,6 +175,7 @@ def fuse(
     audio: ModalityFeatures,
     predictor: FusionPredictor,
     bundle_version: str,
+    observe_inference: InferenceObserver | None = None,
 ) -> AnalysisResult:
     utterances = transcript.utterances
     features = {Modality.TEXT: transcript.text, Modality.VIDEO: video.video, Modality.AUDIO: audio}
@@ -152,7 +185,8 @@ def fuse(
                 f"{modality.value} features cover {len(modality_features.present)} utterances, "
                 f"the transcript has {len(utterances)}"
             )
-    outputs = predictor.predict(len(utterances), transcript.text, video.video, audio, video.face_emotions)
+    with _inference(observe_inference, "fusion", len(utterances)):
+        outputs = predictor.predict(len(utterances), transcript.text, video.video, audio, video.face_emotions)
     fused_emotion, fused_sentiment = outputs["fused"]
     results = [
         UtteranceResult(

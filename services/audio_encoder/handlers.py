@@ -21,6 +21,7 @@ async def encode_audio(
             media=event.media,
             utterances=event.utterances,
             featurizer=resources.featurizer,
+            observe_inference=resources.observe_inference,
         )
     return AudioFeaturesReady(
         job_id=event.job_id, attempt=event.attempt, bundle_version=resources.bundle_version, audio=features

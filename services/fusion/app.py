@@ -34,6 +34,7 @@ async def lifespan() -> AsyncIterator[None]:
             sessions=session_factory(engine),
             predictor=FusionPredictor(bundle, settings.device),
             bundle_version=bundle.version,
+            observe_inference=kit.metrics.observe_inference,
         )
     )
     yield

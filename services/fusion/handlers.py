@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.db.fusion_parts import get_parts, put_part
 from shared.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
 from shared.labels import Modality
+from shared.metrics import InferenceObserver
 from shared.model.inference import FusionPredictor, VideoEncoding
 from shared.stages import TranscriptionOutput, fuse
 
@@ -31,6 +32,7 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     predictor: FusionPredictor
     bundle_version: str
+    observe_inference: InferenceObserver
 
 
 async def store_part(event: PartEvent, resources: Resources) -> dict[Modality, dict[str, Any]] | None:
@@ -57,6 +59,7 @@ def fuse_parts(parts: dict[Modality, dict[str, Any]], resources: Resources) -> A
         audio=audio.audio,
         predictor=resources.predictor,
         bundle_version=resources.bundle_version,
+        observe_inference=resources.observe_inference,
     )
     return AnalysisCompleted(job_id=transcript.job_id, attempt=transcript.attempt, result=result)
 

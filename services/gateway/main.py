@@ -9,15 +9,17 @@ from fastapi import APIRouter, FastAPI
 from minio import Minio
 from prometheus_client import CollectorRegistry
 
+from shared.consumer_lag import ConsumerLagPoller
 from shared.db import session_factory
 from shared.db.session import create_engine
 from shared.service import make_broker
 from shared.storage import ObjectStore
 
 from .api.routes import accounts, analyses, health, uploads, usage, webhooks
-from .consumer import add_status_subscriber
+from .consumer import STATUS_TOPICS, add_status_subscriber
 from .credentials import AuthClient, CredentialCache
 from .errors import install_error_handlers
+from .job_gauges import JobGauges, run_job_gauges
 from .job_updates import JobUpdates
 from .metrics import GatewayMetrics, RequestMetricsMiddleware
 from .rate_limit import RateLimiter
@@ -50,6 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
+    job_gauges = JobGauges(registry)
+    consumer_lag = ConsumerLagPoller(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group=settings.service_name,
+        topics=[topic.value for topic in STATUS_TOPICS],
+        registry=registry,
+        interval_s=settings.consumer_lag_interval_s,
+    )
     broker = make_broker(settings, registry)
 
     @contextlib.asynccontextmanager
@@ -104,6 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             sweeper = asyncio.create_task(run_sweeper(engine, sweep, settings.sweep_interval_s))
             stack.push_async_callback(_cancel, sweeper)
+            gauges = asyncio.create_task(run_job_gauges(gateway.sessions, job_gauges))
+            stack.push_async_callback(_cancel, gauges)
+            await consumer_lag.start()
+            stack.push_async_callback(consumer_lag.stop)
             if settings.webhook_dispatcher:
                 # trust_env=False: no proxy from the environment may route deliveries past the address check.
                 webhook_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)

@@ -33,7 +33,14 @@ async def lifespan() -> AsyncIterator[None]:
         transcriber=Transcriber(whisper, beam_size=settings.whisper_beam_size, device=settings.device),
         text=TextFeaturizer(bundle, settings.device),
     )
-    resources.append(EncoderResources(store=store, featurizer=models, bundle_version=bundle.version))
+    resources.append(
+        EncoderResources(
+            store=store,
+            featurizer=models,
+            bundle_version=bundle.version,
+            observe_inference=kit.metrics.observe_inference,
+        )
+    )
     yield
     resources.clear()
 

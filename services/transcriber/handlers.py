@@ -30,6 +30,7 @@ async def transcribe(
             transcriber=models.transcriber,
             text=models.text,
             max_duration_s=settings.max_duration_s,
+            observe_inference=resources.observe_inference,
         )
     return TranscriptReady(
         job_id=event.job_id,

@@ -26,7 +26,14 @@ async def lifespan() -> AsyncIterator[None]:
     store = ObjectStore.from_settings(settings)
     bundle = open_for_service(settings, store, "video", "face")
     featurizer = VideoFeaturizer(bundle, settings.device, run_untrained=settings.run_untrained)
-    resources.append(EncoderResources(store=store, featurizer=featurizer, bundle_version=bundle.version))
+    resources.append(
+        EncoderResources(
+            store=store,
+            featurizer=featurizer,
+            bundle_version=bundle.version,
+            observe_inference=kit.metrics.observe_inference,
+        )
+    )
     yield
     resources.clear()
 

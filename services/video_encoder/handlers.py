@@ -21,6 +21,7 @@ async def encode_video(
             media=event.media,
             utterances=event.utterances,
             featurizer=resources.featurizer,
+            observe_inference=resources.observe_inference,
         )
     return VideoFeaturesReady(
         job_id=event.job_id,

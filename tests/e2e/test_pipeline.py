@@ -232,3 +232,10 @@ def test_every_service_exposes_metrics_that_moved(
     assert _metric_total(scraped["gateway"], "ea_gateway_auth_checks_total") >= 1
     assert _metric_total(scraped["auth"], "ea_auth_introspections_total") >= 1
     assert _metric_total(scraped["auth"], "ea_auth_registrations_total") >= 1
+    for consumer in ("transcriber", "video_encoder", "audio_encoder", "fusion"):
+        assert _metric_total(scraped[consumer], "ea_inference_seconds_per_utterance_count") >= 1, consumer
+    # Each consumer reports its own group's lag; the first poll runs as the service starts.
+    for consumer in ("transcriber", "video_encoder", "audio_encoder", "fusion", "gateway"):
+        assert f'ea_consumer_lag{{group="{consumer}",topic=' in scraped[consumer], consumer
+    for status in ("queued", "processing", "completed", "failed"):
+        assert f'ea_jobs{{status="{status}"}} ' in scraped["gateway"], status
