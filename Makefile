@@ -13,7 +13,7 @@ MELD      ?= ../shared/data/meld
 TEXT_WEIGHTS := training/weights/meld-text-v1.safetensors
 
 .PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status bench bench-auth clean \
-	train-text eval
+	train-text eval crd-schemas
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ bench: model  ## stage timings and real-time factors, in-process and through the
 
 bench-auth: setup  ## gateway throughput and latency with and without the auth check; revocation delay
 	$(PY) scripts/bench_auth.py
+
+crd-schemas:  ## re-vendor the custom resources' JSON schemas in deploy/k8s/schemas (needs node and npm)
+	$(PY) scripts/fetch_crd_schemas.py
 
 clean:  ## remove built bundles, caches and local stack data (keeps .venv)
 	rm -rf var
