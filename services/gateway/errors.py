@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ _CODES_BY_STATUS: Final = {
     status.HTTP_429_TOO_MANY_REQUESTS: "too_many_requests",
     status.HTTP_503_SERVICE_UNAVAILABLE: "unavailable",
 }
+
+_HTTP_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 class ErrorDetail(BaseModel):
@@ -83,10 +86,37 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, headers=exc.headers)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at the request's path: Starlette's 405 names only the first route's.
+    Asked of the routes by trying each method, since included routers nest theirs."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    )
+
+
+def _undecodable_body() -> JSONResponse:
+    # FastAPI answers a body that is not JSON with 422 but one that is not even UTF-8 with a bare 400: both
+    # are the same client mistake, so both get the validation error.
+    message = "the body is not UTF-8 encoded JSON"
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        "validation_error",
+        f"body: {message}",
+        details=[{"loc": ["body"], "message": message, "type": "json_invalid"}],
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, UnicodeDecodeError):
+        return _undecodable_body()
     code = _CODES_BY_STATUS.get(exc.status_code, "http_error")
-    headers = dict(exc.headers) if exc.headers is not None else None
+    headers = dict(exc.headers) if exc.headers is not None else {}
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        headers["Allow"] = _allowed_methods(request)
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 

@@ -24,12 +24,30 @@ CONTENT_TYPES: Final[dict[str, str]] = {
     "aac": "audio/aac",
 }
 SUPPORTED_EXTENSIONS: Final = frozenset(CONTENT_TYPES)
+# An upload-url request may declare one of these (any case); the file's own bytes are checked later anyway.
+ACCEPTED_CONTENT_TYPES: Final = ("video/", "audio/", "application/octet-stream")
 SNIFF_BYTES: Final = 64
 MAX_FILENAME_LENGTH: Final = 128
 
 _UNSAFE_CHARACTERS: Final = re.compile(r"[^A-Za-z0-9._-]+")
 # QuickTime files from before ISO-BMFF may open with one of these atoms instead of 'ftyp'.
 _QUICKTIME_ATOMS: Final = frozenset({b"ftyp", b"moov", b"mdat", b"wide"})
+
+
+def _any_case(text: str) -> str:
+    """A regular expression for `text` in any letter case: JSON Schema patterns take no flags.
+    The texts it is used on hold no regular-expression metacharacters."""
+    return "".join(f"[{char.lower()}{char.upper()}]" if char.isalpha() else char for char in text)
+
+
+# What `sanitise_filename` accepts, for the API schema: a supported extension after a character that does
+# not end the path (`clip/.mp4` is a file without extension), not even after NFKC (`／`, `＼`, `﹨`).
+FILENAME_PATTERN: Final = (
+    r"[^\s/\\\uFF0F\uFF3C\uFE68]\.(?:"
+    + "|".join(_any_case(extension) for extension in sorted(SUPPORTED_EXTENSIONS))
+    + r")\s*$"
+)
+CONTENT_TYPE_PATTERN: Final = "^(?:" + "|".join(_any_case(prefix) for prefix in ACCEPTED_CONTENT_TYPES) + ")"
 
 
 class Container(StrEnum):

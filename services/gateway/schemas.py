@@ -10,12 +10,27 @@ from shared.db.models import Job, JobStatus
 from shared.events import Stage
 from shared.results import AnalysisResult
 
+from .media_types import CONTENT_TYPE_PATTERN, FILENAME_PATTERN, SUPPORTED_EXTENSIONS
+
 
 class UploadUrlRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    filename: str = Field(min_length=1, max_length=1024, examples=["interview.mp4"])
-    content_type: str | None = Field(default=None, max_length=255, examples=["video/mp4"])
+    # The patterns are documentation, not validation: a file of a type the pipeline cannot read is a 415.
+    filename: str = Field(
+        min_length=1,
+        max_length=1024,
+        description=f"Ends in a supported extension: {', '.join(sorted(SUPPORTED_EXTENSIONS))} (any case)",
+        examples=["interview.mp4"],
+        json_schema_extra={"pattern": FILENAME_PATTERN},
+    )
+    content_type: str | None = Field(
+        default=None,
+        max_length=255,
+        description="A video/*, audio/* or application/octet-stream type",
+        examples=["video/mp4"],
+        json_schema_extra={"pattern": CONTENT_TYPE_PATTERN},
+    )
 
 
 class UploadUrl(BaseModel):

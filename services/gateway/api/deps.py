@@ -1,15 +1,22 @@
 """Dependencies the routes declare, as `Annotated` aliases."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Final
 
-from fastapi import Depends, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
 from ..state import Gateway
+
+MAX_PAGE_SIZE: Final = 100
+# PostgreSQL's OFFSET is a bigint: a larger offset would fail in the database instead of in validation.
+MAX_PAGE_OFFSET: Final = 2**63 - 1
+
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page")]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET, description="Items to skip")]
 
 _bearer = HTTPBearer(
     auto_error=False, description="An API key or a session token, as `Authorization: Bearer <credential>`"

@@ -29,7 +29,7 @@ from ...multipart_upload import MalformedUploadError, UploadTooLargeError, recei
 from ...schemas import Analysis, AnalysisCreate, AnalysisList
 from ...state import Gateway
 from ...watching import job_changes
-from ..deps import CurrentOwner, CurrentPrincipal, GatewayDep, SessionDep
+from ..deps import CurrentOwner, CurrentPrincipal, GatewayDep, PageLimit, PageOffset, SessionDep
 
 MAX_WAIT_S: Final = 60.0
 MAX_JSON_BODY_BYTES: Final = 64 * 1024
@@ -101,8 +101,8 @@ async def create_analysis(
 async def list_analyses(
     owner: CurrentOwner,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
 ) -> AnalysisList:
     """List your analyses, newest first, without their results."""
     jobs = await list_jobs(session=session, owner=owner, limit=limit, offset=offset)

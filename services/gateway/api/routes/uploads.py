@@ -1,13 +1,10 @@
-from typing import Final
-
 from fastapi import APIRouter, status
 
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import upload_url
+from ...media_types import ACCEPTED_CONTENT_TYPES
 from ...schemas import UploadUrl, UploadUrlRequest
 from ..deps import CurrentOwner, GatewayDep
-
-ACCEPTED_CONTENT_TYPES: Final = ("video/", "audio/", "application/octet-stream")
 
 router = APIRouter(tags=["uploads"], responses=authenticated_responses())
 

@@ -1,9 +1,9 @@
 """Webhook subscriptions: create, list, inspect, delete, send a test event, see deliveries, redeliver."""
 
 import uuid
-from typing import Annotated, Final
+from typing import Final
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from shared.db import WebhookEventType
 from shared.db.webhooks import (
@@ -30,7 +30,7 @@ from ...webhook_schemas import (
     WebhookList,
 )
 from ...webhooks.targets import InvalidTargetError, validate_subscription_url
-from ..deps import CurrentOwner, GatewayDep, SessionDep
+from ..deps import CurrentOwner, GatewayDep, PageLimit, PageOffset, SessionDep
 
 # Every event is sent to each of its owner's subscriptions: the cap bounds that fan-out.
 MAX_WEBHOOKS_PER_OWNER: Final = 20
@@ -127,8 +127,8 @@ async def list_webhook_deliveries(
     webhook_id: uuid.UUID,
     owner: CurrentOwner,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
 ) -> DeliveryList:
     """The webhook's deliveries, newest first, each with every attempt made."""
     records = await list_deliveries(
