@@ -13,7 +13,7 @@ MELD      ?= ../shared/data/meld
 TEXT_WEIGHTS := training/weights/meld-text-v1.safetensors
 
 .PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status bench bench-auth clean \
-	train-text eval crd-schemas
+	train-text eval docs crd-schemas
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,7 +51,10 @@ e2e-tests: model  ## the whole stack as processes
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared services training tests
+	$(VENV)/bin/mypy shared services training tests emotion_analyzer
+
+docs: setup  ## regenerate docs/openapi.json (REST API) and docs/asyncapi.json (Kafka events) from the code
+	$(PY) scripts/export_api_docs.py
 
 up: model  ## start broker, PostgreSQL, S3 server and the six services as processes
 	$(PY) -m shared.localstack up --bundle $(BUNDLE)

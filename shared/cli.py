@@ -1,7 +1,10 @@
-"""`emotion-analyzer`: analyse a video or audio file in this process, no servers needed.
+"""`emotion-analyzer`: analyse a video or audio file in this process, no servers needed, or through a server.
 
-emotion-analyzer analyze talk.mp4            a table of utterances, with a progress display
-emotion-analyzer analyze talk.mp4 --json     exactly the REST API's `result` object
+emotion-analyzer analyze talk.mp4                   a table of utterances, with a progress display
+emotion-analyzer analyze talk.mp4 --json            exactly the REST API's `result` object
+emotion-analyzer analyze talk.mp4 --plot talk.png   also a picture of the emotions over time
+emotion-analyzer analyze talk.mp4 --server http://127.0.0.1:8000 --key ea_…
+                                                    the same through a server's API (or EA_SERVER, EA_API_KEY)
 """
 
 import argparse
@@ -16,6 +19,7 @@ from shared.events import Stage
 from shared.results import AnalysisResult
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,21 +27,38 @@ def _parser() -> argparse.ArgumentParser:
         prog="emotion-analyzer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    analyze = commands.add_parser("analyze", help="analyse one video or audio file in this process")
+    analyze = commands.add_parser("analyze", help="analyse one video or audio file")
     analyze.add_argument("path", type=Path)
     analyze.add_argument("--json", action="store_true", help="print the result as the API's JSON")
     analyze.add_argument(
+        "--plot", type=Path, metavar="PNG", help="draw the utterances over time into this file"
+    )
+    here = analyze.add_argument_group("in this process (without --server)")
+    here.add_argument(
         "--bundle",
         default=os.environ.get("EA_BUNDLE_URI", "var/bundles/default"),
         help="model bundle directory (default: %(default)s)",
     )
-    analyze.add_argument(
+    here.add_argument(
         "--whisper",
         default=os.environ.get("EA_WHISPER_MODEL", "base"),
         help="Whisper model: base, tiny.en or a CTranslate2 directory (default: %(default)s)",
     )
-    analyze.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
-    analyze.add_argument("--cache-dir", type=Path, default=Path("var/cache"))
+    here.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    here.add_argument("--cache-dir", type=Path, default=Path("var/cache"))
+    remote = analyze.add_argument_group("through a server's REST API")
+    remote.add_argument(
+        "--server", default=os.environ.get("EA_SERVER"), help="the API's address (env EA_SERVER)"
+    )
+    remote.add_argument("--key", default=os.environ.get("EA_API_KEY"), help="an API key (env EA_API_KEY)")
+    remote.add_argument(
+        "--multipart",
+        action="store_true",
+        help="send the file in the analysis request instead of uploading it over a presigned URL",
+    )
+    remote.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds to wait for the result (default: %(default)s)"
+    )
     return parser
 
 
@@ -58,8 +79,8 @@ def _table(result: AnalysisResult) -> Table:
     return table
 
 
-def analyze(args: argparse.Namespace) -> int:
-    # heavy imports only here, so `--help` is instant
+def _analyze_here(args: argparse.Namespace, err: Console) -> AnalysisResult | int:
+    # heavy imports only here, so `--help` and the remote mode need no torch
     from transformers.utils import logging as transformers_logging
 
     from shared.media import MediaError
@@ -67,10 +88,6 @@ def analyze(args: argparse.Namespace) -> int:
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # we show our own progress
 
-    err = Console(stderr=True)
-    if not args.path.is_file():
-        err.print(f"[red]error:[/] {args.path} is not a file")
-        return EXIT_BAD_INPUT
     with err.status("loading models…") as status:
         analyzer = InProcessAnalyzer(
             PipelineOptions(
@@ -86,17 +103,55 @@ def analyze(args: argparse.Namespace) -> int:
             err.log(f"{stage.value}: {message}")
 
         try:
-            result = analyzer.analyze(args.path, progress)
+            return analyzer.analyze(args.path, progress)
         except MediaError as exc:
             err.print(f"[red]error ({exc.code}):[/] {exc}")
             return EXIT_BAD_INPUT
-    if args.json:
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-    else:
-        Console().print(_table(result))
-        for missing in result.missing_modalities:
-            Console().print(f"[yellow]{missing.modality.value} missing:[/] {missing.reason}")
+
+
+def _analyze_remotely(args: argparse.Namespace, err: Console) -> AnalysisResult | int:
+    from emotion_analyzer.remote import RemoteAnalysisError, RemoteOptions, analyze_remotely
+
+    if not args.key:
+        err.print("[red]error:[/] an API key is needed with --server: --key or EA_API_KEY")
+        return EXIT_BAD_INPUT
+    options = RemoteOptions(
+        server=args.server, key=args.key, presigned=not args.multipart, timeout_s=args.timeout
+    )
+    try:
+        return analyze_remotely(args.path, options, err)
+    except RemoteAnalysisError as exc:
+        err.print(f"[red]error ({exc.code}):[/] {exc.message}")
+        return exc.exit_code
+
+
+def _plot(result: AnalysisResult, args: argparse.Namespace, err: Console) -> int:
+    from emotion_analyzer.timeline import PlotUnavailableError, plot_timeline
+
+    try:
+        plot_timeline(result, args.plot, title=args.path.name)
+    except PlotUnavailableError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        return EXIT_FAILED
+    err.log(f"timeline: {args.plot}")
     return 0
+
+
+def analyze(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    if not args.path.is_file():
+        err.print(f"[red]error:[/] {args.path} is not a file")
+        return EXIT_BAD_INPUT
+    outcome = _analyze_remotely(args, err) if args.server else _analyze_here(args, err)
+    if isinstance(outcome, int):
+        return outcome
+    if args.json:
+        sys.stdout.write(outcome.model_dump_json(indent=2) + "\n")
+    else:
+        Console().print(_table(outcome))
+        for missing in outcome.missing_modalities:
+            Console().print(f"[yellow]{missing.modality.value} missing:[/] {missing.reason}")
+    return _plot(outcome, args, err) if args.plot else 0
 
 
 def main(argv: list[str] | None = None) -> int:

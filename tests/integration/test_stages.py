@@ -119,7 +119,9 @@ def test_audio_stage_embeds_each_utterance(media: MediaSet, bundle: LocalBundle)
     assert features.features is not None and features.features.to_array().shape == (2, 128)
 
 
-def test_cli_json_is_the_api_result_and_bad_input_exits_2(media: MediaSet, bundle_dir: Path) -> None:
+def test_cli_json_is_the_api_result_and_bad_input_exits_2(
+    media: MediaSet, bundle_dir: Path, tmp_path: Path
+) -> None:
     command = [
         sys.executable,
         "-m",
@@ -131,7 +133,7 @@ def test_cli_json_is_the_api_result_and_bad_input_exits_2(media: MediaSet, bundl
         "tiny.en",
     ]
     done = subprocess.run(
-        [*command, str(media.speech_m4a), "--json"],
+        [*command, str(media.speech_m4a), "--json", "--plot", str(tmp_path / "timeline.png")],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -141,6 +143,7 @@ def test_cli_json_is_the_api_result_and_bad_input_exits_2(media: MediaSet, bundl
     assert done.returncode == 0, done.stderr
     result = AnalysisResult.model_validate(json.loads(done.stdout))
     assert len(result.utterances) == 2 and result.model_version == "0.0.0-test"
+    assert (tmp_path / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     refused = subprocess.run(
         [*command, str(media.video_no_audio)],
         capture_output=True,
