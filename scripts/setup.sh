@@ -4,7 +4,8 @@ set -euo pipefail
 VENV=${VENV:-.venv}
 
 need=()
-for tool in ffmpeg:ffmpeg espeak-ng:espeak-ng sox:sox; do
+# chromium: the headless browser the web console's tests drive (through PyPI playwright).
+for tool in ffmpeg:ffmpeg espeak-ng:espeak-ng sox:sox chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if ((${#need[@]})); then

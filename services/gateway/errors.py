@@ -17,7 +17,11 @@ __all__ = [
 
 
 def authenticated_responses() -> dict[int | str, dict[str, Any]]:
-    """Errors any authenticated route can answer: no valid credential, over the rate, auth unreachable."""
+    """Errors any authenticated route can answer: no valid credential, a session cookie without CSRF proof
+    (403 `csrf_failed`), over the rate, auth unreachable."""
     return error_responses(
-        status.HTTP_401_UNAUTHORIZED, status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE
+        status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_403_FORBIDDEN,
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
     )

@@ -15,7 +15,8 @@ from shared.db.session import create_engine
 from shared.service import make_broker
 from shared.storage import ObjectStore
 
-from .api.routes import accounts, analyses, health, uploads, usage, webhooks
+from .api.routes import accounts, analyses, analysis_files, health, uploads, usage, webhooks
+from .console.routes import install_console
 from .consumer import STATUS_TOPICS, add_status_subscriber
 from .credentials import AuthClient, CredentialCache
 from .errors import install_error_handlers
@@ -142,10 +143,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(accounts.router)
     api.include_router(uploads.router)
     api.include_router(analyses.router)
+    api.include_router(analysis_files.router)
     api.include_router(usage.router)
     api.include_router(webhooks.router)
     app.include_router(api)
     app.include_router(health.router)
+    install_console(app)
     return app
 
 

@@ -7,6 +7,7 @@ from fastapi import Depends, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ..console.cookies import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, check_csrf
 from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
 from ..state import Gateway
@@ -37,16 +38,29 @@ def _unauthorized(message: str) -> ApiError:
     )
 
 
+def _credential(request: Request, credentials: HTTPAuthorizationCredentials | None) -> tuple[str, bool]:
+    """The bearer credential, else the console's session cookie (checked against CSRF), and which it was."""
+    if credentials is not None and credentials.credentials:
+        return credentials.credentials, False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise _unauthorized("a valid API key is required: Authorization: Bearer <key>")
+    if request.method in UNSAFE_METHODS:
+        check_csrf(request, request.headers.get(CSRF_HEADER))
+    return cookie, True
+
+
 async def get_principal(
+    request: Request,
     gateway: GatewayDep,
     response: Response,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The authenticated caller, within its rate limit; 401 without a valid credential, 429 over the limit."""
-    if credentials is None or not credentials.credentials:
-        raise _unauthorized("a valid API key is required: Authorization: Bearer <key>")
+    """The authenticated caller, within its rate limit; 401 without a valid credential, 403 for a session
+    cookie without CSRF proof, 429 over the limit."""
+    credential, from_cookie = _credential(request, credentials)
     try:
-        principal = await gateway.credentials.principal(credentials.credentials)
+        principal = await gateway.credentials.principal(credential)
     except AuthUnavailableError as exc:
         gateway.metrics.auth_checks.labels("unavailable").inc()
         raise ApiError(
@@ -54,6 +68,8 @@ async def get_principal(
         ) from exc
     if principal is None:
         gateway.metrics.auth_checks.labels("rejected").inc()
+        if from_cookie:
+            raise _unauthorized("your session has ended; log in again")
         raise _unauthorized("the API key or session is not valid (unknown, revoked or expired)")
     gateway.metrics.auth_checks.labels("accepted").inc()
     decision = gateway.rate_limiter.check(principal.credential_id, principal.limits.rate_limit_per_minute)

@@ -1,0 +1,85 @@
+"""An analysis' files: its uploaded media (for a player) and its result as CSV."""
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Final
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import RedirectResponse
+
+from shared.db import JobStatus, get_job
+
+from ...errors import ApiError, authenticated_responses, error_responses
+from ...result_csv import result_csv
+from ..deps import CurrentOwner, GatewayDep, SessionDep
+
+# Long enough for a player to load the file, short enough that a leaked URL soon stops working.
+MEDIA_URL_TTL: Final = timedelta(minutes=30)
+
+router = APIRouter(prefix="/analyses", tags=["analyses"], responses=authenticated_responses())
+
+
+@router.get(
+    "/{analysis_id}/media",
+    response_class=RedirectResponse,
+    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    responses={
+        status.HTTP_307_TEMPORARY_REDIRECT: {
+            "description": "To a presigned URL of the uploaded file, valid for "
+            f"{int(MEDIA_URL_TTL.total_seconds() // 60)} minutes (it serves byte ranges)",
+            "headers": {"Location": {"schema": {"type": "string"}, "description": "The presigned URL"}},
+        },
+        **error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
+    },
+)
+async def get_analysis_media(
+    analysis_id: uuid.UUID, owner: CurrentOwner, session: SessionDep, gateway: GatewayDep
+) -> RedirectResponse:
+    """The analysed video or audio file, for a player: a redirect to a short-lived download URL."""
+    job = await get_job(session=session, job_id=analysis_id, owner=owner)
+    if job is None:
+        raise _not_found(analysis_id)
+    url = await asyncio.to_thread(
+        gateway.presigner.presigned_get_url, job.bucket, job.object_key, MEDIA_URL_TTL
+    )
+    return RedirectResponse(
+        url, status_code=status.HTTP_307_TEMPORARY_REDIRECT, headers={"Cache-Control": "private, no-store"}
+    )
+
+
+@router.get(
+    "/{analysis_id}/export.csv",
+    response_class=Response,
+    responses={
+        status.HTTP_200_OK: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "One row per utterance: times, text, top emotion and sentiment, every fused "
+            "confidence, and each modality's top labels or why it was missing",
+        },
+        **error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND, status.HTTP_409_CONFLICT),
+    },
+)
+async def export_analysis_csv(analysis_id: uuid.UUID, owner: CurrentOwner, session: SessionDep) -> Response:
+    """The result of a completed analysis as CSV; 409 while it has no result."""
+    job = await get_job(session=session, job_id=analysis_id, owner=owner)
+    if job is None:
+        raise _not_found(analysis_id)
+    result = job.analysis_result() if job.status is JobStatus.COMPLETED else None
+    if result is None:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "analysis_not_completed",
+            f"analysis {analysis_id} is {job.status.value}; only a completed analysis has a result",
+        )
+    return Response(
+        result_csv(result),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="analysis-{analysis_id}.csv"'},
+    )
+
+
+def _not_found(analysis_id: uuid.UUID) -> ApiError:
+    return ApiError(
+        status.HTTP_404_NOT_FOUND, "analysis_not_found", f"no analysis of yours has the id {analysis_id}"
+    )

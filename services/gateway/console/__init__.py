@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages at /console, same origin as the REST API under /v1."""

@@ -1,0 +1,301 @@
+"""The web console's credentials against the real gateway and auth service: the session cookie a console
+login sets, the CSRF checks /v1 makes of cookie-authenticated requests, logging out, and the /v1 routes the
+console's player and downloads use (media redirect, CSV export)."""
+
+import csv
+import io
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.events import AnalysisCompleted, AnalysisFailed, Event, Stage
+from tests.integration.gateway_fixtures import (
+    STATUS_TIMEOUT_S,
+    Account,
+    error_of,
+    new_analysis,
+    register,
+    result_of_one_utterance,
+)
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.gateway_fixtures"]
+
+FOREIGN_ORIGIN = "https://attacker.example"
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    token: str
+    csrf: str
+    cookies: SimpleCookie
+
+    def cookie_header(self, *, csrf: str | None = None) -> dict[str, str]:
+        return {"Cookie": f"ea_session={self.token}; ea_csrf={csrf if csrf is not None else self.csrf}"}
+
+    def csrf_headers(self, origin: str | None = None) -> dict[str, str]:
+        headers = {**self.cookie_header(), "X-CSRF-Token": self.csrf}
+        return {**headers, "Origin": origin} if origin else headers
+
+
+def set_cookies(response: httpx.Response) -> SimpleCookie:
+    cookies: SimpleCookie = SimpleCookie()
+    for header in response.headers.get_list("set-cookie"):
+        cookies.load(header)
+    return cookies
+
+
+async def login_page_csrf(http: httpx.AsyncClient, headers: dict[str, str] | None = None) -> str:
+    page = await http.get("/console/login", headers=headers or {})
+    assert page.status_code == 200
+    return set_cookies(page)["ea_csrf"].value
+
+
+async def console_login(
+    base_url: str, account: Account, headers: dict[str, str] | None = None
+) -> tuple[BrowserSession, httpx.Response]:
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        csrf = await login_page_csrf(http, headers)
+        response = await http.post(
+            "/console/login",
+            data={"email": account.email, "password": account.password, "csrf_token": csrf},
+            headers={"Cookie": f"ea_csrf={csrf}", **(headers or {})},
+        )
+    assert response.status_code == 303, response.text
+    cookies = set_cookies(response)
+    return BrowserSession(cookies["ea_session"].value, cookies["ea_csrf"].value, cookies), response
+
+
+@pytest.fixture(scope="module")
+def base_url(gateway_app: tuple[FastAPI, str]) -> str:
+    return gateway_app[1]
+
+
+@pytest.fixture
+async def http(base_url: str) -> Any:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+async def test_a_console_login_sets_an_httponly_lax_session_cookie_for_the_tokens_life(
+    base_url: str, account: Account
+) -> None:
+    browser, response = await console_login(base_url, account)
+
+    assert response.headers["location"] == "/console"
+    session = browser.cookies["ea_session"]
+    assert session["httponly"] is True and session["samesite"] == "lax" and session["path"] == "/"
+    assert not session["secure"]  # the request came over plain http
+    assert 3000 < int(session["max-age"]) <= 24 * 3600
+    csrf = browser.cookies["ea_csrf"]
+    assert not csrf["httponly"] and csrf["samesite"] == "lax" and len(csrf.value) >= 32
+
+
+async def test_the_cookies_are_secure_when_the_browser_came_over_https(
+    base_url: str, account: Account
+) -> None:
+    browser, _ = await console_login(base_url, account, headers={"X-Forwarded-Proto": "https"})
+
+    assert browser.cookies["ea_session"]["secure"] is True
+    assert browser.cookies["ea_csrf"]["secure"] is True
+
+
+async def test_a_login_form_without_the_csrf_token_sets_no_session(
+    http: httpx.AsyncClient, account: Account
+) -> None:
+    csrf = await login_page_csrf(http)
+    response = await http.post(
+        "/console/login",
+        data={"email": account.email, "password": account.password, "csrf_token": "forged"},
+        headers={"Cookie": f"ea_csrf={csrf}"},
+    )
+
+    assert response.status_code == 403
+    assert "ea_session" not in set_cookies(response)
+    assert "expired or came from another site" in response.text
+
+
+async def test_a_wrong_password_shows_the_auth_services_message_on_the_login_page(
+    http: httpx.AsyncClient, account: Account
+) -> None:
+    csrf = await login_page_csrf(http)
+    response = await http.post(
+        "/console/login",
+        data={"email": account.email, "password": "not the password at all", "csrf_token": csrf},
+        headers={"Cookie": f"ea_csrf={csrf}"},
+    )
+
+    assert response.status_code == 401 and "text/html" in response.headers["content-type"]
+    assert "ea_session" not in set_cookies(response)
+    assert 'role="alert"' in response.text and "Traceback" not in response.text
+
+
+async def test_v1_accepts_the_session_cookie_for_reads_without_csrf(
+    http: httpx.AsyncClient, base_url: str, account: Account
+) -> None:
+    browser, _ = await console_login(base_url, account)
+
+    response = await http.get("/v1/analyses", headers=browser.cookie_header())
+
+    assert response.status_code == 200, response.text
+
+
+async def test_an_unsafe_request_with_the_cookie_but_no_csrf_token_is_refused(
+    http: httpx.AsyncClient, base_url: str, account: Account
+) -> None:
+    browser, _ = await console_login(base_url, account)
+
+    without = await http.post("/v1/upload-url", json={"filename": "a.mp4"}, headers=browser.cookie_header())
+    mismatched = await http.post(
+        "/v1/upload-url",
+        json={"filename": "a.mp4"},
+        headers={**browser.cookie_header(), "X-CSRF-Token": browser.csrf[:-2] + "xx"},
+    )
+    no_cookie_copy = await http.post(
+        "/v1/upload-url",
+        json={"filename": "a.mp4"},
+        headers={**browser.cookie_header(csrf=""), "X-CSRF-Token": browser.csrf},
+    )
+
+    assert error_of(without) == (403, "csrf_failed")
+    assert error_of(mismatched) == (403, "csrf_failed")
+    assert error_of(no_cookie_copy) == (403, "csrf_failed")
+
+
+async def test_an_unsafe_request_with_the_cookie_and_the_csrf_token_is_served(
+    http: httpx.AsyncClient, base_url: str, account: Account
+) -> None:
+    browser, _ = await console_login(base_url, account)
+
+    same_origin = await http.post(
+        "/v1/upload-url", json={"filename": "a.mp4"}, headers=browser.csrf_headers(origin=base_url)
+    )
+    no_origin = await http.post("/v1/upload-url", json={"filename": "a.mp4"}, headers=browser.csrf_headers())
+
+    assert same_origin.status_code == 200, same_origin.text
+    assert no_origin.status_code == 200, no_origin.text
+
+
+async def test_a_foreign_origin_or_referer_is_refused_even_with_the_csrf_token(
+    http: httpx.AsyncClient, base_url: str, account: Account
+) -> None:
+    browser, _ = await console_login(base_url, account)
+
+    foreign_origin = await http.post(
+        "/v1/upload-url", json={"filename": "a.mp4"}, headers=browser.csrf_headers(origin=FOREIGN_ORIGIN)
+    )
+    foreign_referer = await http.post(
+        "/v1/upload-url",
+        json={"filename": "a.mp4"},
+        headers={**browser.csrf_headers(), "Referer": f"{FOREIGN_ORIGIN}/page"},
+    )
+    opaque_origin = await http.delete(f"/v1/analyses/{uuid.uuid4()}", headers=browser.csrf_headers("null"))
+
+    assert error_of(foreign_origin) == (403, "csrf_failed")
+    assert error_of(foreign_referer) == (403, "csrf_failed")
+    assert error_of(opaque_origin) == (403, "csrf_failed")
+
+
+async def test_a_bearer_credential_needs_no_csrf_token(http: httpx.AsyncClient, account: Account) -> None:
+    headers = {"Authorization": f"Bearer {account.key}", "Origin": FOREIGN_ORIGIN}
+
+    response = await http.post("/v1/upload-url", json={"filename": "a.mp4"}, headers=headers)
+
+    assert response.status_code == 200, response.text
+
+
+async def test_logging_out_revokes_the_session_and_clears_the_cookies(
+    http: httpx.AsyncClient, base_url: str, account: Account
+) -> None:
+    browser, _ = await console_login(base_url, account)
+
+    logout = await http.post(
+        "/console/logout", data={"csrf_token": browser.csrf}, headers=browser.cookie_header()
+    )
+    api = await http.get("/v1/analyses", headers=browser.cookie_header())
+    page = await http.get("/console", headers=browser.cookie_header())
+
+    assert logout.status_code == 303 and logout.headers["location"] == "/console/login?out=1"
+    cleared = set_cookies(logout)
+    assert cleared["ea_session"].value == "" and cleared["ea_session"]["max-age"] == "0"
+    assert error_of(api) == (401, "unauthorized")
+    assert "session has ended" in api.json()["error"]["message"]
+    assert page.status_code == 303 and page.headers["location"].startswith("/console/login?ended=1")
+    ended = await http.get(page.headers["location"])
+    assert "Your session has ended" in ended.text
+
+
+async def test_a_console_page_without_a_session_leads_to_the_login_page(http: httpx.AsyncClient) -> None:
+    response = await http.get("/console/keys")
+
+    assert (
+        response.status_code == 303
+        and response.headers["location"] == "/console/login?next=%2Fconsole%2Fkeys"
+    )
+
+
+async def test_the_media_route_redirects_the_owner_to_the_uploaded_file(
+    http: httpx.AsyncClient, base_url: str, account: Account, client: httpx.AsyncClient, video: bytes
+) -> None:
+    job_id = await new_analysis(client, video)
+    stranger = await register(base_url)
+
+    response = await client.get(f"/v1/analyses/{job_id}/media")
+    not_theirs = await http.get(
+        f"/v1/analyses/{job_id}/media", headers={"Authorization": f"Bearer {stranger.key}"}
+    )
+
+    assert response.status_code == 307
+    async with httpx.AsyncClient() as s3:
+        media = await s3.get(response.headers["location"])
+    assert media.status_code == 200 and media.content == video
+    assert error_of(not_theirs) == (404, "analysis_not_found")
+
+
+async def test_the_csv_export_has_a_row_per_utterance_once_completed(
+    client: httpx.AsyncClient, video: bytes, pipeline: Callable[[Event], Any]
+) -> None:
+    job_id = await new_analysis(client, video)
+    early = await client.get(f"/v1/analyses/{job_id}/export.csv")
+    await pipeline(AnalysisCompleted(job_id=job_id, result=result_of_one_utterance()))
+    await client.get(f"/v1/analyses/{job_id}", params={"wait": STATUS_TIMEOUT_S})
+
+    response = await client.get(f"/v1/analyses/{job_id}/export.csv")
+
+    assert error_of(early) == (409, "analysis_not_completed")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["text"] == "hello there" and row["top_emotion"] == "joy"
+    assert row["top_emotion_confidence"] == "0.5500" and row["emotion_joy"] == "0.5500"
+    assert row["text_available"] == "true" and row["video_available"] == "false"
+
+
+async def test_a_failed_analysis_page_names_the_stage_and_the_reason(
+    http: httpx.AsyncClient,
+    base_url: str,
+    account: Account,
+    client: httpx.AsyncClient,
+    video: bytes,
+    pipeline: Callable[[Event], Any],
+) -> None:
+    job_id = await new_analysis(client, video)
+    reason = "the video has no audio track"
+    await pipeline(
+        AnalysisFailed(job_id=job_id, stage=Stage.ENCODE_AUDIO, code="no_audio_track", reason=reason)
+    )
+    await client.get(f"/v1/analyses/{job_id}", params={"wait": STATUS_TIMEOUT_S})
+    browser, _ = await console_login(base_url, account)
+
+    page = await http.get(f"/console/analyses/{job_id}", headers=browser.cookie_header())
+
+    assert page.status_code == 200
+    assert f"The analysis failed at the stage “encode_audio”: {reason}" in page.text
+    assert 'data-status="failed"' in page.text and "Traceback" not in page.text
