@@ -174,6 +174,8 @@ class LocalStack:
             env["EA_BUNDLE_URI"] = self.bundle_uri
         if any(spec.name is ServiceName.AUTH for spec in self._services):
             env["EA_AUTH_URL"] = self.service_url(ServiceName.AUTH)
+        if "s3-cors" in self._ports:
+            env["EA_PUBLIC_S3_ENDPOINT"] = self.public_s3_url
         return env
 
     def settings(self, **overrides: object) -> ServiceSettings:
@@ -192,6 +194,7 @@ class LocalStack:
         endpoints = {
             "kafka": self.kafka_bootstrap,
             "s3": f"http://{self.s3_endpoint}",
+            **({"s3-public": self.public_s3_url} if "s3-cors" in self._ports else {}),
             "postgres": self.database_url,
         }
         for spec in self._services:
@@ -278,6 +281,13 @@ class LocalStack:
         )
         for bucket in self.config.buckets:
             store.ensure_bucket(bucket)
+        front = self._spawn_s3_cors()
+        wait_until(
+            lambda: port_is_open(host, self._port("s3-cors")),
+            what="S3 CORS front",
+            timeout_s=timeout,
+            process=front,
+        )
         self.startup_seconds["s3"] = time.monotonic() - began
 
         dsn = self._postgres_dsn()
@@ -344,6 +354,27 @@ class LocalStack:
             "/dev/null",
         ]
         return self._spawn("s3", command, port=port)
+
+    def _spawn_s3_cors(self) -> ManagedProcess:
+        """The address browsers upload to (presigned URLs): rclone behind a front that answers CORS."""
+        port = self._claim_port("s3-cors", 0, "")
+        command = [
+            sys.executable,
+            "-m",
+            "shared.localstack.s3_cors",
+            "--host",
+            self.config.host,
+            "--port",
+            str(port),
+            "--upstream",
+            f"http://{self.s3_endpoint}",
+        ]
+        return self._spawn("s3-cors", command, port=port)
+
+    @property
+    def public_s3_url(self) -> str:
+        """Where clients outside the stack reach the object store: the CORS front."""
+        return f"http://{self.config.host}:{self._port('s3-cors')}"
 
     def _spawn_postgres_if_needed(self) -> ManagedProcess | None:
         mode = self.config.postgres

@@ -119,12 +119,17 @@ def upload(page: Page, path: Path) -> None:
 
 
 def test_a_new_person_uploads_a_talking_video_and_watches_it_finish(
-    journey: Journey, talking_videos: Path
+    journey: Journey, talking_videos: Path, full_stack: LocalStack
 ) -> None:
     page = journey.page
+    sent: list[tuple[str, str]] = []
+    page.on("request", lambda request: sent.append((request.method, request.url)))
     upload(page, talking_videos / "vr_face_1.mp4")
 
     page.wait_for_url("**/console/analyses/*", wait_until="domcontentloaded")
+    # The bytes went straight to the object store by the presigned URL, not through the gateway.
+    assert any(m == "PUT" and url.startswith(full_stack.public_s3_url + "/") for m, url in sent), sent
+    assert ("POST", page.url.split("/console")[0] + "/v1/analyses") in sent
     journey.analysis_id = page.url.rstrip("/").rsplit("/", 1)[-1]
     root = page.locator("#analysis")
     # Seconds of work remain: the page follows the stages live, and deleting now is refused readably.
