@@ -3,7 +3,8 @@
 `rclone serve s3` checks a SigV4 signature on every request, the browser's OPTIONS preflight included,
 which no presigned URL covers, so browsers cannot upload to it directly. This front answers preflights
 itself and passes every other request through unchanged, Host header included, so the signature rclone
-checks is the one the gateway made for this address. Local stack only: MinIO and S3 do CORS themselves.
+checks is the one the gateway made for this address (it also says 206 for the ranges rclone answers with
+200). Local stack only: MinIO and S3 do all this themselves.
 
     python -m shared.localstack.s3_cors --host 127.0.0.1 --port 19001 --upstream http://127.0.0.1:19000
 """
@@ -38,6 +39,13 @@ def cors_headers(origin: str | None) -> dict[str, str]:
     }
 
 
+def status_of(request: Request, answer: httpx.Response) -> int:
+    """rclone answers a satisfied Range request with the range and its Content-Range, but status 200;
+    media players wait for 206 Partial Content before they trust the range, so say 206."""
+    ranged = "range" in request.headers and "content-range" in answer.headers
+    return 206 if ranged and answer.status_code == 200 else answer.status_code
+
+
 def create_app(upstream: str) -> Starlette:
     client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(60.0, read=None), trust_env=False)
 
@@ -68,12 +76,13 @@ def create_app(upstream: str) -> Starlette:
         kept.update(cors_headers(request.headers.get("origin")))
         return StreamingResponse(
             answer.aiter_raw(),
-            status_code=answer.status_code,
+            status_code=status_of(request, answer),
             headers=kept,
             background=BackgroundTask(answer.aclose),
         )
 
     methods = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"]
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield

@@ -61,8 +61,13 @@ def test_a_browser_style_presigned_upload_and_download_pass_the_front(
     assert put.headers["access-control-allow-origin"] == ORIGIN and put.headers["etag"]
     assert object_store.read_head("uploads", key, len(body) + 1) == body
 
-    get = httpx.get(store.presigned_get_url("uploads", key, timedelta(minutes=5)), headers={"Origin": ORIGIN})
+    get_url = store.presigned_get_url("uploads", key, timedelta(minutes=5))
+    get = httpx.get(get_url, headers={"Origin": ORIGIN})
     assert get.status_code == 200 and get.content == body
+    # A media player reads by ranges and waits for 206 before it trusts one.
+    ranged = httpx.get(get_url, headers={"Origin": ORIGIN, "Range": "bytes=4-11"})
+    assert ranged.status_code == 206 and ranged.content == body[4:12]
+    assert ranged.headers["content-range"] == f"bytes 4-11/{len(body)}"
 
 
 def test_the_front_keeps_signatures_checked(stack: LocalStack) -> None:
