@@ -2,19 +2,15 @@
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from shared.localstack.processes import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["free_port", "serve_app"]
 
 
 @contextlib.asynccontextmanager

@@ -50,6 +50,15 @@ class Receiver:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
+    async def arrivals(self, url: str, count: int, timeout_s: float | None = None) -> list[Received]:
+        """The requests to `url` once `count` have arrived; TimeoutError after `timeout_s` (None: the caller
+        bounds the wait)."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.at(url)) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.at(url)
+
     def endpoint(self, plan: Plan | None = None) -> str:
         """A fresh path of the receiver, so tests never see each other's requests."""
         path = f"/hooks/{uuid.uuid4().hex}"

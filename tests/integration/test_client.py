@@ -40,7 +40,7 @@ from services.gateway.state import Gateway
 from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event
 from tests.integration.gateway_fixtures import STATUS_TIMEOUT_S, result_of_one_utterance
 from tests.servers import serve_app
-from tests.webhook_receiver import Received, Receiver, running_receiver
+from tests.webhook_receiver import Receiver, running_receiver
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.gateway_fixtures"]
@@ -149,14 +149,6 @@ def request_count(gateway: Gateway, route: str) -> float:
 
 
 LONG_POLL_ROUTE = "/v1/analyses/{analysis_id}"
-
-
-async def arrivals(receiver: Receiver, url: str, count: int) -> list[Received]:
-    async with asyncio.timeout(ARRIVAL_TIMEOUT_S):
-        while len(receiver.at(url)) < count:
-            receiver.arrived.clear()
-            await receiver.arrived.wait()
-    return receiver.at(url)
 
 
 async def settled(api: AsyncEmotionAnalyzer, webhook_id: uuid.UUID, delivery_id: uuid.UUID) -> Delivery:
@@ -494,7 +486,7 @@ async def test_webhooks_create_test_deliveries_redeliver_and_verify_what_arrived
     assert (await api.webhooks.get(webhook.id)).description == "ci"
 
     queued = await api.webhooks.test(webhook.id)
-    [test_event] = await arrivals(receiver, url, 1)
+    [test_event] = await receiver.arrivals(url, 1, ARRIVAL_TIMEOUT_S)
     payload = verify_webhook(webhook.secret, test_event.headers, test_event.body)
     assert payload["type"] == "webhook.test" and test_event.verified
     assert test_event.headers["webhook-id"] == str(queued.event_id)
@@ -505,13 +497,13 @@ async def test_webhooks_create_test_deliveries_redeliver_and_verify_what_arrived
     assert delivery.status is DeliveryStatus.DELIVERED and delivery.attempts[0].status_code == 200
     again = await api.webhooks.redeliver(webhook.id, delivery.id)
     assert again.event_id == queued.event_id
-    resent = (await arrivals(receiver, url, 2))[1]
+    resent = (await receiver.arrivals(url, 2, ARRIVAL_TIMEOUT_S))[1]
     assert resent.headers["webhook-id"] == test_event.headers["webhook-id"]
     assert verify_webhook(webhook.secret, resent.headers, resent.body) == payload
 
     created = await api.analyze_file(wav_file, presigned=False)
     await pipeline(AnalysisCompleted(job_id=created.id, result=result_of_one_utterance()))
-    completed = (await arrivals(receiver, url, 3))[2]
+    completed = (await receiver.arrivals(url, 3, ARRIVAL_TIMEOUT_S))[2]
     announced = verify_webhook(webhook.secret, completed.headers, completed.body)
     assert announced["type"] == "analysis.completed" and announced["data"]["id"] == str(created.id)
     assert announced["data"]["result"] == result_of_one_utterance().model_dump(mode="json")
@@ -538,7 +530,7 @@ async def test_the_sync_client_manages_webhooks_too(sync_api: EmotionAnalyzer, r
         return url, webhook.secret
 
     url, secret = await in_thread(scenario)
-    [arrived] = await arrivals(receiver, url, 1)
+    [arrived] = await receiver.arrivals(url, 1, ARRIVAL_TIMEOUT_S)
     assert verify_webhook(secret, arrived.headers, arrived.body)["type"] == "webhook.test"
     webhooks = await in_thread(sync_api.webhooks.list)
     delivered = await in_thread(sync_api.webhooks.deliveries, webhooks.items[0].id)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from shared.events import AnalysisCompleted, AnalysisProgress, Event, Stage
 from tests.integration.gateway_fixtures import Account, error_of, register, result_of_one_utterance
-from tests.webhook_receiver import Plan, Received, Receiver, running_receiver
+from tests.webhook_receiver import Plan, Receiver, running_receiver
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.gateway_fixtures"]
@@ -46,14 +46,6 @@ async def subscribe(
     return webhook
 
 
-async def arrivals(receiver: Receiver, url: str, count: int) -> list[Received]:
-    async with asyncio.timeout(ARRIVAL_TIMEOUT_S):
-        while len(receiver.at(url)) < count:
-            receiver.arrived.clear()
-            await receiver.arrived.wait()
-    return receiver.at(url)
-
-
 async def deliveries_settled(client: httpx.AsyncClient, webhook_id: str, count: int) -> list[dict[str, Any]]:
     async with asyncio.timeout(ARRIVAL_TIMEOUT_S):
         while True:
@@ -78,9 +70,9 @@ async def test_an_analysis_is_announced_signed_at_each_event(
     submitted = await alice.post("/v1/analyses", files={"file": ("memo.wav", wav, "audio/wav")})
     job_id = uuid.UUID(submitted.json()["id"])
     await pipeline(AnalysisProgress(job_id=job_id, stage=Stage.TRANSCRIBE, service="transcriber"))
-    await arrivals(receiver, webhook["url"], 1)
+    await receiver.arrivals(webhook["url"], 1, ARRIVAL_TIMEOUT_S)
     await pipeline(AnalysisCompleted(job_id=job_id, result=result_of_one_utterance()))
-    progress, completed = await arrivals(receiver, webhook["url"], 2)
+    progress, completed = await receiver.arrivals(webhook["url"], 2, ARRIVAL_TIMEOUT_S)
 
     assert progress.verified and completed.verified
     assert progress.json["type"] == "analysis.progress"
@@ -102,7 +94,7 @@ async def test_a_failing_receiver_is_retried_and_can_be_redelivered_to(
     sent = await alice.post(f"/v1/webhooks/{webhook['id']}/test")
     assert sent.status_code == 202
 
-    first, second, third = await arrivals(receiver, webhook["url"], 3)
+    first, second, third = await receiver.arrivals(webhook["url"], 3, ARRIVAL_TIMEOUT_S)
     assert first.json["type"] == "webhook.test" and all(r.verified for r in (first, second, third))
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == third.headers["webhook-id"]
     [delivery] = await deliveries_settled(alice, webhook["id"], 1)
@@ -116,7 +108,7 @@ async def test_a_failing_receiver_is_retried_and_can_be_redelivered_to(
 
     again = await alice.post(f"/v1/webhooks/{webhook['id']}/deliveries/{delivery['id']}/redeliver")
     assert again.status_code == 202
-    fourth = (await arrivals(receiver, webhook["url"], 4))[3]
+    fourth = (await receiver.arrivals(webhook["url"], 4, ARRIVAL_TIMEOUT_S))[3]
     assert fourth.headers["webhook-id"] == first.headers["webhook-id"] and fourth.verified
 
 

@@ -503,9 +503,7 @@ async def test_the_dispatcher_loop_wakes_on_a_notification(
             job_id = await _new_job(db_sessions)
             async with db_sessions() as session:
                 await mark_stage(session=session, job_id=job_id, stage=Stage.TRANSCRIBE, attempt=1)
-            while not receiver.at(subscription.url):
-                receiver.arrived.clear()
-                await receiver.arrived.wait()
+            await receiver.arrivals(subscription.url, 1)
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
