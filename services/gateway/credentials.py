@@ -13,7 +13,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -133,6 +133,22 @@ class AuthClient:
         if response.status_code != httpx.codes.OK:
             raise AuthUnavailableError(f"the auth service answered {response.status_code} to introspection")
         return Introspection.model_validate_json(response.content)
+
+    async def send(
+        self, method: str, path: str, *, authorization: str | None = None, json: Any = None
+    ) -> httpx.Response:
+        """A call to the auth service's account API on the caller's behalf; any answer below 500.
+
+        Raises AuthUnavailableError when the service cannot be reached or fails (5xx).
+        """
+        headers = {"Authorization": authorization} if authorization else {}
+        try:
+            answer = await self.http.request(method, path, json=json, headers=headers)
+        except httpx.HTTPError as exc:
+            raise AuthUnavailableError("the account service is unreachable") from exc
+        if answer.status_code >= httpx.codes.INTERNAL_SERVER_ERROR:
+            raise AuthUnavailableError("the account service failed")
+        return answer
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from shared.accounts_api import ApiKeyCreated, ApiKeyList, Registration, SessionToken
 from shared.api_errors import ErrorResponse
 
+from ..credentials import AuthUnavailableError
 from ..state import Gateway
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -30,13 +31,11 @@ class AccountServiceError(Exception):
 async def _call(
     gateway: Gateway, method: str, path: str, *, token: str | None = None, json: Any = None
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    authorization = f"Bearer {token}" if token else None
     try:
-        answer = await gateway.auth.http.request(method, path, json=json, headers=headers)
-    except httpx.HTTPError as exc:
-        raise AccountServiceError("the account service is unreachable; try again shortly") from exc
-    if answer.status_code >= httpx.codes.INTERNAL_SERVER_ERROR:
-        raise AccountServiceError("the account service failed; try again shortly", status_code=503)
+        answer = await gateway.auth.send(method, path, authorization=authorization, json=json)
+    except AuthUnavailableError as exc:
+        raise AccountServiceError(f"{exc}; try again shortly", status_code=503) from exc
     if answer.status_code >= httpx.codes.BAD_REQUEST:
         raise AccountServiceError(_message_of(answer), status_code=answer.status_code)
     return answer
@@ -78,4 +77,6 @@ async def create_key(gateway: Gateway, token: str, name: str) -> ApiKeyCreated:
 
 async def revoke_key(gateway: Gateway, token: str, key_id: uuid.UUID) -> None:
     await _call(gateway, "DELETE", f"/v1/keys/{key_id}", token=token)
+    # As the API's revoke route does: this replica refuses the key at once, not after its cache lifetime.
+    gateway.credentials.forget_credential_id(key_id)
     gateway.credentials.forget_credential_id(key_id)

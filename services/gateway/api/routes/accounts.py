@@ -8,7 +8,6 @@ Registration and login are rate-limited per client address here, to slow passwor
 import uuid
 from typing import Annotated, Any, Final
 
-import httpx
 from fastapi import APIRouter, Header, Request, Response, status
 
 from shared.accounts_api import (
@@ -21,6 +20,7 @@ from shared.accounts_api import (
     User,
 )
 
+from ...credentials import AuthUnavailableError
 from ...errors import ApiError, error_responses
 from ...state import Gateway
 from ..deps import GatewayDep
@@ -40,15 +40,10 @@ def _credentials_json(body: Credentials) -> dict[str, str]:
 async def _relay(
     gateway: Gateway, method: str, path: str, *, authorization: str | None, json: Any = None
 ) -> Response:
-    headers = {"Authorization": authorization} if authorization else {}
     try:
-        answer = await gateway.auth.http.request(method, path, json=json, headers=headers)
-    except httpx.HTTPError as exc:
-        raise ApiError(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "auth_unavailable", "the account service is unreachable"
-        ) from exc
-    if answer.status_code >= 500:
-        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, "auth_unavailable", "the account service failed")
+        answer = await gateway.auth.send(method, path, authorization=authorization, json=json)
+    except AuthUnavailableError as exc:
+        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, "auth_unavailable", str(exc)) from exc
     kept = {name: value for name, value in answer.headers.items() if name.lower() in _FORWARDED_HEADERS}
     return Response(answer.content, status_code=answer.status_code, headers=kept)
 
