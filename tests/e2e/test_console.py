@@ -210,13 +210,14 @@ def test_the_result_can_be_used_by_keyboard_alone(journey: Journey) -> None:
 def test_a_key_is_created_shown_once_and_revoked(journey: Journey, gateway_url: str) -> None:
     page = journey.page
     page.goto("/console/keys")
-    page.get_by_label("Name of a new key").fill("ci")
+    page.get_by_label("Name of a new key").fill("ci build")
     page.get_by_role("button", name="Create key").click()
     key = page.locator("#new-key").inner_text().strip()
     assert key.startswith("ea_")
     expect(page.get_by_role("button", name="Copy")).to_be_visible()
     assert httpx.get(f"{gateway_url}/v1/usage", headers={"Authorization": f"Bearer {key}"}).status_code == 200
-    row = page.locator("#keys tbody tr", has_text="ci")
+    # by its exact name cell: a substring would also match a random key prefix such as ea_bINcIiKT
+    row = page.locator("#keys tbody tr").filter(has=page.get_by_role("cell", name="ci build", exact=True))
     prefix = row.get_attribute("data-key-prefix")
     assert prefix and key.startswith(prefix)
 
