@@ -51,6 +51,7 @@ e2e-tests: model  ## the whole stack as processes
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check shared services training tests emotion_analyzer scripts
 	$(VENV)/bin/mypy shared services training tests emotion_analyzer
 
 docs: setup  ## regenerate docs/openapi.json (REST API) and docs/asyncapi.json (Kafka events) from the code

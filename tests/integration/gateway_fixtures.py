@@ -278,5 +278,3 @@ def result_of_one_utterance() -> AnalysisResult:
 
 def error_of(response: httpx.Response) -> tuple[int, str]:
     return response.status_code, response.json()["error"]["code"]
-
-

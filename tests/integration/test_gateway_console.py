@@ -14,7 +14,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.gateway.main import create_app
+from services.gateway.settings import Settings
+from shared.db.migrate import upgrade
 from shared.events import AnalysisCompleted, AnalysisFailed, Event, Stage
+from shared.localstack import LocalStack
 from tests.integration.gateway_fixtures import (
     STATUS_TIMEOUT_S,
     Account,
@@ -23,6 +27,7 @@ from tests.integration.gateway_fixtures import (
     register,
     result_of_one_utterance,
 )
+from tests.servers import free_port, serve_app
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.gateway_fixtures"]
@@ -238,6 +243,33 @@ async def test_a_console_page_without_a_session_leads_to_the_login_page(http: ht
         response.status_code == 303
         and response.headers["location"] == "/console/login?next=%2Fconsole%2Fkeys"
     )
+
+
+async def test_with_the_auth_service_down_a_person_gets_a_page_and_a_program_gets_json(
+    gateway_settings: Settings, stack: LocalStack, account: Account
+) -> None:
+    # A gateway of its own (own consumer group and database), whose auth service is a port nobody serves.
+    database = f"test_gateway_{uuid.uuid4().hex[:12]}"
+    database_url = stack.create_database(database)
+    settings = gateway_settings.model_copy(
+        update={
+            "service_name": "gateway-auth-down",
+            "database_url": database_url,
+            "auth_url": f"http://127.0.0.1:{free_port()}",
+        }
+    )
+    try:
+        await upgrade(database_url)
+        async with serve_app(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+            page = await http.get("/console/keys", headers={"Cookie": "ea_session=a-session-token"})
+            api = await http.get("/v1/analyses", headers={"Authorization": f"Bearer {account.key}"})
+    finally:
+        stack.drop_database(database)
+
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["retry-after"] == "30"
+    assert "sign-in cannot be checked right now" in page.text and "Traceback" not in page.text
+    assert error_of(api) == (503, "auth_unavailable")
 
 
 async def test_the_media_route_redirects_the_owner_to_the_uploaded_file(

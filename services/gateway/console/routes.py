@@ -48,6 +48,10 @@ STATIC_PATH: Final = f"{CONSOLE}/static"
 PAGE_SIZE: Final = 20
 SESSION_ENDED: Final = "Your session has ended. Please log in again."
 FORM_EXPIRED: Final = "This form has expired or came from another site. Please try again."
+AUTH_UNAVAILABLE: Final = (
+    "Your sign-in cannot be checked right now. Nothing was changed; please try again in a minute."
+)
+UNAVAILABLE_RETRY_AFTER_S: Final = 30
 _HERE: Final = Path(__file__).parent
 
 templates = Jinja2Templates(directory=_HERE / "templates")
@@ -56,10 +60,21 @@ templates.env.filters.update(clock=clock, when=when, size=size)
 router = APIRouter(include_in_schema=False)
 
 
+class ConsoleUnavailableError(Exception):
+    """A console page that cannot be served for now: a person gets a page saying so, not the API's JSON."""
+
+
 def install_console(app: FastAPI) -> None:
     """Serve the console's pages and static files; `/` leads to the console."""
     app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=_HERE / "static"), name="console-static")
+    app.add_exception_handler(ConsoleUnavailableError, _unavailable_page)
+
+
+async def _unavailable_page(request: Request, exc: Exception) -> HTMLResponse:
+    response = _error_page(request, str(exc), status.HTTP_503_SERVICE_UNAVAILABLE, signed_in=False)
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+    return response
 
 
 @dataclass(frozen=True)
@@ -93,9 +108,7 @@ async def signed_in(request: Request, gateway: GatewayDep) -> Visitor:
     try:
         principal = await gateway.credentials.principal(token)
     except AuthUnavailableError as exc:
-        raise ApiError(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "auth_unavailable", "credentials cannot be checked right now"
-        ) from exc
+        raise ConsoleUnavailableError(AUTH_UNAVAILABLE) from exc
     if principal is None:
         raise _to_login(request, ended=True)
     return Visitor(principal, token)

@@ -198,9 +198,7 @@ async def delete_analysis(analysis_id: uuid.UUID, owner: CurrentOwner, gateway: 
     gateway.metrics.jobs_deleted.inc()
 
 
-async def _analyse_uploaded_key(
-    request: Request, principal: Principal, gateway: Gateway
-) -> tuple[Job, bool]:
+async def _analyse_uploaded_key(request: Request, principal: Principal, gateway: Gateway) -> tuple[Job, bool]:
     owner = principal.owner
     body = await _read_limited(request, MAX_JSON_BODY_BYTES)
     try:
