@@ -24,6 +24,7 @@ from shared.db import (
     create_job,
     current_period,
     fail_job,
+    requeue_failed_job,
 )
 from shared.events import AnalysisRequested, Stage
 from shared.storage import ObjectNotFoundError, ObjectStore
@@ -138,7 +139,8 @@ async def submit_job(
 ) -> tuple[Job, bool]:
     """Create the job for (owner, key), charge it to the owner's quota and queue it.
 
-    An existing job is returned as it is: not charged again, not re-queued.
+    An existing job is returned as it is, not charged again, with one exception: a job whose request never
+    reached the queue is charged and queued again, so that sending the key again retries it.
     """
     owner = principal.owner
     bucket = gateway.settings.uploads_bucket
@@ -158,6 +160,13 @@ async def submit_job(
     try:
         async with gateway.sessions() as session:
             job, created = await create_job(session=session, owner=owner, job_in=job_in, quota=quota)
+            if not created and job.error_code == QUEUE_UNAVAILABLE:
+                requeued = await requeue_failed_job(
+                    session=session, owner=owner, object_key=key, code=QUEUE_UNAVAILABLE, quota=quota
+                )
+                if requeued is not None:
+                    await notify_job_updated(session, requeued.id)
+                    job, created = requeued, True
     except QuotaExceededError as exc:
         gateway.metrics.quota_rejections.labels(exc.resource.value).inc()
         raise quota_exceeded(exc) from exc
@@ -174,7 +183,8 @@ async def submit_job(
         raise ApiError(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             QUEUE_UNAVAILABLE,
-            f"analysis {job.id} could not be queued and has failed; try again with a new upload later",
+            f"analysis {job.id} could not be queued and has failed, and its units were given back; "
+            f'send {{"key": "{key}"}} to POST /v1/analyses later to queue it again without a new upload',
         ) from exc
     return job, True
 

@@ -18,6 +18,7 @@ from shared.db.jobs import (
     list_utterances,
     mark_stage,
     redrive_job,
+    requeue_failed_job,
 )
 from shared.db.models import (
     ACTIVE_STATUSES,
@@ -86,5 +87,6 @@ __all__ = [
     "put_part",
     "record_event",
     "redrive_job",
+    "requeue_failed_job",
     "session_factory",
 ]

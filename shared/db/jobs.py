@@ -49,9 +49,7 @@ async def create_job(
     """
     if not owner:
         raise ValueError("owner must not be empty")
-    charged = (
-        {"quota_period": quota.period, "charged_seconds": quota.video_seconds} if quota is not None else {}
-    )
+    charged = _charged_columns(quota)
     # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit, after which the
     # SELECT (a new snapshot under READ COMMITTED) sees that row.
     inserted = await session.exec(
@@ -64,23 +62,75 @@ async def create_job(
     )
     created = inserted.scalar_one_or_none() is not None
     if created and quota is not None:
-        try:
-            await charge(
-                session=session,
-                owner=owner,
-                period=quota.period,
-                video_seconds=quota.video_seconds,
-                limits=quota.limits,
-            )
-        except Exception:
-            await session.rollback()
-            raise
+        await _charge_or_roll_back(session, owner, quota)
     stored = await session.exec(
         select(Job).where(Job.owner == owner, Job.object_key == job_in.object_key).execution_options(**_FRESH)
     )
     job = stored.one()
     await session.commit()
     return job, created
+
+
+async def requeue_failed_job(
+    *, session: AsyncSession, owner: str, object_key: str, code: str, quota: QuotaCharge | None = None
+) -> Job | None:
+    """Queue again, as a new attempt, the owner's job of this key that failed with `code`; charge it again.
+
+    For a job whose request never reached the queue: sending its key again retries it without a new
+    upload. None when there is no such job (another call requeued it first, or it failed otherwise);
+    `QuotaExceededError` when the quota no longer covers it, and the job stays failed.
+    """
+    charged = _charged_columns(quota)
+    revived = await session.exec(
+        update(Job)
+        .where(
+            col(Job.owner) == owner,
+            col(Job.object_key) == object_key,
+            col(Job.status) == JobStatus.FAILED,
+            col(Job.error_code) == code,
+        )
+        .values(
+            status=JobStatus.QUEUED,
+            attempt=col(Job.attempt) + 1,
+            stage=None,
+            stage_started_at=None,
+            error_code=None,
+            error_reason=None,
+            completed_at=None,
+            updated_at=func.now(),
+            **charged,
+        )
+        .returning(col(Job.id))
+        .execution_options(**_NO_SYNC)
+    )
+    job_id = revived.scalar_one_or_none()
+    if job_id is None:
+        await session.commit()
+        return None
+    if quota is not None:
+        await _charge_or_roll_back(session, owner, quota)
+    job = (await session.exec(select(Job).where(Job.id == job_id).execution_options(**_FRESH))).one()
+    await session.commit()
+    return job
+
+
+def _charged_columns(quota: QuotaCharge | None) -> dict[str, object]:
+    return {"quota_period": quota.period, "charged_seconds": quota.video_seconds} if quota else {}
+
+
+async def _charge_or_roll_back(session: AsyncSession, owner: str, quota: QuotaCharge) -> None:
+    """Charge the job's units in the caller's transaction; on any error roll the whole of it back."""
+    try:
+        await charge(
+            session=session,
+            owner=owner,
+            period=quota.period,
+            video_seconds=quota.video_seconds,
+            limits=quota.limits,
+        )
+    except Exception:
+        await session.rollback()
+        raise
 
 
 async def get_job(*, session: AsyncSession, job_id: uuid.UUID, owner: str | None = None) -> Job | None:

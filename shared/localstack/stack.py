@@ -33,6 +33,21 @@ class StackAlreadyRunningError(StackStartError):
         self.state = state
 
 
+def broker_command(host: str, port: int) -> list[str]:
+    """Tansu, a Kafka-protocol broker, listening on host:port and keeping its topics in memory."""
+    url = f"tcp://{host}:{port}"
+    return [
+        str(tansu_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
 class LocalStack:
     """Start with `start()` or `with LocalStack(...) as stack:`; `env()` points services at it."""
 
@@ -318,18 +333,7 @@ class LocalStack:
 
     def _spawn_broker(self) -> ManagedProcess:
         port = self._claim_port("kafka", self.config.kafka_port, "--kafka-port")
-        url = f"tcp://{self.config.host}:{port}"
-        command = [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-        return self._spawn("kafka", command, port=port)
+        return self._spawn("kafka", broker_command(self.config.host, port), port=port)
 
     def _spawn_s3(self) -> ManagedProcess:
         port = self._claim_port("s3", self.config.s3_port, "--s3-port")

@@ -170,7 +170,7 @@ async def test_concurrent_submissions_against_a_quota_of_n_accept_exactly_n(
 
 
 async def test_the_seconds_quota_refuses_a_file_longer_than_what_is_left(
-    http: httpx.AsyncClient, base_url: str, gateway: Gateway, wav: bytes
+    http: httpx.AsyncClient, base_url: str, gateway: Gateway, wav: bytes, object_store: ObjectStore
 ) -> None:
     account = await register(base_url)
     await set_limits(gateway, account, monthly_video_seconds=1)
@@ -179,6 +179,8 @@ async def test_the_seconds_quota_refuses_a_file_longer_than_what_is_left(
     refused = await submit_wav(http, account.key, wav, "c.wav")
     assert error_of(refused) == (429, "quota_exceeded")
     assert 'name="video_seconds"' in refused.headers["ratelimit-policy"]
+    # The refused file, sent in the request, is not left in storage without an analysis.
+    assert len(object_store.list_keys("uploads", f"uploads/{account.id}/")) == 2
 
 
 async def test_over_the_rate_limit_is_429_with_retry_after_and_ratelimit_headers(

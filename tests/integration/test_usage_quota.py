@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import (
+    Job,
     JobCreate,
+    JobStatus,
     QuotaCharge,
     QuotaExceededError,
     QuotaLimits,
@@ -20,6 +22,7 @@ from shared.db import (
     fail_job,
     get_usage,
     list_jobs,
+    requeue_failed_job,
 )
 from shared.db.usage import period_end
 from shared.events import Stage
@@ -29,6 +32,7 @@ pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.db_fixtures"]
 
 PERIOD = date(2026, 11, 1)
+UNQUEUED = "queue_unavailable"
 
 
 def upload(owner: str, n: int) -> JobCreate:
@@ -145,3 +149,58 @@ async def test_a_job_made_without_a_quota_is_never_refunded(db_session: AsyncSes
     assert job.quota_period is None
     assert await fail_job(session=db_session, job_id=job.id, stage=Stage.UPLOAD, code="x", reason="y")
     assert (await get_usage(session=db_session, owner=owner, period=PERIOD)).analyses == 0
+
+
+async def test_requeueing_a_job_that_never_reached_the_queue_charges_it_again_once(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    owner = f"user-{uuid.uuid4()}"
+    async with db_sessions() as session:
+        job, _ = await create_job(session=session, owner=owner, job_in=upload(owner, 1), quota=quota(20))
+        await fail_job(session=session, job_id=job.id, stage=Stage.UPLOAD, code=UNQUEUED, reason="r")
+        assert (await get_usage(session=session, owner=owner, period=PERIOD)).analyses == 0
+
+    async def requeue() -> Job | None:
+        async with db_sessions() as session:
+            return await requeue_failed_job(
+                session=session,
+                owner=owner,
+                object_key=job.object_key,
+                code=UNQUEUED,
+                quota=quota(20),
+            )
+
+    requeued = [found for found in await asyncio.gather(*(requeue() for _ in range(8))) if found]
+    assert len(requeued) == 1
+    assert requeued[0].id == job.id and requeued[0].attempt == job.attempt + 1
+    assert requeued[0].status is JobStatus.QUEUED and requeued[0].error_code is None
+    async with db_sessions() as session:
+        usage = await get_usage(session=session, owner=owner, period=PERIOD)
+    assert (usage.analyses, usage.video_seconds) == (1, 20)
+
+
+async def test_only_a_job_failed_with_the_given_code_is_requeued_and_only_within_the_quota(
+    db_session: AsyncSession,
+) -> None:
+    owner = f"user-{uuid.uuid4()}"
+    other, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(5))
+    await fail_job(session=db_session, job_id=other.id, stage=Stage.TRANSCRIBE, code="no_speech", reason="r")
+    unqueued, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 2), quota=quota(5))
+    await fail_job(session=db_session, job_id=unqueued.id, stage=Stage.UPLOAD, code=UNQUEUED, reason="r")
+    await create_job(session=db_session, owner=owner, job_in=upload(owner, 3), quota=quota(5))
+
+    assert (
+        await requeue_failed_job(session=db_session, owner=owner, object_key=other.object_key, code=UNQUEUED)
+        is None
+    )
+    with pytest.raises(QuotaExceededError):
+        await requeue_failed_job(
+            session=db_session,
+            owner=owner,
+            object_key=unqueued.object_key,
+            code=UNQUEUED,
+            quota=quota(5, analyses=1),
+        )
+    jobs = {job.id: job for job in await list_jobs(session=db_session, owner=owner)}
+    assert jobs[unqueued.id].status is JobStatus.FAILED and jobs[unqueued.id].attempt == unqueued.attempt
+    assert (await get_usage(session=db_session, owner=owner, period=PERIOD)).analyses == 1

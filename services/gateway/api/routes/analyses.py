@@ -14,6 +14,7 @@ from shared.db import Job, count_jobs, delete_job, get_job, list_jobs
 from ...credentials import Principal
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import (
+    QUEUE_UNAVAILABLE,
     check_received_file,
     check_uploaded_object,
     filename_of_key,
@@ -256,11 +257,10 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
             size=received.size,
             duration_s=duration_s,
         )
-    except ApiError:
-        raise  # the job exists (and has failed): its object stays with it
-    except Exception:
-        await asyncio.to_thread(gateway.store.remove, bucket, key)
-        raise
+    except Exception as exc:
+        if not (isinstance(exc, ApiError) and exc.code == QUEUE_UNAVAILABLE):
+            await asyncio.to_thread(gateway.store.remove, bucket, key)  # no job holds the object
+        raise  # else the failed job keeps its object, so that sending its key again retries it
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
