@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
 from fastapi import APIRouter, FastAPI
 from minio import Minio
 from prometheus_client import CollectorRegistry
@@ -120,12 +119,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await consumer_lag.start()
             stack.push_async_callback(consumer_lag.stop)
             if settings.webhook_dispatcher:
-                # trust_env=False: no proxy from the environment may route deliveries past the address check.
-                webhook_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
-                stack.push_async_callback(webhook_http.aclose)
                 dispatcher = WebhookDispatcher(
-                    sessions=gateway.sessions, settings=settings, http=webhook_http, registry=registry
+                    sessions=gateway.sessions, settings=settings, registry=registry
                 )
+                stack.push_async_callback(dispatcher.aclose)
                 stack.push_async_callback(_cancel, asyncio.create_task(dispatcher.run()))
             yield
 

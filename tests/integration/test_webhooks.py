@@ -6,6 +6,7 @@ and can be told to fail or hang on a path's first requests.
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.gateway.schemas import Analysis
 from services.gateway.settings import Settings
 from services.gateway.webhooks.dispatcher import WebhookDispatcher
+from services.gateway.webhooks.targets import AddressInfo
 from shared.db import (
     DeliveryStatus,
     JobCreate,
@@ -79,10 +81,23 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield receiver
 
 
+HarnessFactory = Callable[..., "Harness"]
+
+
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
+async def make_harness() -> AsyncIterator[HarnessFactory]:
+    """Dispatchers (each with its own HTTP client) made by the test, closed after it."""
+    made: list[Harness] = []
+
+    def make(sessions: Sessions, settings: Settings, **options: Any) -> Harness:
+        registry = CollectorRegistry()
+        dispatcher = WebhookDispatcher(sessions=sessions, settings=settings, registry=registry, **options)
+        made.append(Harness(dispatcher, registry))
+        return made[-1]
+
+    yield make
+    for harness in made:
+        await harness.dispatcher.aclose()
 
 
 @pytest.fixture
@@ -113,12 +128,6 @@ class Harness:
 
     def count(self, outcome: str) -> float:
         return self.registry.get_sample_value(METRIC, {"outcome": outcome}) or 0.0
-
-
-def _harness(sessions: Sessions, settings: Settings, http: httpx.AsyncClient) -> Harness:
-    registry = CollectorRegistry()
-    dispatcher = WebhookDispatcher(sessions=sessions, settings=settings, http=http, registry=registry)
-    return Harness(dispatcher, registry)
 
 
 async def _dispatch_until(dispatcher: WebhookDispatcher, done: Callable[[], Awaitable[bool]]) -> None:
@@ -242,7 +251,7 @@ async def test_job_changes_queue_one_delivery_per_wanting_subscription_exactly_o
 
 
 async def test_deliveries_are_signed_and_carry_the_analysis_at_each_event(
-    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, make_harness: HarnessFactory
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
     receiver.expect(subscription.url, subscription.secret)
@@ -253,7 +262,7 @@ async def test_deliveries_are_signed_and_carry_the_analysis_at_each_event(
         await complete_job(session=session, job_id=job_id, result=_result())
         job = await get_job(session=session, job_id=job_id)
     assert job is not None
-    harness = _harness(db_sessions, webhook_settings, http)
+    harness = make_harness(db_sessions, webhook_settings)
 
     async def all_sent() -> bool:
         records = await _deliveries(db_sessions, subscription)
@@ -284,12 +293,12 @@ async def test_deliveries_are_signed_and_carry_the_analysis_at_each_event(
 
 
 async def test_failed_attempts_are_retried_with_the_same_webhook_id_until_delivered(
-    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, make_harness: HarnessFactory
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint(Plan(fail_first=2)))
     receiver.expect(subscription.url, subscription.secret)
     delivery = await _test_delivery(db_sessions, subscription)
-    harness = _harness(db_sessions, webhook_settings, http)
+    harness = make_harness(db_sessions, webhook_settings)
 
     record = await _settle(harness.dispatcher, db_sessions, delivery.id)
 
@@ -309,11 +318,11 @@ async def test_failed_attempts_are_retried_with_the_same_webhook_id_until_delive
 
 
 async def test_a_delivery_fails_after_its_last_attempt(
-    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, http: httpx.AsyncClient
+    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, make_harness: HarnessFactory
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint(Plan(fail_first=100)))
     delivery = await _test_delivery(db_sessions, subscription)
-    harness = _harness(db_sessions, _settings(migrated_database_url, webhook_max_attempts=2), http)
+    harness = make_harness(db_sessions, _settings(migrated_database_url, webhook_max_attempts=2))
 
     record = await _settle(harness.dispatcher, db_sessions, delivery.id)
 
@@ -325,12 +334,12 @@ async def test_a_delivery_fails_after_its_last_attempt(
 
 
 async def test_a_timeout_is_recorded_as_an_attempt(
-    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, http: httpx.AsyncClient
+    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, make_harness: HarnessFactory
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint(Plan(hang_first=1)))
     delivery = await _test_delivery(db_sessions, subscription)
     settings = _settings(migrated_database_url, webhook_timeout_s=0.3, webhook_max_attempts=2)
-    harness = _harness(db_sessions, settings, http)
+    harness = make_harness(db_sessions, settings)
 
     record = await _settle(harness.dispatcher, db_sessions, delivery.id)
 
@@ -341,11 +350,11 @@ async def test_a_timeout_is_recorded_as_an_attempt(
 
 
 async def test_an_unreachable_receiver_is_recorded_and_retried_later(
-    db_sessions: Sessions, webhook_settings: Settings, http: httpx.AsyncClient
+    db_sessions: Sessions, webhook_settings: Settings, make_harness: HarnessFactory
 ) -> None:
     subscription = await _subscribe(db_sessions, f"http://127.0.0.1:{free_port()}/nobody-listens")
     delivery = await _test_delivery(db_sessions, subscription)
-    harness = _harness(db_sessions, webhook_settings, http)
+    harness = make_harness(db_sessions, webhook_settings)
 
     assert await harness.dispatcher.run_once() == 1
 
@@ -357,12 +366,12 @@ async def test_an_unreachable_receiver_is_recorded_and_retried_later(
 
 
 async def test_redelivery_sends_the_same_event_again(
-    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, make_harness: HarnessFactory
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
     receiver.expect(subscription.url, subscription.secret)
     delivery = await _test_delivery(db_sessions, subscription)
-    harness = _harness(db_sessions, webhook_settings, http)
+    harness = make_harness(db_sessions, webhook_settings)
     await _settle(harness.dispatcher, db_sessions, delivery.id)
 
     async with db_sessions() as session:
@@ -384,7 +393,7 @@ async def test_redelivery_sends_the_same_event_again(
 
 
 async def test_claims_of_a_crashed_dispatcher_are_sent_after_their_lease(
-    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, http: httpx.AsyncClient
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, make_harness: HarnessFactory
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
     receiver.expect(subscription.url, subscription.secret)
@@ -394,7 +403,7 @@ async def test_claims_of_a_crashed_dispatcher_are_sent_after_their_lease(
         (abandoned,) = await claim_due_deliveries(session=session, limit=10, lease_s=0.5)
     lease_end = abandoned.claimed_until
     assert abandoned.delivery.id == delivery.id
-    harness = _harness(db_sessions, webhook_settings, http)
+    harness = make_harness(db_sessions, webhook_settings)
 
     record = await _settle(harness.dispatcher, db_sessions, delivery.id)
 
@@ -468,12 +477,12 @@ async def test_a_stale_claim_does_not_decide_after_a_redelivery(db_sessions: Ses
 
 
 async def test_a_private_target_is_refused_and_recorded_without_retries(
-    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, http: httpx.AsyncClient
+    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, make_harness: HarnessFactory
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
     delivery = await _test_delivery(db_sessions, subscription)
     settings = _settings(migrated_database_url, webhook_allow_private_targets=False)
-    harness = _harness(db_sessions, settings, http)
+    harness = make_harness(db_sessions, settings)
 
     record = await _settle(harness.dispatcher, db_sessions, delivery.id)
 
@@ -485,13 +494,39 @@ async def test_a_private_target_is_refused_and_recorded_without_retries(
     assert harness.count("refused") == 1
 
 
+async def test_a_delivery_connects_to_the_very_address_that_was_checked(
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, make_harness: HarnessFactory
+) -> None:
+    # A name only the dispatcher's resolver knows: had the connection looked the name up again (where a
+    # rebinding DNS server could answer differently from the check), it would have found nothing.
+    endpoint = httpx.URL(receiver.endpoint())
+    url = str(endpoint.copy_with(host="receiver.invalid"))
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[AddressInfo]:
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+    subscription = await _subscribe(db_sessions, url)
+    receiver.expect(subscription.url, subscription.secret)
+    delivery = await _test_delivery(db_sessions, subscription)
+    harness = make_harness(db_sessions, webhook_settings, resolve=resolve)
+
+    record = await _settle(harness.dispatcher, db_sessions, delivery.id)
+
+    assert record.delivery.status is DeliveryStatus.DELIVERED
+    assert lookups == ["receiver.invalid"]
+    (received,) = receiver.at(url)
+    assert received.verified and received.headers["host"] == f"receiver.invalid:{endpoint.port}"
+
+
 async def test_the_dispatcher_loop_wakes_on_a_notification(
-    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, http: httpx.AsyncClient
+    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, make_harness: HarnessFactory
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
     receiver.expect(subscription.url, subscription.secret)
     # Polling alone would take an hour: only the NOTIFY of the new event can make this pass.
-    harness = _harness(db_sessions, _settings(migrated_database_url, webhook_poll_interval_s=3600.0), http)
+    harness = make_harness(db_sessions, _settings(migrated_database_url, webhook_poll_interval_s=3600.0))
     running = asyncio.create_task(harness.dispatcher.run())
     try:
         async with asyncio.timeout(SETTLE_LIMIT_S):

@@ -1,15 +1,19 @@
-"""Webhook targets: only http(s) URLs of public hosts, at subscription time and again at send time."""
+"""Webhook targets: only http(s) URLs of public hosts, at subscription time and again at each connection."""
 
 import ipaddress
+import socket
 
+import httpcore
 import pytest
 
 from services.gateway.webhooks.targets import (
+    AddressInfo,
     InvalidTargetError,
+    PinnedNetworkBackend,
     TargetRefusedError,
     UnresolvableTargetError,
-    check_target,
     is_public,
+    permitted_addresses,
     validate_subscription_url,
 )
 
@@ -107,24 +111,75 @@ def test_malformed_urls_are_refused(url: str, reason: str) -> None:
 async def test_a_name_resolving_to_loopback_is_refused_at_send_time() -> None:
     # A name, not a literal: resolution (here from /etc/hosts) is what finds the loopback address.
     with pytest.raises(TargetRefusedError):
-        await check_target("http://localhost:9/hook", allow_private=False)
+        await permitted_addresses("localhost", 9, allow_private=False)
     with pytest.raises(TargetRefusedError, match=r"127\.0\.0\.1"):
-        await check_target("http://2130706433:9/hook", allow_private=False)
+        await permitted_addresses("2130706433", 9, allow_private=False)
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.7", "169.254.169.254", "::1", "fe80::1"])
 async def test_non_public_addresses_are_refused_at_send_time(address: str) -> None:
     with pytest.raises(TargetRefusedError, match="not a public address"):
-        await check_target(_url(address), allow_private=False)
-    await check_target(_url(address), allow_private=True)
+        await permitted_addresses(address, 443, allow_private=False)
+    assert await permitted_addresses(address, 443, allow_private=True) == [ipaddress.ip_address(address)]
 
 
 @pytest.mark.parametrize("address", PUBLIC)
 async def test_public_addresses_pass_at_send_time(address: str) -> None:
-    await check_target(_url(address), allow_private=False)
+    assert await permitted_addresses(address, 443, allow_private=False) == [ipaddress.ip_address(address)]
 
 
 async def test_a_name_that_does_not_resolve_is_worth_retrying() -> None:
     # .invalid never resolves (RFC 6761).
     with pytest.raises(UnresolvableTargetError):
-        await check_target("https://no-such-host.invalid/hook", allow_private=False)
+        await permitted_addresses("no-such-host.invalid", 443, allow_private=False)
+
+
+def answers(*addresses: str) -> "list[AddressInfo]":
+    return [
+        (socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 443))
+        for address in addresses
+    ]
+
+
+class Lookups:
+    """A DNS whose answers change from one lookup to the next, as a rebinding attacker's does."""
+
+    def __init__(self, *rounds: list[str]) -> None:
+        self.rounds = list(rounds)
+        self.hosts: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> "list[AddressInfo]":
+        self.hosts.append(host)
+        return answers(*self.rounds.pop(0))
+
+
+async def test_one_private_address_among_public_ones_refuses_the_name() -> None:
+    with pytest.raises(TargetRefusedError, match=r"10\.0\.0\.1"):
+        await permitted_addresses(
+            "mixed.example", 443, allow_private=False, resolve=Lookups(["8.8.8.8", "10.0.0.1"])
+        )
+
+
+async def test_the_backend_looks_the_name_up_once_and_refuses_before_connecting() -> None:
+    # The first answer is private: refused with no connection tried (a connection would fail otherwise,
+    # since nothing listens on port 9 of loopback, with a ConnectError rather than this refusal).
+    lookups = Lookups(["127.0.0.1"], ["8.8.8.8"])
+    backend = PinnedNetworkBackend(allow_private=False, resolve=lookups)
+    with pytest.raises(TargetRefusedError, match="not a public address"):
+        await backend.connect_tcp("rebinding.example", 9, timeout=1.0)
+    assert lookups.hosts == ["rebinding.example"]
+
+
+async def test_the_backend_connects_to_the_address_it_checked() -> None:
+    # Nothing listens on port 9 of loopback: the refused connection shows where the backend went, to
+    # the resolver's answer for a name the system cannot resolve at all.
+    lookups = Lookups(["127.0.0.1"])
+    backend = PinnedNetworkBackend(allow_private=True, resolve=lookups)
+    with pytest.raises(httpcore.ConnectError):
+        await backend.connect_tcp("only-this-resolver-knows.invalid", 9, timeout=1.0)
+    assert lookups.hosts == ["only-this-resolver-knows.invalid"]
+
+
+async def test_unix_sockets_are_refused() -> None:
+    with pytest.raises(TargetRefusedError):
+        await PinnedNetworkBackend(allow_private=True).connect_unix_socket("/var/run/docker.sock")

@@ -31,7 +31,7 @@ from ..settings import Settings
 from .backoff import RetryPolicy
 from .payloads import event_body
 from .signing import headers
-from .targets import TargetRefusedError, check_target
+from .targets import PinnedTransport, Resolver, TargetRefusedError, system_resolver
 
 RESPONSE_BODY_LIMIT: Final = 1024
 USER_AGENT: Final = "emotion-analyzer-webhooks/1"
@@ -68,17 +68,23 @@ class WebhookDispatcher:
         *,
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
-        http: httpx.AsyncClient,
         registry: CollectorRegistry,
         batch_size: int = DEFAULT_BATCH_SIZE,
         concurrency: int = DEFAULT_CONCURRENCY,
         rng: random.Random | None = None,
+        resolve: Resolver = system_resolver,
     ) -> None:
         if batch_size < 1 or concurrency < 1:
             raise ValueError("batch_size and concurrency must be positive")
         self._sessions = sessions
         self._settings = settings
-        self._http = http
+        # Its own client, so that every delivery goes through the target checks: no environment proxies,
+        # no redirects, connections only to addresses the policy has just checked.
+        self._http = httpx.AsyncClient(
+            transport=PinnedTransport(allow_private=settings.webhook_allow_private_targets, resolve=resolve),
+            trust_env=False,
+            follow_redirects=False,
+        )
         self._policy = RetryPolicy.from_settings(settings)
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
@@ -93,6 +99,9 @@ class WebhookDispatcher:
             ["outcome"],
             registry=registry,
         )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
     @property
     def listening(self) -> bool:
@@ -182,8 +191,8 @@ class WebhookDispatcher:
         url = claimed.subscription.url
         try:
             # One deadline for everything: httpx's timeouts are per read, which a trickling receiver evades.
+            # The client's transport checks the target's addresses as it connects (PinnedTransport).
             async with asyncio.timeout(timeout_s):
-                await check_target(url, allow_private=self._settings.webhook_allow_private_targets)
                 body = event_body(claimed.event, claimed.job)
                 signed = headers(claimed.subscription.secret, str(claimed.event.id), int(time.time()), body)
                 async with self._http.stream(

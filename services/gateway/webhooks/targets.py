@@ -1,21 +1,24 @@
-"""Which URLs a webhook may be sent to: checked when a subscription is created, and again at every send.
+"""Which URLs a webhook may be sent to: checked when a subscription is created, and again at every connection.
 
 Without these checks anyone who can create a subscription could make the gateway send requests into its
 own network (SSRF): the cloud metadata service, the database, the cluster's internal services.
 
-Residual risk, DNS rebinding: `check_target` resolves the host and checks every address, but the HTTP
-client resolves it again when it connects. A name whose DNS answers change between the two lookups
-(TTL 0) can pass the check with a public address and then connect to a private one. Closing that
-needs the connection pinned to the checked address, or an egress policy that blocks private ranges
-for the gateway (a Kubernetes NetworkPolicy, an egress proxy); the checks here stop everything else.
-Redirects are never followed, so a public receiver cannot bounce a delivery inward either.
+A delivery connects through `PinnedNetworkBackend`: it resolves the host once, checks every address and
+connects to a checked one. There is no second lookup for a name whose DNS answers change (TTL 0) to swap
+a private address in after the check (DNS rebinding). TLS still verifies the certificate for, and sends
+SNI of, the URL's host name. Redirects are never followed, so a public receiver cannot bounce a delivery
+inward either; the Kubernetes NetworkPolicy is a second, independent fence.
 """
 
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
+
+import httpcore
+import httpx
 
 MAX_URL_LENGTH: Final = 2048
 ALLOWED_SCHEMES: Final = frozenset({"http", "https"})
@@ -59,7 +62,7 @@ def validate_subscription_url(url: str, *, allow_private: bool) -> str:
     """The URL when it can be a webhook target; InvalidTargetError otherwise.
 
     Host names are not resolved here (their addresses may change until a delivery is sent, where
-    `check_target` resolves them), but literal addresses and `localhost` are checked now.
+    `permitted_addresses` resolves them), but literal addresses and `localhost` are checked now.
     """
     if len(url) > MAX_URL_LENGTH:
         raise InvalidTargetError(f"the URL is longer than {MAX_URL_LENGTH} characters")
@@ -82,26 +85,111 @@ def validate_subscription_url(url: str, *, allow_private: bool) -> str:
     return url
 
 
-async def check_target(url: str, *, allow_private: bool) -> None:
-    """Resolve the URL's host and refuse it (TargetRefusedError) when any of its addresses is not public."""
-    parts = _split(url)
-    host = parts.hostname
-    if not host:
-        raise TargetRefusedError("the URL names no host")
-    if allow_private:
-        return
-    if _is_localhost_name(host):
+# getaddrinfo's answer: (family, type, proto, canonname, sockaddr) tuples.
+AddressInfo = tuple[int, int, int, str, tuple[str, int] | tuple[str, int, int, int]]
+Resolver = Callable[[str, int], Awaitable[list[AddressInfo]]]
+
+
+async def system_resolver(host: str, port: int) -> list[AddressInfo]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(infos)  # type: ignore[arg-type]
+
+
+async def permitted_addresses(
+    host: str, port: int, *, allow_private: bool, resolve: Resolver = system_resolver
+) -> list[IPAddress]:
+    """The host's addresses, in the resolver's order, once every one of them passed the policy.
+
+    TargetRefusedError when the host is this machine or any address is not public (unless
+    `allow_private`); UnresolvableTargetError when the name does not resolve now.
+    """
+    if not allow_private and _is_localhost_name(host):
         raise TargetRefusedError(f"{host} is this machine")
-    port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UnresolvableTargetError(f"could not resolve {host}: {exc}") from exc
-    # Every address, not just the first: the HTTP client may connect to any of them.
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if not is_public(address):
-            raise TargetRefusedError(f"{host} resolves to {address}, which is not a public address")
+    literal = _literal_address(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            infos = await resolve(host, port)
+        except OSError as exc:
+            raise UnresolvableTargetError(f"could not resolve {host}: {exc}") from exc
+        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+        if not addresses:
+            raise UnresolvableTargetError(f"{host} has no addresses")
+    if not allow_private:
+        # Every address, not just the first: a connection may be made to any of them.
+        for address in addresses:
+            if not is_public(address):
+                raise TargetRefusedError(f"{host} resolves to {address}, which is not a public address")
+    return addresses
+
+
+class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to addresses `permitted_addresses` has just checked."""
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        resolve: Resolver = system_resolver,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self._allow_private = allow_private
+        self._resolve = resolve
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109  # httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await permitted_addresses(
+            host, port, allow_private=self._allow_private, resolve=self._resolve
+        )
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None  # permitted_addresses never returns an empty list
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109  # httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise TargetRefusedError("webhooks are not sent over Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport, with no proxy from the environment, connecting through `PinnedNetworkBackend`."""
+
+    def __init__(self, *, allow_private: bool, resolve: Resolver = system_resolver) -> None:
+        super().__init__(trust_env=False)
+        # httpx builds its httpcore pool without a way to pass a network backend; this one is the same pool
+        # (httpx's defaults) but for the backend. tests/unit/test_webhook_targets.py checks it is used.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=PinnedNetworkBackend(allow_private=allow_private, resolve=resolve),
+        )
 
 
 def _split(url: str) -> SplitResult:
