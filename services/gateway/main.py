@@ -79,13 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timeout_s=settings.auth_timeout_s,
             )
             stack.push_async_callback(auth.aclose)
+            sessions = session_factory(engine)
             gateway = Gateway(
                 settings=settings,
                 registry=registry,
                 metrics=metrics,
                 broker=broker,
                 engine=engine,
-                sessions=session_factory(engine),
+                sessions=sessions,
                 store=store,
                 presigner=public_store(settings),
                 updates=updates,
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     ttl_s=settings.auth_cache_ttl_s,
                     negative_ttl_s=settings.auth_negative_cache_ttl_s,
                 ),
-                rate_limiter=RateLimiter(),
+                rate_limiter=RateLimiter(sessions),
             )
             app.state.gateway = gateway
             stack.push_async_callback(broker.stop)
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(_cancel, sweeper)
             gauges = asyncio.create_task(run_job_gauges(gateway.sessions, job_gauges))
             stack.push_async_callback(_cancel, gauges)
+            stack.push_async_callback(_cancel, asyncio.create_task(gateway.rate_limiter.run_pruning()))
             await consumer_lag.start()
             stack.push_async_callback(consumer_lag.stop)
             if settings.webhook_dispatcher:

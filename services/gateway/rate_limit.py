@@ -1,18 +1,26 @@
-"""Requests per minute per credential, as a generic cell rate algorithm (GCRA) in this process's memory.
+"""Requests per minute per key (an API key or session, or a client address for sign-up and login).
 
-GCRA keeps one timestamp per credential (the theoretical arrival time) and allows short bursts up to the
-limit while holding the long-run rate to it. The state is per gateway replica: with N replicas behind a
-load balancer a key can reach up to N times its limit. Monthly quotas, which are what is billed, are
-exact across replicas (PostgreSQL); this limit only protects the service from floods.
+The counting is a generic cell rate algorithm kept in PostgreSQL (`shared.db.rate_limits`), so the limit
+holds across every gateway replica: N replicas behind a load balancer still allow a key its limit, not N
+times it. GCRA allows a burst of up to the whole limit at once while holding the long-run rate to it.
 """
 
+import asyncio
+import logging
 import math
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db.rate_limits import Take, forget_past_cells, take
+
 WINDOW_S: Final = 60.0
+PRUNE_INTERVAL_S: Final = 60.0
+_EPSILON: Final = 1e-6
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,37 +46,70 @@ class RateDecision:
         return headers
 
 
-class RateLimiter:
-    def __init__(self, *, max_keys: int = 100_000) -> None:
-        self._tat: OrderedDict[object, float] = OrderedDict()
-        self._max_keys = max_keys
+@dataclass(frozen=True)
+class Cell:
+    """The GCRA parameters of a limit of `limit` requests per window."""
 
-    def check(self, key: object, limit_per_minute: int, *, now: float | None = None) -> RateDecision:
-        """Count one request of `key` if the limit allows it."""
-        if limit_per_minute < 1:
-            raise ValueError(f"the limit must be at least 1 per minute, got {limit_per_minute}")
-        now = time.monotonic() if now is None else now
-        interval = WINDOW_S / limit_per_minute
-        burst = WINDOW_S - interval  # how far ahead of now the arrival time may run: `limit` requests at once
-        tat = max(self._tat.get(key, now), now)
-        if tat - now > burst + 1e-9:
+    limit: int
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"the limit must be at least 1 per minute, got {self.limit}")
+
+    @property
+    def interval_s(self) -> float:
+        return WINDOW_S / self.limit
+
+    @property
+    def burst_s(self) -> float:
+        """How far ahead of now the arrival time may run: `limit` requests at once."""
+        return WINDOW_S - self.interval_s
+
+    def decision(self, taken: Take) -> RateDecision:
+        """The answer's fields from what the cell said."""
+        if not taken.allowed:
             return RateDecision(
                 allowed=False,
-                limit=limit_per_minute,
+                limit=self.limit,
                 remaining=0,
-                reset_s=math.ceil(tat - now),
-                retry_after_s=max(1, math.ceil(tat - now - burst)),
+                reset_s=math.ceil(taken.ahead_s - _EPSILON),
+                retry_after_s=max(1, math.ceil(taken.ahead_s - self.burst_s - _EPSILON)),
             )
-        new_tat = tat + interval
-        self._tat[key] = new_tat
-        self._tat.move_to_end(key)
-        while len(self._tat) > self._max_keys:
-            self._tat.popitem(last=False)
-        remaining = math.floor((burst - (new_tat - now)) / interval + 1e-9) + 1
+        remaining = math.floor((self.burst_s - taken.ahead_s) / self.interval_s + _EPSILON) + 1
         return RateDecision(
             allowed=True,
-            limit=limit_per_minute,
-            remaining=max(0, min(limit_per_minute, remaining)),
-            reset_s=math.ceil(new_tat - now),
+            limit=self.limit,
+            remaining=max(0, min(self.limit, remaining)),
+            reset_s=max(0, math.ceil(taken.ahead_s - _EPSILON)),
             retry_after_s=0,
         )
+
+
+class RateLimiter:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def check(self, key: str, limit_per_minute: int) -> RateDecision:
+        """Count one request of `key` if the limit allows it."""
+        cell = Cell(limit_per_minute)
+        async with self._sessions() as session:
+            taken = await take(session=session, key=key, interval_s=cell.interval_s, burst_s=cell.burst_s)
+        return cell.decision(taken)
+
+    async def run_pruning(self, interval_s: float = PRUNE_INTERVAL_S) -> None:
+        """Delete spent cells every `interval_s` until cancelled (every replica may; it is idempotent)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                async with self._sessions() as session:
+                    await forget_past_cells(session=session)
+            except Exception:
+                logger.exception("pruning the rate-limit cells failed")
+
+
+def credential_key(credential_id: object) -> str:
+    return f"credential:{credential_id}"
+
+
+def address_key(address: str) -> str:
+    return f"address:{address}"

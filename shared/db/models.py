@@ -171,3 +171,17 @@ class UsageCounter(SQLModel, table=True):
     period: date = Field(primary_key=True, description="First day of the month")
     analyses: int = Field(default=0, ge=0)
     video_seconds: float = Field(default=0.0, ge=0.0)
+
+
+class RateLimitCell(SQLModel, table=True):
+    """A rate-limited key's theoretical arrival time (GCRA), shared by every gateway replica.
+
+    UNLOGGED: no WAL for a row written on every request; a database crash empties the table, which only
+    forgives the requests of the minute before it.
+    """
+
+    __tablename__ = "rate_limit_cell"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    key: str = Field(max_length=300, primary_key=True)
+    tat: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)

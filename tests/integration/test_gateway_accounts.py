@@ -11,6 +11,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from services.gateway.main import create_app
+from services.gateway.settings import Settings
 from services.gateway.state import Gateway
 from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
 from shared.storage import ObjectStore
@@ -23,6 +25,7 @@ from tests.integration.gateway_fixtures import (
     result_of_one_utterance,
     wait_until,
 )
+from tests.servers import serve_app
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.gateway_fixtures"]
@@ -196,6 +199,24 @@ async def test_over_the_rate_limit_is_429_with_retry_after_and_ratelimit_headers
     assert error_of(third) == (429, "rate_limited")
     assert 1 <= int(third.headers["retry-after"]) <= 30
     assert third.headers["ratelimit-remaining"] == "0" and third.headers["ratelimit-policy"] == "2;w=60"
+
+
+async def test_the_rate_limit_holds_across_gateway_replicas(
+    base_url: str, gateway: Gateway, gateway_settings: Settings
+) -> None:
+    account = await register(base_url)
+    await set_limits(gateway, account, rate_limit_per_minute=4)
+    # A second replica: its own consumer group, the same database (where the limit's cells live).
+    replica = gateway_settings.model_copy(
+        update={"service_name": "gateway-replica", "webhook_dispatcher": False}
+    )
+    async with serve_app(create_app(replica)) as replica_url, httpx.AsyncClient(timeout=30) as http:
+        statuses = [
+            (await http.get(f"{url}/v1/analyses", headers=bearer(account.key))).status_code
+            for url in [base_url, replica_url] * 3
+        ]
+    # Per replica the limit would have allowed all six (three each).
+    assert statuses == [200, 200, 200, 200, 429, 429]
 
 
 # --- isolation and deletion ----------------------------------------------------------------------------

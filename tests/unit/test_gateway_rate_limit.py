@@ -1,53 +1,44 @@
+"""The RateLimit fields the gateway derives from a GCRA cell's answer (the counting itself is tested
+against PostgreSQL in tests/integration/test_rate_limits.py)."""
+
 import pytest
 
-from services.gateway.rate_limit import WINDOW_S, RateLimiter
+from services.gateway.rate_limit import WINDOW_S, Cell
+from shared.db.rate_limits import Take
 
 
-def test_a_fresh_key_gets_its_whole_limit_at_once_then_is_refused() -> None:
-    limiter = RateLimiter()
-    decisions = [limiter.check("key", 5, now=100.0) for _ in range(5)]
-    assert all(decision.allowed for decision in decisions)
+def test_a_limit_of_five_is_a_request_every_twelve_seconds_with_a_burst_of_five() -> None:
+    cell = Cell(5)
+    assert (cell.interval_s, cell.burst_s) == (12.0, 48.0)
+
+
+def test_allowed_answers_count_down_what_is_left_of_the_burst() -> None:
+    cell = Cell(5)
+    # After n requests at once the arrival time runs n intervals ahead.
+    decisions = [cell.decision(Take(allowed=True, ahead_s=12.0 * n)) for n in range(1, 6)]
     assert [decision.remaining for decision in decisions] == [4, 3, 2, 1, 0]
-    refused = limiter.check("key", 5, now=100.0)
-    assert not refused.allowed
-    assert refused.remaining == 0
+    assert [decision.reset_s for decision in decisions] == [12, 24, 36, 48, 60]
+    assert all(decision.allowed and "Retry-After" not in decision.headers() for decision in decisions)
+
+
+def test_a_refusal_says_when_the_next_request_fits() -> None:
+    refused = Cell(5).decision(Take(allowed=False, ahead_s=60.0))
+    assert not refused.allowed and refused.remaining == 0
     # One request's worth of the window (60 s / 5) must pass before the next is allowed.
     assert refused.retry_after_s == 12
     headers = refused.headers()
     assert headers["Retry-After"] == "12"
     assert headers["RateLimit-Limit"] == "5"
     assert headers["RateLimit-Remaining"] == "0"
+    assert headers["RateLimit-Reset"] == "60"
     assert headers["RateLimit-Policy"] == f"5;w={int(WINDOW_S)}"
 
 
-def test_the_rate_refills_over_time() -> None:
-    limiter = RateLimiter()
-    for _ in range(5):
-        assert limiter.check("key", 5, now=0.0).allowed
-    assert not limiter.check("key", 5, now=11.9).allowed
-    assert limiter.check("key", 5, now=12.0).allowed
-    assert not limiter.check("key", 5, now=12.0).allowed
-    # After a full window the whole burst is back.
-    assert [limiter.check("key", 5, now=100.0).allowed for _ in range(6)] == [True] * 5 + [False]
-
-
-def test_keys_are_limited_separately_and_allowed_answers_carry_no_retry_after() -> None:
-    limiter = RateLimiter()
-    assert limiter.check("a", 1, now=0.0).allowed
-    assert not limiter.check("a", 1, now=0.0).allowed
-    allowed = limiter.check("b", 1, now=0.0)
-    assert allowed.allowed
-    assert "Retry-After" not in allowed.headers()
-
-
-def test_the_limiter_forgets_the_oldest_keys_beyond_its_bound() -> None:
-    limiter = RateLimiter(max_keys=2)
-    assert limiter.check("a", 1, now=0.0).allowed
-    limiter.check("b", 1, now=0.0)
-    limiter.check("c", 1, now=0.0)
-    assert limiter.check("a", 1, now=0.0).allowed  # "a" was evicted, so it starts afresh
+def test_a_refusal_is_never_retried_in_less_than_a_second() -> None:
+    # Slightly past the burst (database time moved between the decision and the arithmetic).
+    assert Cell(60).decision(Take(allowed=False, ahead_s=59.0001)).retry_after_s == 1
 
 
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        RateLimiter().check("a", 0)
+        Cell(0)

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..console.cookies import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, check_csrf
 from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
+from ..rate_limit import credential_key
 from ..state import Gateway
 
 MAX_PAGE_SIZE: Final = 100
@@ -72,7 +73,9 @@ async def get_principal(
             raise _unauthorized("your session has ended; log in again")
         raise _unauthorized("the API key or session is not valid (unknown, revoked or expired)")
     gateway.metrics.auth_checks.labels("accepted").inc()
-    decision = gateway.rate_limiter.check(principal.credential_id, principal.limits.rate_limit_per_minute)
+    decision = await gateway.rate_limiter.check(
+        credential_key(principal.credential_id), principal.limits.rate_limit_per_minute
+    )
     if not decision.allowed:
         gateway.metrics.quota_rejections.labels("rate_limit").inc()
         raise ApiError(

@@ -26,6 +26,7 @@ from ..api.deps import GatewayDep, SessionDep
 from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
 from ..media_types import SUPPORTED_EXTENSIONS
+from ..rate_limit import address_key
 from ..schemas import Analysis
 from ..state import Gateway
 from ..webhook_schemas import Delivery, Webhook
@@ -212,11 +213,11 @@ async def signup_page(request: Request) -> HTMLResponse:
     return _account_page(request, "signup")
 
 
-def _address_allowed(gateway: Gateway, request: Request) -> bool:
-    # The same bucket as the API's POST /v1/users and /v1/sessions: one budget of guesses per address.
+async def _address_allowed(gateway: Gateway, request: Request) -> bool:
+    # The same cell as the API's POST /v1/users and /v1/sessions: one budget of guesses per address.
     address = request.client.host if request.client else "unknown"
     limit = gateway.settings.account_rate_limit_per_minute
-    return gateway.rate_limiter.check(("address", address), limit).allowed
+    return (await gateway.rate_limiter.check(address_key(address), limit)).allowed
 
 
 def _credentials(form: FormData) -> Credentials | None:
@@ -240,7 +241,7 @@ async def _account_form(
     email, next_path = _field(form, "email"), _field(form, "next")
     if failure is not None:
         return _account_page(request, mode, error=FORM_EXPIRED, email=email, status_code=403)
-    if not _address_allowed(gateway, request):
+    if not await _address_allowed(gateway, request):
         error = "Too many attempts from your address. Please wait a minute and try again."
         return _account_page(request, mode, error=error, email=email, status_code=429)
     credentials = _credentials(form)

@@ -22,6 +22,7 @@ from shared.accounts_api import (
 
 from ...credentials import AuthUnavailableError
 from ...errors import ApiError, error_responses
+from ...rate_limit import address_key
 from ...state import Gateway
 from ..deps import GatewayDep
 
@@ -48,10 +49,10 @@ async def _relay(
     return Response(answer.content, status_code=answer.status_code, headers=kept)
 
 
-def _limit_by_address(gateway: Gateway, request: Request) -> None:
+async def _limit_by_address(gateway: Gateway, request: Request) -> None:
     address = request.client.host if request.client else "unknown"
-    decision = gateway.rate_limiter.check(
-        ("address", address), gateway.settings.account_rate_limit_per_minute
+    decision = await gateway.rate_limiter.check(
+        address_key(address), gateway.settings.account_rate_limit_per_minute
     )
     if not decision.allowed:
         gateway.metrics.quota_rejections.labels("account_rate_limit").inc()
@@ -73,7 +74,7 @@ def _limit_by_address(gateway: Gateway, request: Request) -> None:
 )
 async def register(body: Credentials, request: Request, gateway: GatewayDep) -> Response:
     """Create an account. The answer carries its first API key, shown this once."""
-    _limit_by_address(gateway, request)
+    await _limit_by_address(gateway, request)
     return await _relay(gateway, "POST", "/v1/users", authorization=None, json=_credentials_json(body))
 
 
@@ -90,7 +91,7 @@ async def register(body: Credentials, request: Request, gateway: GatewayDep) -> 
 )
 async def log_in(body: Credentials, request: Request, gateway: GatewayDep) -> Response:
     """Log in with email and password; the session token works wherever an API key does."""
-    _limit_by_address(gateway, request)
+    await _limit_by_address(gateway, request)
     return await _relay(gateway, "POST", "/v1/sessions", authorization=None, json=_credentials_json(body))
 
 
