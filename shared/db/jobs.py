@@ -89,17 +89,7 @@ async def requeue_failed_job(
             col(Job.status) == JobStatus.FAILED,
             col(Job.error_code) == code,
         )
-        .values(
-            status=JobStatus.QUEUED,
-            attempt=col(Job.attempt) + 1,
-            stage=None,
-            stage_started_at=None,
-            error_code=None,
-            error_reason=None,
-            completed_at=None,
-            updated_at=func.now(),
-            **charged,
-        )
+        .values(**_new_attempt(), error_code=None, error_reason=None, completed_at=None, **charged)
         .returning(col(Job.id))
         .execution_options(**_NO_SYNC)
     )
@@ -112,6 +102,17 @@ async def requeue_failed_job(
     job = (await session.exec(select(Job).where(Job.id == job_id).execution_options(**_FRESH))).one()
     await session.commit()
     return job
+
+
+def _new_attempt() -> dict[str, object]:
+    """The columns that start a job's next attempt, queued and in no stage yet."""
+    return {
+        "attempt": col(Job.attempt) + 1,
+        "status": JobStatus.QUEUED,
+        "stage": None,
+        "stage_started_at": None,
+        "updated_at": func.now(),
+    }
 
 
 def _charged_columns(quota: QuotaCharge | None) -> dict[str, object]:
@@ -306,17 +307,7 @@ async def redrive_job(
     statement = update(Job).where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
     if expected_attempt is not None:
         statement = statement.where(col(Job.attempt) == expected_attempt)
-    statement = (
-        statement.values(
-            attempt=col(Job.attempt) + 1,
-            status=JobStatus.QUEUED,
-            stage=None,
-            stage_started_at=None,
-            updated_at=func.now(),
-        )
-        .returning(col(Job.attempt))
-        .execution_options(**_NO_SYNC)
-    )
+    statement = statement.values(**_new_attempt()).returning(col(Job.attempt)).execution_options(**_NO_SYNC)
     attempt: int | None = (await session.exec(statement)).scalar_one_or_none()
     await session.commit()
     return attempt
