@@ -48,6 +48,12 @@ def broker_command(host: str, port: int) -> list[str]:
     ]
 
 
+def await_broker(host: str, port: int, process: ManagedProcess, *, timeout_s: float, partitions: int) -> None:
+    """Wait until the broker started as `process` answers, then create the pipeline's topics on it."""
+    wait_until(lambda: kafka_ready(host, port), what="Tansu broker", timeout_s=timeout_s, process=process)
+    create_topics(f"{host}:{port}", [topic.value for topic in Topic], partitions)
+
+
 class LocalStack:
     """Start with `start()` or `with LocalStack(...) as stack:`; `env()` points services at it."""
 
@@ -278,13 +284,9 @@ class LocalStack:
         timeout = self.config.infra_ready_timeout_s
         host = self.config.host
 
-        wait_until(
-            lambda: kafka_ready(host, self._port("kafka")),
-            what="Tansu broker",
-            timeout_s=timeout,
-            process=broker,
+        await_broker(
+            host, self._port("kafka"), broker, timeout_s=timeout, partitions=self.config.kafka_partitions
         )
-        create_topics(self.kafka_bootstrap, [topic.value for topic in Topic], self.config.kafka_partitions)
         self.startup_seconds["kafka"] = time.monotonic() - began
 
         store = self.object_store()

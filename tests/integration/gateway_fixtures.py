@@ -172,9 +172,10 @@ class RequestedEvents:
             self.changed.set()
 
 
-@pytest.fixture(scope="module")
-async def requested(kafka_bootstrap: str) -> AsyncIterator[RequestedEvents]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+@contextlib.asynccontextmanager
+async def reading_requested(bootstrap: str) -> AsyncIterator[RequestedEvents]:
+    """Every AnalysisRequested on the broker at `bootstrap`, from the beginning, while the block runs."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     topic = Topic.ANALYSIS_REQUESTED.value
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
@@ -182,11 +183,19 @@ async def requested(kafka_bootstrap: str) -> AsyncIterator[RequestedEvents]:
     await consumer.seek_to_beginning(*partitions)
     events = RequestedEvents()
     reading = asyncio.create_task(events.consume(consumer))
-    yield events
-    reading.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await reading
-    await consumer.stop()
+    try:
+        yield events
+    finally:
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        await consumer.stop()
+
+
+@pytest.fixture(scope="module")
+async def requested(kafka_bootstrap: str) -> AsyncIterator[RequestedEvents]:
+    async with reading_requested(kafka_bootstrap) as events:
+        yield events
 
 
 @pytest.fixture(scope="module")

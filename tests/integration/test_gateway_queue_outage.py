@@ -3,7 +3,6 @@ the test stops and starts again. The refused analysis fails with `queue_unavaila
 and keeps its upload; sending its key again once the broker is back queues it as a new attempt."""
 
 import asyncio
-import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -12,17 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped, unused-ignore]
 
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
-from shared.events import Topic
 from shared.localstack.config import REPO_ROOT
-from shared.localstack.probes import create_topics, kafka_ready, wait_until
 from shared.localstack.processes import ManagedProcess, free_port
-from shared.localstack.stack import broker_command
+from shared.localstack.stack import await_broker, broker_command
 from shared.storage import ObjectStore
-from tests.integration.gateway_fixtures import Account, RequestedEvents, error_of, upload
+from tests.integration.gateway_fixtures import Account, error_of, reading_requested, upload
 from tests.servers import serve_app
 
 pytestmark = pytest.mark.integration
@@ -55,13 +51,7 @@ class Broker:
             attached=True,
             port=self.port,
         )
-        wait_until(
-            lambda: kafka_ready("127.0.0.1", self.port),
-            what="the outage test's broker",
-            timeout_s=BROKER_START_TIMEOUT_S,
-            process=self.process,
-        )
-        create_topics(self.bootstrap, [topic.value for topic in Topic], partitions=1)
+        await_broker("127.0.0.1", self.port, self.process, timeout_s=BROKER_START_TIMEOUT_S, partitions=1)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -93,18 +83,6 @@ async def outage_gateway(gateway_settings: Settings, broker: Broker) -> AsyncIte
             await asyncio.to_thread(broker.start)
 
 
-async def requested_on(bootstrap: str, events: RequestedEvents) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(Topic.ANALYSIS_REQUESTED.value, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        await events.consume(consumer)
-    finally:
-        await consumer.stop()
-
-
 async def test_an_analysis_refused_by_a_broker_outage_is_retried_by_sending_its_key_again(
     outage_gateway: str,
     broker: Broker,
@@ -129,9 +107,7 @@ async def test_an_analysis_refused_by_a_broker_outage_is_retried_by_sending_its_
         assert object_store.exists(gateway_settings.uploads_bucket, key)
 
         await asyncio.to_thread(broker.start)
-        events = RequestedEvents()
-        reading = asyncio.create_task(requested_on(broker.bootstrap, events))
-        try:
+        async with reading_requested(broker.bootstrap) as events:
             # A client retrying: the producer may need a few tries to find the restarted broker.
             for _ in range(RESUBMISSIONS):
                 retried = await client.post("/v1/analyses", json={"key": key})
@@ -154,7 +130,3 @@ async def test_an_analysis_refused_by_a_broker_outage_is_retried_by_sending_its_
             again = await client.post("/v1/analyses", json={"key": key})
             assert again.status_code == 200 and again.json()["attempt"] == body["attempt"]
             assert (await client.get("/v1/usage")).json()["analyses"]["used"] == used_before + 1
-        finally:
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reading

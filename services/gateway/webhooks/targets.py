@@ -182,7 +182,7 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, *, allow_private: bool, resolve: Resolver = system_resolver) -> None:
         super().__init__(trust_env=False)
         # httpx builds its httpcore pool without a way to pass a network backend; this one is the same pool
-        # (httpx's defaults) but for the backend. tests/unit/test_webhook_targets.py checks it is used.
+        # (httpx's defaults) but for the backend. tests/integration/test_webhooks.py checks it is used.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
             max_connections=100,
