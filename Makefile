@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	@rm -f $(VENV)/.setup-* && touch $@
 
 model: setup $(BUNDLE)/manifest.json  ## build the default model bundle (deterministic, seconds)
-$(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json)
+$(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json) $(wildcard training/weights/voice-v1.* training/weights/face-fer2013-v1.* training/weights/fusion-rule-v1.json)
 	$(PY) -m training.default_bundle --out $(BUNDLE) --weights $(TEXT_WEIGHTS)
 
 train-text: setup  ## retrain the default bundle's text weights on MELD train, selected on dev (CPU)

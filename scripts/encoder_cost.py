@@ -3,8 +3,9 @@
     python scripts/encoder_cost.py [--bundle DIR] [--repeats 5]
 
 Utterances are the speech spans of a real talking video (../shared/data/talking/vr_face_1.mp4), each
-encoder timed on them after a warm-up; R3D-18 and the mel CNN are timed even while the bundle marks them
-untrained (the services skip untrained branches), so the figure is what they will cost once trained.
+encoder timed on them after a warm-up; R3D-18 is timed even while the bundle marks it untrained (the
+services skip untrained branches), so the figure is what it will cost once trained. The voice encodes the
+whole file once (30 s windows): its figure is that cost over the utterances.
 """
 
 import argparse
@@ -77,9 +78,14 @@ def main() -> None:
         "video: face detection (3 stills)": lambda: [face_crops(f.stills) for f in frames if f is not None],
         "video: facial expression CNN": lambda: video.face_emotions(crops),
         "video: R3D-18 (30×112×112)": lambda: video.encode(clips, crops),
-        "audio: log-mel + CNN": lambda: audio.encode(samples, SPANS),
+        f"audio: {bundle.config.audio_encoder}": lambda: audio.encode(samples, SPANS),
         "fusion (fused + per modality)": lambda: fusion.predict(
-            n, text_features, encoded_video.video, audio_features, encoded_video.face_emotions
+            n,
+            text_features,
+            encoded_video.video,
+            audio_features.audio,
+            face_emotions=encoded_video.face_emotions,
+            voice_emotions=audio_features.voice_emotions,
         ),
     }
     seconds = probe(VIDEO).duration_s

@@ -3,14 +3,20 @@
 emotion-analyzer analyze talk.mp4                   a table of utterances, with a progress display
 emotion-analyzer analyze talk.mp4 --json            exactly the REST API's `result` object
 emotion-analyzer analyze talk.mp4 --plot talk.png   also a picture of the emotions over time
+emotion-analyzer analyze a.mp4 b.wav recordings/ --jsonl
+                                                    several files or folders, the models loaded once: one JSON
+                                                    line per file, {"path", "result"} or {"path", "error"}
 emotion-analyzer analyze talk.mp4 --server http://127.0.0.1:8000 --key ea_…
                                                     the same through a server's API (or EA_SERVER, EA_API_KEY)
 """
 
 import argparse
+import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Final, NamedTuple
 
 from rich.console import Console
 from rich.table import Table
@@ -27,9 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="emotion-analyzer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    analyze = commands.add_parser("analyze", help="analyse one video or audio file")
-    analyze.add_argument("path", type=Path)
+    analyze = commands.add_parser("analyze", help="analyse video or audio files")
+    analyze.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="files, or folders of them")
     analyze.add_argument("--json", action="store_true", help="print the result as the API's JSON")
+    analyze.add_argument(
+        "--jsonl", action="store_true", help="one JSON line per file: {path, result} or {path, error}"
+    )
     analyze.add_argument(
         "--plot", type=Path, metavar="PNG", help="draw the utterances over time into this file"
     )
@@ -79,7 +88,19 @@ def _table(result: AnalysisResult) -> Table:
     return table
 
 
-def _analyze_here(args: argparse.Namespace, err: Console) -> AnalysisResult | int:
+class Failure(NamedTuple):
+    """A file that could not be analysed: its exit code, and the error's stable code and message."""
+
+    exit_code: int
+    code: str
+    message: str
+
+
+Analyze = Callable[[Path], "AnalysisResult | Failure"]
+
+
+def _analyzer_here(args: argparse.Namespace, err: Console) -> Analyze:
+    """Loads the models once; the function it gives analyses one file in this process."""
     # heavy imports only here, so `--help` and the remote mode need no torch
     from transformers.utils import logging as transformers_logging
 
@@ -87,8 +108,7 @@ def _analyze_here(args: argparse.Namespace, err: Console) -> AnalysisResult | in
     from shared.pipeline import InProcessAnalyzer, PipelineOptions
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # we show our own progress
-
-    with err.status("loading models…") as status:
+    with err.status("loading models…"):
         analyzer = InProcessAnalyzer(
             PipelineOptions(
                 bundle_uri=args.bundle,
@@ -98,38 +118,73 @@ def _analyze_here(args: argparse.Namespace, err: Console) -> AnalysisResult | in
             )
         )
 
-        def progress(stage: Stage, message: str) -> None:
-            status.update(f"[bold]{stage.value}[/]: {message}…")
-            err.log(f"{stage.value}: {message}")
+    def analyze_one(path: Path) -> AnalysisResult | Failure:
+        with err.status(f"{path.name}…") as status:
 
-        try:
-            return analyzer.analyze(args.path, progress)
-        except MediaError as exc:
-            err.print(f"[red]error ({exc.code}):[/] {exc}")
-            return EXIT_BAD_INPUT
+            def progress(stage: Stage, message: str) -> None:
+                status.update(f"[bold]{path.name} {stage.value}[/]: {message}…")
+                err.log(f"{path.name} {stage.value}: {message}")
+
+            try:
+                return analyzer.analyze(path, progress)
+            except MediaError as exc:
+                return Failure(EXIT_BAD_INPUT, exc.code.value, exc.message)
+
+    return analyze_one
 
 
-def _analyze_remotely(args: argparse.Namespace, err: Console) -> AnalysisResult | int:
+def _analyzer_remote(args: argparse.Namespace, err: Console) -> Analyze:
     from emotion_analyzer.remote import RemoteAnalysisError, RemoteOptions, analyze_remotely
 
-    if not args.key:
-        err.print("[red]error:[/] an API key is needed with --server: --key or EA_API_KEY")
-        return EXIT_BAD_INPUT
     options = RemoteOptions(
         server=args.server, key=args.key, presigned=not args.multipart, timeout_s=args.timeout
     )
-    try:
-        return analyze_remotely(args.path, options, err)
-    except RemoteAnalysisError as exc:
-        err.print(f"[red]error ({exc.code}):[/] {exc.message}")
-        return exc.exit_code
+
+    def analyze_one(path: Path) -> AnalysisResult | Failure:
+        try:
+            return analyze_remotely(path, options, err)
+        except RemoteAnalysisError as exc:
+            return Failure(exc.exit_code, exc.code, exc.message)
+
+    return analyze_one
+
+
+MEDIA_SUFFIXES: Final = frozenset(
+    {
+        ".mp4",
+        ".mov",
+        ".m4v",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mp3",
+        ".m4a",
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".opus",
+        ".aac",
+    }
+)
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; folders as the media files under them (by suffix), sorted. Missing paths stay, to be
+    reported as such."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+        else:
+            out.append(path)
+    return out
 
 
 def _plot(result: AnalysisResult, args: argparse.Namespace, err: Console) -> int:
     from emotion_analyzer.timeline import PlotUnavailableError, plot_timeline
 
     try:
-        plot_timeline(result, args.plot, title=args.path.name)
+        plot_timeline(result, args.plot, title=args.paths[0].name)
     except PlotUnavailableError as exc:
         err.print(f"[red]error:[/] {exc}")
         return EXIT_FAILED
@@ -139,12 +194,27 @@ def _plot(result: AnalysisResult, args: argparse.Namespace, err: Console) -> int
 
 def analyze(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
-    if not args.path.is_file():
-        err.print(f"[red]error:[/] {args.path} is not a file")
+    paths = expand_paths(args.paths)
+    if not paths:
+        err.print("[red]error:[/] no video or audio files there")
         return EXIT_BAD_INPUT
-    outcome = _analyze_remotely(args, err) if args.server else _analyze_here(args, err)
-    if isinstance(outcome, int):
-        return outcome
+    batch = args.jsonl or len(paths) > 1
+    if batch and (args.plot or args.json):
+        err.print("[red]error:[/] --plot and --json take one file; several are analysed with --jsonl")
+        return EXIT_BAD_INPUT
+    if args.server and not args.key:
+        err.print("[red]error:[/] an API key is needed with --server: --key or EA_API_KEY")
+        return EXIT_BAD_INPUT
+    if not batch and not paths[0].is_file():
+        err.print(f"[red]error:[/] {paths[0]} is not a file")
+        return EXIT_BAD_INPUT
+    analyze_one = _analyzer_remote(args, err) if args.server else _analyzer_here(args, err)
+    if batch:
+        return _analyze_batch(paths, analyze_one)
+    outcome = analyze_one(paths[0])
+    if isinstance(outcome, Failure):
+        err.print(f"[red]error ({outcome.code}):[/] {outcome.message}")
+        return outcome.exit_code
     if args.json:
         sys.stdout.write(outcome.model_dump_json(indent=2) + "\n")
     else:
@@ -152,6 +222,24 @@ def analyze(args: argparse.Namespace) -> int:
         for missing in outcome.missing_modalities:
             Console().print(f"[yellow]{missing.modality.value} missing:[/] {missing.reason}")
     return _plot(outcome, args, err) if args.plot else 0
+
+
+def _analyze_batch(paths: list[Path], analyze_one: Analyze) -> int:
+    """One JSON line per file, in order, each flushed as it is done; the exit code is the worst one."""
+    worst = 0
+    for path in paths:
+        if not path.is_file():
+            outcome: AnalysisResult | Failure = Failure(EXIT_BAD_INPUT, "not_a_file", f"{path} is not a file")
+        else:
+            outcome = analyze_one(path)
+        if isinstance(outcome, Failure):
+            worst = max(worst, outcome.exit_code)
+            line = {"path": str(path), "error": {"code": outcome.code, "message": outcome.message}}
+        else:
+            line = {"path": str(path), "result": outcome.model_dump(mode="json")}
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+    return worst
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,6 +168,10 @@ class AudioFeaturesReady(Event):
     TOPIC: ClassVar[Topic] = Topic.FEATURES_AUDIO
     bundle_version: str
     audio: ModalityFeatures
+    voice_emotions: FeatureMatrix | None = Field(
+        default=None,
+        description="(n_utterances, 7) calibrated voice-emotion probabilities where a voice was heard",
+    )
 
 
 class AnalysisProgress(Event):

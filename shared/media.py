@@ -137,14 +137,23 @@ class _StreamTally:
     end_s: float = 0.0
     decoded: bool = False
 
-    def check_complete(self, declared_s: float | None) -> None:
+    def declared_s(self) -> float | None:
+        """The stream's own declared length (MP4 and MOV give one per track; Matroska often none)."""
+        if self.stream.duration is None or self.stream.time_base is None:
+            return None
+        return float(self.stream.duration * self.stream.time_base)
+
+    def check_complete(self, trust_durations: bool) -> None:
+        """Streams of different lengths are normal (a recording whose sound stops before its picture): each
+        stream is held to its own declared length, never to the container's."""
         promised = self.stream.frames
         if promised and self.packets + _MISSING_PACKETS_TOLERATED < promised:
             raise MediaError(
                 MediaErrorCode.CORRUPT_MEDIA,
                 f"the file is cut short: {self.stream.type} has {self.packets} of {promised} packets",
             )
-        if declared_s is not None and self.end_s < declared_s * 0.9 - _MISSING_SECONDS_TOLERATED:
+        declared_s = self.declared_s() if trust_durations else None
+        if _falls_short(self.end_s, declared_s):
             raise MediaError(
                 MediaErrorCode.CORRUPT_MEDIA,
                 f"the file is cut short: its {self.stream.type} track stops at {self.end_s:.1f} s"
@@ -152,6 +161,10 @@ class _StreamTally:
             )
         if self.packets and not self.decoded:
             raise MediaError(MediaErrorCode.CORRUPT_MEDIA, f"the {self.stream.type} track cannot be decoded")
+
+
+def _falls_short(end_s: float, declared_s: float | None) -> bool:
+    return declared_s is not None and end_s < declared_s * 0.9 - _MISSING_SECONDS_TOLERATED
 
 
 def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
@@ -184,10 +197,16 @@ def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
             raise MediaError(
                 MediaErrorCode.CORRUPT_MEDIA, f"the file is damaged ({error.strerror})"
             ) from error
-        trusted_s = None if container.format.name in _GUESSED_DURATION_FORMATS else declared_s
+        trusted = container.format.name not in _GUESSED_DURATION_FORMATS
         for tally in tallies.values():
-            tally.check_complete(trusted_s)
+            tally.check_complete(trusted)
         duration_s = max(tally.end_s for tally in tallies.values())
+        # The container's length is the longest stream's: the file as a whole must reach it.
+        if trusted and _falls_short(duration_s, declared_s):
+            raise MediaError(
+                MediaErrorCode.CORRUPT_MEDIA,
+                f"the file is cut short: it stops at {duration_s:.1f} s of {declared_s:.1f} s",
+            )
         _check_length(duration_s, max_duration_s)
         return MediaInfo(
             duration_s=duration_s,

@@ -27,6 +27,7 @@ from shared.media import (
 from shared.metrics import InferenceModality, InferenceObserver
 from shared.model.face import FACE_SIZE
 from shared.model.inference import (
+    AudioEncoding,
     AudioFeaturizer,
     FusionPredictor,
     TextFeaturizer,
@@ -147,7 +148,7 @@ def encode_audio_file(
     utterances: Sequence[Span],
     featurizer: AudioFeaturizer,
     observe_inference: InferenceObserver | None = None,
-) -> ModalityFeatures:
+) -> AudioEncoding:
     audio = load_audio(path) if media.has_audio else None
     with _inference(observe_inference, "audio", len(utterances)):
         return featurizer.encode(audio, _spans(utterances))
@@ -172,13 +173,13 @@ def fuse(
     *,
     transcript: TranscriptionOutput,
     video: VideoEncoding,
-    audio: ModalityFeatures,
+    audio: AudioEncoding,
     predictor: FusionPredictor,
     bundle_version: str,
     observe_inference: InferenceObserver | None = None,
 ) -> AnalysisResult:
     utterances = transcript.utterances
-    features = {Modality.TEXT: transcript.text, Modality.VIDEO: video.video, Modality.AUDIO: audio}
+    features = {Modality.TEXT: transcript.text, Modality.VIDEO: video.video, Modality.AUDIO: audio.audio}
     for modality, modality_features in features.items():
         if len(modality_features.present) != len(utterances):
             raise ValueError(
@@ -186,7 +187,14 @@ def fuse(
                 f"the transcript has {len(utterances)}"
             )
     with _inference(observe_inference, "fusion", len(utterances)):
-        outputs = predictor.predict(len(utterances), transcript.text, video.video, audio, video.face_emotions)
+        outputs = predictor.predict(
+            len(utterances),
+            transcript.text,
+            video.video,
+            audio.audio,
+            face_emotions=video.face_emotions,
+            voice_emotions=audio.voice_emotions,
+        )
     fused_emotion, fused_sentiment = outputs["fused"]
     results = [
         UtteranceResult(

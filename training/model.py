@@ -99,7 +99,8 @@ class MultimodalClassifier(nn.Module):
         model = cls(bundle.config, AutoModel.from_pretrained(str(bundle.path("text/backbone"))))
         bundle.load_weights("text", model.text.projection, "text/projection.safetensors")
         bundle.load_weights("video", model.video)
-        bundle.load_weights("audio", model.audio)
+        if bundle.config.audio_encoder == "mel-cnn":  # a voice head is an expert of its own, not this branch
+            bundle.load_weights("audio", model.audio)
         bundle.load_weights("fusion", model.fusion)
         return model
 

@@ -36,6 +36,7 @@ FORMAT: Final = "emotion-analyzer/text-weights/1"
 LORA: Final = "lora."
 PROJECTION: Final = "text_projection."
 FUSION: Final = "fusion."
+LEGACY_FUSION_KEYS: Final = frozenset({"face_weight"})
 
 
 class TextWeightsError(ValueError):
@@ -156,7 +157,9 @@ def load_text_weights(path: Path) -> TextWeights:
         lora=LoraSettings.from_metadata(metadata),
         lora_state=part(LORA),
         projection=part(PROJECTION),
-        fusion=part(FUSION),
+        # meld-text-v1 also stored the hand-set face exponent of the late fusion that the fitted pooling rule
+        # replaced (shared.model.pooling); it is no longer part of the model.
+        fusion={k: v for k, v in part(FUSION).items() if k not in LEGACY_FUSION_KEYS},
         sha256=sha256_file(path),
     )
 

@@ -39,10 +39,10 @@ from transformers import AutoModel, PreTrainedTokenizerBase
 
 from shared.assets import minilm_dir
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
-from shared.model.build import MINILM_SOURCE
+from shared.model.build import MINILM_SOURCE, add_face
 from shared.model.bundle import BundleWriter, sha256_file, torch_device
 from shared.model.config import ModelConfig
-from shared.model.face import FACE_SOURCE, pretrained_face_net, sentiment_given_emotion
+from shared.model.face import sentiment_given_emotion
 from training.calibrate import Temperatures, calibrate_fusion
 from training.data import (
     MELD_SOURCE,
@@ -590,7 +590,10 @@ def export_bundle(
         trained=True,
         source=_source("fusion", True, "384+3 → 256 MLP, two heads, temperatures fitted on dev", best_epoch),
     )
-    writer.add_module("face", pretrained_face_net(), trained=True, source=FACE_SOURCE)
+    from training.face import DEFAULT_FACE_WEIGHTS, face_source
+
+    face = DEFAULT_FACE_WEIGHTS if DEFAULT_FACE_WEIGHTS.is_file() else None
+    add_face(writer, face, source=face_source(face) if face else "")
     writer.write()
     return root
 

@@ -1,4 +1,4 @@
-"""transcript.ready → features.audio: per utterance, the voice's embedding from its mel spectrogram."""
+"""transcript.ready → features.audio: per utterance, the voice's calibrated emotions (or an embedding)."""
 
 import asyncio
 
@@ -24,5 +24,9 @@ async def encode_audio(
             observe_inference=resources.observe_inference,
         )
     return AudioFeaturesReady(
-        job_id=event.job_id, attempt=event.attempt, bundle_version=resources.bundle_version, audio=features
+        job_id=event.job_id,
+        attempt=event.attempt,
+        bundle_version=resources.bundle_version,
+        audio=features.audio,
+        voice_emotions=features.voice_emotions,
     )

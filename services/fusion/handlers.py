@@ -16,7 +16,7 @@ from shared.db.fusion_parts import get_parts, put_part
 from shared.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
 from shared.labels import Modality
 from shared.metrics import InferenceObserver
-from shared.model.inference import FusionPredictor, VideoEncoding
+from shared.model.inference import AudioEncoding, FusionPredictor, VideoEncoding
 from shared.stages import TranscriptionOutput, fuse
 
 PartEvent = TranscriptReady | VideoFeaturesReady | AudioFeaturesReady
@@ -56,7 +56,7 @@ def fuse_parts(parts: dict[Modality, dict[str, Any]], resources: Resources) -> A
     result = fuse(
         transcript=TranscriptionOutput.model_validate(transcript.model_dump()),
         video=VideoEncoding.model_validate(video.model_dump()),
-        audio=audio.audio,
+        audio=AudioEncoding(audio=audio.audio, voice_emotions=audio.voice_emotions),
         predictor=resources.predictor,
         bundle_version=resources.bundle_version,
         observe_inference=resources.observe_inference,

@@ -18,9 +18,9 @@ from transformers import AutoModel, PreTrainedModel
 from shared.assets import minilm_dir
 from shared.labels import EMOTIONS, SENTIMENTS
 from shared.model.audio import AudioEncoder
-from shared.model.bundle import BundleManifest, BundleWriter
+from shared.model.bundle import BundleManifest, BundleWriter, TrainingData, load_state
 from shared.model.config import ModelConfig
-from shared.model.face import FACE_SOURCE, pretrained_face_net, sentiment_given_emotion
+from shared.model.face import FaceExpressionNet, sentiment_given_emotion
 from shared.model.fusion import FusionClassifier
 from shared.model.text import TextProjection
 from shared.model.video import VideoEncoder
@@ -58,14 +58,33 @@ def add_untrained_media(writer: BundleWriter, config: ModelConfig, *, seed: int)
     writer.add_module("audio", AudioEncoder(config), trained=False, source=f"mel CNN: {INITIALISED}")
 
 
-def add_pretrained_face(writer: BundleWriter) -> None:
-    writer.add_module("face", pretrained_face_net(), trained=True, source=FACE_SOURCE)
+FER_DATA: Final = TrainingData(
+    name="FER2013 Training split (Goodfellow et al. 2013), filtered copy of the kit",
+    licence="research use (Kaggle's 'Challenges in Representation Learning'; faces scraped from the web)",
+    note="for research; check the terms before commercial use",
+)
+
+
+def add_face(writer: BundleWriter, weights: Path | None, *, source: str = "", seed: int = 0) -> None:
+    """The facial-expression network: trained weights (`training.face`) or, without, seeded and untrained."""
+    torch.manual_seed(seed)
+    net = FaceExpressionNet()
+    if weights is None:
+        writer.add_module("face", net, trained=False, source=f"facial-expression CNN: {INITIALISED}")
+        return
+    load_state(net, weights)
+    writer.add_module("face", net, trained=True, source=source, half=True, trained_on=[FER_DATA])
 
 
 def build_initial_bundle(
-    out: Path, *, version: str = "0.1.0-init", seed: int = 0, label_pairs: Sequence[tuple[int, int]] = ()
+    out: Path,
+    *,
+    version: str = "0.1.0-init",
+    seed: int = 0,
+    label_pairs: Sequence[tuple[int, int]] = (),
+    face_weights: Path | None = None,
 ) -> BundleManifest:
-    """Every component in its final format and shape; only the backbone and the face network are trained."""
+    """Every component in its final format and shape; only the text backbone is pretrained."""
     torch.manual_seed(seed)
     config = ModelConfig()
     backbone_dir = minilm_dir()
@@ -96,7 +115,7 @@ def build_initial_bundle(
         trained=False,
         source=f"fusion MLP: {INITIALISED}; face sentiment map from {len(label_pairs)} labelled utterances",
     )
-    add_pretrained_face(writer)
+    add_face(writer, face_weights, source=f"facial-expression CNN from {face_weights}", seed=seed)
     return writer.write()
 
 

@@ -7,8 +7,10 @@ Layout of a bundle directory (locally or under an object-store prefix):
     text/projection.safetensors
     video.safetensors          R3D-18 + projection
     face.safetensors           facial-expression CNN (optional; the video encoder loads it with video)
-    audio.safetensors          mel CNN + projection
+    audio.safetensors          voice head on Whisper states (config audio_encoder "whisper-base-encoder",
+    audio/whisper/...          with the CTranslate2 Whisper model it reads), or mel CNN + projection
     fusion.safetensors         fusion MLP, heads and calibration temperatures
+    fusion_rule.json           how the modalities' distributions are pooled (shared.model.pooling)
 
 A service asks for the components it needs; from the object store only their files are fetched, into a
 cache keyed by the bundle version, and each file is checked against the manifest's sha256.
@@ -48,11 +50,20 @@ class FileEntry(BaseModel):
     size: int
 
 
+class TrainingData(BaseModel):
+    """A data set a component's weights were trained (or calibrated) on, and the terms that come with it."""
+
+    name: str
+    licence: str
+    note: str = Field(default="", description="What the licence means for the weights, e.g. non-commercial")
+
+
 class ComponentSpec(BaseModel):
     files: list[FileEntry]
     trained: bool = Field(description="False while the component holds initialised weights only")
     source: str = Field(description="How the weights were obtained, and their licence")
     parameters: int = Field(ge=0)
+    trained_on: list[TrainingData] = Field(default_factory=list)
 
 
 class BundleManifest(BaseModel):
@@ -144,15 +155,33 @@ class BundleWriter:
         root.mkdir(parents=True)
 
     def add_module(
-        self, name: ComponentName, module: nn.Module, *, trained: bool, source: str, half: bool = False
+        self,
+        name: ComponentName,
+        module: nn.Module,
+        *,
+        trained: bool,
+        source: str,
+        half: bool = False,
+        trained_on: list[TrainingData] | None = None,
     ) -> None:
         path = save_state(module, self.root / f"{name}.safetensors", half=half)
         self.components[name] = ComponentSpec(
-            files=_entries(self.root, [path]), trained=trained, source=source, parameters=_count(module)
+            files=_entries(self.root, [path]),
+            trained=trained,
+            source=source,
+            parameters=_count(module),
+            trained_on=trained_on or [],
         )
 
     def add_text(
-        self, backbone_dir: Path, projection: nn.Module, *, trained: bool, source: str, parameters: int
+        self,
+        backbone_dir: Path,
+        projection: nn.Module,
+        *,
+        trained: bool,
+        source: str,
+        parameters: int,
+        trained_on: list[TrainingData] | None = None,
     ) -> None:
         target = self.root / "text" / "backbone"
         shutil.copytree(
@@ -161,8 +190,23 @@ class BundleWriter:
         projection_path = save_state(projection, self.root / "text" / "projection.safetensors")
         files = [p for p in target.rglob("*") if p.is_file()] + [projection_path]
         self.components["text"] = ComponentSpec(
-            files=_entries(self.root, files), trained=trained, source=source, parameters=parameters
+            files=_entries(self.root, files),
+            trained=trained,
+            source=source,
+            parameters=parameters,
+            trained_on=trained_on or [],
         )
+
+    def add_files(self, name: ComponentName, sources: dict[str, Path]) -> None:
+        """Copies files into the bundle as more files of an added component: {relative path: source}."""
+        spec = self.components[name]
+        targets = []
+        for relative, source in sources.items():
+            target = self.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            targets.append(target)
+        spec.files = sorted([*spec.files, *_entries(self.root, targets)], key=lambda e: e.path)
 
     def write(self) -> BundleManifest:
         missing = set(COMPONENTS) - set(self.components)

@@ -21,7 +21,10 @@ class ModelConfig:
     frame_size: int = 112
     video_mean: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
     video_std: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
-    # audio: a CNN on log-mel spectrograms of 16 kHz mono audio
+    # audio: "mel-cnn" (the seed's CNN on log-mel spectrograms of 16 kHz mono audio, an embedding into the
+    # fusion MLP) or "whisper-base-encoder" (shared.model.voice: a head on pooled Whisper states, an expert
+    # whose calibrated distribution is pooled with the others)
+    audio_encoder: str = "mel-cnn"
     sample_rate: int = 16_000
     n_mels: int = 64
     n_fft: int = 400

@@ -1,5 +1,8 @@
 """Fusion: the three 128-d embeddings (zeroed where missing) and a presence mask → 256 → two heads.
 
+Modalities that come as calibrated distributions of their own (the face, the voice) are pooled with this
+network's output by the bundle's fitted rule (`shared.model.pooling`), not fed into it.
+
 The presence mask lets one network serve any subset of modalities (trained with modality dropout),
 and lets the fusion service report each modality's own distribution by masking the other two.
 Temperatures are fitted after training (on dev) so the softmax outputs are calibrated.
@@ -28,13 +31,12 @@ class FusionClassifier(nn.Module):
         self.sentiment_head = nn.Linear(config.fusion_hidden, config.n_sentiments)
         self.register_buffer("emotion_temperature", torch.ones(()))
         self.register_buffer("sentiment_temperature", torch.ones(()))
-        # Late fusion of the facial-expression network (see `pool_with_face`): P(sentiment | emotion) in
-        # MELD's order, to give the face a sentiment too, and the exponent of the face's distribution.
+        # P(sentiment | emotion) in MELD's order, from MELD's train labels: gives the experts that only know
+        # emotions (the face, the voice) a sentiment too. (The name predates the voice.)
         self.register_buffer(
             "face_sentiment_given_emotion",
             torch.full((config.n_emotions, config.n_sentiments), 1.0 / config.n_sentiments),
         )
-        self.register_buffer("face_weight", torch.tensor(0.5))
 
     def forward(
         self, text: torch.Tensor, video: torch.Tensor, audio: torch.Tensor, present: torch.Tensor
@@ -43,19 +45,6 @@ class FusionClassifier(nn.Module):
         embeddings = torch.stack([text, video, audio], dim=1) * present.unsqueeze(-1)  # (B, 3, 128)
         hidden = self.fuse(torch.cat([embeddings.flatten(1), present], dim=1))  # (B, 256)
         return self.emotion_head(hidden), self.sentiment_head(hidden)  # (B, 7), (B, 3)
-
-    def face_probabilities(self, face_emotion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The video modality's own distributions from face-expression probabilities (B, 7)."""
-        mapping = cast(torch.Tensor, self.face_sentiment_given_emotion)
-        return face_emotion, face_emotion @ mapping  # (B, 7), (B, 3)
-
-    def pool_with_face(
-        self, probabilities: torch.Tensor, face: torch.Tensor, has_face: torch.Tensor
-    ) -> torch.Tensor:
-        """Log-linear pooling p ∝ p_fused · p_face^w on the rows that have a face (has_face: (B,) 0/1)."""
-        weight = cast(torch.Tensor, self.face_weight) * has_face.unsqueeze(-1)  # (B, 1)
-        pooled = probabilities.clamp(min=1e-8).log() + weight * face.clamp(min=1e-8).log()
-        return pooled.softmax(-1)
 
     def probabilities(
         self, text: torch.Tensor, video: torch.Tensor, audio: torch.Tensor, present: torch.Tensor

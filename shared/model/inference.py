@@ -2,9 +2,14 @@
 
 Each class loads only its own component. Branches whose weights are untrained are not run unless asked
 (`run_untrained`): their output would be noise, and the fusion masks them out anyway.
+
+Two kinds of modality output: embeddings (text; R3D-18 and the mel CNN once trained) that the fusion MLP
+reads, and calibrated distributions of an expert of its own (the face's expression, the voice's head),
+which the fusion pools with the MLP's output by the bundle's fitted rule (`shared.model.pooling`).
 """
 
 from collections.abc import Sequence
+from typing import Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -16,11 +21,13 @@ from shared.events import FeatureMatrix, ModalityFeatures
 from shared.labels import Modality
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle, torch_device
-from shared.model.face import FaceExpressionNet, faces_tensor, meld_distribution
+from shared.model.face import FaceExpressionNet, faces_tensor
 from shared.model.fusion import FusionClassifier
+from shared.model.pooling import PoolingRule, pool
 from shared.model.preprocess import LogMel, audio_segment, clip_tensor, min_mel_frames, pad_batch
 from shared.model.text import TextEncoder
 from shared.model.video import VideoEncoder
+from shared.model.voice import VOICE_ENCODER, VoiceHead, WhisperStates, pool_states, span_states
 
 UNTRAINED = "the model bundle's {} encoder has no trained weights yet"
 
@@ -73,7 +80,18 @@ class VideoEncoding(BaseModel):
 
     video: ModalityFeatures
     face_emotions: FeatureMatrix | None = Field(
-        default=None, description="(n, 7) face-expression probabilities, MELD order; zeros where no face"
+        default=None,
+        description="(n, 7) calibrated face-expression probabilities, MELD order; zeros where no face",
+    )
+
+
+class AudioEncoding(BaseModel):
+    """The audio encoder's output: mel-CNN embeddings, or per utterance the voice's emotions."""
+
+    audio: ModalityFeatures
+    voice_emotions: FeatureMatrix | None = Field(
+        default=None,
+        description="(n, 7) calibrated voice-emotion probabilities, MELD order; zeros where no voice",
     )
 
 
@@ -90,7 +108,8 @@ class VideoFeaturizer:
             bundle.load_weights("video", self.model)
             self.model.to(self.device).eval()
         self.face: FaceExpressionNet | None = None
-        if "face" in bundle.manifest.components:
+        face = bundle.manifest.components.get("face")
+        if face is not None and (face.trained or run_untrained):
             self.face = FaceExpressionNet()
             bundle.load_weights("face", self.face)
             self.face.to(self.device).eval()
@@ -99,12 +118,12 @@ class VideoFeaturizer:
     def face_emotions(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
         """Per utterance, the mean face-expression distribution over its (k, 48, 48) crops; zeros if k = 0."""
         if self.face is None:
-            raise ValueError("the bundle has no face component")
+            raise ValueError("the bundle has no trained face component")
         out = np.zeros((len(crops), self.config.n_emotions), dtype=np.float32)
         for i, utterance_crops in enumerate(crops):
             if len(utterance_crops):
-                scores = self.face(faces_tensor(utterance_crops).to(self.device))  # (k, 7), FER order
-                out[i] = meld_distribution(scores).mean(dim=0).cpu().numpy()
+                probabilities = self.face.probabilities(faces_tensor(utterance_crops).to(self.device))
+                out[i] = probabilities.mean(dim=0).cpu().numpy()
         return out
 
     @torch.inference_mode()
@@ -125,7 +144,7 @@ class VideoFeaturizer:
                 return VideoEncoding(video=_missing(n, UNTRAINED.format(Modality.VIDEO.value), trained=False))
             # The face's expression stands for the video; R3D-18 stays out until it is trained.
             return VideoEncoding(
-                video=ModalityFeatures(features=None, present=present, trained=False),
+                video=ModalityFeatures(features=None, present=present, trained=True),
                 face_emotions=face_emotions,
             )
         out = np.zeros((n, self.config.embed_dim), dtype=np.float32)
@@ -142,7 +161,8 @@ class VideoFeaturizer:
 
 
 class AudioFeaturizer:
-    """The mel-spectrogram CNN over each utterance's samples."""
+    """The voice per utterance: the Whisper-state head (an expert) or the mel-spectrogram CNN (an embedding),
+    whichever the bundle carries (its config's `audio_encoder`)."""
 
     def __init__(
         self, bundle: LocalBundle, device: str = "cpu", run_untrained: bool = False, batch_size: int = 16
@@ -153,20 +173,51 @@ class AudioFeaturizer:
         self.trained = bundle.component("audio").trained
         self.log_mel = LogMel(self.config)
         self.model: AudioEncoder | None = None
-        if self.trained or run_untrained:
+        self.voice: VoiceHead | None = None
+        self.states: WhisperStates | None = None
+        if not (self.trained or run_untrained):
+            return
+        if self.config.audio_encoder == VOICE_ENCODER:
+            self.voice = VoiceHead()
+            bundle.load_weights("audio", self.voice)
+            self.voice.to(self.device).eval()
+            self.states = WhisperStates(bundle.path("audio/whisper"), device=device)
+        else:
             self.model = AudioEncoder(self.config)
             bundle.load_weights("audio", self.model)
             self.model.to(self.device).eval()
 
     @torch.inference_mode()
+    def voice_emotions(
+        self, audio: npt.NDArray[np.float32], spans: Sequence[tuple[float, float]]
+    ) -> npt.NDArray[np.float32]:
+        """(n, 7) calibrated distributions of the voice head, one per span of the file's `audio`."""
+        if self.voice is None or self.states is None:
+            raise ValueError("the bundle's audio component is not the voice head")
+        if not spans:
+            return np.zeros((0, self.config.n_emotions), dtype=np.float32)
+        states = self.states.window_states(audio)  # the file once, in 30 s windows
+        pooled = np.stack([pool_states(span_states(states, start, end)) for start, end in spans])
+        return self.voice.probabilities(torch.from_numpy(pooled).to(self.device)).cpu().numpy()
+
+    @torch.inference_mode()
     def encode(
         self, audio: npt.NDArray[np.float32] | None, spans: Sequence[tuple[float, float]]
-    ) -> ModalityFeatures:
+    ) -> AudioEncoding:
         n = len(spans)
         if audio is None:
-            return _missing(n, "the file has no audio track")
-        if self.model is None:
-            return _missing(n, UNTRAINED.format(Modality.AUDIO.value), trained=False)
+            return AudioEncoding(audio=_missing(n, "the file has no audio track"))
+        if self.model is None and self.voice is None:
+            return AudioEncoding(audio=_missing(n, UNTRAINED.format(Modality.AUDIO.value), trained=False))
+        if self.voice is not None:
+            duration = len(audio) / self.config.sample_rate
+            present = [end > start and start < duration for start, end in spans]
+            emotions = self.voice_emotions(audio, spans) * np.asarray(present, dtype=np.float32)[:, None]
+            return AudioEncoding(
+                audio=ModalityFeatures(features=None, present=present, trained=True),
+                voice_emotions=FeatureMatrix.from_array(emotions),
+            )
+        assert self.model is not None
         segments = [audio_segment(audio, start, end, self.config) for start, end in spans]
         out = np.zeros((n, self.config.embed_dim), dtype=np.float32)
         for first in range(0, n, self.batch_size):
@@ -174,11 +225,19 @@ class AudioFeaturizer:
             batch = pad_batch(mels, min_mel_frames(self.config)).to(self.device)  # (B, 1, n_mels, F)
             out[first : first + len(mels)] = self.model(batch).cpu().numpy()
         present = [len(s) > 0 for s in segments]
-        return ModalityFeatures(features=FeatureMatrix.from_array(out), present=present, trained=self.trained)
+        return AudioEncoding(
+            audio=ModalityFeatures(
+                features=FeatureMatrix.from_array(out), present=present, trained=self.trained
+            )
+        )
+
+
+FUSION_RULE: Final = "fusion_rule.json"
+Distributions = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
 
 
 class FusionPredictor:
-    """Fused and per-modality distributions from the three modalities' features."""
+    """Fused and per-modality distributions from the three modalities' outputs."""
 
     def __init__(self, bundle: LocalBundle, device: str = "cpu") -> None:
         self.config = bundle.config
@@ -186,6 +245,13 @@ class FusionPredictor:
         self.model = FusionClassifier(self.config)
         bundle.load_weights("fusion", self.model)
         self.model.to(self.device).eval()
+        rule = bundle.path(FUSION_RULE)
+        self.rule = (
+            PoolingRule.model_validate_json(rule.read_text()) if rule.is_file() else PoolingRule.equal()
+        )
+        self.sentiment_given_emotion = (
+            cast(torch.Tensor, self.model.face_sentiment_given_emotion).cpu().numpy()
+        )
 
     def _matrix(self, features: ModalityFeatures, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         if features.features is None:
@@ -195,6 +261,19 @@ class FusionPredictor:
             raise ValueError(f"expected features of shape {(n, self.config.embed_dim)}, got {matrix.shape}")
         return torch.from_numpy(matrix), torch.tensor(features.present, dtype=torch.float32)
 
+    def _expert(
+        self, distributions: FeatureMatrix | None, features: ModalityFeatures, n: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]] | None:
+        """An expert modality's (n, 7) distributions and (n,) presence, if it sent any."""
+        if distributions is None:
+            return None
+        matrix = distributions.to_array()
+        if matrix.shape != (n, self.config.n_emotions):
+            raise ValueError(
+                f"expected distributions of shape {(n, self.config.n_emotions)}, got {matrix.shape}"
+            )
+        return matrix, np.asarray(features.present, dtype=bool)
+
     def predict(
         self,
         n: int,
@@ -202,65 +281,50 @@ class FusionPredictor:
         video: ModalityFeatures,
         audio: ModalityFeatures,
         face_emotions: FeatureMatrix | None = None,
-    ) -> dict[str, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
+        voice_emotions: FeatureMatrix | None = None,
+    ) -> dict[str, Distributions]:
         """{'fused' | modality: ((n, 7) emotion, (n, 3) sentiment probabilities)} for what is present.
 
-        The fusion MLP sees the embeddings that are present; the face's expression, where a face was seen,
-        is pooled with its output (`FusionClassifier.pool_with_face`) and stands for the video modality's
-        own distribution. Rows a modality lacks are NaN in that modality's output.
-        """
+        Each modality's own distribution: the fusion MLP given that modality's embedding alone, or, for the
+        face and the voice, their calibrated expert distributions (sentiment through P(sentiment | emotion)).
+        The fused one pools them by the bundle's rule. Rows a modality lacks are NaN in its output."""
         (t, t_p), (v, v_p), (a, a_p) = (self._matrix(m, n) for m in (text, video, audio))
         present = torch.stack([t_p, v_p, a_p], dim=1).to(self.device)  # (n, 3)
         t, v, a = (x.to(self.device) for x in (t, v, a))
-        face, has_face = self._faces(face_emotions, video, n)
-        face_emotion, face_sentiment = self.model.face_probabilities(face)
-
-        def pooled(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            emotion, sentiment = self.model.probabilities(t, v, a, mask)
-            nothing_else = mask.sum(dim=1) == 0
-            emotion = torch.where(
-                nothing_else.unsqueeze(-1) & (has_face > 0).unsqueeze(-1),
-                face_emotion,
-                self.model.pool_with_face(emotion, face_emotion, has_face),
-            )
-            sentiment = torch.where(
-                nothing_else.unsqueeze(-1) & (has_face > 0).unsqueeze(-1),
-                face_sentiment,
-                self.model.pool_with_face(sentiment, face_sentiment, has_face),
-            )
-            return emotion, sentiment
-
-        outputs: dict[str, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
-        emotion, sentiment = pooled(present)
-        outputs["fused"] = (emotion.cpu().numpy(), sentiment.cpu().numpy())
+        experts = {
+            Modality.VIDEO: self._expert(face_emotions, video, n),
+            Modality.AUDIO: self._expert(voice_emotions, audio, n),
+        }
+        own: dict[Modality, tuple[Distributions, npt.NDArray[np.bool_]]] = {}
         for column, modality in enumerate((Modality.TEXT, Modality.VIDEO, Modality.AUDIO)):
-            available = present[:, column] + (has_face if modality is Modality.VIDEO else 0) > 0
-            if not available.any():
-                continue
-            only = torch.zeros_like(present)
-            only[:, column] = present[:, column]
-            if modality is Modality.VIDEO:
-                emotion, sentiment = pooled(only)
-            else:
-                emotion, sentiment = self.model.probabilities(t, v, a, only)
-            emotion[~available] = float("nan")
-            sentiment[~available] = float("nan")
-            outputs[modality.value] = (emotion.cpu().numpy(), sentiment.cpu().numpy())
+            expert = experts.get(modality)
+            if expert is not None:
+                emotion, here = expert
+                own[modality] = ((emotion, emotion @ self.sentiment_given_emotion), here)
+            elif bool(present[:, column].any()):
+                only = torch.zeros_like(present)
+                only[:, column] = present[:, column]
+                e, s = self.model.probabilities(t, v, a, only)
+                own[modality] = ((e.cpu().numpy(), s.cpu().numpy()), present[:, column].cpu().numpy() > 0)
+        outputs: dict[str, Distributions] = {}
+        for modality, ((emotion, sentiment), here) in own.items():
+            emotion, sentiment = emotion.copy(), sentiment.copy()
+            emotion[~here] = np.nan
+            sentiment[~here] = np.nan
+            outputs[modality.value] = (emotion.astype(np.float32), sentiment.astype(np.float32))
+        # An utterance with no modality at all gets the prior the MLP learned for an all-masked input.
+        prior_e, prior_s = (
+            x.cpu().numpy() for x in self.model.probabilities(t, v, a, torch.zeros_like(present))
+        )
+        if not own:
+            outputs["fused"] = (prior_e, prior_s)
+            return outputs
+        presence = {m: here for m, (_, here) in own.items()}
+        emotion = pool({m: d[0] for m, (d, _) in own.items()}, presence, self.rule.emotion)
+        sentiment = pool({m: d[1] for m, (d, _) in own.items()}, presence, self.rule.sentiment)
+        nothing = ~np.any(np.stack(list(presence.values())), axis=0)
+        outputs["fused"] = (
+            np.where(nothing[:, None], prior_e, emotion).astype(np.float32),
+            np.where(nothing[:, None], prior_s, sentiment).astype(np.float32),
+        )
         return outputs
-
-    def _faces(
-        self, face_emotions: FeatureMatrix | None, video: ModalityFeatures, n: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n, 7) face distributions (uniform where none) and (n,) 0/1: was a face seen."""
-        if face_emotions is None:
-            return torch.full(
-                (n, self.config.n_emotions), 1.0 / self.config.n_emotions, device=self.device
-            ), (torch.zeros(n, device=self.device))
-        matrix = torch.from_numpy(face_emotions.to_array()).to(self.device)
-        if matrix.shape != (n, self.config.n_emotions):
-            raise ValueError(
-                f"expected face emotions of shape {(n, self.config.n_emotions)}, got {matrix.shape}"
-            )
-        has_face = torch.tensor(video.present, dtype=torch.float32, device=self.device)
-        uniform = torch.full_like(matrix, 1.0 / self.config.n_emotions)
-        return torch.where(has_face.unsqueeze(-1) > 0, matrix, uniform), has_face

@@ -9,7 +9,13 @@ from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span
 from shared.media import probe
 from shared.metrics import InferenceModality, StageMetrics
 from shared.model.bundle import LocalBundle
-from shared.model.inference import AudioFeaturizer, FusionPredictor, VideoEncoding, VideoFeaturizer
+from shared.model.inference import (
+    AudioEncoding,
+    AudioFeaturizer,
+    FusionPredictor,
+    VideoEncoding,
+    VideoFeaturizer,
+)
 from shared.stages import TranscriptionOutput, encode_audio_file, encode_video_file, fuse
 from tests.bundle_fixtures import bundle, bundle_dir
 from tests.media_factory import SpeechClip, speech_wav
@@ -84,7 +90,7 @@ def test_the_fusion_observes_its_prediction(bundle: LocalBundle) -> None:
             text=text,
         ),
         video=VideoEncoding(video=missing),
-        audio=missing,
+        audio=AudioEncoding(audio=missing),
         predictor=FusionPredictor(bundle),
         bundle_version=bundle.version,
         observe_inference=StageMetrics(registry).observe_inference,

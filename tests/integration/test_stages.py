@@ -16,7 +16,7 @@ from shared.results import AnalysisResult
 from shared.stages import encode_audio_file, encode_video_file, transcribe_file
 from shared.transcription import Transcriber
 from tests.bundle_fixtures import bundle, bundle_dir
-from tests.media_factory import MediaSet, make_media_set
+from tests.media_factory import MediaSet, make_media_set, streams_of_different_lengths
 
 __all__ = ["bundle", "bundle_dir"]
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +41,23 @@ def test_transcription_stage_gives_utterances_and_text_features(
     assert output.speech_found and len(output.utterances) == 2
     assert [u.index for u in output.utterances] == [0, 1]
     assert output.text.features is not None and output.text.features.rows == 2
+
+
+def test_a_file_whose_sound_stops_before_its_picture_is_analysed(
+    media: MediaSet, transcriber: Transcriber, bundle: LocalBundle, tmp_path: Path
+) -> None:
+    path = streams_of_different_lengths(media.speech.path, tmp_path / "long-picture.mp4", video_s=9.0)
+    output = transcribe_file(path, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60)
+    assert output.speech_found and len(output.utterances) == 2
+    assert output.media.duration_s == pytest.approx(9.0, abs=0.15)
+    assert all(u.end <= media.speech.duration_s + 0.1 for u in output.utterances)
+    video = encode_video_file(
+        path, media=output.media, utterances=output.utterances, featurizer=VideoFeaturizer(bundle)
+    )
+    audio = encode_audio_file(
+        path, media=output.media, utterances=output.utterances, featurizer=AudioFeaturizer(bundle)
+    )
+    assert len(video.video.present) == len(audio.audio.present) == 2
 
 
 def test_no_speech_becomes_one_segment_over_the_file(
@@ -109,12 +126,13 @@ def test_video_stage_on_audio_only_and_faceless_files(media: MediaSet, bundle: L
 
 def test_audio_stage_embeds_each_utterance(media: MediaSet, bundle: LocalBundle) -> None:
     spans = [Span(index=i, start=s, end=e, text="") for i, (s, e) in enumerate(media.speech.spans)]
-    features = encode_audio_file(
+    encoded = encode_audio_file(
         media.speech_mp4,
         media=probe(media.speech_mp4),
         utterances=spans,
         featurizer=AudioFeaturizer(bundle, run_untrained=True),
     )
+    features = encoded.audio
     assert features.present == [True, True]
     assert features.features is not None and features.features.to_array().shape == (2, 128)
 
@@ -154,3 +172,28 @@ def test_cli_json_is_the_api_result_and_bad_input_exits_2(
     )
     assert refused.returncode == 2
     assert "no_audio_track" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_cli_batch_prints_a_line_per_file_in_order(media: MediaSet, bundle_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    (folder / "a.m4a").write_bytes(media.speech_m4a.read_bytes())
+    (folder / "notes.txt").write_text("not media, and not picked up from a folder")
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "shared.cli", "analyze", "--bundle", str(bundle_dir),
+            "--whisper", "tiny.en", "--jsonl",
+            str(folder), str(media.video_no_audio), str(tmp_path / "missing.mp4"),
+        ],
+        capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["path"] for line in lines] == [
+        str(folder / "a.m4a"),
+        str(media.video_no_audio),
+        str(tmp_path / "missing.mp4"),
+    ]
+    assert len(AnalysisResult.model_validate(lines[0]["result"]).utterances) == 2
+    assert lines[1]["error"]["code"] == "no_audio_track"
+    assert lines[2]["error"]["code"] == "not_a_file"
+    assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -87,7 +87,7 @@ def test_lora_training_exports_a_merged_bundle_and_the_text_weights(meld_csvs: P
 
     default = build_default_bundle(tmp_path / "default", weights=weights)
     assert default.components["text"].trained and default.components["fusion"].trained
-    assert not default.components["video"].trained and not default.components["audio"].trained
+    assert not default.components["video"].trained and default.components["audio"].trained  # the voice
 
 
 def test_lora_settings_that_cannot_work_are_refused(meld_csvs: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from shared.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.build import build_initial_bundle
 from shared.model.bundle import COMPONENTS, MANIFEST, BundleError, LocalBundle, open_bundle
 from shared.model.inference import (
+    AudioEncoding,
     AudioFeaturizer,
     FusionPredictor,
     TextFeaturizer,
@@ -19,6 +20,7 @@ from shared.model.inference import (
 from shared.model.video import VideoEncoder
 from shared.stages import TranscriptionOutput, fuse
 from tests.bundle_fixtures import bundle, bundle_dir
+from training.face import DEFAULT_FACE_WEIGHTS
 
 __all__ = ["bundle", "bundle_dir"]
 
@@ -36,7 +38,9 @@ def test_manifest_lists_every_component_with_checksums(bundle: LocalBundle) -> N
 
 
 def test_build_is_deterministic(bundle_dir: Path, tmp_path: Path) -> None:
-    again = build_initial_bundle(tmp_path / "again", version="0.0.0-test", seed=0)
+    again = build_initial_bundle(
+        tmp_path / "again", version="0.0.0-test", seed=0, face_weights=DEFAULT_FACE_WEIGHTS
+    )
     first = json.loads((bundle_dir / MANIFEST).read_text())
     for name in COMPONENTS:
         assert [f.sha256 for f in again.components[name].files] == [
@@ -77,15 +81,17 @@ def test_text_embeddings_have_the_shared_shape(bundle: LocalBundle) -> None:
 def test_untrained_branches_are_masked_unless_asked(bundle: LocalBundle) -> None:
     spans = [(0.0, 1.0), (1.0, 2.5)]
     audio = np.random.default_rng(0).uniform(-0.1, 0.1, 16_000 * 3).astype(np.float32)
-    skipped = AudioFeaturizer(bundle).encode(audio, spans)
+    skipped = AudioFeaturizer(bundle).encode(audio, spans).audio
     assert (
         skipped.features is None
         and not skipped.trained
         and "no trained weights" in (skipped.missing_reason or "")
     )
     forced = AudioFeaturizer(bundle, run_untrained=True).encode(audio, spans)
-    assert forced.features is not None and forced.features.to_array().shape == (2, 128)
-    assert AudioFeaturizer(bundle).encode(None, spans).missing_reason == "the file has no audio track"
+    assert forced.audio.features is not None and forced.audio.features.to_array().shape == (2, 128)
+    assert forced.voice_emotions is None  # the mel CNN gives an embedding, not an expert's distribution
+    missing = AudioFeaturizer(bundle).encode(None, spans).audio
+    assert missing.missing_reason == "the file has no audio track"
     clips = [np.zeros((30, 112, 112, 3), dtype=np.uint8), None]
     face, no_face = np.full((2, 48, 48), 128, dtype=np.uint8), np.zeros((0, 48, 48), dtype=np.uint8)
     video = VideoFeaturizer(bundle, run_untrained=True).encode(clips, [face, no_face])
@@ -118,7 +124,7 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
     result = fuse(
         transcript=transcript,
         video=VideoEncoding(video=video),
-        audio=audio,
+        audio=AudioEncoding(audio=audio),
         predictor=FusionPredictor(bundle),
         bundle_version=bundle.version,
     )
@@ -144,7 +150,7 @@ def test_face_expression_is_pooled_into_the_fused_distribution(bundle: LocalBund
     joyful[0, EMOTIONS.index("joy")] = 1.0
     predictor = FusionPredictor(bundle)
     without = predictor.predict(n, text, absent, absent)
-    with_face = predictor.predict(n, text, video, absent, FeatureMatrix.from_array(joyful))
+    with_face = predictor.predict(n, text, video, absent, face_emotions=FeatureMatrix.from_array(joyful))
     joy = EMOTIONS.index("joy")
     assert with_face["fused"][0][0][joy] > without["fused"][0][0][joy]  # the face pulls towards joy
     np.testing.assert_allclose(

@@ -2,6 +2,7 @@
 projection and fusion; the same bytes on every build; it serves what the training-time model computes."""
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from transformers import AutoModel
 from shared.assets import minilm_dir
 from shared.events import ModalityFeatures
 from shared.model.bundle import MANIFEST, LocalBundle, open_bundle, sha256_file
-from shared.model.inference import FusionPredictor, TextFeaturizer
+from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from training.default_bundle import (
     DEFAULT_VERSION,
     DEFAULT_WEIGHTS,
@@ -69,11 +70,22 @@ def test_text_and_fusion_are_trained_and_say_where_they_come_from(bundle: LocalB
     manifest = bundle.manifest
     assert manifest.version == DEFAULT_VERSION
     trained = {name: spec.trained for name, spec in manifest.components.items()}
-    assert trained == {"text": True, "video": False, "audio": False, "fusion": True, "face": True}
+    assert trained == {"text": True, "video": False, "audio": True, "fusion": True, "face": True}
     text, fusion = manifest.components["text"].source, manifest.components["fusion"].source
     assert "Apache-2.0" in text and "GPL-3.0" in text and "LoRA" in text
     assert "GPL-3.0" in fusion and "temperatures fitted on dev" in fusion
     assert str(read_card(DEFAULT_WEIGHTS).created.year) in manifest.created_at.isoformat()
+
+
+def test_each_component_records_its_training_data_and_licence(bundle: LocalBundle) -> None:
+    components = bundle.manifest.components
+    licences = {name: " ".join(d.licence for d in spec.trained_on) for name, spec in components.items()}
+    assert "CC BY-NC-SA 4.0" in licences["audio"] and "GPL-3.0" in licences["text"]
+    assert "research" in licences["face"] and licences["video"] == ""  # R3D-18 is untrained
+    assert any("non-commercial" in d.note for d in components["audio"].trained_on)
+    assert bundle.config.audio_encoder == "whisper-base-encoder"
+    assert {f.path for f in components["audio"].files} >= {"audio.safetensors", "audio/whisper/model.bin"}
+    assert "fusion_rule.json" in {f.path for f in components["fusion"].files}
 
 
 def test_the_merged_backbone_is_a_plain_model_that_differs_from_minilm(bundle: LocalBundle) -> None:
@@ -132,3 +144,43 @@ def test_missing_or_foreign_weights_are_a_clear_error(tmp_path: Path) -> None:
     card_path(copy).write_text(card.replace('"sha256": "', '"sha256": "0', 1))
     with pytest.raises(TextWeightsError, match="sha256"):
         build_default_bundle(tmp_path / "wrong-card", weights=copy)
+
+
+KIT = Path(__file__).resolve().parents[3] / "shared" / "data"
+ANGRY_CLIP = KIT / "voice" / "ravdess" / "03-01-05-02-01-02-14.flac"  # actor 14, strong anger
+
+
+@pytest.mark.skipif(not ANGRY_CLIP.is_file(), reason="the kit's voice data is not beside the checkout")
+def test_the_voice_hears_a_ravdess_clip_and_is_pooled_with_the_words(bundle: LocalBundle) -> None:
+    from shared.media import load_audio
+
+    audio = load_audio(ANGRY_CLIP)
+    spans = [(0.6, 2.6), (50.0, 51.0)]  # the second lies past the end of the clip: no voice there
+    encoded = AudioFeaturizer(bundle).encode(audio, spans)
+    assert encoded.audio.trained and encoded.audio.present == [True, False]
+    assert encoded.voice_emotions is not None
+    voice = encoded.voice_emotions.to_array()
+    assert voice.shape == (2, 7) and (voice[0] > 0).all()
+    np.testing.assert_allclose(voice[0].sum(), 1.0, atol=1e-5)
+    words = TextFeaturizer(bundle).encode(["Dogs are sitting by the door."] * 2)
+    absent = ModalityFeatures(features=None, present=[False, False], missing_reason="no video")
+    outputs = FusionPredictor(bundle).predict(
+        2, words, absent, encoded.audio, voice_emotions=encoded.voice_emotions
+    )
+    np.testing.assert_allclose(outputs["audio"][0][0], voice[0], atol=1e-6)
+    assert np.isnan(outputs["audio"][0][1]).all()  # no voice in the second span
+    fused_emotion, fused_sentiment = outputs["fused"]
+    np.testing.assert_allclose(fused_emotion[1], outputs["text"][0][1], atol=1e-6)  # the words alone
+    np.testing.assert_allclose(fused_emotion.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(fused_sentiment.sum(axis=1), 1.0, atol=1e-5)
+    # The words of a RAVDESS sentence carry no emotion: the fused answer leans towards the voice.
+    assert fused_emotion[0].argmax() == voice[0].argmax()
+
+
+def test_the_face_network_is_trained_and_gives_calibrated_distributions(bundle: LocalBundle) -> None:
+    video = VideoFeaturizer(bundle)
+    assert video.face is not None and float(cast(torch.Tensor, video.face.temperature)) != 1.0
+    crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48), dtype=np.uint8)
+    emotions = video.face_emotions([crops, crops[:0]])
+    np.testing.assert_allclose(emotions[0].sum(), 1.0, atol=1e-5)
+    assert (emotions[1] == 0).all()

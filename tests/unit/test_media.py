@@ -17,7 +17,15 @@ from shared.media import (
     sample_frames,
     sample_span_frames,
 )
-from tests.media_factory import VIDEO_FPS, VIDEO_SIZE, MediaSet, make_media_set, ramp_brightness
+from tests.media_factory import (
+    VIDEO_FPS,
+    VIDEO_SIZE,
+    MediaSet,
+    make_media_set,
+    ramp_brightness,
+    streams_of_different_lengths,
+    truncated_copy,
+)
 
 TALKING = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "talking"
 FRONTAL_CLIPS = [
@@ -90,6 +98,23 @@ def test_probe_rejects_unusable_files(media: MediaSet, kind: str, code: MediaErr
         probe(getattr(media, kind))
     assert raised.value.code == code
     assert raised.value.message
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+@pytest.mark.parametrize("video_s", [1.5, 8.0])  # the picture stops before the sound, or goes on after it
+def test_probe_accepts_streams_of_different_lengths(
+    media: MediaSet, tmp_path: Path, suffix: str, video_s: float
+) -> None:
+    """Each stream is judged by its own length: a sound that stops before the picture is not a cut file."""
+    path = streams_of_different_lengths(media.speech.path, tmp_path / f"uneven{suffix}", video_s)
+    info = probe(path)
+    assert info.has_video and info.has_audio
+    assert info.duration_s == pytest.approx(max(video_s, media.speech.duration_s), abs=0.15)
+    assert len(load_audio(path)) / 16_000 == pytest.approx(media.speech.duration_s, abs=0.1)
+    truncated = truncated_copy(path, tmp_path / f"cut{suffix}", keep_fraction=0.4)
+    with pytest.raises(MediaError) as raised:
+        probe(truncated)
+    assert raised.value.code == MediaErrorCode.CORRUPT_MEDIA
 
 
 def test_probe_too_long(media: MediaSet) -> None:

@@ -1,0 +1,81 @@
+"""How the modalities' calibrated distributions become one: weighted log-linear pooling with a floor.
+
+For the experts m present on an utterance (the words, the face, the voice), each with its own calibrated
+distribution p_m over K classes,
+
+    log p(y) = Σ_m w_m · log((1 − ε_m) · p_m(y) + ε_m / K) + const,
+
+and an utterance with one expert gets that expert's distribution unchanged (it is calibrated already).
+The weights w_m say how far to trust each expert against the others; the floors ε_m say how little any one
+expert may give a class, so that no expert can veto a class the others agree on: expert m moves the log
+odds of two classes by at most w_m · log((1 − ε_m + ε_m/K) / (ε_m/K)). An expert that knows nothing
+(a uniform distribution) adds a constant and changes nothing. Both are fitted on data
+(`training.fusion_fit`) by minimising the pooled distribution's negative log-likelihood, never set by hand;
+the floor is kept at MIN_FLOOR or above.
+"""
+
+from collections.abc import Mapping
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, Field
+
+from shared.labels import Modality
+
+MIN_FLOOR: Final = 0.05
+FloatArray = npt.NDArray[np.float32]
+
+
+class HeadRule(BaseModel):
+    weights: dict[Modality, float] = Field(description="w_m ≥ 0 per expert")
+    floors: dict[Modality, float] = Field(description=f"ε_m in [{MIN_FLOOR}, 1) per expert")
+
+
+class PoolingRule(BaseModel):
+    """The fusion rule of a bundle (its fusion component's `fusion_rule.json`)."""
+
+    emotion: HeadRule
+    sentiment: HeadRule
+    fitted: bool = Field(description="False for the equal weights of an untrained bundle")
+    fitted_on: str = ""
+    figures: dict[str, float] = Field(default_factory=dict, description="NLL and scores of the fit")
+
+    @classmethod
+    def equal(cls) -> "PoolingRule":
+        """Weights 1 and the minimum floor: the rule of a bundle whose fusion was not fitted."""
+        head = HeadRule(weights={m: 1.0 for m in Modality}, floors={m: MIN_FLOOR for m in Modality})
+        return cls(emotion=head, sentiment=head, fitted=False)
+
+
+def pool(
+    distributions: Mapping[Modality, FloatArray],
+    present: Mapping[Modality, npt.NDArray[np.bool_]],
+    rule: HeadRule,
+) -> FloatArray:
+    """(n, K) pooled distributions; NaN rows where no expert is present.
+
+    distributions: per expert (n, K) probabilities (any values where absent); present: per expert (n,)."""
+    experts = [m for m in distributions if m in present]
+    if not experts:
+        raise ValueError("nothing to pool: no expert")
+    n, k = distributions[experts[0]].shape
+    counts = np.zeros(n, dtype=np.int64)
+    log_pooled = np.zeros((n, k), dtype=np.float64)
+    single = np.full((n, k), np.nan, dtype=np.float64)
+    for m in experts:
+        p = np.asarray(distributions[m], dtype=np.float64)
+        here = np.asarray(present[m], dtype=bool)
+        if p.shape != (n, k) or here.shape != (n,):
+            raise ValueError(f"{m.value}: expected ({n}, {k}) probabilities and ({n},) presence")
+        floor = max(rule.floors[m], MIN_FLOOR)
+        floored = (1 - floor) * np.nan_to_num(p, nan=1.0 / k) + floor / k
+        log_pooled += np.where(here[:, None], rule.weights[m] * np.log(floored), 0.0)
+        single = np.where(here[:, None], p, single)
+        counts += here
+    log_pooled -= log_pooled.max(axis=1, keepdims=True)
+    pooled = np.exp(log_pooled)
+    pooled /= pooled.sum(axis=1, keepdims=True)
+    out = np.where((counts == 1)[:, None], single, pooled)
+    out[counts == 0] = np.nan
+    return out.astype(np.float32)

@@ -1,0 +1,88 @@
+"""The fusion rule: log-linear pooling of calibrated experts with floors (shared.model.pooling)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.labels import EMOTIONS, Modality
+from shared.model.pooling import MIN_FLOOR, HeadRule, PoolingRule, pool
+
+T, V, A = Modality.TEXT, Modality.VIDEO, Modality.AUDIO
+ANGER, FEAR, JOY, NEUTRAL = (EMOTIONS.index(e) for e in ("anger", "fear", "joy", "neutral"))
+SHIPPED = Path(__file__).resolve().parents[2] / "training" / "weights" / "fusion-rule-v1.json"
+
+
+def confident(label: int, p: float = 0.85, k: int = 7) -> np.ndarray:
+    row = np.full(k, (1 - p) / (k - 1), dtype=np.float32)
+    row[label] = p
+    return row[None, :]
+
+
+def rule(weights: dict[Modality, float] | None = None) -> HeadRule:
+    return HeadRule(
+        weights=weights or {T: 1.0, V: 1.0, A: 1.0}, floors={T: MIN_FLOOR, V: MIN_FLOOR, A: MIN_FLOOR}
+    )
+
+
+def both(*present: Modality) -> dict[Modality, np.ndarray]:
+    return {m: np.array([m in present]) for m in (T, V, A)}
+
+
+def shipped_rule() -> HeadRule:
+    return PoolingRule.model_validate_json(SHIPPED.read_text()).emotion
+
+
+RULES = [pytest.param(rule(), id="equal"), pytest.param(shipped_rule(), id="shipped")]
+
+
+@pytest.mark.parametrize("head", RULES)
+def test_an_uninformative_expert_changes_nothing(head: HeadRule) -> None:
+    words, voice = confident(ANGER, 0.6), confident(ANGER, 0.7)
+    uniform = np.full((1, 7), 1 / 7, dtype=np.float32)
+    without = pool({T: words, V: uniform, A: voice}, both(T, A), head)
+    with_uniform = pool({T: words, V: uniform, A: voice}, both(T, V, A), head)
+    np.testing.assert_allclose(with_uniform, without, atol=1e-6)
+
+
+@pytest.mark.parametrize("head", RULES)
+def test_a_confidently_wrong_expert_does_not_overrule_two_that_agree(head: HeadRule) -> None:
+    words, voice, face = confident(ANGER, 0.8), confident(ANGER, 0.8), confident(FEAR, 0.99)
+    fused = pool({T: words, V: face, A: voice}, both(T, V, A), head)
+    assert fused[0].argmax() == ANGER
+
+
+@pytest.mark.parametrize("head", RULES)
+def test_zeros_of_one_expert_do_not_veto_a_class(head: HeadRule) -> None:
+    """vr_face_1's first utterance: the old face gave anger exactly 0, and pooling without a floor lost it."""
+    words = np.array([[0.44, 0.02, 0.05, 0.07, 0.35, 0.04, 0.03]], dtype=np.float32)
+    voice = confident(ANGER, 0.6)
+    face = np.array([[0.0, 0.0, 1 / 3, 0.0, 1 / 3, 0.0, 1 / 3]], dtype=np.float32)
+    fused = pool({T: words, V: face, A: voice}, both(T, V, A), head)
+    assert fused[0, ANGER] > 0.1  # without the floor, log-linear pooling gives it exactly 0
+
+
+def test_one_expert_alone_is_returned_unchanged_and_none_is_nan() -> None:
+    words = np.concatenate([confident(JOY, 0.5), confident(NEUTRAL, 0.9)])
+    fused = pool({T: words, A: words}, {T: np.array([True, False]), A: np.array([False, False])}, rule())
+    np.testing.assert_allclose(fused[0], words[0], atol=1e-6)
+    assert np.isnan(fused[1]).all()
+
+
+def test_weights_decide_between_two_experts_that_disagree() -> None:
+    words, voice = confident(NEUTRAL, 0.6), confident(ANGER, 0.6)
+    trust_voice = pool({T: words, A: voice}, both(T, A), rule({T: 0.3, V: 1.0, A: 1.0}))
+    trust_words = pool({T: words, A: voice}, both(T, A), rule({T: 1.0, V: 1.0, A: 0.3}))
+    assert trust_voice[0].argmax() == ANGER and trust_words[0].argmax() == NEUTRAL
+    np.testing.assert_allclose(trust_voice.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_the_shipped_rule_was_fitted_and_follows_the_voice_over_neutral_words() -> None:
+    shipped = PoolingRule.model_validate_json(SHIPPED.read_text())
+    assert shipped.fitted and "fusion_fit" in shipped.fitted_on
+    assert all(f >= MIN_FLOOR for f in shipped.emotion.floors.values())
+    figures = json.loads(SHIPPED.read_text())["figures"]
+    # RAVDESS: the words are two neutral sentences; the fused result must be the voice's, not the words'.
+    assert figures["ravdess_fused_weighted_f1"] >= figures["ravdess_voice_alone_weighted_f1"] - 0.03
+    assert figures["ravdess_fused_weighted_f1"] > figures["ravdess_words_alone_weighted_f1"] + 0.3

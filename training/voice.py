@@ -1,0 +1,442 @@
+"""Trains and chooses the voice model on the kit's emotional speech, split by speaker (CPU):
+
+    python -m training.voice --data ../shared/data/voice --output-dir var/runs/voice-v1 \
+        --weights training/weights/voice-v1.safetensors
+
+1. Spans: each clip's utterance span from the pipeline's own transcriber (`training.voice_data`), cached.
+2. Variants: every clip clean and once more through one of a codec, noise and gain, speed, a telephone band
+   (`training.voice_augment`), laid in windows of 1-6 clips of its speaker as a file would hold them; for
+   each, the span's Whisper-encoder states pooled (design B) and its log-mel spectrogram (design A), cached
+   in OUTPUT_DIR/features.npz.
+3. Five folds by speaker: fold k holds out RAVDESS actors with (actor − 1) mod 5 = k (two men, two women)
+   and Emo-DB speakers of the same rank; each design trains on the other folds (every variant, RAVDESS and
+   Emo-DB) and predicts the held-out speakers' clean clips (and their augmented variants). Designs: B, a small
+   head on the pooled Whisper states; B0, logistic regression on the same features (the issue's probe);
+   A, the seed's log-mel CNN (`shared.model.audio.AudioEncoder`) with a linear head.
+4. The chosen design (best out-of-fold RAVDESS weighted F1) is retrained on every speaker; its temperature
+   is fitted on the out-of-fold logits (NLL), so it is calibrated on speakers it never saw.
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel
+from torch import nn
+
+from shared.assets import whisper_model_dir
+from shared.labels import EMOTIONS
+from shared.media import load_audio
+from shared.model.audio import AudioEncoder
+from shared.model.bundle import save_state, sha256_file
+from shared.model.config import ModelConfig
+from shared.model.preprocess import LogMel, min_mel_frames, pad_batch
+from shared.model.voice import VoiceHead, WhisperStates, pool_states, span_states
+from shared.transcription import SAMPLE_RATE, Transcriber
+from training.calibrate import fit_temperature
+from training.metrics import HeadScores, score_head
+from training.voice_augment import VARIANTS
+from training.voice_data import GAP_S, CorpusClip, list_clips, transcribe_spans
+
+logger = logging.getLogger(__name__)
+FOLDS: Final = 5
+MEL_FRAMES: Final = 512  # 5.1 s: every span of the kit fits
+
+
+@dataclass
+class VoiceFeatures:
+    """One row per (clip, variant)."""
+
+    stems: npt.NDArray[np.str_]
+    variants: npt.NDArray[np.str_]
+    speakers: npt.NDArray[np.str_]
+    corpora: npt.NDArray[np.str_]
+    labels: npt.NDArray[np.int64]
+    masks: npt.NDArray[np.bool_]  # (rows, 7): classes the row's corpus can label
+    pooled: npt.NDArray[np.float32]  # (rows, 1024)
+    mels: npt.NDArray[np.float16]  # (rows, n_mels, MEL_FRAMES), zero-padded
+    mel_frames: npt.NDArray[np.int64]
+
+    def save(self, path: Path) -> None:
+        np.savez(path, **{k: v for k, v in self.__dict__.items()})
+
+    @classmethod
+    def load(cls, path: Path) -> "VoiceFeatures":
+        with np.load(path, allow_pickle=False) as data:
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+    def fold(self) -> npt.NDArray[np.int64]:
+        """Each row's fold, from its speaker's number."""
+        numbers = np.array([int(s.rsplit("-", 1)[1]) for s in self.speakers])
+        emodb = self.corpora == "emodb"
+        # Emo-DB's ten speakers are 03, 08, 09, 10, 11, 12, 13, 14, 15, 16: by rank, two per fold.
+        ranks = {n: i for i, n in enumerate(sorted(set(numbers[emodb].tolist())))}
+        rank = np.array([ranks.get(int(n), 0) for n in numbers])
+        return np.where(emodb, rank % FOLDS, (numbers - 1) % FOLDS).astype(np.int64)
+
+
+def _windows(group: list[CorpusClip], rng: np.random.Generator) -> list[list[CorpusClip]]:
+    """One speaker's clips in a random order, cut into windows of 1-6 clips (as a file holds one utterance or
+    several), each under WINDOW_S with the gaps."""
+    order = [group[i] for i in rng.permutation(len(group))]
+    windows: list[list[CorpusClip]] = []
+    while order:
+        size = int(rng.integers(1, 7))
+        windows.append(order[:size])
+        order = order[size:]
+    return windows
+
+
+def extract(
+    clips: list[CorpusClip], spans_cache: Path, out: Path, threads: int, seed: int = 0
+) -> VoiceFeatures:
+    """Features of every clip twice: clean, and through one augmentation drawn per clip. The clips of a
+    window are laid end to end with GAP_S of silence, encoded as a file would be (`window_states`), and each
+    pools its own span's states, so a clip is heard with or without neighbours as in real files."""
+    model_dir = whisper_model_dir("base", Path("var/cache/whisper"))
+    spans = transcribe_spans(clips, Transcriber(model_dir, cpu_threads=threads), spans_cache)
+    states = WhisperStates(model_dir, cpu_threads=threads)
+    config = ModelConfig()
+    log_mel = LogMel(config)
+    rows: dict[str, list[Any]] = {k: [] for k in VoiceFeatures.__dataclass_fields__}
+    augmentations = [name for name in VARIANTS if name != "clean"]
+    gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
+    started, done = time.perf_counter(), 0
+    groups: dict[str, list[CorpusClip]] = {}
+    for clip in clips:
+        groups.setdefault(clip.speaker, []).append(clip)
+    for s, (speaker, group) in enumerate(sorted(groups.items())):
+        for v, setting in enumerate(("clean", "augmented")):
+            rng = np.random.default_rng([seed, s, v])
+            for window in _windows(group, rng):
+                parts, placed = [], []
+                offset = 0.0
+                for clip in window:
+                    variant = (
+                        "clean"
+                        if setting == "clean"
+                        else augmentations[int(rng.integers(len(augmentations)))]
+                    )
+                    audio, factor = VARIANTS[variant](load_audio(clip.path), rng)
+                    span = spans[clip.stem]
+                    placed.append((clip, variant, offset + span.start / factor, offset + span.end / factor))
+                    segment = audio[
+                        round(span.start / factor * SAMPLE_RATE) : round(span.end / factor * SAMPLE_RATE)
+                    ]
+                    mel = log_mel(segment)[0].numpy()[:, :MEL_FRAMES]
+                    padded = np.zeros((config.n_mels, MEL_FRAMES), dtype=np.float16)
+                    padded[:, : mel.shape[1]] = mel
+                    placed[-1] = (*placed[-1], padded, mel.shape[1])  # type: ignore[assignment]
+                    parts += [audio, gap]
+                    offset += (len(audio) + len(gap)) / SAMPLE_RATE
+                encoded = states.window_states(np.concatenate(parts))
+                for clip, variant, start, end, padded, frames in placed:  # type: ignore[misc]
+                    mask = np.zeros(len(EMOTIONS), dtype=bool)
+                    mask[list(clip.classes)] = True
+                    row = {
+                        "stems": clip.stem,
+                        "variants": variant,
+                        "speakers": clip.speaker,
+                        "corpora": clip.corpus,
+                        "labels": clip.label,
+                        "masks": mask,
+                        "pooled": pool_states(span_states(encoded, start, end)),
+                        "mels": padded,
+                        "mel_frames": frames,
+                    }
+                    for key, value in row.items():
+                        rows[key].append(value)
+                done += len(window)
+        logger.info("features of %s (%d rows, %.0f s)", speaker, done, time.perf_counter() - started)
+    columns = {k: np.stack(v) if k in ("masks", "pooled", "mels") else np.array(v) for k, v in rows.items()}
+    features = VoiceFeatures(**columns)
+    features.save(out)
+    return features
+
+
+def _masked(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    return logits.masked_fill(~masks, -1e4)  # not -inf: a fitted temperature would turn it into NaN
+
+
+def train_head(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    masks: npt.NDArray[np.bool_],
+    args: argparse.Namespace,
+) -> VoiceHead:
+    torch.manual_seed(args.seed)
+    head = VoiceHead()
+    optimizer = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    xs, ys, ms = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(masks)
+    for _ in range(args.epochs):
+        head.train()
+        for index in torch.split(torch.randperm(len(ys)), args.batch_size):
+            loss = F.cross_entropy(_masked(head(xs[index]), ms[index]), ys[index], label_smoothing=0.1)
+            optimizer.zero_grad()
+            torch.autograd.backward(loss)
+            optimizer.step()
+        schedule.step()
+    return head.eval()
+
+
+def train_mel_cnn(
+    mels: npt.NDArray[np.float16],
+    frames: npt.NDArray[np.int64],
+    y: npt.NDArray[np.int64],
+    masks: npt.NDArray[np.bool_],
+    args: argparse.Namespace,
+) -> nn.Module:
+    torch.manual_seed(args.seed)
+    config = ModelConfig()
+    model = nn.Sequential(AudioEncoder(config), nn.Dropout(0.3), nn.Linear(config.embed_dim, len(EMOTIONS)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.mel_epochs)
+    ys, ms = torch.from_numpy(y), torch.from_numpy(masks)
+    for _ in range(args.mel_epochs):
+        model.train()
+        for index in torch.split(torch.randperm(len(ys)), 64):
+            rows = index.numpy()
+            longest = max(int(frames[rows].max()), min_mel_frames(config))
+            batch = torch.from_numpy(mels[rows, :, :longest].astype(np.float32)).unsqueeze(1)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = model(batch)
+            loss = F.cross_entropy(_masked(logits.float(), ms[index]), ys[index], label_smoothing=0.1)
+            optimizer.zero_grad()
+            torch.autograd.backward(loss)
+            optimizer.step()
+        schedule.step()
+    return model.eval()
+
+
+@torch.inference_mode()
+def mel_logits(
+    model: nn.Module, mels: npt.NDArray[np.float16], frames: npt.NDArray[np.int64]
+) -> torch.Tensor:
+    """Each spectrogram at its own length, as the service would run it."""
+    out = []
+    for mel, n in zip(mels, frames, strict=True):
+        batch = pad_batch(
+            [torch.from_numpy(mel[:, :n].astype(np.float32)).unsqueeze(0)], min_mel_frames(ModelConfig())
+        )
+        out.append(model(batch)[0])
+    return torch.stack(out)
+
+
+class DesignScores(BaseModel):
+    design: str
+    ravdess: HeadScores
+    ravdess_augmented: HeadScores
+    emodb: HeadScores
+    seconds: float
+
+
+def _scores(logits: torch.Tensor, labels: npt.NDArray[np.int64], masks: npt.NDArray[np.bool_]) -> HeadScores:
+    probabilities = _masked(logits, torch.from_numpy(masks)).softmax(-1).numpy()
+    return score_head(probabilities, labels, EMOTIONS)
+
+
+def cross_validate(
+    features: VoiceFeatures, design: str, args: argparse.Namespace
+) -> tuple[DesignScores, torch.Tensor]:
+    """Out-of-fold scores, and the out-of-fold logits of every clean row (rows in `features` order)."""
+    started = time.perf_counter()
+    fold = features.fold()
+    clean = features.variants == "clean"
+    augmented = features.variants != "clean"
+    logits = torch.zeros(len(fold), len(EMOTIONS))
+    for k in range(FOLDS):
+        train = fold != k
+        test = (fold == k) & (clean | augmented)
+        if design == "whisper-head":
+            head = train_head(features.pooled[train], features.labels[train], features.masks[train], args)
+            with torch.inference_mode():
+                logits[test] = head(torch.from_numpy(features.pooled[test]))
+        elif design == "whisper-logreg":
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
+            only = train & clean
+            probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.5))
+            probe.fit(features.pooled[only], features.labels[only])
+            log_proba = np.full((int(test.sum()), len(EMOTIONS)), -30.0, dtype=np.float32)
+            log_proba[:, probe.classes_] = probe.predict_log_proba(features.pooled[test])
+            logits[test] = torch.from_numpy(log_proba)
+        elif design == "mel-cnn":
+            model = train_mel_cnn(
+                features.mels[train],
+                features.mel_frames[train],
+                features.labels[train],
+                features.masks[train],
+                args,
+            )
+            logits[test] = mel_logits(model, features.mels[test], features.mel_frames[test]).float()
+        logger.info("%s fold %d done (%.0f s)", design, k, time.perf_counter() - started)
+
+    def part(rows: npt.NDArray[np.bool_]) -> HeadScores:
+        return _scores(logits[rows], features.labels[rows], features.masks[rows])
+
+    ravdess = features.corpora == "ravdess"
+    scores = DesignScores(
+        design=design,
+        ravdess=part(ravdess & clean),
+        ravdess_augmented=part(ravdess & augmented),
+        emodb=part(~ravdess & clean),
+        seconds=time.perf_counter() - started,
+    )
+    return scores, logits
+
+
+class VoiceCard(BaseModel):
+    command: str
+    seed: int
+    data: list[str]
+    data_sha256: dict[str, str]
+    created: datetime
+    mapping: str
+    spans: str
+    augmentation: list[str]
+    protocol: str
+    designs: list[DesignScores]
+    chosen: str
+    temperature: float
+    ravdess_ece_before: float
+    ravdess_ece_after: float
+    clips: int
+    rows: int
+    sha256: str = ""
+
+
+def _summary(scores: DesignScores) -> dict[str, float]:
+    return {
+        "ravdess_weighted_f1": round(scores.ravdess.weighted_f1, 4),
+        "ravdess_augmented_weighted_f1": round(scores.ravdess_augmented.weighted_f1, 4),
+        "emodb_weighted_f1": round(scores.emodb.weighted_f1, 4),
+    }
+
+
+def _corpus_digest(clips: list[CorpusClip]) -> dict[str, str]:
+    import hashlib
+
+    digests: dict[str, hashlib._Hash] = {}
+    for clip in clips:
+        digests.setdefault(clip.corpus, hashlib.sha256()).update(clip.path.read_bytes())
+    return {corpus: digest.hexdigest() for corpus, digest in digests.items()}
+
+
+def main(argv: list[str] | None = None) -> VoiceCard:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = get_args_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out: Path = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    clips = list_clips(args.data)
+    cache = out / "features.npz"
+    features = (
+        VoiceFeatures.load(cache) if cache.is_file() else extract(clips, args.spans, cache, args.threads)
+    )
+    designs: list[DesignScores] = []
+    oof: dict[str, torch.Tensor] = {}
+    for design in args.designs:
+        cached = out / f"cv-{design}.json"
+        if cached.is_file():  # a design's folds are costly (the mel CNN's): computed once per output dir
+            scores = DesignScores.model_validate_json(cached.read_text())
+            logits = torch.from_numpy(np.load(cached.with_suffix(".npy")))
+        else:
+            scores, logits = cross_validate(features, design, args)
+            np.save(cached.with_suffix(".npy"), logits.numpy())
+            cached.write_text(scores.model_dump_json())
+        designs.append(scores)
+        oof[design] = logits
+        logger.info("%s: %s", design, json.dumps(_summary(scores)))
+        (out / "designs.json").write_text(json.dumps([d.model_dump() for d in designs], indent=2))
+    shippable = [d for d in designs if d.design == "whisper-head"]
+    if not shippable:
+        raise SystemExit("only the whisper-head design can be shipped; include it in --designs")
+    best = max(designs, key=lambda d: d.ravdess.weighted_f1)
+    if best.design != "whisper-head":
+        logger.warning("%s scored higher than the shippable whisper head", best.design)
+    clean = features.variants == "clean"
+    ravdess_clean = clean & (features.corpora == "ravdess")
+    logits = _masked(oof["whisper-head"][clean], torch.from_numpy(features.masks[clean]))
+    temperature = fit_temperature(logits, torch.from_numpy(features.labels[clean]))
+    before = _scores(
+        oof["whisper-head"][ravdess_clean], features.labels[ravdess_clean], features.masks[ravdess_clean]
+    )
+    after = _scores(oof["whisper-head"][ravdess_clean] / temperature, features.labels[ravdess_clean],
+                    features.masks[ravdess_clean])  # fmt: skip
+    head = train_head(features.pooled, features.labels, features.masks, args)
+    head.temperature.fill_(temperature)  # type: ignore[operator]
+    np.savez(
+        out / "oof.npz", logits=oof["whisper-head"].numpy(), stems=features.stems, variants=features.variants
+    )
+    card = VoiceCard(
+        command=" ".join(["python -m training.voice", *sys.argv[1:]]),
+        seed=args.seed,
+        data=[RAVDESS_NOTE, EMODB_NOTE],
+        data_sha256=_corpus_digest(clips),
+        created=datetime.now(UTC).replace(microsecond=0),
+        mapping=(
+            "RAVDESS calm → neutral; Emo-DB boredom left out; Emo-DB has no surprise: masked in its softmax"
+        ),
+        spans="each clip's utterance span from the pipeline's transcriber (Whisper base word timestamps)",
+        augmentation=list(VARIANTS),
+        protocol=f"{FOLDS} folds by speaker: RAVDESS actor (n-1) mod 5, Emo-DB speakers by rank mod 5; "
+        "scores on held-out speakers' clean clips (and their augmented variants)",
+        designs=designs,
+        chosen="whisper-head",
+        temperature=temperature,
+        ravdess_ece_before=before.ece,
+        ravdess_ece_after=after.ece,
+        clips=len(clips),
+        rows=len(features.labels),
+    )
+    if args.weights:
+        save_state(head, args.weights, half=True)
+        card.sha256 = sha256_file(args.weights)
+        args.weights.with_suffix(".json").write_text(card.model_dump_json(indent=2) + "\n")
+    (out / "summary.json").write_text(card.model_dump_json(indent=2) + "\n")
+    print(json.dumps({d.design: _summary(d) for d in designs}))
+    return card
+
+
+RAVDESS_NOTE: Final = (
+    "RAVDESS speech, actors 01-20 (Livingstone & Russo 2018): CC BY-NC-SA 4.0, non-commercial"
+)
+EMODB_NOTE: Final = (
+    "Emo-DB, 10 speakers (Burkhardt et al. 2005): freely distributed by its authors for research"
+)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/voice"))
+    parser.add_argument("--spans", type=Path, default=Path("var/cache/voice/spans.json"))
+    parser.add_argument("--output-dir", type=Path, default=Path("var/runs/voice-v1"))
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--designs", nargs="+", default=["whisper-head", "whisper-logreg", "mel-cnn"])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--mel-epochs", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+if __name__ == "__main__":
+    main()
