@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from shared.events import Span
 
 if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
     from faster_whisper.transcribe import Segment, TranscriptionInfo
 
 SAMPLE_RATE: Final = 16_000
@@ -34,6 +35,22 @@ class Transcript(BaseModel):
     spans: list[Span] = Field(description="The utterances in time order; empty when no speech was found")
 
 
+def load_whisper(model_dir: Path, *, device: str = "cpu", cpu_threads: int = 0) -> "WhisperModel":
+    """A CTranslate2 Whisper model from a local directory: int8 on CPU; float16 on a GPU ("cuda:N"), where
+    CTranslate2 runs it natively. The transcriber and the voice encoder load it the same way."""
+    from faster_whisper import WhisperModel
+
+    kind, _, index = device.partition(":")
+    return WhisperModel(
+        str(model_dir),
+        device=kind,
+        device_index=int(index or 0),
+        compute_type="int8" if kind == "cpu" else "float16",
+        cpu_threads=cpu_threads,
+        local_files_only=True,
+    )
+
+
 class Transcriber:
     """Holds one loaded Whisper model; create it once per process (loading takes ~0.3 s, ~150 MB for base)."""
 
@@ -51,24 +68,13 @@ class Transcriber:
         `word_timestamps` trims each utterance to its first and last word instead of Whisper's coarse
         segment times, which otherwise swallow the pauses around it. `cpu_threads` 0 lets CTranslate2
         choose. `language` None detects it (English-only models always answer "en")."""
-        from faster_whisper import WhisperModel
-
         if beam_size < 1:
             raise ValueError("beam_size must be at least 1")
         self.model_dir = Path(model_dir)
         self.beam_size = beam_size
         self.word_timestamps = word_timestamps
         self.language = language
-        # int8 on CPU; float16 on a GPU, where CTranslate2 runs it natively.
-        kind, _, index = device.partition(":")
-        self._model = WhisperModel(
-            str(self.model_dir),
-            device=kind,
-            device_index=int(index or 0),
-            compute_type="int8" if kind == "cpu" else "float16",
-            cpu_threads=cpu_threads,
-            local_files_only=True,
-        )
+        self._model = load_whisper(self.model_dir, device=device, cpu_threads=cpu_threads)
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
         """`audio`: mono float32 samples at 16 kHz, as `shared.media.load_audio` returns them."""

@@ -22,12 +22,12 @@ from typing import Final
 
 from shared.assets import WHISPER_BASE_PACKAGES, minilm_dir, whisper_model_dir
 from shared.model.build import FER_DATA, MINILM_SOURCE, add_face, add_untrained_media
-from shared.model.bundle import BundleManifest, BundleWriter, TrainingData, load_state
+from shared.model.bundle import BundleManifest, BundleWriter, TrainingData, load_state, sha256_file
 from shared.model.inference import FUSION_RULE
 from shared.model.pooling import PoolingRule
 from shared.model.voice import VOICE_ENCODER, VoiceHead
 from training.data import MELD_SOURCE
-from training.face import DEFAULT_FACE_WEIGHTS, face_source, read_face_card
+from training.face import DEFAULT_FACE_WEIGHTS, FaceCard, face_source, read_face_card
 from training.lora import merged_backbone
 from training.model import load_tokenizer, save_backbone
 from training.text_weights import (
@@ -58,6 +58,7 @@ EMODB_DATA: Final = TrainingData(
     name="Emo-DB (Burkhardt et al. 2005)", licence="freely distributed by its authors for research"
 )
 WHISPER_FILES: Final = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
+WHISPER_BASE_PARAMETERS: Final = 74_000_000  # its model card's count; CTranslate2's int8 file does not say
 BUNDLE_NAME: Final = "emotion-analyzer-default"
 
 
@@ -113,14 +114,14 @@ def build_default_bundle(
     model = text_classifier(text_weights, backbone_dir)
     backbone = merged_backbone(model.text.backbone)
     config = replace(text_weights.config, audio_encoder=VOICE_ENCODER)
-    voice_card = read_voice_card(voice)
+    voice_card, face_card = read_voice_card(voice), read_face_card(face)
     writer = BundleWriter(
         out,
         name=BUNDLE_NAME,
         version=version,
         config=config,
-        notes=_notes(card, weights) + " " + _voice_face_notes(voice_card, face),
-        created_at=max(card.created, voice_card.created, read_face_card(face).created),
+        notes=_notes(card, weights) + " " + _voice_face_notes(voice_card, face_card),
+        created_at=max(card.created, voice_card.created, face_card.created),
     )
     with tempfile.TemporaryDirectory() as scratch:
         writer.add_text(
@@ -133,7 +134,7 @@ def build_default_bundle(
             trained_on=[MELD_DATA],
         )
     add_untrained_media(writer, config, seed=seed)
-    add_voice(writer, voice, whisper_model_dir("base", whisper_cache))
+    add_voice(writer, voice, voice_card, whisper_model_dir("base", whisper_cache))
     writer.add_module(
         "fusion", model.fusion, trained=True, source=_fusion_source(card), trained_on=[MELD_DATA]
     )
@@ -153,15 +154,17 @@ def build_default_bundle(
 
 
 def read_voice_card(weights: Path) -> VoiceCard:
-    return VoiceCard.model_validate_json(weights.with_suffix(".json").read_text())
+    card = VoiceCard.model_validate_json(weights.with_suffix(".json").read_text())
+    if card.sha256 != sha256_file(weights):
+        raise ValueError(f"{weights} is not the file its card describes (their sha256 differ)")
+    return card
 
 
-def add_voice(writer: BundleWriter, weights: Path, whisper_dir: Path) -> None:
+def add_voice(writer: BundleWriter, weights: Path, voice_card: VoiceCard, whisper_dir: Path) -> None:
     """The voice head (replacing the untrained mel CNN as the audio component) and the Whisper model."""
-    voice_card = read_voice_card(weights)
     head = VoiceHead()
     load_state(head, weights)
-    chosen = next(d for d in voice_card.designs if d.design == voice_card.chosen)
+    chosen = voice_card.chosen_scores
     writer.add_module(
         "audio",
         head,
@@ -179,18 +182,11 @@ def add_voice(writer: BundleWriter, weights: Path, whisper_dir: Path) -> None:
         trained_on=[RAVDESS_DATA, EMODB_DATA],
     )
     writer.add_files("audio", {f"audio/whisper/{name}": whisper_dir / name for name in WHISPER_FILES})
-    writer.components["audio"].parameters += _whisper_parameters(whisper_dir)
+    writer.components["audio"].parameters += WHISPER_BASE_PARAMETERS
 
 
-def _whisper_parameters(whisper_dir: Path) -> int:
-    """Whisper base: 74 M parameters (its model card); CTranslate2's int8 file does not count them."""
-    del whisper_dir
-    return 74_000_000
-
-
-def _voice_face_notes(voice_card: VoiceCard, face: Path) -> str:
-    chosen = next(d for d in voice_card.designs if d.design == voice_card.chosen)
-    face_card = read_face_card(face)
+def _voice_face_notes(voice_card: VoiceCard, face_card: FaceCard) -> str:
+    chosen = voice_card.chosen_scores
     return (
         "Voice: Whisper-state head, speaker-independent RAVDESS weighted F1 "
         f"{chosen.ravdess.weighted_f1:.3f}. Face: CNN on FER2013, held-out accuracy "

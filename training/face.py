@@ -165,7 +165,7 @@ def face_logits(net: FaceExpressionNet, images: npt.NDArray[np.uint8], batch: in
     out = []
     for first in range(0, len(images), batch):
         faces = standardise(_to_float(images[first : first + batch]))
-        out.append(net(torch.cat([faces, faces.flip(-1)])).view(2, len(faces), -1).mean(0))
+        out.append(net.mirrored_logits(faces))
     return torch.cat(out)
 
 

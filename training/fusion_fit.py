@@ -29,7 +29,7 @@ import torch
 
 from shared.events import ModalityFeatures
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
-from shared.model.bundle import open_bundle
+from shared.model.bundle import load_state, open_bundle
 from shared.model.face import FaceExpressionNet
 from shared.model.inference import FusionPredictor, TextFeaturizer
 from shared.model.pooling import MIN_FLOOR, HeadRule, PoolingRule, pool
@@ -63,8 +63,6 @@ def text_distributions(bundle_dir: Path, texts: list[str]) -> tuple[np.ndarray, 
 def voice_distributions(voice_dir: Path, weights: Path) -> tuple[np.ndarray, list[str], list[str]]:
     """Out-of-fold calibrated voice distributions: (rows, 7), stems, variants."""
     head = VoiceHead()
-    from shared.model.bundle import load_state
-
     load_state(head, weights)
     oof = np.load(voice_dir / "oof.npz")
     logits = torch.from_numpy(oof["logits"]) / float(cast(torch.Tensor, head.temperature))
@@ -171,8 +169,6 @@ def main(argv: list[str] | None = None) -> PoolingRule:
     images, labels = load_faces(args.faces)
     split = split_faces(images, labels)
     net = FaceExpressionNet()
-    from shared.model.bundle import load_state
-
     load_state(net, args.face_weights)
     face_p = (
         (face_logits(net, split.val_images) / float(cast(torch.Tensor, net.temperature))).softmax(-1).numpy()

@@ -48,11 +48,16 @@ class FaceExpressionNet(nn.Module):
         logits: torch.Tensor = self.classifier(self.features(faces))  # (B, 7), MELD order
         return logits
 
+    def mirrored_logits(self, faces: torch.Tensor) -> torch.Tensor:
+        """(B, 7) logits of each face and its mirror image, averaged (one batch of 2B)."""
+        logits: torch.Tensor = self(torch.cat([faces, faces.flip(-1)]))
+        return logits.view(2, len(faces), -1).mean(0)
+
     def probabilities(self, faces: torch.Tensor) -> torch.Tensor:
-        """Calibrated (B, 7) distributions: the logits of the face and its mirror image, averaged, over the
-        fitted temperature."""
-        logits = self(torch.cat([faces, faces.flip(-1)])).view(2, len(faces), -1).mean(0)
-        probabilities: torch.Tensor = (logits / cast(torch.Tensor, self.temperature)).softmax(-1)
+        """Calibrated (B, 7) distributions: the mirrored logits over the fitted temperature."""
+        probabilities: torch.Tensor = (
+            self.mirrored_logits(faces) / cast(torch.Tensor, self.temperature)
+        ).softmax(-1)
         return probabilities
 
 

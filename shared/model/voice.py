@@ -10,15 +10,14 @@ the whole clip's frames, ~0.7 s of silence around the words included, 0.658.
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, cast
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    pass
+from shared.transcription import load_whisper
 
 WHISPER_DIM: Final = 512  # base
 POOLED_DIM: Final = 2 * WHISPER_DIM
@@ -33,17 +32,7 @@ class WhisperStates:
     """Whisper's encoder alone: samples → (frames / 2, 512) states."""
 
     def __init__(self, model_dir: Path, device: str = "cpu", cpu_threads: int = 0) -> None:
-        from faster_whisper import WhisperModel
-
-        kind, _, index = device.partition(":")
-        self._model: WhisperModel = WhisperModel(
-            str(model_dir),
-            device=kind,
-            device_index=int(index or 0),
-            compute_type="int8" if kind == "cpu" else "float16",
-            cpu_threads=cpu_threads,
-            local_files_only=True,
-        )
+        self._model = load_whisper(model_dir, device=device, cpu_threads=cpu_threads)
 
     def window_states(self, samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """(ceil(len / 320), 512): the states of the whole audio, in 30 s windows padded as Whisper's."""
