@@ -70,7 +70,11 @@ class InProcessAnalyzer:
             )
         with stage(Stage.ENCODE_AUDIO, "encoding voice"):
             audio = encode_audio_file(
-                path, media=transcript.media, utterances=transcript.utterances, featurizer=self.audio
+                path,
+                media=transcript.media,
+                utterances=transcript.utterances,
+                featurizer=self.audio,
+                speech_found=transcript.speech_found,
             )
         with stage(Stage.FUSE, "fusing modalities"):
             return fuse(

@@ -45,7 +45,10 @@ from shared.results import (
 from shared.transcription import Transcriber
 
 NO_FACES = np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
-NO_SPEECH = "no speech was found: the whole file is analysed as one segment"
+NO_SPEECH = "no speech was found"
+NO_AUDIO = "the file has no audio track"
+SEGMENT_S = 2.0
+"""Without speech a video is cut into windows of this length, so the face's course is seen over time."""
 
 
 class TranscriptionOutput(BaseModel):
@@ -70,12 +73,25 @@ def _inference(
 def check_media(path: Path, *, max_duration_s: float) -> MediaInfo:
     """Probe the file and refuse what the pipeline cannot analyse, with a stable code and a clear reason."""
     media = probe(path, max_duration_s=max_duration_s)
-    if not media.has_audio:
-        kind = "video" if media.has_video else "file"
-        raise MediaError(
-            MediaErrorCode.NO_AUDIO_TRACK, f"the {kind} has no audio track: there is no speech to analyse"
-        )
+    if not media.has_audio and not media.has_video:
+        raise MediaError(MediaErrorCode.NO_AUDIO_TRACK, "the file has neither an audio track nor a picture")
     return media
+
+
+def fixed_segments(duration_s: float, length_s: float = SEGMENT_S) -> list[Span]:
+    """[0, d) in windows of `length_s`; a remainder under half a window joins the last one."""
+    count = max(1, int(duration_s / length_s + 0.5))  # half a window or more is a window of its own
+    bounds = [min(i * length_s, duration_s) for i in range(count)] + [duration_s]
+    return [
+        Span(index=i, start=round(bounds[i], 3), end=round(bounds[i + 1], 3), text="") for i in range(count)
+    ]
+
+
+def _no_speech_segments(media: MediaInfo) -> list[Span]:
+    """A picture is followed in fixed windows; sound alone without speech is one segment."""
+    if media.has_video:
+        return fixed_segments(media.duration_s)
+    return [Span(index=0, start=0.0, end=media.duration_s, text="")]
 
 
 def transcribe_file(
@@ -87,18 +103,22 @@ def transcribe_file(
     observe_inference: InferenceObserver | None = None,
 ) -> TranscriptionOutput:
     media = check_media(path, max_duration_s=max_duration_s)
-    transcript = transcriber.transcribe(load_audio(path))
-    utterances = [span.model_copy(update={"index": i}) for i, span in enumerate(transcript.spans)]
+    utterances: list[Span] = []
+    language = None
+    if media.has_audio:
+        transcript = transcriber.transcribe(load_audio(path))
+        utterances = [span.model_copy(update={"index": i}) for i, span in enumerate(transcript.spans)]
+        language = transcript.language
     speech_found = bool(utterances)
     if not speech_found:
-        utterances = [Span(index=0, start=0.0, end=media.duration_s, text="")]
+        utterances = _no_speech_segments(media)
     with _inference(observe_inference, "text", len(utterances)):
         features = text.encode([u.text for u in utterances])
     if not speech_found:
-        features = features.model_copy(update={"missing_reason": NO_SPEECH})
+        features = features.model_copy(update={"missing_reason": NO_SPEECH if media.has_audio else NO_AUDIO})
     return TranscriptionOutput(
         media=media,
-        language=transcript.language,
+        language=language,
         utterances=utterances,
         speech_found=speech_found,
         text=features,
@@ -147,8 +167,14 @@ def encode_audio_file(
     media: MediaInfo,
     utterances: Sequence[Span],
     featurizer: AudioFeaturizer,
+    speech_found: bool = True,
     observe_inference: InferenceObserver | None = None,
 ) -> AudioEncoding:
+    """The voice of each utterance; without speech there is no voice to read (noise, music or silence)."""
+    if media.has_audio and not speech_found:
+        return AudioEncoding(
+            audio=ModalityFeatures(features=None, present=[False] * len(utterances), missing_reason=NO_SPEECH)
+        )
     audio = load_audio(path) if media.has_audio else None
     with _inference(observe_inference, "audio", len(utterances)):
         return featurizer.encode(audio, _spans(utterances))

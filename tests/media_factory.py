@@ -155,6 +155,12 @@ def video_without_audio(dest: Path, duration_s: float = 3.0) -> Path:
     return dest
 
 
+def picture_only(source: Path, dest: Path) -> Path:
+    """`source` with its sound removed (the picture copied as it is)."""
+    _ffmpeg("-i", str(source), "-an", "-c:v", "copy", str(dest))
+    return dest
+
+
 def video_with_noise(dest: Path, duration_s: float = 4.0) -> Path:
     """A video whose sound is quiet pink noise: a soundtrack with no speech in it."""
     _ffmpeg(

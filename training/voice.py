@@ -41,7 +41,15 @@ from shared.model.audio import AudioEncoder
 from shared.model.bundle import save_state, sha256_file
 from shared.model.config import ModelConfig
 from shared.model.preprocess import LogMel, min_mel_frames, pad_batch
-from shared.model.voice import VoiceHead, WhisperStates, pool_states, span_states
+from shared.model.voice import (
+    MARGIN_S,
+    MARGINS_S,
+    MEMBERS,
+    VoiceHead,
+    WhisperStates,
+    pool_states,
+    span_states,
+)
 from shared.transcription import SAMPLE_RATE, Transcriber
 from training.calibrate import fit_temperature
 from training.metrics import HeadScores, score_head
@@ -51,6 +59,7 @@ from training.voice_data import GAP_S, CorpusClip, list_clips, transcribe_spans
 logger = logging.getLogger(__name__)
 FOLDS: Final = 5
 MEL_FRAMES: Final = 512  # 5.1 s: every span of the kit fits
+MARGINS: Final = (0.0, 0.25, 0.5, 0.75, 1.0)  # pooled at once, chosen in the folds (`--margin`)
 
 
 @dataclass
@@ -63,7 +72,8 @@ class VoiceFeatures:
     corpora: npt.NDArray[np.str_]
     labels: npt.NDArray[np.int64]
     masks: npt.NDArray[np.bool_]  # (rows, 7): classes the row's corpus can label
-    pooled: npt.NDArray[np.float32]  # (rows, 1024)
+    margins: npt.NDArray[np.float32]  # (M,): span widenings pooled, in seconds
+    pooled: npt.NDArray[np.float32]  # (rows, M, 1024)
     mels: npt.NDArray[np.float16]  # (rows, n_mels, MEL_FRAMES), zero-padded
     mel_frames: npt.NDArray[np.int64]
 
@@ -74,6 +84,17 @@ class VoiceFeatures:
     def load(cls, path: Path) -> "VoiceFeatures":
         with np.load(path, allow_pickle=False) as data:
             return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+    def at_margins(self, margins: list[float]) -> npt.NDArray[np.float32]:
+        """(rows, 1024 × len(margins)): the states pooled over each span widened by each margin, side by
+        side as `VoiceHead.pool` lays them."""
+        columns = []
+        for margin in margins:
+            index = np.flatnonzero(np.isclose(self.margins, margin))
+            if not len(index):
+                raise SystemExit(f"margin {margin} not extracted; the cache holds {self.margins.tolist()}")
+            columns.append(self.pooled[:, index[0]])
+        return np.ascontiguousarray(np.concatenate(columns, axis=1))
 
     def fold(self) -> npt.NDArray[np.int64]:
         """Each row's fold, from its speaker's number."""
@@ -150,7 +171,9 @@ def extract(
                         "corpora": clip.corpus,
                         "labels": clip.label,
                         "masks": mask,
-                        "pooled": pool_states(span_states(encoded, start, end)),
+                        "pooled": np.stack(
+                            [pool_states(span_states(encoded, start, end, m)) for m in MARGINS]
+                        ),
                         "mels": padded,
                         "mel_frames": frames,
                     }
@@ -159,6 +182,7 @@ def extract(
                 done += len(window)
         logger.info("features of %s (%d rows, %.0f s)", speaker, done, time.perf_counter() - started)
     columns = {k: np.stack(v) if k in ("masks", "pooled", "mels") else np.array(v) for k, v in rows.items()}
+    columns["margins"] = np.asarray(MARGINS, dtype=np.float32)
     features = VoiceFeatures(**columns)
     features.save(out)
     return features
@@ -174,20 +198,34 @@ def train_head(
     masks: npt.NDArray[np.bool_],
     args: argparse.Namespace,
 ) -> VoiceHead:
-    torch.manual_seed(args.seed)
-    head = VoiceHead()
-    optimizer = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    """MEMBERS heads from seeds seed, seed + 1, …, each trained alone, put together as one VoiceHead."""
+    head = VoiceHead(margins=tuple(args.margins), members=args.members)
+    for member, net in enumerate(head.nets):
+        net.load_state_dict(_train_member(x, y, masks, args, args.seed + member).state_dict())
+    return head.eval()
+
+
+def _train_member(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    masks: npt.NDArray[np.bool_],
+    args: argparse.Namespace,
+    seed: int,
+) -> nn.Module:
+    torch.manual_seed(seed)
+    member = VoiceHead(margins=tuple(args.margins), members=1)
+    optimizer = torch.optim.AdamW(member.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     xs, ys, ms = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(masks)
     for _ in range(args.epochs):
-        head.train()
+        member.train()
         for index in torch.split(torch.randperm(len(ys)), args.batch_size):
-            loss = F.cross_entropy(_masked(head(xs[index]), ms[index]), ys[index], label_smoothing=0.1)
+            loss = F.cross_entropy(_masked(member(xs[index]), ms[index]), ys[index], label_smoothing=0.1)
             optimizer.zero_grad()
             torch.autograd.backward(loss)
             optimizer.step()
         schedule.step()
-    return head.eval()
+    return member.nets[0]
 
 
 def train_mel_cnn(
@@ -255,13 +293,14 @@ def cross_validate(
     clean = features.variants == "clean"
     augmented = features.variants != "clean"
     logits = torch.zeros(len(fold), len(EMOTIONS))
+    pooled = features.at_margins(args.margins)
     for k in range(FOLDS):
         train = fold != k
         test = (fold == k) & (clean | augmented)
         if design == "whisper-head":
-            head = train_head(features.pooled[train], features.labels[train], features.masks[train], args)
+            head = train_head(pooled[train], features.labels[train], features.masks[train], args)
             with torch.inference_mode():
-                logits[test] = head(torch.from_numpy(features.pooled[test]))
+                logits[test] = head(torch.from_numpy(pooled[test]))
         elif design == "whisper-logreg":
             from sklearn.linear_model import LogisticRegression
             from sklearn.pipeline import make_pipeline
@@ -269,9 +308,9 @@ def cross_validate(
 
             only = train & clean
             probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.5))
-            probe.fit(features.pooled[only], features.labels[only])
+            probe.fit(pooled[only], features.labels[only])
             log_proba = np.full((int(test.sum()), len(EMOTIONS)), -30.0, dtype=np.float32)
-            log_proba[:, probe.classes_] = probe.predict_log_proba(features.pooled[test])
+            log_proba[:, probe.classes_] = probe.predict_log_proba(pooled[test])
             logits[test] = torch.from_numpy(log_proba)
         elif design == "mel-cnn":
             model = train_mel_cnn(
@@ -306,6 +345,8 @@ class VoiceCard(BaseModel):
     created: datetime
     mapping: str
     spans: str
+    margins_s: list[float] = [MARGIN_S]
+    members: int = 1
     augmentation: list[str]
     protocol: str
     designs: list[DesignScores]
@@ -339,6 +380,19 @@ def _corpus_digest(clips: list[CorpusClip]) -> dict[str, str]:
     return {corpus: digest.hexdigest() for corpus, digest in digests.items()}
 
 
+def _cv_key(design: str, args: argparse.Namespace) -> str:
+    """A design's folds are cached per setting that changes them."""
+    if design == "mel-cnn":
+        return f"{design}-e{args.mel_epochs}"
+    if design == "whisper-logreg":
+        return f"{design}-m{_margins(args)}"
+    return f"{design}-m{_margins(args)}-k{args.members}-e{args.epochs}-wd{args.weight_decay}-s{args.seed}"
+
+
+def _margins(args: argparse.Namespace) -> str:
+    return "_".join(str(m) for m in args.margins)
+
+
 def main(argv: list[str] | None = None) -> VoiceCard:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = get_args_parser().parse_args(argv)
@@ -353,7 +407,7 @@ def main(argv: list[str] | None = None) -> VoiceCard:
     designs: list[DesignScores] = []
     oof: dict[str, torch.Tensor] = {}
     for design in args.designs:
-        cached = out / f"cv-{design}.json"
+        cached = out / f"cv-{_cv_key(design, args)}.json"
         if cached.is_file():  # a design's folds are costly (the mel CNN's): computed once per output dir
             scores = DesignScores.model_validate_json(cached.read_text())
             logits = torch.from_numpy(np.load(cached.with_suffix(".npy")))
@@ -380,7 +434,7 @@ def main(argv: list[str] | None = None) -> VoiceCard:
     )
     after = _scores(oof["whisper-head"][ravdess_clean] / temperature, features.labels[ravdess_clean],
                     features.masks[ravdess_clean])  # fmt: skip
-    head = train_head(features.pooled, features.labels, features.masks, args)
+    head = train_head(features.at_margins(args.margins), features.labels, features.masks, args)
     head.temperature.fill_(temperature)  # type: ignore[operator]
     np.savez(
         out / "oof.npz", logits=oof["whisper-head"].numpy(), stems=features.stems, variants=features.variants
@@ -394,7 +448,10 @@ def main(argv: list[str] | None = None) -> VoiceCard:
         mapping=(
             "RAVDESS calm → neutral; Emo-DB boredom left out; Emo-DB has no surprise: masked in its softmax"
         ),
-        spans="each clip's utterance span from the pipeline's transcriber (Whisper base word timestamps)",
+        spans="each clip's utterance span from the pipeline's transcriber (Whisper base word timestamps), "
+        f"pooled at widenings of {args.margins} s on each side, concatenated; {args.members} heads averaged",
+        margins_s=args.margins,
+        members=args.members,
         augmentation=list(VARIANTS),
         protocol=f"{FOLDS} folds by speaker: RAVDESS actor (n-1) mod 5, Emo-DB speakers by rank mod 5; "
         "scores on held-out speakers' clean clips (and their augmented variants)",
@@ -435,6 +492,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     # 80 epochs at weight decay 0.01 scored best of three settings in the speaker folds (0.722 against
     # 0.692 for 40 at 0.05, 0.658 and 0.656 for the others): the shipped head's settings.
     parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument(
+        "--margins", type=float, nargs="+", default=list(MARGINS_S), help="span widenings (s), from MARGINS"
+    )
+    parser.add_argument("--members", type=int, default=MEMBERS, help="heads averaged, one per seed")
     parser.add_argument("--mel-epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.01)

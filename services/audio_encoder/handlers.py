@@ -21,6 +21,7 @@ async def encode_audio(
             media=event.media,
             utterances=event.utterances,
             featurizer=resources.featurizer,
+            speech_found=event.speech_found,
             observe_inference=resources.observe_inference,
         )
     return AudioFeaturesReady(

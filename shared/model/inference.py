@@ -27,7 +27,7 @@ from shared.model.pooling import PoolingRule, pool
 from shared.model.preprocess import LogMel, audio_segment, clip_tensor, min_mel_frames, pad_batch
 from shared.model.text import TextEncoder
 from shared.model.video import VideoEncoder
-from shared.model.voice import VOICE_ENCODER, VoiceHead, WhisperStates, pool_states, span_states
+from shared.model.voice import VOICE_ENCODER, VoiceHead, WhisperStates
 
 UNTRAINED = "the model bundle's {} encoder has no trained weights yet"
 
@@ -197,7 +197,7 @@ class AudioFeaturizer:
         if not spans:
             return np.zeros((0, self.config.n_emotions), dtype=np.float32)
         states = self.states.window_states(audio)  # the file once, in 30 s windows
-        pooled = np.stack([pool_states(span_states(states, start, end)) for start, end in spans])
+        pooled = np.stack([self.voice.pool(states, start, end) for start, end in spans])
         return self.voice.probabilities(torch.from_numpy(pooled).to(self.device)).cpu().numpy()
 
     @torch.inference_mode()

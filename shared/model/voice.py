@@ -1,12 +1,12 @@
 """The voice: Whisper-base encoder states, mean and standard deviation pooled over each utterance's frames
 (1,024 numbers), and a small head → MELD's seven emotions (`training.voice` trains it).
 
-Whisper's encoder is the transcriber's own model (CTranslate2, int8 on a CPU). The file is encoded once, in
-consecutive 30 s windows as Whisper was trained (the last one zero-padded), ~0.6 s per window on 2 cores;
-each utterance pools the states of its span widened by MARGIN_S on each side. Measured on six RAVDESS
-actors (leave-one-actor-out logistic regression): states of a span encoded alone, at its own length (which
-CTranslate2 accepts), scored weighted F1 0.537; the same span's frames out of a padded 30 s window 0.617;
-the whole clip's frames, ~0.7 s of silence around the words included, 0.658.
+Whisper's encoder is the transcriber's own model (CTranslate2, int8 on a CPU). The file is encoded once,
+in consecutive 30 s windows as Whisper was trained (the last one zero-padded), ~0.6 s per window on 2
+cores; each utterance pools the states of its span widened on each side by each of the head's margins.
+Measured on six RAVDESS actors (leave-one-actor-out logistic regression): states of a span encoded alone,
+at its own length (which CTranslate2 accepts), scored weighted F1 0.537; the same span's frames out of a
+padded 30 s window 0.617; the whole clip's frames, ~0.7 s of silence around the words included, 0.658.
 """
 
 from pathlib import Path
@@ -26,6 +26,8 @@ VOICE_ENCODER: Final = "whisper-base-encoder"
 WINDOW_SAMPLES: Final = 30 * 16_000
 SAMPLES_PER_STATE: Final = 320  # 20 ms
 MARGIN_S: Final = 0.25
+MARGINS_S: Final = (0.0, 0.25, 0.75)
+MEMBERS: Final = 5
 
 
 class WhisperStates:
@@ -63,22 +65,49 @@ def pool_states(states: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 class VoiceHead(nn.Module):
-    """Pooled states → emotion logits; the temperature is fitted on held-out speakers."""
+    """Pooled states → emotion logits; the temperature is fitted on held-out speakers.
 
-    def __init__(self, hidden: int = 256, classes: int = 7, dropout: float = 0.3) -> None:
+    Each utterance is pooled at several widenings of its span (MARGINS_S, concatenated): the words alone
+    and the breath around them. MEMBERS heads trained from different seeds are averaged in log space, which
+    steadies a model trained on 30 speakers (`training.voice`'s folds chose both).
+    """
+
+    def __init__(
+        self,
+        hidden: int = 256,
+        classes: int = 7,
+        dropout: float = 0.3,
+        margins: tuple[float, ...] = MARGINS_S,
+        members: int = MEMBERS,
+    ) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.LayerNorm(POOLED_DIM),
-            nn.Dropout(0.1),
-            nn.Linear(POOLED_DIM, hidden),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, classes),
+        dim = POOLED_DIM * len(margins)
+        self.nets = nn.ModuleList(
+            nn.Sequential(
+                nn.LayerNorm(dim),
+                nn.Dropout(0.1),
+                nn.Linear(dim, hidden),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, classes),
+            )
+            for _ in range(members)
         )
         self.register_buffer("temperature", torch.ones(()))
+        # The widenings travel in the weights, so inference pools as training did.
+        self.register_buffer("margins_s", torch.tensor(margins, dtype=torch.float32))
+
+    @property
+    def margins(self) -> list[float]:
+        return [float(m) for m in cast(torch.Tensor, self.margins_s)]
+
+    def pool(self, states: npt.NDArray[np.float32], start: float, end: float) -> npt.NDArray[np.float32]:
+        """The head's input for one span of a file's states."""
+        return np.concatenate([pool_states(span_states(states, start, end, m)) for m in self.margins])
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        logits: torch.Tensor = self.net(pooled)  # (B, 7), MELD order
+        members = torch.stack([net(pooled).log_softmax(-1) for net in self.nets])
+        logits: torch.Tensor = members.mean(dim=0)  # (B, 7), MELD order
         return logits
 
     def probabilities(self, pooled: torch.Tensor) -> torch.Tensor:

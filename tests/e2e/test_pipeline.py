@@ -128,21 +128,28 @@ def test_audio_only_file_by_multipart_upload(api: httpx.Client, media: MediaSet)
     assert missing["video"] == "the file has no video stream"
 
 
-def test_audio_without_speech_completes_and_says_the_words_are_missing(
+def test_a_video_without_speech_completes_in_windows_with_words_and_voice_missing(
     api: httpx.Client, media: MediaSet
 ) -> None:
     analysis = _wait(api, _analyse(api, _upload_three_steps(api, media.video_noise))["id"])
     assert analysis["status"] == "completed", analysis
     result = AnalysisResult.model_validate(analysis["result"])
-    assert len(result.utterances) == 1 and result.utterances[0].text == ""
-    assert result.utterances[0].end_time == pytest.approx(result.duration_s, abs=0.1)
+    assert [u.text for u in result.utterances] == ["", ""]
+    assert result.utterances[-1].end_time == pytest.approx(result.duration_s, abs=0.1)
     missing = {m.modality.value: m.reason for m in result.missing_modalities}
-    assert "no speech" in missing["text"]
+    assert missing["text"] == missing["audio"] == "no speech was found"
 
 
-@pytest.mark.parametrize(
-    ("kind", "code"), [("video_no_audio", "no_audio_track"), ("truncated_faststart", "corrupt_media")]
-)
+def test_a_video_without_an_audio_track_completes(api: httpx.Client, media: MediaSet) -> None:
+    analysis = _wait(api, _analyse(api, _upload_three_steps(api, media.video_no_audio, "silent.mp4"))["id"])
+    assert analysis["status"] == "completed", analysis
+    result = AnalysisResult.model_validate(analysis["result"])
+    assert len(result.utterances) == 2 and result.language is None
+    missing = {m.modality.value: m.reason for m in result.missing_modalities}
+    assert missing["text"] == missing["audio"] == "the file has no audio track"
+
+
+@pytest.mark.parametrize(("kind", "code"), [("truncated_faststart", "corrupt_media")])
 def test_undecodable_uploads_end_as_failed_jobs_with_stage_and_reason(
     api: httpx.Client, media: MediaSet, kind: str, code: str
 ) -> None:

@@ -9,14 +9,15 @@ import pytest
 
 from shared.assets import whisper_model_dir
 from shared.events import Span
+from shared.labels import EMOTIONS, Modality
 from shared.media import MediaError, probe
 from shared.model.bundle import LocalBundle
-from shared.model.inference import AudioFeaturizer, TextFeaturizer, VideoFeaturizer
+from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from shared.results import AnalysisResult
-from shared.stages import encode_audio_file, encode_video_file, transcribe_file
+from shared.stages import NO_AUDIO, NO_SPEECH, encode_audio_file, encode_video_file, fuse, transcribe_file
 from shared.transcription import Transcriber
 from tests.bundle_fixtures import bundle, bundle_dir
-from tests.media_factory import MediaSet, make_media_set, streams_of_different_lengths
+from tests.media_factory import MediaSet, make_media_set, picture_only, streams_of_different_lengths
 
 __all__ = ["bundle", "bundle_dir"]
 REPO = Path(__file__).resolve().parents[2]
@@ -60,22 +61,87 @@ def test_a_file_whose_sound_stops_before_its_picture_is_analysed(
     assert len(video.video.present) == len(audio.audio.present) == 2
 
 
-def test_no_speech_becomes_one_segment_over_the_file(
+def test_a_video_without_speech_is_followed_in_fixed_windows(
     media: MediaSet, transcriber: Transcriber, bundle: LocalBundle
 ) -> None:
     output = transcribe_file(
         media.video_noise, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60
     )
     assert not output.speech_found
-    assert [(u.start, u.end, u.text) for u in output.utterances] == [(0.0, output.media.duration_s, "")]
-    assert output.text.features is None and output.text.missing_reason is not None
-    assert "no speech" in output.text.missing_reason
+    duration = output.media.duration_s
+    assert [(u.start, u.end, u.text) for u in output.utterances] == [(0.0, 2.0, ""), (2.0, duration, "")]
+    assert output.text.features is None and output.text.missing_reason == NO_SPEECH
+    audio = encode_audio_file(
+        media.video_noise,
+        media=output.media,
+        utterances=output.utterances,
+        featurizer=AudioFeaturizer(bundle),
+        speech_found=output.speech_found,
+    )
+    assert audio.audio.present == [False, False] and audio.audio.missing_reason == NO_SPEECH
+
+
+def test_sound_without_speech_is_one_segment(
+    media: MediaSet, transcriber: Transcriber, bundle: LocalBundle, tmp_path: Path
+) -> None:
+    silence = tmp_path / "silence.m4a"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=16000:cl=mono",
+            "-t",
+            "5",
+            str(silence),
+        ],
+        check=True,
+    )
+    output = transcribe_file(silence, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60)
+    assert not output.speech_found
+    assert [(u.start, u.end) for u in output.utterances] == [(0.0, output.media.duration_s)]
+
+
+def test_a_talking_video_without_sound_is_analysed_from_the_face(
+    talking_videos: Path, transcriber: Transcriber, bundle: LocalBundle, tmp_path: Path
+) -> None:
+    path = picture_only(talking_videos / "vr_face_1.mp4", tmp_path / "silent.mp4")
+    output = transcribe_file(path, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60)
+    assert not output.media.has_audio and not output.speech_found and output.language is None
+    assert len(output.utterances) == round(output.media.duration_s / 2)
+    assert all(u.end - u.start <= 3.0 for u in output.utterances)
+    video = encode_video_file(
+        path, media=output.media, utterances=output.utterances, featurizer=VideoFeaturizer(bundle)
+    )
+    audio = encode_audio_file(
+        path,
+        media=output.media,
+        utterances=output.utterances,
+        featurizer=AudioFeaturizer(bundle),
+        speech_found=output.speech_found,
+    )
+    result = fuse(
+        transcript=output, video=video, audio=audio, predictor=FusionPredictor(bundle), bundle_version="t"
+    )
+    missing = {m.modality.value: m.reason for m in result.missing_modalities}
+    assert missing == {"text": NO_AUDIO, "audio": NO_AUDIO}
+    assert video.face_emotions is not None
+    faces = video.face_emotions.to_array()
+    for row, utterance in enumerate(result.utterances):
+        face = utterance.modalities[Modality.VIDEO]
+        assert face.available and face.emotions is not None
+        # The face alone: the fused answer is its distribution.
+        for scores in (utterance.emotions, face.emotions):
+            by_label = {s.label.value: s.confidence for s in scores}
+            assert [by_label[e] for e in EMOTIONS] == pytest.approx(faces[row].tolist(), abs=2e-3)
 
 
 @pytest.mark.parametrize(
     ("kind", "code"),
     [
-        ("video_no_audio", "no_audio_track"),
         ("truncated", "corrupt_media"),
         ("empty", "empty_file"),
         ("png", "not_media"),
@@ -163,7 +229,7 @@ def test_cli_json_is_the_api_result_and_bad_input_exits_2(
     assert len(result.utterances) == 2 and result.model_version == "0.0.0-test"
     assert (tmp_path / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     refused = subprocess.run(
-        [*command, str(media.video_no_audio)],
+        [*command, str(media.truncated)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -171,7 +237,7 @@ def test_cli_json_is_the_api_result_and_bad_input_exits_2(
         check=False,
     )
     assert refused.returncode == 2
-    assert "no_audio_track" in refused.stderr and "Traceback" not in refused.stderr
+    assert "corrupt_media" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_cli_batch_prints_a_line_per_file_in_order(media: MediaSet, bundle_dir: Path, tmp_path: Path) -> None:
@@ -194,6 +260,7 @@ def test_cli_batch_prints_a_line_per_file_in_order(media: MediaSet, bundle_dir: 
         str(tmp_path / "missing.mp4"),
     ]
     assert len(AnalysisResult.model_validate(lines[0]["result"]).utterances) == 2
-    assert lines[1]["error"]["code"] == "no_audio_track"
+    silent = AnalysisResult.model_validate(lines[1]["result"])
+    assert {m.modality.value for m in silent.missing_modalities} == {"text", "audio", "video"}
     assert lines[2]["error"]["code"] == "not_a_file"
     assert done.returncode == 2 and "Traceback" not in done.stderr
