@@ -30,11 +30,11 @@ KAFKA_SERVER: Final = "emotion-analyzer-kafka-bootstrap:9092"
 ALL_STAGES: Final = ("transcriber", "video_encoder", "audio_encoder", "fusion")
 # Who sends and who reads each topic (the services' app.py and the gateway's consumer.py say the same).
 ROLES: Final[dict[Topic, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    Topic.ANALYSIS_REQUESTED: (("gateway",), ("transcriber",)),
-    Topic.TRANSCRIPT_READY: (("transcriber",), ("video_encoder", "audio_encoder", "fusion")),
+    Topic.ANALYSIS_REQUESTED: (("gateway",), ("transcriber", "video_encoder", "audio_encoder")),
+    Topic.TRANSCRIPT_READY: (("transcriber",), ("audio_encoder", "fusion")),
     Topic.FEATURES_VIDEO: (("video_encoder",), ("fusion",)),
     Topic.FEATURES_AUDIO: (("audio_encoder",), ("fusion",)),
-    Topic.ANALYSIS_PROGRESS: (ALL_STAGES, ("gateway",)),
+    Topic.ANALYSIS_PROGRESS: (("transcriber", "audio_encoder", "fusion"), ("gateway",)),
     Topic.ANALYSIS_COMPLETED: (("fusion",), ("gateway",)),
     Topic.ANALYSIS_FAILED: (ALL_STAGES, ("gateway",)),
 }

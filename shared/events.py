@@ -155,13 +155,44 @@ class TranscriptReady(Event):
     speech_found: bool = Field(description="False when no speech was detected: one span covers the file")
 
 
+class VideoTrack(BaseModel):
+    """The picture over the whole video, independent of the utterances: the face's expression at a fixed
+    rate and, once R3D-18 is trained, its clip embeddings over fixed windows. Fusion pools it per utterance
+    (`shared.model.inference.pool_video_track`)."""
+
+    interval_s: float = Field(gt=0, description="Seconds between the pictures looked at")
+    samples: int = Field(default=0, ge=0, description="Pictures looked at")
+    face_times: list[float] = Field(
+        default_factory=list, description="Seconds of each picture in which a face was seen, in order"
+    )
+    face_emotions: FeatureMatrix | None = Field(
+        default=None, description="(len(face_times), 7) calibrated face-expression probabilities, MELD order"
+    )
+    windows: list[tuple[float, float]] = Field(
+        default_factory=list, description="[start, end) seconds of each R3D-18 clip (empty while it is off)"
+    )
+    clip_features: FeatureMatrix | None = Field(
+        default=None, description="(len(windows), 128) R3D-18 clip embeddings"
+    )
+    missing_reason: str | None = Field(default=None, description="Why the file has no usable picture")
+    trained: bool = Field(default=True, description="False while no trained video model could run")
+
+    @model_validator(mode="after")
+    def _aligned(self) -> "VideoTrack":
+        if self.face_emotions is not None and self.face_emotions.rows != len(self.face_times):
+            raise ValueError(f"{self.face_emotions.rows} face distributions for {len(self.face_times)} times")
+        if self.clip_features is not None and self.clip_features.rows != len(self.windows):
+            raise ValueError(f"{self.clip_features.rows} clip embeddings for {len(self.windows)} windows")
+        return self
+
+
 class VideoFeaturesReady(Event):
+    """The video encoder followed the picture of the whole file (it starts from `analysis.requested`, beside
+    the transcriber)."""
+
     TOPIC: ClassVar[Topic] = Topic.FEATURES_VIDEO
     bundle_version: str
-    video: ModalityFeatures
-    face_emotions: FeatureMatrix | None = Field(
-        default=None, description="(n_utterances, 7) face-expression probabilities where a face was seen"
-    )
+    track: VideoTrack
 
 
 class AudioFeaturesReady(Event):

@@ -2,21 +2,26 @@
 the services run, called in a row. Used by `emotion-analyzer analyze` and by the benchmark."""
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, Field
 
 from shared.assets import whisper_model_dir
 from shared.events import Stage
+from shared.media import MediaError, load_audio
 from shared.model.bundle import open_bundle
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from shared.results import AnalysisResult
-from shared.stages import encode_audio_file, encode_video_file, fuse, transcribe_file
+from shared.stages import encode_audio_file, fuse, track_video_file, transcribe_file
 from shared.transcription import Transcriber
 
 ProgressCallback = Callable[[Stage, str], None]
+T = TypeVar("T")
 
 
 class PipelineOptions(BaseModel):
@@ -28,6 +33,12 @@ class PipelineOptions(BaseModel):
     device: str = "cpu"
     max_duration_s: float = 3 * 3600.0
     run_untrained: bool = False
+    voice_threads: int = Field(
+        default=1,
+        ge=0,
+        description="CTranslate2 threads of the voice's Whisper encoder, which runs beside the transcription "
+        "(on 2 cores, one each: more makes both wait on each other)",
+    )
 
 
 class Timings(BaseModel):
@@ -44,43 +55,81 @@ class InProcessAnalyzer:
         )
         self.text = TextFeaturizer(bundle, options.device)
         self.video = VideoFeaturizer(bundle, options.device, run_untrained=options.run_untrained)
-        self.audio = AudioFeaturizer(bundle, options.device, run_untrained=options.run_untrained)
+        self.audio = AudioFeaturizer(
+            bundle, options.device, run_untrained=options.run_untrained, cpu_threads=options.voice_threads
+        )
         self.fusion = FusionPredictor(bundle, options.device)
 
     def analyze(
         self, path: Path, progress: ProgressCallback | None = None, timings: Timings | None = None
     ) -> AnalysisResult:
+        """As the services do it: the picture is followed, and the voice's Whisper states computed, beside
+        the transcription (neither needs the utterances); the voice is then pooled per utterance, and all is
+        fused. Each stage's own seconds go into `timings`; the picture's overlap the transcription's."""
         timings = timings if timings is not None else Timings()
 
-        @contextmanager
-        def stage(name: Stage, message: str) -> Iterator[None]:
-            if progress:
-                progress(name, message)
+        def timed(name: Stage, work: Callable[[], T]) -> T:
             started = time.perf_counter()
-            yield
-            timings.seconds[name.value] = time.perf_counter() - started
+            try:
+                return work()
+            finally:
+                timings.seconds[name.value] = time.perf_counter() - started
 
-        with stage(Stage.TRANSCRIBE, "transcribing speech"):
-            transcript = transcribe_file(
-                path, transcriber=self.transcriber, text=self.text, max_duration_s=self.options.max_duration_s
+        def states() -> npt.NDArray[np.float32] | None:
+            try:
+                return self.audio.file_states(load_audio(path, max_duration_s=self.options.max_duration_s))
+            except MediaError:
+                return None  # the transcription reports what is wrong with the file
+
+        # One thread beside the transcription, the voice's states first (needed as soon as the utterances are
+        # known), then the face: two more threads on 2 cores slowed the transcription more than they saved.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyze") as beside:
+            voice_states = beside.submit(states)
+            video_track = beside.submit(
+                timed,
+                Stage.ENCODE_VIDEO,
+                lambda: track_video_file(
+                    path, featurizer=self.video, max_duration_s=self.options.max_duration_s
+                ),
             )
-        with stage(Stage.ENCODE_VIDEO, f"encoding video of {len(transcript.utterances)} utterance(s)"):
-            video = encode_video_file(
-                path, media=transcript.media, utterances=transcript.utterances, featurizer=self.video
+            if progress:
+                progress(Stage.TRANSCRIBE, "transcribing speech and following the face")
+            transcript = timed(
+                Stage.TRANSCRIBE,
+                lambda: transcribe_file(
+                    path,
+                    transcriber=self.transcriber,
+                    text=self.text,
+                    max_duration_s=self.options.max_duration_s,
+                ),
             )
-        with stage(Stage.ENCODE_AUDIO, "encoding voice"):
-            audio = encode_audio_file(
-                path,
-                media=transcript.media,
-                utterances=transcript.utterances,
-                featurizer=self.audio,
-                speech_found=transcript.speech_found,
+            if progress:
+                progress(
+                    Stage.ENCODE_AUDIO, f"encoding the voice of {len(transcript.utterances)} utterance(s)"
+                )
+            audio = timed(
+                Stage.ENCODE_AUDIO,
+                lambda: encode_audio_file(
+                    path,
+                    media=transcript.media,
+                    utterances=transcript.utterances,
+                    featurizer=self.audio,
+                    speech_found=transcript.speech_found,
+                    states=voice_states.result() if transcript.speech_found else None,
+                ),
             )
-        with stage(Stage.FUSE, "fusing modalities"):
-            return fuse(
+            if progress:
+                progress(Stage.ENCODE_VIDEO, "waiting for the face track")
+            track = video_track.result()
+        if progress:
+            progress(Stage.FUSE, "fusing modalities")
+        return timed(
+            Stage.FUSE,
+            lambda: fuse(
                 transcript=transcript,
-                video=video,
+                video_track=track,
                 audio=audio,
                 predictor=self.fusion,
                 bundle_version=self.bundle_version,
-            )
+            ),
+        )

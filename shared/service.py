@@ -121,16 +121,19 @@ class ServiceKit:
         app.on_shutdown(self.consumer_lag.stop)
         return app
 
-    async def run_stage(self, event: Event, stage: Stage, work: Callable[[], Awaitable[Event]]) -> None:
-        """Announce the stage, do the work, publish its output or the job's failure.
+    async def run_stage(
+        self, event: Event, stage: Stage, work: Callable[[], Awaitable[Event]], *, announce: bool = True
+    ) -> None:
+        """Announce the stage (unless told not to), do the work, publish its output or the job's failure.
 
         A transient failure is re-raised after a pause, so the event is redelivered rather than lost.
         """
         service = self.settings.service_name
-        await publish(
-            self.broker,
-            AnalysisProgress(job_id=event.job_id, attempt=event.attempt, stage=stage, service=service),
-        )
+        if announce:
+            await publish(
+                self.broker,
+                AnalysisProgress(job_id=event.job_id, attempt=event.attempt, stage=stage, service=service),
+            )
         started = time.perf_counter()
         try:
             output = await work()

@@ -1,7 +1,10 @@
 """The pipeline's stages as plain functions: the services wrap each in a Kafka handler, and
-`emotion-analyzer analyze` calls them in a row in one process. Neither knows about the other.
+`emotion-analyzer analyze` calls them in one process. Neither knows about the other.
 
-transcribe_file → (encode_video_file, encode_audio_file) → fuse
+    (transcribe_file → encode_audio_file) beside track_video_file, then fuse
+
+The picture needs no utterances: it is followed over the whole file at a fixed rate while the speech is
+transcribed, and fusion pools it per utterance.
 """
 
 import time
@@ -13,26 +16,29 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from shared.events import MediaInfo, ModalityFeatures, Span
+from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span, VideoTrack
 from shared.labels import Modality
 from shared.media import (
+    FaceTracker,
     MediaError,
     MediaErrorCode,
     crop_face,
-    detect_faces,
     load_audio,
     probe,
     sample_span_frames,
+    sample_stills,
 )
 from shared.metrics import InferenceModality, InferenceObserver
-from shared.model.face import FACE_SIZE
 from shared.model.inference import (
+    NO_AUDIO,
+    NO_SPEECH,
+    UNTRAINED,
     AudioEncoding,
     AudioFeaturizer,
     FusionPredictor,
     TextFeaturizer,
-    VideoEncoding,
     VideoFeaturizer,
+    pool_video_track,
 )
 from shared.results import (
     AnalysisResult,
@@ -44,11 +50,11 @@ from shared.results import (
 )
 from shared.transcription import Transcriber
 
-NO_FACES = np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
-NO_SPEECH = "no speech was found"
-NO_AUDIO = "the file has no audio track"
 SEGMENT_S = 2.0
 """Without speech a video is cut into windows of this length, so the face's course is seen over time."""
+FACE_INTERVAL_S = 0.5
+"""The face is looked at twice a second: an expression lasts longer, and the 65 s bench video's track
+(decoding, tracking, the CNN) then costs ~2.7 s of one core, which fits beside the transcription."""
 
 
 class TranscriptionOutput(BaseModel):
@@ -114,8 +120,8 @@ def transcribe_file(
         utterances = _no_speech_segments(media)
     with _inference(observe_inference, "text", len(utterances)):
         features = text.encode([u.text for u in utterances])
-    if not speech_found:
-        features = features.model_copy(update={"missing_reason": NO_SPEECH if media.has_audio else NO_AUDIO})
+    if not media.has_audio:
+        features = features.model_copy(update={"missing_reason": NO_AUDIO})
     return TranscriptionOutput(
         media=media,
         language=language,
@@ -129,36 +135,65 @@ def _spans(utterances: Sequence[Span]) -> list[tuple[float, float]]:
     return [(u.start, u.end) for u in utterances]
 
 
-def face_crops(stills: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """(k, 48, 48) crops of the largest face in each still that has one."""
-    crops = [crop_face(still, boxes[0]) for still in stills if (boxes := detect_faces(still))]
-    return np.stack(crops) if crops else NO_FACES
-
-
-def encode_video_file(
+def track_video_file(
     path: Path,
     *,
-    media: MediaInfo,
-    utterances: Sequence[Span],
     featurizer: VideoFeaturizer,
+    max_duration_s: float,
+    interval_s: float = FACE_INTERVAL_S,
     observe_inference: InferenceObserver | None = None,
-) -> VideoEncoding:
+) -> VideoTrack:
+    """The picture of the whole file: the largest face followed at `interval_s` and its expression, and
+    R3D-18 clip embeddings over fixed windows once that branch is trained. Starts from the file alone."""
+
+    def missing(reason: str, trained: bool = True, samples: int = 0) -> VideoTrack:
+        return VideoTrack(interval_s=interval_s, samples=samples, missing_reason=reason, trained=trained)
+
+    try:
+        media = check_media(path, max_duration_s=max_duration_s)
+    except MediaError as error:
+        # The transcriber judges the same file and fails the job with this reason; here it is only missing.
+        return missing(f"the picture could not be read: {error.message}")
     if not media.has_video:
-        return VideoEncoding(
-            video=ModalityFeatures(
-                features=None,
-                present=[False] * len(utterances),
-                missing_reason="the file has no video stream",
-            )
+        return missing("the file has no video stream")
+    if not featurizer.runs:
+        return missing(UNTRAINED.format(Modality.VIDEO.value), trained=False)
+    tracker = FaceTracker()
+    samples, times, crops = 0, [], []
+    for time_s, grey in sample_stills(path, interval_s=interval_s):
+        samples += 1
+        if (box := tracker.find(grey, time_s)) is not None:
+            times.append(round(time_s, 3))
+            crops.append(crop_face(grey, box))
+    if not samples:
+        return missing("no video frames could be decoded")
+    if not crops:
+        return missing("no face was found in the video", samples=samples)
+    emotions = None
+    if featurizer.face is not None:
+        with _inference(observe_inference, "video", len(crops)):
+            emotions = FeatureMatrix.from_array(featurizer.face_emotions(np.stack(crops)))
+    windows: list[tuple[float, float]] = []
+    clip_features = None
+    if featurizer.model is not None:
+        config = featurizer.config
+        spans = fixed_segments(media.duration_s)
+        sampled = sample_span_frames(
+            path, _spans(spans), n_frames=config.video_frames, size=config.frame_size, stills_per_span=0
         )
-    config = featurizer.config
-    sampled = sample_span_frames(
-        path, _spans(utterances), n_frames=config.video_frames, size=config.frame_size
+        windows = _spans(spans)
+        clip_features = FeatureMatrix.from_array(
+            featurizer.clip_embeddings([frames.clip if frames is not None else None for frames in sampled])
+        )
+    return VideoTrack(
+        interval_s=interval_s,
+        samples=samples,
+        face_times=times,
+        face_emotions=emotions,
+        windows=windows,
+        clip_features=clip_features,
+        trained=featurizer.face is not None or featurizer.trained,
     )
-    clips = [frames.clip if frames is not None else None for frames in sampled]
-    crops = [face_crops(frames.stills) if frames is not None else NO_FACES for frames in sampled]
-    with _inference(observe_inference, "video", len(utterances)):
-        return featurizer.encode(clips, crops)
 
 
 def encode_audio_file(
@@ -167,17 +202,19 @@ def encode_audio_file(
     media: MediaInfo,
     utterances: Sequence[Span],
     featurizer: AudioFeaturizer,
-    speech_found: bool = True,
+    speech_found: bool,
+    states: npt.NDArray[np.float32] | None = None,
     observe_inference: InferenceObserver | None = None,
 ) -> AudioEncoding:
-    """The voice of each utterance; without speech there is no voice to read (noise, music or silence)."""
+    """The voice of each utterance; without speech there is no voice to read (noise, music or silence).
+    `states`: the featurizer's `file_states` of this file, where they were computed beforehand."""
     if media.has_audio and not speech_found:
         return AudioEncoding(
             audio=ModalityFeatures(features=None, present=[False] * len(utterances), missing_reason=NO_SPEECH)
         )
     audio = load_audio(path) if media.has_audio else None
     with _inference(observe_inference, "audio", len(utterances)):
-        return featurizer.encode(audio, _spans(utterances))
+        return featurizer.encode(audio, _spans(utterances), states)
 
 
 def _prediction(
@@ -198,13 +235,14 @@ def _prediction(
 def fuse(
     *,
     transcript: TranscriptionOutput,
-    video: VideoEncoding,
+    video_track: VideoTrack,
     audio: AudioEncoding,
     predictor: FusionPredictor,
     bundle_version: str,
     observe_inference: InferenceObserver | None = None,
 ) -> AnalysisResult:
     utterances = transcript.utterances
+    video = pool_video_track(video_track, _spans(utterances))
     features = {Modality.TEXT: transcript.text, Modality.VIDEO: video.video, Modality.AUDIO: audio.audio}
     for modality, modality_features in features.items():
         if len(modality_features.present) != len(utterances):

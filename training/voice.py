@@ -42,13 +42,11 @@ from shared.model.bundle import save_state, sha256_file
 from shared.model.config import ModelConfig
 from shared.model.preprocess import LogMel, min_mel_frames, pad_batch
 from shared.model.voice import (
-    MARGIN_S,
     MARGINS_S,
     MEMBERS,
     VoiceHead,
     WhisperStates,
-    pool_states,
-    span_states,
+    pool_span,
 )
 from shared.transcription import SAMPLE_RATE, Transcriber
 from training.calibrate import fit_temperature
@@ -59,7 +57,7 @@ from training.voice_data import GAP_S, CorpusClip, list_clips, transcribe_spans
 logger = logging.getLogger(__name__)
 FOLDS: Final = 5
 MEL_FRAMES: Final = 512  # 5.1 s: every span of the kit fits
-MARGINS: Final = (0.0, 0.25, 0.5, 0.75, 1.0)  # pooled at once, chosen in the folds (`--margin`)
+MARGINS: Final = (0.0, 0.25, 0.5, 0.75, 1.0)  # pooled at once, chosen in the folds (`--margins`)
 
 
 @dataclass
@@ -171,9 +169,7 @@ def extract(
                         "corpora": clip.corpus,
                         "labels": clip.label,
                         "masks": mask,
-                        "pooled": np.stack(
-                            [pool_states(span_states(encoded, start, end, m)) for m in MARGINS]
-                        ),
+                        "pooled": pool_span(encoded, start, end, MARGINS),
                         "mels": padded,
                         "mel_frames": frames,
                     }
@@ -345,8 +341,8 @@ class VoiceCard(BaseModel):
     created: datetime
     mapping: str
     spans: str
-    margins_s: list[float] = [MARGIN_S]
-    members: int = 1
+    margins_s: list[float]
+    members: int
     augmentation: list[str]
     protocol: str
     designs: list[DesignScores]

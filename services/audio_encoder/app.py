@@ -1,31 +1,41 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from shared.events import Stage, Topic, TranscriptReady
+from shared.events import AnalysisRequested, Stage, Topic, TranscriptReady
 from shared.model.bundle import open_for_service
 from shared.model.inference import AudioFeaturizer
 from shared.service import EncoderResources, ServiceKit
 from shared.storage import ObjectStore
 
-from .handlers import encode_audio
+from .handlers import compute_states, encode_audio
 from .settings import Settings
+from .states_cache import StatesCache
 
 settings = Settings()
 kit = ServiceKit(settings)
 kit.broker.publisher(Topic.FEATURES_AUDIO.value, title="features.audio")
 resources: list[EncoderResources[AudioFeaturizer]] = []
+cache = StatesCache(settings.states_cache_mb * 1024 * 1024)
 
 
-@kit.consumer(Topic.TRANSCRIPT_READY.value)
-async def on_transcript_ready(event: TranscriptReady) -> None:
-    await kit.run_stage(event, Stage.ENCODE_AUDIO, lambda: encode_audio(event, resources[0], settings))
+# One consumer for both topics, so a job's two events (same key, same partition number) meet here.
+@kit.consumer(Topic.ANALYSIS_REQUESTED.value, Topic.TRANSCRIPT_READY.value)
+async def on_event(event: AnalysisRequested | TranscriptReady) -> None:
+    if isinstance(event, AnalysisRequested):
+        await compute_states(event, resources[0], cache, settings)
+    else:
+        await kit.run_stage(
+            event, Stage.ENCODE_AUDIO, lambda: encode_audio(event, resources[0], cache, settings)
+        )
 
 
 @asynccontextmanager
 async def lifespan() -> AsyncIterator[None]:
     store = ObjectStore.from_settings(settings)
     bundle = open_for_service(settings, store, "audio")
-    featurizer = AudioFeaturizer(bundle, settings.device, run_untrained=settings.run_untrained)
+    featurizer = AudioFeaturizer(
+        bundle, settings.device, run_untrained=settings.run_untrained, cpu_threads=settings.whisper_threads
+    )
     resources.append(
         EncoderResources(
             store=store,

@@ -1,19 +1,55 @@
-"""transcript.ready → features.audio: per utterance, the voice's calibrated emotions (or an embedding)."""
+"""analysis.requested → (the voice's Whisper states, kept); transcript.ready → features.audio: per
+utterance, the voice's calibrated emotions (or an embedding)."""
 
 import asyncio
+import logging
 
 from shared.downloads import downloaded
-from shared.events import AudioFeaturesReady, TranscriptReady
+from shared.events import AnalysisRequested, AudioFeaturesReady, TranscriptReady
+from shared.media import MediaError, load_audio
 from shared.model.inference import AudioFeaturizer
 from shared.service import EncoderResources
 from shared.stages import encode_audio_file
 
 from .settings import Settings
+from .states_cache import StatesCache
+
+logger = logging.getLogger(__name__)
+
+
+async def compute_states(
+    event: AnalysisRequested,
+    resources: EncoderResources[AudioFeaturizer],
+    cache: StatesCache,
+    settings: Settings,
+) -> None:
+    """The file's voice states, before its utterances are known; nothing when the file has no usable sound
+    (the transcriber fails the job or marks the voice missing) or the voice is not the Whisper head."""
+    key = (event.job_id, event.attempt)
+    if resources.featurizer.states is None or not cache.wanted(key):
+        return
+    try:
+        async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
+            audio = await asyncio.to_thread(load_audio, path, max_duration_s=settings.max_duration_s)
+        states = await asyncio.to_thread(resources.featurizer.file_states, audio)
+    except MediaError as error:
+        logger.info("job %s: no voice states computed ahead: %s", event.job_id, error.message)
+        return
+    except Exception:
+        # Only a shortcut: the transcript's handler computes the states itself, so nothing is redelivered.
+        logger.warning("job %s: voice states not computed ahead", event.job_id, exc_info=True)
+        return
+    if states is not None and not cache.put(key, states):
+        logger.info("job %s: voice states (%d bytes) not kept", event.job_id, states.nbytes)
 
 
 async def encode_audio(
-    event: TranscriptReady, resources: EncoderResources[AudioFeaturizer], settings: Settings
+    event: TranscriptReady,
+    resources: EncoderResources[AudioFeaturizer],
+    cache: StatesCache,
+    settings: Settings,
 ) -> AudioFeaturesReady:
+    states = cache.take((event.job_id, event.attempt))
     async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
         features = await asyncio.to_thread(
             encode_audio_file,
@@ -22,6 +58,7 @@ async def encode_audio(
             utterances=event.utterances,
             featurizer=resources.featurizer,
             speech_found=event.speech_found,
+            states=states,
             observe_inference=resources.observe_inference,
         )
     return AudioFeaturesReady(

@@ -1,4 +1,5 @@
-"""transcript.ready + features.video + features.audio → analysis.completed.
+"""transcript.ready + features.video + features.audio → analysis.completed, in whatever order they come (the
+video's usually first: it starts with the transcription). The face track is pooled per utterance here.
 
 Each modality's event is stored in PostgreSQL as it arrives (fusion_part); whichever event completes the
 set runs the fusion. Two replicas that both see the set complete publish the same result with the same
@@ -16,7 +17,7 @@ from shared.db.fusion_parts import get_parts, put_part
 from shared.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
 from shared.labels import Modality
 from shared.metrics import InferenceObserver
-from shared.model.inference import AudioEncoding, FusionPredictor, VideoEncoding
+from shared.model.inference import AudioEncoding, FusionPredictor
 from shared.stages import TranscriptionOutput, fuse
 
 PartEvent = TranscriptReady | VideoFeaturesReady | AudioFeaturesReady
@@ -55,7 +56,7 @@ def fuse_parts(parts: dict[Modality, dict[str, Any]], resources: Resources) -> A
     audio = AudioFeaturesReady.model_validate(parts[Modality.AUDIO])
     result = fuse(
         transcript=TranscriptionOutput.model_validate(transcript.model_dump()),
-        video=VideoEncoding.model_validate(video.model_dump()),
+        video_track=video.track,
         audio=AudioEncoding(audio=audio.audio, voice_emotions=audio.voice_emotions),
         predictor=resources.predictor,
         bundle_version=resources.bundle_version,

@@ -1,7 +1,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from shared.events import Stage, Topic, TranscriptReady
+from shared.events import AnalysisRequested, Stage, Topic
 from shared.model.bundle import open_for_service
 from shared.model.inference import VideoFeaturizer
 from shared.service import EncoderResources, ServiceKit
@@ -16,9 +16,13 @@ kit.broker.publisher(Topic.FEATURES_VIDEO.value, title="features.video")
 resources: list[EncoderResources[VideoFeaturizer]] = []
 
 
-@kit.consumer(Topic.TRANSCRIPT_READY.value)
-async def on_transcript_ready(event: TranscriptReady) -> None:
-    await kit.run_stage(event, Stage.ENCODE_VIDEO, lambda: encode_video(event, resources[0], settings))
+@kit.consumer(Topic.ANALYSIS_REQUESTED.value)
+async def on_analysis_requested(event: AnalysisRequested) -> None:
+    # Beside the transcriber, which announces the job's progress: a second voice would move the job's
+    # stage back and forth.
+    await kit.run_stage(
+        event, Stage.ENCODE_VIDEO, lambda: encode_video(event, resources[0], settings), announce=False
+    )
 
 
 @asynccontextmanager

@@ -1,31 +1,28 @@
-"""transcript.ready → features.video: per utterance, the clip's embedding and whether a face was seen."""
+"""analysis.requested → features.video: the face over the whole video, beside the transcription."""
 
 import asyncio
 
 from shared.downloads import downloaded
-from shared.events import TranscriptReady, VideoFeaturesReady
+from shared.events import AnalysisRequested, VideoFeaturesReady
 from shared.model.inference import VideoFeaturizer
 from shared.service import EncoderResources
-from shared.stages import encode_video_file
+from shared.stages import track_video_file
 
 from .settings import Settings
 
 
 async def encode_video(
-    event: TranscriptReady, resources: EncoderResources[VideoFeaturizer], settings: Settings
+    event: AnalysisRequested, resources: EncoderResources[VideoFeaturizer], settings: Settings
 ) -> VideoFeaturesReady:
     async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
-        output = await asyncio.to_thread(
-            encode_video_file,
+        track = await asyncio.to_thread(
+            track_video_file,
             path,
-            media=event.media,
-            utterances=event.utterances,
             featurizer=resources.featurizer,
+            max_duration_s=settings.max_duration_s,
+            interval_s=settings.face_interval_s,
             observe_inference=resources.observe_inference,
         )
     return VideoFeaturesReady(
-        job_id=event.job_id,
-        attempt=event.attempt,
-        bundle_version=resources.bundle_version,
-        **output.model_dump(),
+        job_id=event.job_id, attempt=event.attempt, bundle_version=resources.bundle_version, track=track
     )

@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, Field
 from transformers import AutoModel, AutoTokenizer
 
-from shared.events import FeatureMatrix, ModalityFeatures
+from shared.events import FeatureMatrix, ModalityFeatures, VideoTrack
 from shared.labels import Modality
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle, torch_device
@@ -30,6 +30,8 @@ from shared.model.video import VideoEncoder
 from shared.model.voice import VOICE_ENCODER, VoiceHead, WhisperStates
 
 UNTRAINED = "the model bundle's {} encoder has no trained weights yet"
+NO_SPEECH: Final = "no speech was found"
+NO_AUDIO: Final = "the file has no audio track"
 
 
 def _missing(n: int, reason: str, trained: bool = True) -> ModalityFeatures:
@@ -69,14 +71,14 @@ class TextFeaturizer:
     def encode(self, texts: Sequence[str]) -> ModalityFeatures:
         present = [bool(t.strip()) for t in texts]
         if not any(present):
-            return _missing(len(texts), "no speech was found")
+            return _missing(len(texts), NO_SPEECH)
         return ModalityFeatures(
             features=FeatureMatrix.from_array(self.embed(texts)), present=present, trained=self.trained
         )
 
 
 class VideoEncoding(BaseModel):
-    """The video encoder's output: R3D-18 embeddings and, per utterance, the face's expression."""
+    """The video per utterance (`pool_video_track`): R3D-18 embeddings and the face's expression."""
 
     video: ModalityFeatures
     face_emotions: FeatureMatrix | None = Field(
@@ -96,7 +98,7 @@ class AudioEncoding(BaseModel):
 
 
 class VideoFeaturizer:
-    """R3D-18 over each utterance's clip of frames, and the facial-expression CNN over its face crops."""
+    """The facial-expression CNN over face crops, and R3D-18 over clips once it is trained."""
 
     def __init__(self, bundle: LocalBundle, device: str = "cpu", run_untrained: bool = False) -> None:
         self.config = bundle.config
@@ -114,50 +116,76 @@ class VideoFeaturizer:
             bundle.load_weights("face", self.face)
             self.face.to(self.device).eval()
 
+    @property
+    def runs(self) -> bool:
+        """Whether any branch has a model to run; a bundle with neither leaves the video out."""
+        return self.face is not None or self.model is not None
+
     @torch.inference_mode()
-    def face_emotions(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
-        """Per utterance, the mean face-expression distribution over its (k, 48, 48) crops; zeros if k = 0."""
+    def face_emotions(self, crops: npt.NDArray[np.uint8], batch_size: int = 256) -> npt.NDArray[np.float32]:
+        """(k, 7) calibrated face-expression distributions of (k, 48, 48) face crops."""
         if self.face is None:
             raise ValueError("the bundle has no trained face component")
         out = np.zeros((len(crops), self.config.n_emotions), dtype=np.float32)
-        for i, utterance_crops in enumerate(crops):
-            if len(utterance_crops):
-                probabilities = self.face.probabilities(faces_tensor(utterance_crops).to(self.device))
-                out[i] = probabilities.mean(dim=0).cpu().numpy()
+        for first in range(0, len(crops), batch_size):
+            batch = faces_tensor(crops[first : first + batch_size]).to(self.device)
+            out[first : first + len(batch)] = self.face.probabilities(batch).cpu().numpy()
         return out
 
     @torch.inference_mode()
-    def encode(
-        self, clips: Sequence[npt.NDArray[np.uint8] | None], face_crops: Sequence[npt.NDArray[np.uint8]]
-    ) -> VideoEncoding:
-        """clips: per utterance (T, S, S, 3) frames or None; face_crops: per utterance (k, 48, 48) faces."""
-        n = len(clips)
-        if not any(c is not None for c in clips):
-            return VideoEncoding(video=_missing(n, "no video frames could be decoded"))
-        faces = [len(c) > 0 for c in face_crops]
-        if not any(faces):
-            return VideoEncoding(video=_missing(n, "no face was found in the video"))
-        face_emotions = FeatureMatrix.from_array(self.face_emotions(face_crops)) if self.face else None
-        present = [c is not None and f for c, f in zip(clips, faces, strict=True)]
+    def clip_embeddings(self, clips: Sequence[npt.NDArray[np.uint8] | None]) -> npt.NDArray[np.float32]:
+        """(n, 128) R3D-18 embeddings of (T, S, S, 3) clips; zeros where a clip is None."""
         if self.model is None:
-            if face_emotions is None:
-                return VideoEncoding(video=_missing(n, UNTRAINED.format(Modality.VIDEO.value), trained=False))
-            # The face's expression stands for the video; R3D-18 stays out until it is trained.
-            return VideoEncoding(
-                video=ModalityFeatures(features=None, present=present, trained=True),
-                face_emotions=face_emotions,
-            )
-        out = np.zeros((n, self.config.embed_dim), dtype=np.float32)
+            raise ValueError("the bundle's R3D-18 branch is off (untrained)")
+        out = np.zeros((len(clips), self.config.embed_dim), dtype=np.float32)
         for i, clip in enumerate(clips):
             if clip is not None:
                 batch = clip_tensor(clip, self.config).unsqueeze(0).to(self.device)  # (1, 3, T, S, S)
                 out[i] = self.model(batch)[0].cpu().numpy()
-        return VideoEncoding(
-            video=ModalityFeatures(
-                features=FeatureMatrix.from_array(out), present=present, trained=self.trained
-            ),
-            face_emotions=face_emotions,
-        )
+        return out
+
+
+def _overlapping(
+    times: npt.NDArray[np.float64], half_s: float, start: float, end: float
+) -> npt.NDArray[np.bool_]:
+    """Which pictures, each standing for [t − half_s, t + half_s), overlap the span [start, end]."""
+    return (times - half_s < end) & (times + half_s > start)
+
+
+def pool_video_track(track: VideoTrack, spans: Sequence[tuple[float, float]]) -> VideoEncoding:
+    """The video per utterance: the mean face distribution over the pictures its span overlaps (present
+    where a face was seen in one of them), and the mean R3D-18 embedding of the windows it overlaps."""
+    n = len(spans)
+    if track.missing_reason is not None:
+        return VideoEncoding(video=_missing(n, track.missing_reason, trained=track.trained))
+    times = np.asarray(track.face_times, dtype=np.float64)
+    half = track.interval_s / 2
+    overlaps = [_overlapping(times, half, start, end) for start, end in spans]
+    present = [bool(inside.any()) for inside in overlaps]
+    if not any(present):
+        return VideoEncoding(video=_missing(n, "no face was seen while anyone spoke"))
+    face_emotions = None
+    if track.face_emotions is not None:
+        distributions = track.face_emotions.to_array()
+        pooled = np.zeros((n, distributions.shape[1]), dtype=np.float32)
+        for i, inside in enumerate(overlaps):
+            if inside.any():
+                pooled[i] = distributions[inside].mean(axis=0)
+        face_emotions = FeatureMatrix.from_array(pooled)
+    features = None
+    if track.clip_features is not None:
+        embeddings = track.clip_features.to_array()
+        starts, ends = (np.asarray([w[k] for w in track.windows]) for k in (0, 1))
+        rows = np.zeros((n, embeddings.shape[1]), dtype=np.float32)
+        for i, (start, end) in enumerate(spans):
+            windows = (starts < end) & (ends > start)
+            if windows.any():
+                rows[i] = embeddings[windows].mean(axis=0)
+        features = FeatureMatrix.from_array(rows)
+    return VideoEncoding(
+        video=ModalityFeatures(features=features, present=present, trained=track.trained),
+        face_emotions=face_emotions,
+    )
 
 
 class AudioFeaturizer:
@@ -165,8 +193,14 @@ class AudioFeaturizer:
     whichever the bundle carries (its config's `audio_encoder`)."""
 
     def __init__(
-        self, bundle: LocalBundle, device: str = "cpu", run_untrained: bool = False, batch_size: int = 16
+        self,
+        bundle: LocalBundle,
+        device: str = "cpu",
+        run_untrained: bool = False,
+        batch_size: int = 16,
+        cpu_threads: int = 0,
     ) -> None:
+        """`cpu_threads`: CTranslate2's threads for the Whisper encoder on a CPU (0: its default of 4)."""
         self.config = bundle.config
         self.device = torch_device(device)
         self.batch_size = batch_size
@@ -181,38 +215,55 @@ class AudioFeaturizer:
             self.voice = VoiceHead()
             bundle.load_weights("audio", self.voice)
             self.voice.to(self.device).eval()
-            self.states = WhisperStates(bundle.path("audio/whisper"), device=device)
+            self.states = WhisperStates(bundle.path("audio/whisper"), device=device, cpu_threads=cpu_threads)
         else:
             self.model = AudioEncoder(self.config)
             bundle.load_weights("audio", self.model)
             self.model.to(self.device).eval()
 
+    def file_states(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
+        """The voice head's Whisper states of the whole file, in 30 s windows: they need no utterance spans,
+        so they can be computed while the transcriber looks for them. None when the voice is not that head."""
+        return (
+            self.states.window_states(audio) if self.voice is not None and self.states is not None else None
+        )
+
     @torch.inference_mode()
     def voice_emotions(
-        self, audio: npt.NDArray[np.float32], spans: Sequence[tuple[float, float]]
+        self,
+        audio: npt.NDArray[np.float32],
+        spans: Sequence[tuple[float, float]],
+        states: npt.NDArray[np.float32] | None = None,
     ) -> npt.NDArray[np.float32]:
-        """(n, 7) calibrated distributions of the voice head, one per span of the file's `audio`."""
+        """(n, 7) calibrated distributions of the voice head, one per span of the file's `audio` (whose
+        `file_states` may be given if they were computed already)."""
         if self.voice is None or self.states is None:
             raise ValueError("the bundle's audio component is not the voice head")
         if not spans:
             return np.zeros((0, self.config.n_emotions), dtype=np.float32)
-        states = self.states.window_states(audio)  # the file once, in 30 s windows
+        if states is None:
+            states = self.states.window_states(audio)
         pooled = np.stack([self.voice.pool(states, start, end) for start, end in spans])
         return self.voice.probabilities(torch.from_numpy(pooled).to(self.device)).cpu().numpy()
 
     @torch.inference_mode()
     def encode(
-        self, audio: npt.NDArray[np.float32] | None, spans: Sequence[tuple[float, float]]
+        self,
+        audio: npt.NDArray[np.float32] | None,
+        spans: Sequence[tuple[float, float]],
+        states: npt.NDArray[np.float32] | None = None,
     ) -> AudioEncoding:
         n = len(spans)
         if audio is None:
-            return AudioEncoding(audio=_missing(n, "the file has no audio track"))
+            return AudioEncoding(audio=_missing(n, NO_AUDIO))
         if self.model is None and self.voice is None:
             return AudioEncoding(audio=_missing(n, UNTRAINED.format(Modality.AUDIO.value), trained=False))
         if self.voice is not None:
             duration = len(audio) / self.config.sample_rate
             present = [end > start and start < duration for start, end in spans]
-            emotions = self.voice_emotions(audio, spans) * np.asarray(present, dtype=np.float32)[:, None]
+            emotions = (
+                self.voice_emotions(audio, spans, states) * np.asarray(present, dtype=np.float32)[:, None]
+            )
             return AudioEncoding(
                 audio=ModalityFeatures(features=None, present=present, trained=True),
                 voice_emotions=FeatureMatrix.from_array(emotions),

@@ -9,6 +9,7 @@ at its own length (which CTranslate2 accepts), scored weighted F1 0.537; the sam
 padded 30 s window 0.617; the whole clip's frames, ~0.7 s of silence around the words included, 0.658.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, cast
 
@@ -25,7 +26,6 @@ MAX_FRAMES: Final = 3000  # Whisper's window: 30 s of 10 ms mel frames
 VOICE_ENCODER: Final = "whisper-base-encoder"
 WINDOW_SAMPLES: Final = 30 * 16_000
 SAMPLES_PER_STATE: Final = 320  # 20 ms
-MARGIN_S: Final = 0.25
 MARGINS_S: Final = (0.0, 0.25, 0.75)
 MEMBERS: Final = 5
 
@@ -50,7 +50,7 @@ class WhisperStates:
 
 
 def span_states(
-    states: npt.NDArray[np.float32], start: float, end: float, margin_s: float = MARGIN_S
+    states: npt.NDArray[np.float32], start: float, end: float, margin_s: float
 ) -> npt.NDArray[np.float32]:
     """The states of [start − margin, end + margin) seconds (at least one frame)."""
     per_second = 16_000 / SAMPLES_PER_STATE
@@ -62,6 +62,13 @@ def span_states(
 def pool_states(states: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """(frames, 512) → (1024,): mean and standard deviation over time."""
     return np.concatenate([states.mean(axis=0), states.std(axis=0)]).astype(np.float32)
+
+
+def pool_span(
+    states: npt.NDArray[np.float32], start: float, end: float, margins_s: Sequence[float]
+) -> npt.NDArray[np.float32]:
+    """(len(margins_s), 1024): the span's states pooled at each widening."""
+    return np.stack([pool_states(span_states(states, start, end, margin)) for margin in margins_s])
 
 
 class VoiceHead(nn.Module):
@@ -103,7 +110,7 @@ class VoiceHead(nn.Module):
 
     def pool(self, states: npt.NDArray[np.float32], start: float, end: float) -> npt.NDArray[np.float32]:
         """The head's input for one span of a file's states."""
-        return np.concatenate([pool_states(span_states(states, start, end, m)) for m in self.margins])
+        return pool_span(states, start, end, self.margins).reshape(-1)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         members = torch.stack([net(pooled).log_softmax(-1) for net in self.nets])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span
+from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span, VideoTrack
 from shared.media import probe
 from shared.metrics import InferenceModality, StageMetrics
 from shared.model.bundle import LocalBundle
@@ -13,10 +13,9 @@ from shared.model.inference import (
     AudioEncoding,
     AudioFeaturizer,
     FusionPredictor,
-    VideoEncoding,
     VideoFeaturizer,
 )
-from shared.stages import TranscriptionOutput, encode_audio_file, encode_video_file, fuse
+from shared.stages import TranscriptionOutput, encode_audio_file, fuse, track_video_file
 from tests.bundle_fixtures import bundle, bundle_dir
 from tests.media_factory import SpeechClip, speech_wav
 
@@ -53,6 +52,7 @@ def test_the_audio_stage_observes_one_job_of_seconds_per_utterance(
         media=probe(speech.path),
         utterances=_spans(speech),
         featurizer=AudioFeaturizer(bundle, run_untrained=True),
+        speech_found=True,
         observe_inference=observe,
     )
     [(modality, seconds, utterances)] = seen
@@ -65,11 +65,10 @@ def test_no_video_stream_means_no_inference_and_no_observation(
     speech: SpeechClip, bundle: LocalBundle
 ) -> None:
     registry = CollectorRegistry()
-    encode_video_file(
+    track_video_file(
         speech.path,
-        media=probe(speech.path),
-        utterances=_spans(speech),
         featurizer=VideoFeaturizer(bundle),
+        max_duration_s=60,
         observe_inference=StageMetrics(registry).observe_inference,
     )
     assert _sample(registry, "count", "video") is None
@@ -89,7 +88,7 @@ def test_the_fusion_observes_its_prediction(bundle: LocalBundle) -> None:
             speech_found=True,
             text=text,
         ),
-        video=VideoEncoding(video=missing),
+        video_track=VideoTrack(interval_s=0.5, missing_reason="none here"),
         audio=AudioEncoding(audio=missing),
         predictor=FusionPredictor(bundle),
         bundle_version=bundle.version,

@@ -12,9 +12,17 @@ from shared.events import Span
 from shared.labels import EMOTIONS, Modality
 from shared.media import MediaError, probe
 from shared.model.bundle import LocalBundle
-from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
+from shared.model.inference import (
+    NO_AUDIO,
+    NO_SPEECH,
+    AudioFeaturizer,
+    FusionPredictor,
+    TextFeaturizer,
+    VideoFeaturizer,
+    pool_video_track,
+)
 from shared.results import AnalysisResult
-from shared.stages import NO_AUDIO, NO_SPEECH, encode_audio_file, encode_video_file, fuse, transcribe_file
+from shared.stages import encode_audio_file, fuse, track_video_file, transcribe_file
 from shared.transcription import Transcriber
 from tests.bundle_fixtures import bundle, bundle_dir
 from tests.media_factory import MediaSet, make_media_set, picture_only, streams_of_different_lengths
@@ -52,13 +60,23 @@ def test_a_file_whose_sound_stops_before_its_picture_is_analysed(
     assert output.speech_found and len(output.utterances) == 2
     assert output.media.duration_s == pytest.approx(9.0, abs=0.15)
     assert all(u.end <= media.speech.duration_s + 0.1 for u in output.utterances)
-    video = encode_video_file(
-        path, media=output.media, utterances=output.utterances, featurizer=VideoFeaturizer(bundle)
-    )
+    track = track_video_file(path, featurizer=VideoFeaturizer(bundle), max_duration_s=60)
     audio = encode_audio_file(
-        path, media=output.media, utterances=output.utterances, featurizer=AudioFeaturizer(bundle)
+        path,
+        media=output.media,
+        utterances=output.utterances,
+        featurizer=AudioFeaturizer(bundle),
+        speech_found=output.speech_found,
     )
-    assert len(video.video.present) == len(audio.audio.present) == 2
+    assert track.missing_reason == "no face was found in the video" and track.samples >= 17
+    result = fuse(
+        transcript=output,
+        video_track=track,
+        audio=audio,
+        predictor=FusionPredictor(bundle),
+        bundle_version="t",
+    )
+    assert len(result.utterances) == len(audio.audio.present) == 2
 
 
 def test_a_video_without_speech_is_followed_in_fixed_windows(
@@ -113,9 +131,8 @@ def test_a_talking_video_without_sound_is_analysed_from_the_face(
     assert not output.media.has_audio and not output.speech_found and output.language is None
     assert len(output.utterances) == round(output.media.duration_s / 2)
     assert all(u.end - u.start <= 3.0 for u in output.utterances)
-    video = encode_video_file(
-        path, media=output.media, utterances=output.utterances, featurizer=VideoFeaturizer(bundle)
-    )
+    track = track_video_file(path, featurizer=VideoFeaturizer(bundle), max_duration_s=60)
+    video = pool_video_track(track, [(u.start, u.end) for u in output.utterances])
     audio = encode_audio_file(
         path,
         media=output.media,
@@ -124,7 +141,11 @@ def test_a_talking_video_without_sound_is_analysed_from_the_face(
         speech_found=output.speech_found,
     )
     result = fuse(
-        transcript=output, video=video, audio=audio, predictor=FusionPredictor(bundle), bundle_version="t"
+        transcript=output,
+        video_track=track,
+        audio=audio,
+        predictor=FusionPredictor(bundle),
+        bundle_version="t",
     )
     missing = {m.modality.value: m.reason for m in result.missing_modalities}
     assert missing == {"text": NO_AUDIO, "audio": NO_AUDIO}
@@ -165,29 +186,47 @@ def test_too_long_is_refused(media: MediaSet, transcriber: Transcriber, bundle: 
     assert error.value.code == "too_long"
 
 
-def test_video_stage_finds_the_face_in_a_real_talking_video(
+def test_the_face_is_followed_over_the_whole_video_and_pooled_per_utterance(
     talking_videos: Path, bundle: LocalBundle
 ) -> None:
     path = talking_videos / "vr_face_1.mp4"
-    spans = [Span(index=0, start=0.0, end=2.4, text="a"), Span(index=1, start=3.3, end=4.5, text="b")]
-    output = encode_video_file(
-        path, media=probe(path), utterances=spans, featurizer=VideoFeaturizer(bundle, run_untrained=True)
-    )
-    assert output.video.present == [True, True]
-    assert output.video.features is not None and output.video.features.to_array().shape == (2, 128)
+    duration = probe(path).duration_s
+    track = track_video_file(path, featurizer=VideoFeaturizer(bundle, run_untrained=True), max_duration_s=60)
+    # Every picture at 2 Hz, from the first tick to the end, each with the face of this frontal video.
+    assert track.samples == int(duration / 0.5 + 0.5) and len(track.face_times) == track.samples
+    assert track.face_times == sorted(track.face_times) and 0.25 <= track.face_times[0] < 0.35
+    assert track.face_emotions is not None and track.face_emotions.to_array().shape == (track.samples, 7)
+    assert track.face_emotions.to_array().sum(axis=1) == pytest.approx(1.0, abs=1e-4)
+    # R3D-18 (run untrained here) embeds fixed 2 s windows of the whole file.
+    assert track.clip_features is not None and track.clip_features.rows == len(track.windows)
+    assert track.windows[0] == (0.0, 2.0)
+    spans = [(0.0, 2.4), (3.3, 4.5), (4.9, 4.95), (duration + 5, duration + 6)]
+    video = pool_video_track(track, spans)
+    # A short span still meets the picture whose half-second it falls in; one past the end meets none.
+    assert video.video.present == [True, True, True, False]
+    assert video.video.features is not None and video.video.features.to_array().shape == (4, 128)
+    assert video.face_emotions is not None
+    pooled, frames = video.face_emotions.to_array(), track.face_emotions.to_array()
+    first = [i for i, t in enumerate(track.face_times) if t - 0.25 < 2.4]
+    assert pooled[0] == pytest.approx(frames[first].mean(axis=0), abs=1e-6)
+    assert pooled[3].tolist() == [0.0] * 7
 
 
-def test_video_stage_on_audio_only_and_faceless_files(media: MediaSet, bundle: LocalBundle) -> None:
-    spans = [Span(index=0, start=0.0, end=1.0, text="")]
+def test_video_stage_on_audio_only_faceless_and_unreadable_files(
+    media: MediaSet, bundle: LocalBundle
+) -> None:
     featurizer = VideoFeaturizer(bundle, run_untrained=True)
-    audio_only = encode_video_file(
-        media.speech_mp3, media=probe(media.speech_mp3), utterances=spans, featurizer=featurizer
+    audio_only = track_video_file(media.speech_mp3, featurizer=featurizer, max_duration_s=60)
+    assert audio_only.missing_reason == "the file has no video stream"
+    faceless = track_video_file(media.speech_mp4, featurizer=featurizer, max_duration_s=60)
+    assert faceless.missing_reason == "no face was found in the video" and faceless.samples > 0
+    # The transcriber refuses a damaged file for the job; the picture is only reported missing.
+    truncated = track_video_file(media.truncated, featurizer=featurizer, max_duration_s=60)
+    assert (truncated.missing_reason or "").startswith(
+        "the picture could not be read: the file looks like media"
     )
-    assert audio_only.video.missing_reason == "the file has no video stream"
-    faceless = encode_video_file(
-        media.speech_mp4, media=probe(media.speech_mp4), utterances=spans, featurizer=featurizer
-    )
-    assert faceless.video.missing_reason == "no face was found in the video"
+    video = pool_video_track(faceless, [(0.0, 1.0)])
+    assert video.video.present == [False] and video.video.missing_reason == "no face was found in the video"
 
 
 def test_audio_stage_embeds_each_utterance(media: MediaSet, bundle: LocalBundle) -> None:
@@ -197,6 +236,7 @@ def test_audio_stage_embeds_each_utterance(media: MediaSet, bundle: LocalBundle)
         media=probe(media.speech_mp4),
         utterances=spans,
         featurizer=AudioFeaturizer(bundle, run_untrained=True),
+        speech_found=True,
     )
     features = encoded.audio
     assert features.present == [True, True]

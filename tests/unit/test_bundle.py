@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span
+from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span, VideoTrack
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.build import build_initial_bundle
 from shared.model.bundle import COMPONENTS, MANIFEST, BundleError, LocalBundle, open_bundle
@@ -14,7 +14,6 @@ from shared.model.inference import (
     AudioFeaturizer,
     FusionPredictor,
     TextFeaturizer,
-    VideoEncoding,
     VideoFeaturizer,
 )
 from shared.model.video import VideoEncoder
@@ -92,15 +91,13 @@ def test_untrained_branches_are_masked_unless_asked(bundle: LocalBundle) -> None
     assert forced.voice_emotions is None  # the mel CNN gives an embedding, not an expert's distribution
     missing = AudioFeaturizer(bundle).encode(None, spans).audio
     assert missing.missing_reason == "the file has no audio track"
-    clips = [np.zeros((30, 112, 112, 3), dtype=np.uint8), None]
-    face, no_face = np.full((2, 48, 48), 128, dtype=np.uint8), np.zeros((0, 48, 48), dtype=np.uint8)
-    video = VideoFeaturizer(bundle, run_untrained=True).encode(clips, [face, no_face])
-    assert video.video.present == [True, False]
-    assert video.video.features is not None and video.face_emotions is not None
-    faceless = VideoFeaturizer(bundle, run_untrained=True).encode(clips, [no_face, no_face])
-    assert (
-        faceless.video.missing_reason == "no face was found in the video" and faceless.face_emotions is None
-    )
+    video = VideoFeaturizer(bundle, run_untrained=True)
+    clips = video.clip_embeddings([np.zeros((30, 112, 112, 3), dtype=np.uint8), None])
+    assert clips.shape == (2, 128) and clips[1].tolist() == [0.0] * 128
+    faces = video.face_emotions(np.full((3, 48, 48), 128, dtype=np.uint8))
+    assert faces.shape == (3, 7) and np.allclose(faces.sum(axis=1), 1.0, atol=1e-5)
+    assert video.face_emotions(np.zeros((0, 48, 48), dtype=np.uint8)).shape == (0, 7)
+    assert not VideoFeaturizer(bundle).model  # R3D-18 stays off while untrained
 
 
 def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBundle) -> None:
@@ -108,9 +105,6 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
     n = 3
     spans = [Span(index=i, start=float(i), end=i + 0.9, text=f"words {i}") for i in range(n)]
     text = ModalityFeatures(features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True] * n)
-    video = ModalityFeatures(
-        features=None, present=[False] * n, missing_reason="no face was found in the video"
-    )
     audio = ModalityFeatures(
         features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True, False, True]
     )
@@ -123,7 +117,7 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
     )
     result = fuse(
         transcript=transcript,
-        video=VideoEncoding(video=video),
+        video_track=VideoTrack(interval_s=0.5, missing_reason="no face was found in the video"),
         audio=AudioEncoding(audio=audio),
         predictor=FusionPredictor(bundle),
         bundle_version=bundle.version,

@@ -8,6 +8,7 @@ import pytest
 
 from shared.media import (
     FaceBox,
+    FaceTracker,
     MediaError,
     MediaErrorCode,
     crop_face,
@@ -16,6 +17,7 @@ from shared.media import (
     probe,
     sample_frames,
     sample_span_frames,
+    sample_stills,
 )
 from tests.media_factory import (
     VIDEO_FPS,
@@ -289,6 +291,25 @@ def test_sample_frames_real_clips(name: str) -> None:
         assert frames.clip.std() > 10  # real pictures, not a blank decode
 
 
+def test_stills_at_a_fixed_rate_over_the_whole_video(media: MediaSet) -> None:
+    stills = list(sample_stills(media.speech_mp4, interval_s=0.5, max_side=100))
+    duration = probe(media.speech_mp4).duration_s
+    times = [t for t, _ in stills]
+    # One picture per half second, each the first frame at or after its tick (k + ½) · 0.5 s.
+    assert len(times) == int(duration / 0.5 + 0.5)
+    ticks = (np.arange(len(times)) + 0.5) * 0.5
+    assert np.all(np.asarray(times) >= ticks - 1e-6) and np.all(np.asarray(times) - ticks < 2 / VIDEO_FPS)
+    for time_s, grey in stills:
+        assert grey.ndim == 2 and max(grey.shape) == 100
+        # The ramp's brightness says which frame this is.
+        assert abs(float(grey.mean()) - ramp_brightness(time_s)) < ramp_brightness(1 / VIDEO_FPS) + 3
+    assert list(sample_stills(media.speech_mp3, interval_s=0.5)) == []
+    with pytest.raises(ValueError, match="positive"):
+        next(sample_stills(media.speech_mp4, interval_s=0))
+    with pytest.raises(MediaError):
+        list(sample_stills(media.png, interval_s=0.5))
+
+
 # --- faces ---------------------------------------------------------------------------------------------
 
 
@@ -341,3 +362,43 @@ def test_crop_face() -> None:
     assert crop_face(gray, (250, 150, 100, 100), size=32).shape == (32, 32)  # clipped at the border
     with pytest.raises(ValueError, match="outside"):
         crop_face(gray, (400, 300, 50, 50))
+
+
+def test_the_tracker_follows_the_face_near_its_last_box() -> None:
+    path = talking("vr_face_1.mp4")
+    stills = list(sample_stills(path, interval_s=0.25))
+    tracker = FaceTracker(refresh_s=60.0)
+    boxes = [tracker.find(grey, time_s) for time_s, grey in stills]
+    assert all(box is not None for box in boxes)
+    # Each box agrees with a whole-frame search of the same picture.
+    for (_, grey), box in zip(stills[::4], boxes[::4], strict=True):
+        assert box is not None
+        [full, *_] = detect_faces(grey)
+        assert abs(box.x + box.width / 2 - (full.x + full.width / 2)) < full.width / 4
+        assert 0.75 < box.width / full.width < 1.33
+    # Tracking is cheaper than searching the whole frame.
+    started = time.perf_counter()
+    tracked = FaceTracker(refresh_s=60.0)
+    for time_s, grey in stills:
+        tracked.find(grey, time_s)
+    tracking_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for _, grey in stills:
+        detect_faces(grey)
+    print(f"tracking {tracking_s:.3f} s, whole-frame search {time.perf_counter() - started:.3f} s")
+
+
+def test_the_tracker_searches_again_when_the_face_is_gone(media: MediaSet) -> None:
+    path = talking("vr_face_1.mp4")
+    [(time_s, face)] = list(sample_stills(path, interval_s=10.0))
+    blank = np.zeros_like(face)
+    tracker = FaceTracker(refresh_s=60.0)
+    assert tracker.find(face, 0.0) is not None
+    assert tracker.find(blank, 0.5) is None  # lost: the whole frame was searched, and nothing is there
+    # A face appearing elsewhere is found by the whole-frame search, not missed by a search near the old box.
+    shifted = np.zeros_like(face)
+    width = face.shape[1]
+    shifted[:, : width - width // 4] = face[:, width // 4 :]
+    again = tracker.find(shifted, 1.0)
+    first = detect_faces(face)[0]
+    assert again is not None and again.x < first.x
