@@ -18,7 +18,7 @@ from shared.model.bundle import open_bundle
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from shared.results import AnalysisResult
 from shared.stages import encode_audio_file, fuse, track_video_file, transcribe_file
-from shared.transcription import Transcriber
+from shared.transcription import Transcriber, threads_beside
 
 ProgressCallback = Callable[[Stage, str], None]
 T = TypeVar("T")
@@ -33,6 +33,12 @@ class PipelineOptions(BaseModel):
     device: str = "cpu"
     max_duration_s: float = 3 * 3600.0
     run_untrained: bool = False
+    whisper_threads: int | None = Field(
+        default=None,
+        ge=0,
+        description="CTranslate2 threads of the transcriber; None: every core but the one the work beside "
+        "it uses (shared.transcription.threads_beside)",
+    )
     voice_threads: int = Field(
         default=1,
         ge=0,
@@ -50,8 +56,11 @@ class InProcessAnalyzer:
         self.options = options
         bundle = open_bundle(options.bundle_uri)
         self.bundle_version = bundle.version
+        whisper_threads = options.whisper_threads
         self.transcriber = Transcriber(
-            whisper_model_dir(options.whisper_model, options.cache_dir / "whisper"), device=options.device
+            whisper_model_dir(options.whisper_model, options.cache_dir / "whisper"),
+            device=options.device,
+            cpu_threads=threads_beside() if whisper_threads is None else whisper_threads,
         )
         self.text = TextFeaturizer(bundle, options.device)
         self.video = VideoFeaturizer(bundle, options.device, run_untrained=options.run_untrained)

@@ -85,3 +85,9 @@ class EncoderSettings(ServiceSettings):
     work_dir: str = Field(default="var/work", description="Scratch space for downloaded files")
     max_duration_s: float = Field(default=3 * 3600.0, gt=0, description="Longest file accepted, in seconds")
     run_untrained: bool = Field(default=False, description="Run encoder branches whose weights are untrained")
+    whisper_threads: int = Field(
+        default=0,
+        ge=0,
+        description="CTranslate2 threads of a Whisper model on a CPU (transcriber, audio encoder); "
+        "0: its default",
+    )

@@ -52,9 +52,10 @@ from shared.transcription import Transcriber
 
 SEGMENT_S = 2.0
 """Without speech a video is cut into windows of this length, so the face's course is seen over time."""
-FACE_INTERVAL_S = 0.5
-"""The face is looked at twice a second: an expression lasts longer, and the 65 s bench video's track
-(decoding, tracking, the CNN) then costs ~2.7 s of one core, which fits beside the transcription."""
+FACE_INTERVAL_S = 1.0
+"""The face is looked at once a second, about three times in a typical utterance (as many stills as the
+per-utterance sampling before it took). On 2 cores the 65 s bench video then took 1.09x (in-process) and
+1.23x (stack) its transcription alone; at twice a second 1.26-1.36x and 1.34-1.46x."""
 
 
 class TranscriptionOutput(BaseModel):

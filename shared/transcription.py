@@ -4,6 +4,7 @@ An utterance is one Whisper segment: its text and its times in the audio. Silenc
 before decoding, which is both faster and what keeps Whisper from inventing words in music or noise.
 """
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple
@@ -33,6 +34,16 @@ class Transcript(BaseModel):
     )
     duration_s: float = Field(ge=0.0, description="Length of the audio that was transcribed")
     spans: list[Span] = Field(description="The utterances in time order; empty when no speech was found")
+
+
+def threads_beside(side_threads: int = 1) -> int:
+    """CTranslate2 threads for a transcriber that shares this machine's cores with `side_threads` threads of
+    other work (the face track and the voice's states run beside it): the other cores, at least one.
+
+    Measured on 2 cores with the 65 s bench video: Whisper base alone took 4.1-4.9 s with CTranslate2's
+    default 4 threads and 4.6-5.0 s with one, but beside the face track and the voice its 4 waiting threads
+    slowed it to 6.2-6.5 s, and the whole analysis with it."""
+    return max(1, len(os.sched_getaffinity(0)) - side_threads)
 
 
 def load_whisper(model_dir: Path, *, device: str = "cpu", cpu_threads: int = 0) -> "WhisperModel":

@@ -11,6 +11,3 @@ class Settings(EncoderSettings):
         description="Memory for voice states computed ahead of their transcripts (~100 KB per second of "
         "audio, so 256 MB holds about 40 minutes); 0 computes them only once the transcript is in",
     )
-    whisper_threads: int = Field(
-        default=0, ge=0, description="CTranslate2 threads of the Whisper encoder on a CPU (0: its default)"
-    )

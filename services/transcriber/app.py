@@ -30,7 +30,12 @@ async def lifespan() -> AsyncIterator[None]:
     bundle = open_for_service(settings, store, "text")
     whisper = whisper_model_dir(settings.whisper_model, Path(settings.whisper_cache_dir))
     models = Models(
-        transcriber=Transcriber(whisper, beam_size=settings.whisper_beam_size, device=settings.device),
+        transcriber=Transcriber(
+            whisper,
+            beam_size=settings.whisper_beam_size,
+            device=settings.device,
+            cpu_threads=settings.whisper_threads,
+        ),
         text=TextFeaturizer(bundle, settings.device),
     )
     resources.append(

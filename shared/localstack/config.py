@@ -7,6 +7,7 @@ from typing import Annotated, Final
 from pydantic import BaseModel, Field
 
 from shared.settings import ServiceSettings
+from shared.transcription import threads_beside
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT: Final = REPO_ROOT / "var" / "stack"
@@ -44,6 +45,18 @@ MODEL_SERVICES: Final = frozenset(
 )
 
 
+# On one machine the encoders work beside the transcriber (from the same analysis.requested): they get one
+# thread each and a lower priority, the transcriber the other cores, so the transcription, which is the
+# job's critical path, is not slowed by threads waiting on each other (shared.transcription.threads_beside).
+ONE_MACHINE_THREADS: Final[dict[ServiceName, dict[str, str]]] = {
+    ServiceName.TRANSCRIBER: {"EA_WHISPER_THREADS": str(threads_beside())},
+    ServiceName.VIDEO_ENCODER: {"EA_TORCH_THREADS": "1"},
+    ServiceName.AUDIO_ENCODER: {"EA_WHISPER_THREADS": "1"},
+}
+BESIDE_THE_TRANSCRIBER: Final = frozenset({ServiceName.VIDEO_ENCODER, ServiceName.AUDIO_ENCODER})
+BESIDE_THE_TRANSCRIBER_NICE: Final = 10
+
+
 class ServiceSpec(BaseModel):
     name: ServiceName
     http_port: Port | None = Field(default=None, description="EA_HTTP_PORT, for services with a REST API")
@@ -52,6 +65,9 @@ class ServiceSpec(BaseModel):
     extra_env: dict[str, str] = Field(default_factory=dict, description="Variables for this service only")
     command: list[str] | None = Field(
         default=None, description="Program to run instead of `python -m services.<name>`, e.g. a uvicorn line"
+    )
+    nice: int = Field(
+        default=0, ge=0, le=19, description="Scheduling niceness: higher yields the CPU to others"
     )
 
     @property
@@ -71,6 +87,8 @@ class ServiceSpec(BaseModel):
             http_port=http_port,
             metrics_port=DEFAULT_METRICS_PORT_BASE + index if fixed_ports else 0,
             ready_timeout_s=120.0 if name in MODEL_SERVICES else 30.0,
+            extra_env=dict(ONE_MACHINE_THREADS.get(name, {})),
+            nice=BESIDE_THE_TRANSCRIBER_NICE if name in BESIDE_THE_TRANSCRIBER else 0,
         )
 
 

@@ -432,6 +432,8 @@ class LocalStack:
         env["PYTHONUNBUFFERED"] = "1"
         port = spec.http_port if spec.http_port is not None else spec.metrics_port
         command = spec.command or [sys.executable, "-m", spec.module]
+        if spec.nice:
+            command = ["nice", "-n", str(spec.nice), *command]
         return self._spawn(spec.name.value, command, port=port, env=env)
 
     def _health_url(self, spec: ServiceSpec) -> str:

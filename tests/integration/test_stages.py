@@ -22,7 +22,7 @@ from shared.model.inference import (
     pool_video_track,
 )
 from shared.results import AnalysisResult
-from shared.stages import encode_audio_file, fuse, track_video_file, transcribe_file
+from shared.stages import FACE_INTERVAL_S, encode_audio_file, fuse, track_video_file, transcribe_file
 from shared.transcription import Transcriber
 from tests.bundle_fixtures import bundle, bundle_dir
 from tests.media_factory import MediaSet, make_media_set, picture_only, streams_of_different_lengths
@@ -68,7 +68,7 @@ def test_a_file_whose_sound_stops_before_its_picture_is_analysed(
         featurizer=AudioFeaturizer(bundle),
         speech_found=output.speech_found,
     )
-    assert track.missing_reason == "no face was found in the video" and track.samples >= 17
+    assert track.missing_reason == "no face was found in the video" and track.samples == 9
     result = fuse(
         transcript=output,
         video_track=track,
@@ -192,9 +192,10 @@ def test_the_face_is_followed_over_the_whole_video_and_pooled_per_utterance(
     path = talking_videos / "vr_face_1.mp4"
     duration = probe(path).duration_s
     track = track_video_file(path, featurizer=VideoFeaturizer(bundle, run_untrained=True), max_duration_s=60)
-    # Every picture at 2 Hz, from the first tick to the end, each with the face of this frontal video.
-    assert track.samples == int(duration / 0.5 + 0.5) and len(track.face_times) == track.samples
-    assert track.face_times == sorted(track.face_times) and 0.25 <= track.face_times[0] < 0.35
+    # A picture a second, from the first tick to the end, each with the face of this frontal video.
+    assert track.interval_s == FACE_INTERVAL_S == 1.0
+    assert track.samples == int(duration + 0.5) and len(track.face_times) == track.samples
+    assert track.face_times == sorted(track.face_times) and 0.5 <= track.face_times[0] < 0.6
     assert track.face_emotions is not None and track.face_emotions.to_array().shape == (track.samples, 7)
     assert track.face_emotions.to_array().sum(axis=1) == pytest.approx(1.0, abs=1e-4)
     # R3D-18 (run untrained here) embeds fixed 2 s windows of the whole file.
@@ -202,12 +203,12 @@ def test_the_face_is_followed_over_the_whole_video_and_pooled_per_utterance(
     assert track.windows[0] == (0.0, 2.0)
     spans = [(0.0, 2.4), (3.3, 4.5), (4.9, 4.95), (duration + 5, duration + 6)]
     video = pool_video_track(track, spans)
-    # A short span still meets the picture whose half-second it falls in; one past the end meets none.
+    # A short span still meets the picture whose second it falls in; one past the end meets none.
     assert video.video.present == [True, True, True, False]
     assert video.video.features is not None and video.video.features.to_array().shape == (4, 128)
     assert video.face_emotions is not None
     pooled, frames = video.face_emotions.to_array(), track.face_emotions.to_array()
-    first = [i for i, t in enumerate(track.face_times) if t - 0.25 < 2.4]
+    first = [i for i, t in enumerate(track.face_times) if t - 0.5 < 2.4]
     assert pooled[0] == pytest.approx(frames[first].mean(axis=0), abs=1e-6)
     assert pooled[3].tolist() == [0.0] * 7
 

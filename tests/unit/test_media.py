@@ -390,7 +390,7 @@ def test_the_tracker_follows_the_face_near_its_last_box() -> None:
 
 def test_the_tracker_searches_again_when_the_face_is_gone(media: MediaSet) -> None:
     path = talking("vr_face_1.mp4")
-    [(time_s, face)] = list(sample_stills(path, interval_s=10.0))
+    [(_, face)] = list(sample_stills(path, interval_s=10.0))
     blank = np.zeros_like(face)
     tracker = FaceTracker(refresh_s=60.0)
     assert tracker.find(face, 0.0) is not None
