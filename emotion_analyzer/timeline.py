@@ -1,5 +1,6 @@
 """A picture of an analysis over time: each utterance's fused emotion distribution as a stacked band where
-it was spoken, its words beneath.
+it was spoken, beneath it the face's, the voice's and the words' own distributions (where the result has
+them; blank where a modality was missing), and the words at the bottom.
 
 matplotlib is in the `ml` extra, not in the base install, so it is imported only when a picture is drawn.
 The figure is drawn on an Agg canvas of its own: no pyplot, no global backend, no display needed.
@@ -9,8 +10,8 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from shared.labels import Emotion
-from shared.results import AnalysisResult, UtteranceResult
+from shared.labels import Emotion, Modality
+from shared.results import AnalysisResult, EmotionScore, UtteranceResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -33,7 +34,9 @@ MIN_WIDTH_IN: Final = 12.0
 MAX_WIDTH_IN: Final = 48.0
 WIDTH_PER_UTTERANCE_IN: Final = 1.2
 HEIGHT_IN: Final = 5.5
+HEIGHT_PER_MODALITY_IN: Final = 1.4
 DPI: Final = 100
+MODALITY_ROWS: Final = ((Modality.VIDEO, "face"), (Modality.AUDIO, "voice"), (Modality.TEXT, "words"))
 
 
 class PlotUnavailableError(RuntimeError):
@@ -51,9 +54,9 @@ def _caption(text: str, chars: int, max_lines: int = TEXT_LINES) -> str:
     return "\n".join(lines)
 
 
-def _band(axes: "Axes", utterance: UtteranceResult, min_width_s: float) -> None:
+def _band(axes: "Axes", utterance: UtteranceResult, scores: list[EmotionScore], min_width_s: float) -> None:
     width = max(utterance.end_time - utterance.start_time, min_width_s)
-    confidences = {score.label: score.confidence for score in utterance.emotions}
+    confidences = {score.label: score.confidence for score in scores}
     bottom = 0.0
     for emotion, colour in EMOTION_COLOURS.items():  # the same stacking order in every band
         height = confidences.get(emotion, 0.0)
@@ -77,16 +80,33 @@ def plot_timeline(result: AnalysisResult, path: str | Path, title: str | None = 
     utterances = result.utterances
     span_s = max([result.duration_s, *(u.end_time for u in utterances)]) or 1.0
     width_in = min(MAX_WIDTH_IN, max(MIN_WIDTH_IN, WIDTH_PER_UTTERANCE_IN * len(utterances)))
-    figure = Figure(figsize=(width_in, HEIGHT_IN), dpi=DPI, layout="constrained")
+    rows = [
+        (modality, name)
+        for modality, name in MODALITY_ROWS
+        if any((own := u.modalities.get(modality)) is not None and own.emotions for u in utterances)
+    ]
+    height_in = HEIGHT_IN + HEIGHT_PER_MODALITY_IN * len(rows)
+    figure = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
-    bands, words = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3.0, 1.1]})
+    *axes, words = figure.subplots(
+        2 + len(rows), 1, sharex=True, gridspec_kw={"height_ratios": [3.0, *[1.0] * len(rows), 1.1]}
+    )
+    bands = axes[0]
 
     for utterance in utterances:
-        _band(bands, utterance, min_width_s=span_s / 500)
-    bands.set_xlim(0.0, span_s)
-    bands.set_ylim(0.0, 1.0)
+        _band(bands, utterance, utterance.emotions, min_width_s=span_s / 500)
+        for (modality, _), row in zip(rows, axes[1:], strict=True):
+            own = utterance.modalities.get(modality)
+            if own is not None and own.emotions:
+                _band(row, utterance, own.emotions, min_width_s=span_s / 500)
     bands.set_ylabel("emotion probability (fused)")
-    bands.tick_params(labelbottom=False)
+    for (_, name), row in zip(rows, axes[1:], strict=True):
+        row.set_ylabel(name, rotation=0, ha="right", va="center")
+        row.set_yticks([0.0, 1.0])
+    for row in axes:
+        row.set_xlim(0.0, span_s)
+        row.set_ylim(0.0, 1.0)
+        row.tick_params(labelbottom=False)
     if not utterances:
         bands.text(0.5, 0.5, "no utterances", ha="center", va="center", transform=bands.transAxes)
 

@@ -11,8 +11,14 @@ from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
 from emotion_analyzer.timeline import EMOTION_COLOURS, PlotUnavailableError, plot_timeline
-from shared.labels import EMOTIONS, Emotion
-from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from shared.labels import EMOTIONS, Emotion, Modality
+from shared.results import (
+    AnalysisResult,
+    ModalityPrediction,
+    UtteranceResult,
+    emotion_scores,
+    sentiment_scores,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -102,3 +108,28 @@ def test_without_matplotlib_the_error_says_how_to_get_it(
     with pytest.raises(PlotUnavailableError, match=r"emotion-analyzer\[ml\]"):
         plot_timeline(result_of(utterance(0, 0.0, 1.0, "hi", Emotion.JOY)), tmp_path / "never.png")
     assert not (tmp_path / "never.png").exists()
+
+
+def test_each_modality_gets_its_own_row_beneath_the_fused_one(tmp_path: Path) -> None:
+    fused = utterance(0, 0.0, 3.0, "My biggest weakness is asking for help.", Emotion.NEUTRAL)
+    with_modalities = fused.model_copy(
+        update={
+            "modalities": {
+                Modality.VIDEO: ModalityPrediction(
+                    available=True, emotions=emotion_scores(peaked(Emotion.SURPRISE, 0.9))
+                ),
+                Modality.AUDIO: ModalityPrediction(available=False, reason="no speech was found"),
+                Modality.TEXT: ModalityPrediction(
+                    available=True, emotions=emotion_scores(peaked(Emotion.ANGER, 0.9))
+                ),
+            }
+        }
+    )
+    plain = plot_timeline(result_of(fused), tmp_path / "fused.png")
+    rows = plot_timeline(result_of(with_modalities), tmp_path / "rows.png")
+    # Two rows more (face and words; the voice, missing everywhere, gets none), each in its own colours.
+    assert png_size(rows)[1] - png_size(plain)[1] == 2 * 140
+    pixels, fused_only = imread(rows), imread(plain)
+    for emotion in (Emotion.SURPRISE, Emotion.ANGER):
+        colour = EMOTION_COLOURS[emotion]
+        assert share_of_colour(pixels, colour) > share_of_colour(fused_only, colour) + 0.02, emotion
