@@ -43,7 +43,7 @@ WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS: Final = WEIGHTS_DIR / "meld-text-v1.safetensors"
 DEFAULT_VOICE: Final = WEIGHTS_DIR / "voice-v1.safetensors"
 DEFAULT_RULE: Final = WEIGHTS_DIR / "fusion-rule-v1.json"
-DEFAULT_VERSION: Final = "2.0.0-voice-face"
+DEFAULT_VERSION: Final = "2.1.0-voice-face"
 MELD_DATA: Final = TrainingData(
     name="MELD train text and labels (Poria et al. 2019), selected on dev",
     licence="GPL-3.0 (MELD's repository); the dialogue text is from the TV series Friends",
@@ -169,9 +169,10 @@ def add_voice(writer: BundleWriter, weights: Path, voice_card: VoiceCard, whispe
         "audio",
         head,
         trained=True,
-        half=True,
+        half=False,  # 0.1 MB; its input standardisation loses too much in float16
         source=(
-            f"head on mean/std-pooled Whisper-base encoder states of each utterance span, trained on RAVDESS "
+            f"{voice_card.head} on mean/std-pooled Whisper-base encoder states of each utterance span, "
+            "trained on RAVDESS "
             f"(actors 01-20) and Emo-DB with codec, noise, speed and telephone variants; speaker-independent "
             f"5-fold weighted F1 {chosen.ravdess.weighted_f1:.3f} (RAVDESS), {chosen.emodb.weighted_f1:.3f} "
             f"(Emo-DB); temperature {voice_card.temperature:.3f} fitted out of fold; {weights.name} (sha256 "

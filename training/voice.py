@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,7 @@ from shared.model.bundle import save_state, sha256_file
 from shared.model.config import ModelConfig
 from shared.model.preprocess import LogMel, min_mel_frames, pad_batch
 from shared.model.voice import (
+    HIDDEN,
     MARGINS_S,
     MEMBERS,
     VoiceHead,
@@ -194,10 +195,55 @@ def train_head(
     masks: npt.NDArray[np.bool_],
     args: argparse.Namespace,
 ) -> VoiceHead:
-    """MEMBERS heads from seeds seed, seed + 1, …, each trained alone, put together as one VoiceHead."""
-    head = VoiceHead(margins=tuple(args.margins), members=args.members)
+    """`--hidden 0`: the logistic regression (`train_linear`); else `--members` two-layer heads from seeds
+    seed, seed + 1, …, each trained alone, put together as one VoiceHead."""
+    if args.hidden == 0:
+        return train_linear(x, y, masks, tuple(args.margins), args.c)
+    head = VoiceHead(hidden=args.hidden, margins=tuple(args.margins), members=args.members)
     for member, net in enumerate(head.nets):
         net.load_state_dict(_train_member(x, y, masks, args, args.seed + member).state_dict())
+    return head.eval()
+
+
+def train_linear(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    masks: npt.NDArray[np.bool_],
+    margins: tuple[float, ...],
+    c: float,
+) -> VoiceHead:
+    """Multinomial logistic regression on the standardised features, its softmax masked to the classes each
+    row's corpus can label, minimising mean cross-entropy + ‖W‖² / (2·c·n) (scikit-learn's objective, whose
+    LogisticRegression cannot mask) with full-batch L-BFGS: deterministic, no seed."""
+    head = VoiceHead(hidden=0, margins=margins)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-5
+    xs = torch.from_numpy(((x - mean) / scale).astype(np.float32))
+    ys, ms = torch.from_numpy(y), torch.from_numpy(masks)
+    weight = torch.zeros(xs.shape[1], len(EMOTIONS), requires_grad=True)
+    bias = torch.zeros(len(EMOTIONS), requires_grad=True)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1,
+        max_iter=500,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6,
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(_masked(xs @ weight + bias, ms), ys) + (weight**2).sum() / (2 * c * len(ys))
+        torch.autograd.backward(loss)
+        return loss
+
+    optimizer.step(closure)  # type: ignore[no-untyped-call]
+    linear = cast(nn.Linear, head.nets[0])
+    with torch.no_grad():
+        linear.weight.copy_(weight.T)
+        linear.bias.copy_(bias)
+        cast(torch.Tensor, head.input_mean).copy_(torch.from_numpy(mean))
+        cast(torch.Tensor, head.input_scale).copy_(torch.from_numpy(scale))
     return head.eval()
 
 
@@ -209,7 +255,7 @@ def _train_member(
     seed: int,
 ) -> nn.Module:
     torch.manual_seed(seed)
-    member = VoiceHead(margins=tuple(args.margins), members=1)
+    member = VoiceHead(hidden=args.hidden, margins=tuple(args.margins), members=1)
     optimizer = torch.optim.AdamW(member.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     xs, ys, ms = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(masks)
@@ -342,6 +388,8 @@ class VoiceCard(BaseModel):
     mapping: str
     spans: str
     margins_s: list[float]
+    head: str = "5 two-layer heads of width 256 averaged"
+    hidden: int = 256
     members: int
     augmentation: list[str]
     protocol: str
@@ -382,7 +430,12 @@ def _cv_key(design: str, args: argparse.Namespace) -> str:
         return f"{design}-e{args.mel_epochs}"
     if design == "whisper-logreg":
         return f"{design}-m{_margins(args)}"
-    return f"{design}-m{_margins(args)}-k{args.members}-e{args.epochs}-wd{args.weight_decay}-s{args.seed}"
+    if args.hidden == 0:
+        return f"{design}-m{_margins(args)}-linear-c{args.c}"
+    return (
+        f"{design}-m{_margins(args)}-h{args.hidden}-k{args.members}-e{args.epochs}-wd{args.weight_decay}"
+        f"-s{args.seed}"
+    )
 
 
 def _margins(args: argparse.Namespace) -> str:
@@ -445,8 +498,14 @@ def main(argv: list[str] | None = None) -> VoiceCard:
             "RAVDESS calm → neutral; Emo-DB boredom left out; Emo-DB has no surprise: masked in its softmax"
         ),
         spans="each clip's utterance span from the pipeline's transcriber (Whisper base word timestamps), "
-        f"pooled at widenings of {args.margins} s on each side, concatenated; {args.members} heads averaged",
+        f"pooled at widenings of {args.margins} s on each side, concatenated",
+        head=(
+            f"multinomial logistic regression on the standardised pooled states, C = {args.c}, masked softmax"
+            if args.hidden == 0
+            else f"{args.members} two-layer heads of width {args.hidden} averaged"
+        ),
         margins_s=args.margins,
+        hidden=args.hidden,
         members=args.members,
         augmentation=list(VARIANTS),
         protocol=f"{FOLDS} folds by speaker: RAVDESS actor (n-1) mod 5, Emo-DB speakers by rank mod 5; "
@@ -460,7 +519,7 @@ def main(argv: list[str] | None = None) -> VoiceCard:
         rows=len(features.labels),
     )
     if args.weights:
-        save_state(head, args.weights, half=True)
+        save_state(head, args.weights, half=args.hidden != 0)  # the linear head: 0.1 MB, kept exact
         card.sha256 = sha256_file(args.weights)
         args.weights.with_suffix(".json").write_text(card.model_dump_json(indent=2) + "\n")
     (out / "summary.json").write_text(card.model_dump_json(indent=2) + "\n")
@@ -491,7 +550,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--margins", type=float, nargs="+", default=list(MARGINS_S), help="span widenings (s), from MARGINS"
     )
-    parser.add_argument("--members", type=int, default=MEMBERS, help="heads averaged, one per seed")
+    parser.add_argument(
+        "--hidden", type=int, default=HIDDEN, help="0: logistic regression; else the two-layer heads' width"
+    )
+    parser.add_argument("--c", type=float, default=0.1, help="the logistic regression's inverse L2 strength")
+    parser.add_argument("--members", type=int, default=MEMBERS, help="two-layer heads averaged, one per seed")
     parser.add_argument("--mel-epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.01)

@@ -27,7 +27,8 @@ VOICE_ENCODER: Final = "whisper-base-encoder"
 WINDOW_SAMPLES: Final = 30 * 16_000
 SAMPLES_PER_STATE: Final = 320  # 20 ms
 MARGINS_S: Final = (0.0, 0.25, 0.75)
-MEMBERS: Final = 5
+HIDDEN: Final = 0  # 0: multinomial logistic regression; > 0: MEMBERS two-layer heads of that width
+MEMBERS: Final = 1
 
 
 class WhisperStates:
@@ -75,13 +76,15 @@ class VoiceHead(nn.Module):
     """Pooled states → emotion logits; the temperature is fitted on held-out speakers.
 
     Each utterance is pooled at several widenings of its span (MARGINS_S, concatenated): the words alone
-    and the breath around them. MEMBERS heads trained from different seeds are averaged in log space, which
-    steadies a model trained on 30 speakers (`training.voice`'s folds chose both).
+    and the breath around them. The shipped head (`hidden` 0) is a multinomial logistic regression on the
+    pooled states standardised with the training set's mean and scale: in `training.voice`'s folds by
+    speaker it beat `members` two-layer heads (`hidden` > 0, averaged in log space), 0.734 against 0.714-0.722
+    weighted F1 on RAVDESS, and it is a tenth of their size.
     """
 
     def __init__(
         self,
-        hidden: int = 256,
+        hidden: int = HIDDEN,
         classes: int = 7,
         dropout: float = 0.3,
         margins: tuple[float, ...] = MARGINS_S,
@@ -89,17 +92,23 @@ class VoiceHead(nn.Module):
     ) -> None:
         super().__init__()
         dim = POOLED_DIM * len(margins)
-        self.nets = nn.ModuleList(
-            nn.Sequential(
-                nn.LayerNorm(dim),
-                nn.Dropout(0.1),
-                nn.Linear(dim, hidden),
-                nn.GELU(),
-                nn.Dropout(dropout),
-                nn.Linear(hidden, classes),
+        if hidden == 0:
+            self.nets = nn.ModuleList([nn.Linear(dim, classes)])
+        else:
+            self.nets = nn.ModuleList(
+                nn.Sequential(
+                    nn.LayerNorm(dim),
+                    nn.Dropout(0.1),
+                    nn.Linear(dim, hidden),
+                    nn.GELU(),
+                    nn.Dropout(dropout),
+                    nn.Linear(hidden, classes),
+                )
+                for _ in range(members)
             )
-            for _ in range(members)
-        )
+        # Standardisation of the input, fitted on the training set (identity for the two-layer heads).
+        self.register_buffer("input_mean", torch.zeros(dim))
+        self.register_buffer("input_scale", torch.ones(dim))
         self.register_buffer("temperature", torch.ones(()))
         # The widenings travel in the weights, so inference pools as training did.
         self.register_buffer("margins_s", torch.tensor(margins, dtype=torch.float32))
@@ -113,7 +122,8 @@ class VoiceHead(nn.Module):
         return pool_span(states, start, end, self.margins).reshape(-1)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        members = torch.stack([net(pooled).log_softmax(-1) for net in self.nets])
+        standardised = (pooled - cast(torch.Tensor, self.input_mean)) / cast(torch.Tensor, self.input_scale)
+        members = torch.stack([net(standardised).log_softmax(-1) for net in self.nets])
         logits: torch.Tensor = members.mean(dim=0)  # (B, 7), MELD order
         return logits
 
