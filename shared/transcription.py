@@ -43,7 +43,8 @@ def threads_beside(side_threads: int = 1) -> int:
     Measured on 2 cores with the 65 s bench video: Whisper base alone took 4.1-4.9 s with CTranslate2's
     default 4 threads and 4.6-5.0 s with one, but beside the face track and the voice its 4 waiting threads
     slowed it to 6.2-6.5 s, and the whole analysis with it."""
-    return max(1, len(os.sched_getaffinity(0)) - side_threads)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - side_threads)
 
 
 def load_whisper(model_dir: Path, *, device: str = "cpu", cpu_threads: int = 0) -> "WhisperModel":
