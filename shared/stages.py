@@ -178,11 +178,10 @@ def track_video_file(
     clip_features = None
     if featurizer.model is not None:
         config = featurizer.config
-        spans = fixed_segments(media.duration_s)
+        windows = _spans(fixed_segments(media.duration_s))
         sampled = sample_span_frames(
-            path, _spans(spans), n_frames=config.video_frames, size=config.frame_size, stills_per_span=0
+            path, windows, n_frames=config.video_frames, size=config.frame_size, stills_per_span=0
         )
-        windows = _spans(spans)
         clip_features = FeatureMatrix.from_array(
             featurizer.clip_embeddings([frames.clip if frames is not None else None for frames in sampled])
         )
