@@ -12,7 +12,7 @@ PYTEST    := $(PY) -m pytest
 MELD      ?= ../shared/data/meld
 TEXT_WEIGHTS := training/weights/meld-text-v1.safetensors
 
-.PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status bench bench-auth clean \
+.PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status restart bench bench-auth clean \
 	train-text eval docs crd-schemas
 
 help:  ## list the targets
@@ -63,8 +63,12 @@ up: model  ## start broker, PostgreSQL, S3 server and the six services as proces
 down:  ## stop what `make up` started
 	$(PY) -m shared.localstack down
 
-status:
+status:  ## each process of the local stack: name, pid, port, running or not
 	$(PY) -m shared.localstack status
+
+restart:  ## stop one process of the local stack and start it as it was: make restart SERVICE=broker [KILL=1]
+	@test -n "$(SERVICE)" || { echo "usage: make restart SERVICE=NAME (a name that make status lists)"; exit 2; }
+	$(PY) -m shared.localstack restart $(SERVICE) $(if $(KILL),--kill)
 
 bench: model  ## stage timings and real-time factors, in-process and through the stack
 	$(PY) scripts/bench.py

@@ -12,8 +12,8 @@ import httpx
 from . import _calls as calls
 from ._calls import DEFAULT_EVENTS, DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S, USER_AGENT, Call, Id, api_base
 from ._files import ProgressCallback, async_file_chunks, content_type_of
-from ._waiting import STREAM_IDLE_S, Follower, StatusCallback
-from .errors import WaitTimeout, error_from_response, raise_for_error, upload_error_from_response
+from ._waiting import STREAM_IDLE_S, Backoff, Follower, StatusCallback, log_retry, passing
+from .errors import ApiError, WaitTimeout, error_from_response, raise_for_error, upload_error_from_response
 from .models import (
     Analysis,
     AnalysisList,
@@ -258,8 +258,20 @@ class AsyncEmotionAnalyzer:
         try:
             async with asyncio.timeout(timeout):
                 finished = await self._follow_events(analysis_id, follower)
+                backoff = Backoff()
                 while finished is None:
-                    analysis = await self._send(calls.get_analysis(analysis_id, wait_s=calls.MAX_LONG_POLL_S))
+                    try:
+                        analysis = await self._send(
+                            calls.get_analysis(analysis_id, wait_s=calls.MAX_LONG_POLL_S)
+                        )
+                    except (httpx.TransportError, ApiError) as exc:
+                        if not passing(exc):
+                            raise
+                        delay_s = backoff.delay(exc)
+                        log_retry(follower.analysis_id, exc, delay_s)
+                        await asyncio.sleep(delay_s)
+                        continue
+                    backoff.reset()
                     follower.saw(analysis)
                     finished = analysis if analysis.done else None
                 return finished
@@ -277,7 +289,10 @@ class AsyncEmotionAnalyzer:
             ) as response:
                 if response.is_error:
                     await response.aread()
-                    raise error_from_response(response)
+                    error = error_from_response(response)
+                    if passing(error):
+                        return None  # the long polls ride it out
+                    raise error
                 parser = SseParser()
                 async for line in response.aiter_lines():
                     event = parser.feed(line)

@@ -8,6 +8,7 @@ subclasses (`emotion_analyzer.errors`) carrying the API's code; network failures
 """
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -18,9 +19,9 @@ import httpx
 from . import _calls as calls
 from ._calls import DEFAULT_EVENTS, DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S, USER_AGENT, Call, Id, api_base
 from ._files import ProgressCallback, content_type_of, file_chunks
-from ._waiting import STREAM_IDLE_S, Deadline, Follower, StatusCallback
+from ._waiting import STREAM_IDLE_S, Backoff, Deadline, Follower, StatusCallback, log_retry, passing
 from .async_client import AsyncEmotionAnalyzer
-from .errors import WaitTimeout, error_from_response, raise_for_error, upload_error_from_response
+from .errors import ApiError, WaitTimeout, error_from_response, raise_for_error, upload_error_from_response
 from .models import (
     Analysis,
     AnalysisList,
@@ -260,12 +261,22 @@ class EmotionAnalyzer:
         after a minute: while polling, only those states are seen)."""
         follower = Follower(analysis_id, on_status)
         deadline = Deadline(timeout)
+        backoff = Backoff()
         finished = self._follow_events(analysis_id, follower, deadline)
         while finished is None:
             if deadline.expired:
                 raise WaitTimeout(follower.analysis_id, timeout or 0.0, follower.latest)
             wait_s = deadline.capped(calls.MAX_LONG_POLL_S)
-            analysis = self._send(calls.get_analysis(analysis_id, wait_s=wait_s))
+            try:
+                analysis = self._send(calls.get_analysis(analysis_id, wait_s=wait_s))
+            except (httpx.TransportError, ApiError) as exc:
+                if not passing(exc):
+                    raise
+                delay_s = deadline.capped(backoff.delay(exc))
+                log_retry(follower.analysis_id, exc, delay_s)
+                time.sleep(delay_s)
+                continue
+            backoff.reset()
             follower.saw(analysis)
             finished = analysis if analysis.done else None
         return finished
@@ -284,7 +295,10 @@ class EmotionAnalyzer:
             ) as response:
                 if response.is_error:
                     response.read()
-                    raise error_from_response(response)
+                    error = error_from_response(response)
+                    if passing(error):
+                        return None  # the long polls ride it out
+                    raise error
                 parser = SseParser()
                 for line in response.iter_lines():
                     event = parser.feed(line)

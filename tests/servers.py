@@ -14,9 +14,12 @@ __all__ = ["free_port", "serve_app"]
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: ASGIApp, *, start_timeout_s: float = 30.0) -> AsyncIterator[str]:
-    """Run the app (its lifespan included) until the block ends; yields its base URL."""
-    port = free_port()
+async def serve_app(
+    app: ASGIApp, *, start_timeout_s: float = 30.0, port: int | None = None
+) -> AsyncIterator[str]:
+    """Run the app (its lifespan included) until the block ends; yields its base URL. A `port` given
+    serves it again where it was (a restart)."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
     )

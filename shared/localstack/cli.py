@@ -1,4 +1,4 @@
-"""`python -m shared.localstack up|down|status|env`: the local stack from a shell, detached from it."""
+"""`python -m shared.localstack up|down|status|env|restart`: the local stack from a shell, detached."""
 
 import argparse
 import shlex
@@ -23,7 +23,7 @@ from shared.localstack.config import (
 )
 from shared.localstack.postgres import PostgresError
 from shared.localstack.probes import NotReadyError
-from shared.localstack.stack import LocalStack, StackStartError, stop_recorded
+from shared.localstack.stack import LocalStack, StackStartError, restart_recorded, stop_recorded
 from shared.localstack.state import StackState, StateFileError
 
 
@@ -94,6 +94,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     status = with_root(commands.add_parser("status", help="show the processes and endpoints"))
     status.add_argument("--json", action="store_true", help="print the state file")
     with_root(commands.add_parser("env", help="print `export EA_...` lines for a shell"))
+    restart = with_root(
+        commands.add_parser("restart", help="stop one process (a service, kafka, s3) and start it as it was")
+    )
+    restart.add_argument("name", help="a name that `status` lists (broker also means kafka)")
+    restart.add_argument("--kill", action="store_true", help="SIGKILL it, as a crash would")
     return parser
 
 
@@ -205,9 +210,23 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restart(args: argparse.Namespace) -> int:
+    state = _read_state(args.root)
+    if state is None:
+        return 1
+    try:
+        record, seconds = restart_recorded(state, args.name, kill=args.kill)
+    except (ValueError, NotReadyError) as exc:
+        print(f"restart failed: {exc}", file=sys.stderr)
+        return 1
+    how = "killed and started" if args.kill else "restarted"
+    print(f"{record.name} {how}: pid {record.pid}, serving after {seconds:.2f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    commands = {"up": _up, "down": _down, "status": _status, "env": _env}
+    commands = {"up": _up, "down": _down, "status": _status, "env": _env, "restart": _restart}
     try:
         return commands[args.command](args)
     except (StateFileError, ValidationError) as exc:

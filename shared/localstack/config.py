@@ -112,6 +112,12 @@ class StackConfig(BaseModel):
     buckets: list[str] = Field(
         default_factory=lambda: [_settings_default("uploads_bucket"), _settings_default("models_bucket")]
     )
+    durable_broker: bool = Field(
+        default=True,
+        description="Keep the broker's topics in the S3 server (broker_bucket), so that they outlive a "
+        "restart of the broker; else in its memory",
+    )
+    broker_bucket: str = "broker"
     postgres: PostgresMode = PostgresMode.AUTO
     system_postgres_port: Port = 5432
     postgres_user: str = "postgres"

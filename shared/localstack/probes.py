@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError  # type: ignore[import-untyped, unused-ignore]
 
 from shared.localstack.asyncio_bridge import run_coroutine
-from shared.localstack.processes import ManagedProcess, log_tail, port_is_open
+from shared.localstack.processes import ManagedProcess, ProcessRecord, Readiness, log_tail, port_is_open
 from shared.storage import ObjectStore
 
 
@@ -102,3 +102,21 @@ def http_ok(url: str) -> bool:
         return httpx.get(url, timeout=2.0).is_success
     except httpx.HTTPError:
         return False
+
+
+def serves(record: ProcessRecord, host: str = "127.0.0.1") -> bool:
+    """Whether a child of the stack answers the way its record says it should."""
+    if record.readiness is Readiness.HTTP and record.health_url is not None:
+        return http_ok(record.health_url)
+    if record.port is None:
+        return True
+    if record.readiness is Readiness.KAFKA:
+        return kafka_ready(host, record.port)
+    return port_is_open(host, record.port)
+
+
+def wait_ready(
+    record: ProcessRecord, *, timeout_s: float, process: ManagedProcess | None = None, host: str = "127.0.0.1"
+) -> float:
+    """Wait until the recorded child serves (see `serves`); returns the seconds it took."""
+    return wait_until(lambda: serves(record, host), what=record.name, timeout_s=timeout_s, process=process)

@@ -12,14 +12,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
 
+class Readiness(StrEnum):
+    """How to tell that a (re)started child serves."""
+
+    HTTP = "http"  # its health_url answers 2xx
+    KAFKA = "kafka"  # its port answers a Kafka metadata request
+    TCP = "tcp"  # its port accepts connections
+
+
 class ProcessRecord(BaseModel):
-    """What the state file keeps about one running child."""
+    """What the state file keeps about one running child: enough to stop it, and to start it again as it
+    was (`make restart`)."""
 
     name: str
     pid: int
@@ -28,6 +38,12 @@ class ProcessRecord(BaseModel):
     log_path: Path
     port: int | None = None
     stop_signal: int = Field(default=signal.SIGTERM, description="Signal that asks for a clean shutdown")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Variables set for it on top of the starting environment"
+    )
+    cwd: Path | None = None
+    readiness: Readiness = Readiness.TCP
+    health_url: str | None = None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -108,36 +124,54 @@ class ManagedProcess:
         attached: bool,
         port: int | None = None,
         stop_signal: int = signal.SIGTERM,
+        readiness: Readiness = Readiness.TCP,
+        health_url: str | None = None,
     ) -> "ManagedProcess":
-        """Start `command` in a new session; `attached` children also die when this process dies."""
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = _dying_with_parent(command) if attached else list(command)
-        with log_path.open("ab") as log:
+        """Start `command` in a new session, with `env` on top of this process's environment; `attached`
+        children also die when this process dies."""
+        template = ProcessRecord(
+            name=name,
+            pid=0,
+            start_ticks=0,
+            command=list(command),
+            log_path=log_path,
+            port=port,
+            stop_signal=stop_signal,
+            env=dict(env),
+            cwd=cwd,
+            readiness=readiness,
+            health_url=health_url,
+        )
+        return cls.respawn(template, attached=attached)
+
+    @classmethod
+    def respawn(cls, record: ProcessRecord, *, attached: bool) -> "ManagedProcess":
+        """Start what `record` describes again: same command, variables, log and port; a new pid."""
+        record.log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = _dying_with_parent(record.command) if attached else list(record.command)
+        with record.log_path.open("ab") as log:
             popen = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=dict(env),
-                cwd=cwd,
+                env={**os.environ, **record.env},
+                cwd=record.cwd,
                 start_new_session=True,
             )
-        record = ProcessRecord(
-            name=name,
-            pid=popen.pid,
-            start_ticks=start_ticks(popen.pid),
-            command=list(command),
-            log_path=log_path,
-            port=port,
-            stop_signal=stop_signal,
-        )
-        return cls(popen, record)
+        started = record.model_copy(update={"pid": popen.pid, "start_ticks": start_ticks(popen.pid)})
+        return cls(popen, started)
 
     def exited(self) -> bool:
         return self.popen.poll() is not None
 
     def stop(self, grace_s: float) -> None:
         stop_process(self.record, grace_s, reap=lambda: self.popen.wait(timeout=10))
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once, as a crash (or an OOM kill) would end it."""
+        kill_process(self.record)
+        self.popen.wait(timeout=10)
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -180,6 +214,17 @@ def stop_process(record: ProcessRecord, grace_s: float, reap: Callable[[], objec
             _signal_group(record.pid, signal.SIGKILL)
     if reap is not None:
         reap()
+
+
+def kill_process(record: ProcessRecord) -> None:
+    """SIGKILL the recorded process's group, unless the pid now belongs to another process."""
+    stat = _proc_stat(record.pid)
+    if stat is None or stat.start_ticks != record.start_ticks:
+        return
+    _signal_group(record.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _group_alive(record.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def log_tail(path: Path, lines: int = 30) -> str:

@@ -1,21 +1,28 @@
 """`LocalStack`: the broker, the S3 server, PostgreSQL and (optionally) the services, as processes."""
 
 import functools
-import os
 import signal
 import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 from shared.events import Topic
 from shared.localstack import postgres
 from shared.localstack.binaries import rclone_binary, tansu_binary
 from shared.localstack.config import REPO_ROOT, PostgresMode, ServiceName, ServiceSpec, StackConfig
-from shared.localstack.probes import create_topics, http_ok, kafka_ready, s3_ready, wait_until
-from shared.localstack.processes import ManagedProcess, free_port, port_is_open, stop_process
+from shared.localstack.probes import create_topics, http_ok, kafka_ready, s3_ready, wait_ready, wait_until
+from shared.localstack.processes import (
+    ManagedProcess,
+    ProcessRecord,
+    Readiness,
+    free_port,
+    kill_process,
+    port_is_open,
+    stop_process,
+)
 from shared.localstack.state import StackState
 from shared.settings import ServiceSettings
 from shared.storage import ObjectStore
@@ -33,8 +40,9 @@ class StackAlreadyRunningError(StackStartError):
         self.state = state
 
 
-def broker_command(host: str, port: int) -> list[str]:
-    """Tansu, a Kafka-protocol broker, listening on host:port and keeping its topics in memory."""
+def broker_command(host: str, port: int, storage: str = "memory://tansu/") -> list[str]:
+    """Tansu, a Kafka-protocol broker, listening on host:port and keeping its topics in `storage`:
+    `s3://BUCKET/` (durable: the variables of `broker_s3_env` say which S3 server) or `memory://tansu/`."""
     url = f"tcp://{host}:{port}"
     return [
         str(tansu_binary()),
@@ -44,8 +52,19 @@ def broker_command(host: str, port: int) -> list[str]:
         "--advertised-listener-url",
         url,
         "--storage-engine",
-        "memory://tansu/",
+        storage,
     ]
+
+
+def broker_s3_env(endpoint: str, access_key: str, secret_key: str) -> dict[str, str]:
+    """What Tansu's S3 storage engine (the Rust object_store crate) reads to find its server."""
+    return {
+        "AWS_ENDPOINT": endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
 
 
 def await_broker(host: str, port: int, process: ManagedProcess, *, timeout_s: float, partitions: int) -> None:
@@ -115,8 +134,7 @@ class LocalStack:
         """Stop one service (SIGKILL with `kill`, as a crash would); `start_service` brings it back."""
         for process in [p for p in self._processes if p.record.name == ServiceName(name).value]:
             if kill:
-                os.killpg(process.record.pid, signal.SIGKILL)
-                process.popen.wait(timeout=10)
+                process.kill()
             else:
                 process.stop(self.config.stop_grace_s)
             self._processes.remove(process)
@@ -125,6 +143,35 @@ class LocalStack:
         """Start a service of this stack again, with the ports and environment it had, and wait for it."""
         spec = self._service(ServiceName(name))
         self._wait_healthy(spec, self._spawn_service(spec))
+
+    def restart(self, name: str, *, kill: bool = False) -> float:
+        """Stop any one process of the stack (a service, "kafka", "s3"; SIGKILL with `kill`, as a crash
+        would) and start it again as it was: same command, ports, variables and data. Returns the seconds
+        until it serves again."""
+        index, process = self._process(name)
+        if kill:
+            process.kill()
+        else:
+            process.stop(self.config.stop_grace_s)
+        again = ManagedProcess.respawn(process.record, attached=self.config.attached)
+        self._processes[index] = again
+        seconds = wait_ready(again.record, timeout_s=self._ready_timeout(name), process=again)
+        if self._started_at is not None:
+            self.state().write(self.config.state_path)
+        return seconds
+
+    def _process(self, name: str) -> tuple[int, ManagedProcess]:
+        for index, process in enumerate(self._processes):
+            if process.record.name == name:
+                return index, process
+        known = ", ".join(process.record.name for process in self._processes)
+        raise ValueError(f"this stack runs no process {name!r}; it runs {known}")
+
+    def _ready_timeout(self, name: str) -> float:
+        for spec in self._services:
+            if spec.name.value == name:
+                return spec.ready_timeout_s
+        return self.config.infra_ready_timeout_s
 
     def _wait_healthy(self, spec: ServiceSpec, process: ManagedProcess) -> None:
         wait_until(
@@ -262,32 +309,33 @@ class LocalStack:
         port: int,
         env: dict[str, str] | None = None,
         stop_signal: int = signal.SIGTERM,
+        readiness: Readiness = Readiness.TCP,
+        health_url: str | None = None,
     ) -> ManagedProcess:
         process = ManagedProcess.spawn(
             name,
             command,
             log_path=self.config.logs_dir / f"{name}.log",
-            env={**os.environ, **(env or {})},
+            env=env or {},
             cwd=REPO_ROOT,
             attached=self.config.attached,
             port=port,
             stop_signal=stop_signal,
+            readiness=readiness,
+            health_url=health_url,
         )
         self._processes.append(process)
         return process
 
     def _start_infrastructure(self, began: float) -> None:
-        # Launch all three before waiting for any: their start-up overlaps.
-        broker = self._spawn_broker()
+        # Launch the S3 server and PostgreSQL before waiting for either: their start-up overlaps. The
+        # broker keeps its topics in the S3 server, so it starts once that serves (its port is taken now:
+        # the services' settings name it).
+        self._claim_port("kafka", self.config.kafka_port, "--kafka-port")
         s3 = self._spawn_s3()
         private_postgres = self._spawn_postgres_if_needed()
         timeout = self.config.infra_ready_timeout_s
         host = self.config.host
-
-        await_broker(
-            host, self._port("kafka"), broker, timeout_s=timeout, partitions=self.config.kafka_partitions
-        )
-        self.startup_seconds["kafka"] = time.monotonic() - began
 
         store = self.object_store()
         wait_until(
@@ -298,6 +346,9 @@ class LocalStack:
         )
         for bucket in self.config.buckets:
             store.ensure_bucket(bucket)
+        if self.config.durable_broker:
+            store.ensure_bucket(self.config.broker_bucket)
+        broker = self._spawn_broker()
         front = self._spawn_s3_cors()
         wait_until(
             lambda: port_is_open(host, self._port("s3-cors")),
@@ -306,6 +357,11 @@ class LocalStack:
             process=front,
         )
         self.startup_seconds["s3"] = time.monotonic() - began
+
+        await_broker(
+            host, self._port("kafka"), broker, timeout_s=timeout, partitions=self.config.kafka_partitions
+        )
+        self.startup_seconds["kafka"] = time.monotonic() - began
 
         dsn = self._postgres_dsn()
         wait_until(
@@ -334,8 +390,16 @@ class LocalStack:
         return f"s3://{models_bucket}/bundles/{self.config.bundle_dir.resolve().name}"
 
     def _spawn_broker(self) -> ManagedProcess:
-        port = self._claim_port("kafka", self.config.kafka_port, "--kafka-port")
-        return self._spawn("kafka", broker_command(self.config.host, port), port=port)
+        port = self._port("kafka")
+        if not self.config.durable_broker:
+            command = broker_command(self.config.host, port)
+            return self._spawn("kafka", command, port=port, readiness=Readiness.KAFKA)
+        # In the stack's S3 server, the broker's topics, messages and committed offsets outlive a restart.
+        command = broker_command(self.config.host, port, f"s3://{self.config.broker_bucket}/")
+        env = broker_s3_env(
+            f"http://{self.s3_endpoint}", self.config.s3_access_key, self.config.s3_secret_key
+        )
+        return self._spawn("kafka", command, port=port, env=env, readiness=Readiness.KAFKA)
 
     def _spawn_s3(self) -> ManagedProcess:
         port = self._claim_port("s3", self.config.s3_port, "--s3-port")
@@ -434,7 +498,10 @@ class LocalStack:
         command = spec.command or [sys.executable, "-m", spec.module]
         if spec.nice:
             command = ["nice", "-n", str(spec.nice), *command]
-        return self._spawn(spec.name.value, command, port=port, env=env)
+        health_url = self._health_url(spec)
+        return self._spawn(
+            spec.name.value, command, port=port, env=env, readiness=Readiness.HTTP, health_url=health_url
+        )
 
     def _health_url(self, spec: ServiceSpec) -> str:
         port = spec.http_port if spec.http_port is not None else spec.metrics_port
@@ -456,3 +523,36 @@ def stop_recorded(state: StackState, grace_s: float | None = None) -> list[str]:
         stopped.append(record.name)
     state.config.state_path.unlink(missing_ok=True)
     return stopped
+
+
+# What an operator may call a process besides its name in `status`.
+PROCESS_ALIASES: Final = {"broker": "kafka", "minio": "s3", "s3-server": "s3"}
+
+
+def restart_recorded(state: StackState, name: str, *, kill: bool = False) -> tuple[ProcessRecord, float]:
+    """Restart one process that a state file lists (see `LocalStack.restart`), from another shell than the
+    one that started the stack; the state file then records the new pid. Returns the new record and the
+    seconds until it served."""
+    names = [record.name for record in state.processes]
+    if name not in names:
+        name = PROCESS_ALIASES.get(name, name.replace("-", "_"))
+    if name not in names:
+        raise ValueError(f"the stack runs no process {name!r}; it runs {', '.join(names)}")
+    index = names.index(name)
+    record = state.processes[index]
+    if kill:
+        kill_process(record)
+    else:
+        stop_process(record, state.config.stop_grace_s)
+    again = ManagedProcess.respawn(record, attached=False)
+    timeout = (
+        state.config.infra_ready_timeout_s if record.readiness is not Readiness.HTTP else _SERVICE_READY_S
+    )
+    seconds = wait_ready(again.record, timeout_s=timeout, process=again, host=state.config.host)
+    state.processes[index] = again.record
+    state.write(state.config.state_path)
+    return again.record, seconds
+
+
+# A model service loads its weights before /healthz answers.
+_SERVICE_READY_S: Final = 180.0

@@ -2,6 +2,7 @@
 PostgreSQL and S3 server. The pipeline's services do not run here: the tests publish their status events."""
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -39,7 +40,7 @@ from emotion_analyzer.models import Delivery, DeliveryStatus, Stage, WebhookEven
 from services.gateway.state import Gateway
 from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event
 from tests.integration.gateway_fixtures import STATUS_TIMEOUT_S, result_of_one_utterance
-from tests.servers import serve_app
+from tests.servers import free_port, serve_app
 from tests.webhook_receiver import Receiver, running_receiver
 
 pytestmark = pytest.mark.integration
@@ -368,6 +369,52 @@ async def test_wait_long_polls_when_the_event_stream_ends_early(
     events, *polls = proxy.requests
     assert events == f"GET /v1/analyses/{created.id}/events?"
     assert polls and all(poll.startswith(f"GET /v1/analyses/{created.id}?wait=") for poll in polls)
+
+
+class OutageProxy(BreakingProxy):
+    """The breaking proxy, which while `down` answers 503 itself, as a load balancer does in front of a
+    gateway that restarts."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.down = True
+
+    async def forward(self, request: Request) -> Response:
+        if not self.down:
+            return await super().forward(request)
+        self.requests.append(f"{request.method} {request.url.path} 503")
+        self.arrived.set()
+        body = {"error": {"code": "unavailable", "message": "no upstream"}}
+        return Response(json.dumps(body), status_code=503, media_type="application/json")
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_wait_rides_out_5xx_and_a_gateway_that_is_gone_for_a_while(
+    kind: str, api: AsyncEmotionAnalyzer, gateway_app: tuple[FastAPI, str], wav_file: Path, pipeline: Publish
+) -> None:
+    proxy = OutageProxy(gateway_app[1])
+    created = await api.analyze_file(wav_file, presigned=False)
+    port = free_port()
+    async with contextlib.AsyncExitStack() as clients:
+        url = f"http://127.0.0.1:{port}"
+        if kind == "async":
+            client = await clients.enter_async_context(AsyncEmotionAnalyzer(url, api.api_key))
+            waiting = asyncio.create_task(client.wait(created.id, 60.0))
+        else:
+            sync_client = clients.enter_context(EmotionAnalyzer(url, api.api_key))
+            waiting = asyncio.create_task(in_thread(sync_client.wait, created.id, 60.0))
+        async with serve_app(proxy.app, port=port):
+            await proxy.until(3)  # requests to follow the analysis, each answered 503
+        await asyncio.sleep(1.5)  # nothing listens: connections are refused
+        assert not waiting.done()
+        proxy.down = False
+        async with serve_app(proxy.app, port=port):
+            await proxy.until(4)
+            await pipeline(AnalysisCompleted(job_id=created.id, result=result_of_one_utterance()))
+            finished = await waiting
+    assert finished.status is AnalysisStatus.COMPLETED and finished.result == result_of_one_utterance()
+    answered_503 = [request for request in proxy.requests if request.endswith(" 503")]
+    assert len(answered_503) >= 3 and all(created.id.hex[:8] in request for request in answered_503)
 
 
 async def test_wait_gives_up_after_its_timeout_with_the_last_state_seen(
