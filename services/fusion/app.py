@@ -8,7 +8,7 @@ from shared.model.inference import FusionPredictor
 from shared.service import ServiceKit
 from shared.storage import ObjectStore
 
-from .handlers import Resources, fuse_job, store_part
+from .handlers import Resources, forget_parts, fuse_job, store_part
 from .settings import Settings
 
 settings = Settings()
@@ -23,6 +23,7 @@ async def on_part(event: TranscriptReady | VideoFeaturesReady | AudioFeaturesRea
     parts = await store_part(event, resources[0])
     if parts is not None:
         await kit.run_stage(event, Stage.FUSE, lambda: fuse_job(parts, resources[0]))
+        await forget_parts(event, resources[0])
 
 
 @asynccontextmanager

@@ -2,7 +2,7 @@
 video's usually first: it starts with the transcription). The face track is pooled per utterance here.
 
 Each modality's event is stored in PostgreSQL as it arrives (fusion_part); whichever event completes the
-set runs the fusion. Two replicas that both see the set complete publish the same result with the same
+set runs the fusion, and the parts are deleted once its result is out. Two replicas that both see the set complete publish the same result with the same
 event id, which the gateway takes once.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db.fusion_parts import get_parts, put_part
+from shared.db.fusion_parts import delete_parts, get_parts, put_part
 from shared.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
 from shared.labels import Modality
 from shared.metrics import InferenceObserver
@@ -48,6 +48,13 @@ async def store_part(event: PartEvent, resources: Resources) -> dict[Modality, d
         )
         parts = await get_parts(session=session, job_id=event.job_id, attempt=event.attempt)
     return parts if set(parts) == set(Modality) else None
+
+
+async def forget_parts(event: PartEvent, resources: Resources) -> None:
+    """Drop the job's stored parts once its result (or failure) is published: the transcript is the user's
+    data and must not outlive its use. A part redelivered later is stored again, and goes with the job."""
+    async with resources.sessions() as session:
+        await delete_parts(session=session, job_id=event.job_id)
 
 
 def fuse_parts(parts: dict[Modality, dict[str, Any]], resources: Resources) -> AnalysisCompleted:

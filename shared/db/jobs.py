@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db.models import ACTIVE_STATUSES, Job, JobCreate, JobStatus, UtteranceRecord
+from shared.db.models import ACTIVE_STATUSES, FusionPart, Job, JobCreate, JobStatus, UtteranceRecord
 from shared.db.usage import QuotaLimits, charge, refund
 from shared.db.webhook_models import WebhookEventType
 from shared.db.webhook_outbox import record_job_event
@@ -165,7 +165,8 @@ async def count_jobs(*, session: AsyncSession, owner: str) -> int:
 
 
 async def delete_job(*, session: AsyncSession, job_id: uuid.UUID, owner: str) -> bool:
-    """Delete the owner's job with its utterances and webhook events; False when there was none."""
+    """Delete the owner's job with everything kept of it: its utterances and webhook events (by cascade)
+    and fusion's parts (transcript and features, which reference no job); False when there was none."""
     statement = (
         delete(Job)
         .where(col(Job.id) == job_id, col(Job.owner) == owner)
@@ -173,6 +174,10 @@ async def delete_job(*, session: AsyncSession, job_id: uuid.UUID, owner: str) ->
         .execution_options(**_NO_SYNC)
     )
     deleted = (await session.exec(statement)).scalar_one_or_none() is not None
+    if deleted:
+        await session.exec(
+            delete(FusionPart).where(col(FusionPart.job_id) == job_id).execution_options(**_NO_SYNC)
+        )
     await session.commit()
     return deleted
 

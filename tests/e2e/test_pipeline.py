@@ -1,5 +1,6 @@
 """Through the gateway's REST API, against the six services running as separate processes over Kafka."""
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -7,11 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.localstack import LocalStack, ServiceName
 from shared.results import AnalysisResult
 from tests.e2e.conftest import MAX_UPLOAD_BYTES
+from tests.integration.db_fixtures import tables_mentioning
 from tests.media_factory import MediaSet
 
 pytestmark = pytest.mark.e2e
@@ -246,3 +250,29 @@ def test_every_service_exposes_metrics_that_moved(
         assert f'ea_consumer_lag{{group="{consumer}",topic=' in scraped[consumer], consumer
     for status in ("queued", "processing", "completed", "failed"):
         assert f'ea_jobs{{status="{status}"}} ' in scraped["gateway"], status
+
+
+def test_deleting_an_analysis_leaves_nothing_of_it_in_any_table_or_bucket(
+    api: httpx.Client, media: MediaSet, full_stack: LocalStack
+) -> None:
+    key = _upload_three_steps(api, media.speech_m4a, "private.m4a")
+    analysis = _wait(api, _analyse(api, key)["id"])
+    assert analysis["status"] == "completed"
+    job_id = analysis["id"]
+
+    async def mentioning(needle: str) -> dict[str, int]:
+        engine = create_async_engine(full_stack.database_url)
+        try:
+            async with AsyncSession(engine) as session:
+                return await tables_mentioning(session, needle)
+        finally:
+            await engine.dispose()
+
+    assert "job" in asyncio.run(mentioning(job_id))
+    assert api.delete(f"/analyses/{job_id}").status_code == 204
+    assert asyncio.run(mentioning(job_id)) == {}
+    assert asyncio.run(mentioning(key)) == {}
+    store = full_stack.object_store()
+    # The broker's own bucket holds its log, bounded by topic retention (deploy/k8s: 3 to 7 days).
+    for bucket in full_stack.config.buckets:
+        assert not [k for k in store.list_keys(bucket, "") if job_id in k or k == key], bucket

@@ -95,3 +95,16 @@ async def db_sessions(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 async def db_session(db_sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     async with db_sessions() as session:
         yield session
+
+
+async def tables_mentioning(session: AsyncSession, needle: str) -> dict[str, int]:
+    """Rows of every application table whose text form (all columns, JSON included) contains `needle`,
+    by table: what a deletion must have left none of."""
+    found: dict[str, int] = {}
+    for table in (await session.exec(_APPLICATION_TABLES)).scalars():  # type: ignore[call-overload]
+        name = quote_identifier(table)
+        statement = text(f"SELECT count(*) FROM {name} AS row WHERE row::text LIKE :pattern")
+        count = (await session.exec(statement, params={"pattern": f"%{needle}%"})).scalar_one()  # type: ignore[call-overload]
+        if count:
+            found[table] = count
+    return found

@@ -15,7 +15,10 @@ from services.gateway.main import create_app
 from services.gateway.settings import Settings
 from services.gateway.state import Gateway
 from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
+from shared.db.fusion_parts import put_part
+from shared.labels import Modality
 from shared.storage import ObjectStore
+from tests.integration.db_fixtures import tables_mentioning
 from tests.integration.gateway_fixtures import (
     AUTH_CACHE_TTL_S,
     Account,
@@ -258,6 +261,7 @@ async def test_no_user_can_touch_another_users_analyses_uploads_or_keys(
 
 async def test_deleting_a_finished_analysis_removes_it_and_its_file(
     http: httpx.AsyncClient,
+    gateway: Gateway,
     base_url: str,
     wav: bytes,
     object_store: ObjectStore,
@@ -279,7 +283,17 @@ async def test_deleting_a_finished_analysis_removes_it_and_its_file(
 
         await pipeline(AnalysisCompleted(job_id=job_id, result=result_of_one_utterance()))
         await wait_until(client, job_id, lambda body: body["status"] == "completed")
+        async with gateway.sessions() as session:
+            # What fusion keeps of a job: the transcript and features, here as a redelivered late part.
+            transcript = {"job_id": str(job_id), "utterances": [{"text": "my secret words"}]}
+            await put_part(session=session, job_id=job_id, attempt=1, part=Modality.TEXT, payload=transcript)
+            assert {"job", "utterance_result", "fusion_part"} <= set(
+                await tables_mentioning(session, str(job_id))
+            )
         assert (await client.delete(f"/v1/analyses/{job_id}")).status_code == 204
+        async with gateway.sessions() as session:
+            assert await tables_mentioning(session, str(job_id)) == {}
+            assert await tables_mentioning(session, event.object_key) == {}
 
         assert error_of(await client.get(f"/v1/analyses/{job_id}")) == (404, "analysis_not_found")
         assert error_of(await client.delete(f"/v1/analyses/{job_id}")) == (404, "analysis_not_found")
