@@ -33,6 +33,20 @@ _CODES_BY_STATUS: Final = {
 _HTTP_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """The request's body passed its route's limit (shared.body_limit). An HTTPException, so that FastAPI's
+    body parsing passes it on as it is instead of turning it into a 400."""
+
+    code: Final = "body_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the request body is larger than this route accepts ({limit} bytes)",
+            headers={"Connection": "close"},
+        )
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable code", examples=["analysis_not_found"])
     message: str = Field(description="Human-readable explanation", examples=["no analysis has this id"])
@@ -109,7 +123,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(exc.__cause__, UnicodeDecodeError):
         return _undecodable_body()
-    code = _CODES_BY_STATUS.get(exc.status_code, "http_error")
+    code = exc.code if isinstance(exc, BodyTooLarge) else _CODES_BY_STATUS.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers is not None else {}
     if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
         headers["Allow"] = _allowed_methods(request)

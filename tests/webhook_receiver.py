@@ -3,6 +3,8 @@ independent Standard Webhooks implementation (PyPI `standardwebhooks`), and fail
 
 import asyncio
 import contextlib
+import functools
+import gzip
 import json
 import threading
 import time
@@ -15,10 +17,17 @@ import httpx
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.servers import serve_app
+
+GZIP_BOMB_BYTES = 128 * 1024 * 1024
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    return gzip.compress(b"\0" * GZIP_BOMB_BYTES, compresslevel=9)
 
 
 @dataclass
@@ -27,6 +36,8 @@ class Plan:
 
     fail_first: int = 0
     hang_first: int = 0
+    gzip_bomb: bool = False
+    """Answer 200 with a gzip body of a few KiB that inflates to GZIP_BOMB_BYTES."""
 
 
 @dataclass
@@ -90,6 +101,8 @@ class Receiver:
             await self.release.wait()
         if number <= plan.fail_first:
             return PlainTextResponse("try again later", status_code=503)
+        if plan.gzip_bomb:
+            return Response(gzip_bomb(), headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
         return PlainTextResponse("ok")
 
 

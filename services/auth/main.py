@@ -4,15 +4,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from shared.body_limit import BodyLimitMiddleware
 from shared.db.session import create_engine, session_factory
 
 from .api_keys import KeyHasher
-from .errors import install_error_handlers
+from .errors import error_response, install_error_handlers
 from .metrics import AuthMetrics
-from .passwords import Passwords
+from .passwords import HashingBusy, Passwords, check_memory_budget, memory_limit_bytes
 from .routes import introspection, keys, sessions, users
 from .settings import Settings
 from .state import AuthState
@@ -27,13 +29,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_memory_budget(
+            memory_cost_kib=settings.password_memory_cost_kib,
+            concurrency=settings.password_hash_concurrency,
+            limit_bytes=memory_limit_bytes(),
+        )
+        # Hashes its dummy password: real work, done off the event loop.
+        passwords = await asyncio.to_thread(Passwords.from_settings, settings)
+        metrics.watch_passwords(passwords)
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         try:
             app.state.auth = AuthState(
                 settings=settings,
                 sessions=session_factory(engine),
-                # Hashes its dummy password: real work, done off the event loop.
-                passwords=await asyncio.to_thread(Passwords.from_settings, settings),
+                passwords=passwords,
                 tokens=SessionTokens(
                     secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer
                 ),
@@ -52,6 +61,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware)
+
+    @app.exception_handler(HashingBusy)
+    async def hashing_busy(request: Request, exc: HashingBusy) -> JSONResponse:
+        metrics.hashing_refused.inc()
+        return error_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "auth_busy",
+            "too many logins are being checked right now; retry in a moment",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

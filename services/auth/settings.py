@@ -39,6 +39,14 @@ class Settings(ServiceSettings):
     password_time_cost: int = Field(default=3, ge=1, description="argon2 iterations")
     password_memory_cost_kib: int = Field(default=64 * 1024, ge=8, description="argon2 memory, in KiB")
     password_parallelism: int = Field(default=4, ge=1, description="argon2 lanes")
+    password_hash_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Password hashes computed at once; each holds password_memory_cost_kib while it runs",
+    )
+    password_hash_queue: int = Field(
+        default=16, ge=0, description="Password checks that may wait for a turn; more are refused with 503"
+    )
 
     default_monthly_analyses: int = Field(default=100, ge=0, description="For users without their own")
     default_monthly_video_seconds: int = Field(

@@ -2,8 +2,8 @@
 video's usually first: it starts with the transcription). The face track is pooled per utterance here.
 
 Each modality's event is stored in PostgreSQL as it arrives (fusion_part); whichever event completes the
-set runs the fusion, and the parts are deleted once its result is out. Two replicas that both see the set complete publish the same result with the same
-event id, which the gateway takes once.
+set runs the fusion, and the parts are deleted once its result is out. Two replicas that both see the set
+complete publish the same result with the same event id, which the gateway takes once.
 """
 
 import asyncio

@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 from minio import Minio
 from prometheus_client import CollectorRegistry
 
+from shared.body_limit import BodyLimitMiddleware
 from shared.consumer_lag import ConsumerLagPoller
 from shared.db import session_factory
 from shared.db.session import create_engine
@@ -22,7 +23,8 @@ from .errors import install_error_handlers
 from .job_gauges import JobGauges, run_job_gauges
 from .job_updates import JobUpdates
 from .metrics import GatewayMetrics, RequestMetricsMiddleware
-from .rate_limit import RateLimiter
+from .multipart_upload import MULTIPART_OVERHEAD_BYTES
+from .rate_limit import AccountAttempts, RateLimiter
 from .settings import Settings
 from .state import Gateway
 from .sweeper import SweepReport, run_sweeper, sweep_once
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             stack.push_async_callback(auth.aclose)
             sessions = session_factory(engine)
+            rate_limiter = RateLimiter(sessions)
             gateway = Gateway(
                 settings=settings,
                 registry=registry,
@@ -96,7 +99,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     ttl_s=settings.auth_cache_ttl_s,
                     negative_ttl_s=settings.auth_negative_cache_ttl_s,
                 ),
-                rate_limiter=RateLimiter(sessions),
+                rate_limiter=rate_limiter,
+                account_attempts=AccountAttempts(
+                    rate_limiter,
+                    per_address=settings.account_rate_limit_per_minute,
+                    per_email=settings.account_email_rate_limit_per_minute,
+                ),
             )
             app.state.gateway = gateway
             stack.push_async_callback(broker.stop)
@@ -136,6 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     add_status_subscriber(broker, settings, lambda: app.state.gateway)
     install_error_handlers(app)
+    # Every body is small except the file of a multipart analysis (its parts' headers on top).
+    upload_body = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    app.add_middleware(BodyLimitMiddleware, routes={("POST", f"{API_PREFIX}/analyses"): upload_body})
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
 
     api = APIRouter(prefix=API_PREFIX)

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 # Bytes of other form fields we read and discard; a client has no reason to send more.
 MAX_OTHER_FIELD_BYTES: Final = 64 * 1024
+# What a multipart body may carry around its file (boundaries, part headers, those other fields): the
+# route's body limit is the largest file plus this.
+MULTIPART_OVERHEAD_BYTES: Final = 1024 * 1024
 
 
 class MalformedUploadError(ValueError):

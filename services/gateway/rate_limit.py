@@ -1,4 +1,4 @@
-"""Requests per minute per key (an API key or session, or a client address for sign-up and login).
+"""Requests per minute per key (an API key or session; a client address or an e-mail for sign-up and login).
 
 The counting is a generic cell rate algorithm kept in PostgreSQL (`shared.db.rate_limits`), so the limit
 holds across every gateway replica: N replicas behind a load balancer still allow a key its limit, not N
@@ -6,6 +6,7 @@ times it. GCRA allows a burst of up to the whole limit at once while holding the
 """
 
 import asyncio
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -113,3 +114,28 @@ def credential_key(credential_id: object) -> str:
 
 def address_key(address: str) -> str:
     return f"address:{address}"
+
+
+def email_key(email: str) -> str:
+    """The cell of one e-mail address; hashed, so that the table holds no addresses."""
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    return f"email:{digest}"
+
+
+class AccountAttempts:
+    """Sign-ups and logins, limited per client address and per e-mail address. The address limit holds
+    one client's guesses at many accounts; the e-mail one many clients' (a botnet) guesses at one account,
+    and bounds how much password hashing one target can cost the auth service."""
+
+    def __init__(self, limiter: RateLimiter, *, per_address: int, per_email: int) -> None:
+        self._limiter = limiter
+        self.per_address = per_address
+        self.per_email = per_email
+
+    async def check(self, address: str, email: str | None) -> RateDecision:
+        """The refusal when either limit is spent, else the address limit's decision."""
+        decision = await self._limiter.check(address_key(address), self.per_address)
+        if not decision.allowed or email is None:
+            return decision
+        by_email = await self._limiter.check(email_key(email), self.per_email)
+        return decision if by_email.allowed else by_email

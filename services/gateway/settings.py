@@ -2,7 +2,7 @@
 
 from typing import Final, Self
 
-from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, SecretStr, model_validator
 
 from shared.settings import ServiceSettings
 
@@ -30,6 +30,14 @@ class Settings(ServiceSettings):
     )
     account_rate_limit_per_minute: int = Field(
         default=30, ge=1, description="Sign-ups and logins per minute from one client address"
+    )
+    account_email_rate_limit_per_minute: int = Field(
+        default=10, ge=1, description="Sign-ups and logins per minute for one e-mail address, from anywhere"
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks of the reverse proxies in front of the gateway, whose X-Forwarded-For is "
+        "believed (e.g. the ingress pods' CIDR); empty: the connection's own address is the client's",
     )
     auth_negative_cache_ttl_s: float = Field(
         default=1.0, ge=0, le=5.0, description="How long a rejected credential stays rejected without asking"

@@ -15,7 +15,7 @@ from shared.storage import ObjectStore
 from .credentials import AuthClient, CredentialCache
 from .job_updates import JobUpdates
 from .metrics import GatewayMetrics
-from .rate_limit import RateLimiter
+from .rate_limit import AccountAttempts, RateLimiter
 from .settings import Settings
 
 
@@ -34,6 +34,7 @@ class Gateway:
     auth: AuthClient
     credentials: CredentialCache
     rate_limiter: RateLimiter
+    account_attempts: AccountAttempts
 
     async def publish(self, event: Event) -> None:
         """Publish to Kafka, or raise TimeoutError when the broker does not take it in time."""

@@ -61,6 +61,13 @@ async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def app_of(client: httpx.AsyncClient) -> Any:
+    """The app behind an in-process client of `serving`."""
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    return transport.app
+
+
 @pytest.fixture(scope="module")
 def settings(migrated_database_url: str) -> Settings:
     return auth_settings(migrated_database_url)
@@ -492,3 +499,34 @@ async def test_introspection_requires_the_internal_token_when_one_is_set(setting
         )
         assert allowed.status_code == 200
         assert allowed.json()["active"] is True
+
+
+async def test_a_login_burst_hashes_a_bounded_number_at_once_and_refuses_the_overflow(
+    migrated_database_url: str,
+) -> None:
+    """Thirty parallel logins with unknown emails: at most `concurrency` argon2 hashes (each holding its
+    memory) run at once, `queue` more wait, the rest are told to retry; the service stays up."""
+    costly = {"password_time_cost": 2, "password_memory_cost_kib": 16 * 1024, "password_parallelism": 1}
+    bounded = auth_settings(
+        migrated_database_url, **costly, password_hash_concurrency=2, password_hash_queue=4
+    )
+    async with serving(bounded) as client:
+        burst = [
+            client.post("/v1/sessions", json={"email": new_email(), "password": PASSWORD}) for _ in range(30)
+        ]
+        answers = await asyncio.gather(*burst)
+        passwords = app_of(client).state.auth.passwords
+        assert passwords.peak_running == 2
+        statuses = sorted(answer.status_code for answer in answers)
+        assert set(statuses) == {401, 503}, statuses
+        assert statuses.count(401) >= 6  # the two running and the four waiting
+        busy = next(answer for answer in answers if answer.status_code == 503)
+        assert busy.json()["error"]["code"] == "auth_busy" and busy.headers["retry-after"] == "1"
+        assert passwords.running == passwords.waiting == 0
+        assert (await client.get("/healthz")).status_code == 200
+        email = new_email()
+        await register(client, email)
+        assert await login(client, email)
+        metrics = (await client.get("/metrics")).text
+        assert "ea_auth_password_checks_refused_total" in metrics
+        assert "ea_auth_password_hashes_running 0.0" in metrics

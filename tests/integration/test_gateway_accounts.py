@@ -14,8 +14,8 @@ from sqlalchemy import text
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
 from services.gateway.state import Gateway
-from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
 from shared.db.fusion_parts import put_part
+from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
 from shared.labels import Modality
 from shared.storage import ObjectStore
 from tests.integration.db_fixtures import tables_mentioning
@@ -299,3 +299,46 @@ async def test_deleting_a_finished_analysis_removes_it_and_its_file(
         assert error_of(await client.delete(f"/v1/analyses/{job_id}")) == (404, "analysis_not_found")
         assert (await client.get("/v1/analyses")).json()["total"] == 0
     assert not object_store.exists("uploads", event.object_key)
+
+
+async def test_sign_up_and_login_limits_hold_per_client_behind_a_proxy_and_per_email(
+    gateway_settings: Settings,
+) -> None:
+    """Behind a trusted proxy (here: loopback) the client is the right-most untrusted X-Forwarded-For entry,
+    whatever the client wrote to its left; and one e-mail gets its own budget, from any address."""
+    proxied = Settings.model_validate(
+        {
+            **gateway_settings.model_dump(),
+            "service_name": "gateway-proxied",
+            "webhook_dispatcher": False,
+            "trusted_proxies": ["127.0.0.1/32", "10.0.0.0/8"],
+            "account_rate_limit_per_minute": 3,
+            "account_email_rate_limit_per_minute": 3,
+        }
+    )
+    credentials = {"password": "correct horse battery"}
+
+    async def log_in(client: str, email: str | None = None, spoofed: str = "") -> int:
+        body = {**credentials, "email": email or f"nobody-{uuid.uuid4().hex[:12]}@example.com"}
+        # What the client wrote, then what the edge proxy (untrusted: the client's hop) and an inner proxy
+        # appended.
+        chain = f"{spoofed}{client}, 10.1.2.3"
+        answer = await http.post("/v1/sessions", json=body, headers={"X-Forwarded-For": chain})
+        return answer.status_code
+
+    async with serve_app(create_app(proxied)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        first = uuid.uuid4().int % 200 + 1
+        client, neighbour = f"198.51.100.{first}", f"198.51.100.{first + 1}"
+        spoofs = [f"192.0.2.{i}, " for i in range(4)]  # a fresh forged address each time does not help
+        assert [await log_in(client, spoofed=spoof) for spoof in spoofs] == [401, 401, 401, 429]
+        assert await log_in(neighbour) == 401  # keyed on the client, not on the proxy in front of all
+
+        victim = f"victim-{uuid.uuid4().hex[:12]}@example.com"
+        attackers = [f"203.0.113.{(first + i) % 250 + 1}" for i in range(4)]
+        assert [await log_in(a, victim) for a in attackers] == [401, 401, 401, 429]
+        refused = await http.post(
+            "/v1/users",
+            json={**credentials, "email": victim.upper()},
+            headers={"X-Forwarded-For": "192.0.2.99"},
+        )
+        assert error_of(refused) == (429, "rate_limited")  # the same account, whatever its case

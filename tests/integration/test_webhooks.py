@@ -7,6 +7,7 @@ and can be told to fail or hang on a path's first requests.
 import asyncio
 import contextlib
 import socket
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.gateway.schemas import Analysis
 from services.gateway.settings import Settings
+from services.gateway.webhooks.answers import KEPT_BYTES
 from services.gateway.webhooks.dispatcher import WebhookDispatcher
 from services.gateway.webhooks.targets import AddressInfo
 from shared.db import (
@@ -56,7 +58,7 @@ from shared.db.webhooks import (
 from shared.events import Stage
 from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
 from tests.servers import free_port
-from tests.webhook_receiver import Plan, Receiver, running_receiver
+from tests.webhook_receiver import GZIP_BOMB_BYTES, Plan, Receiver, gzip_bomb, running_receiver
 
 pytest_plugins = ["tests.integration.db_fixtures"]
 pytestmark = pytest.mark.integration
@@ -315,6 +317,27 @@ async def test_failed_attempts_are_retried_with_the_same_webhook_id_until_delive
     assert received[0].json["type"] == "webhook.test"
     assert received[0].json["data"]["webhook_id"] == str(subscription.id)
     assert (harness.count("retry"), harness.count("delivered")) == (2, 1)
+
+
+async def test_a_gzip_bomb_answer_is_neither_asked_for_nor_inflated(
+    db_sessions: Sessions, receiver: Receiver, webhook_settings: Settings, make_harness: HarnessFactory
+) -> None:
+    subscription = await _subscribe(db_sessions, receiver.endpoint(Plan(gzip_bomb=True)))
+    delivery = await _test_delivery(db_sessions, subscription)
+    harness = make_harness(db_sessions, webhook_settings)
+    gzip_bomb()  # built before measuring
+    tracemalloc.start()
+    try:
+        record = await _settle(harness.dispatcher, db_sessions, delivery.id)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert record.delivery.status is DeliveryStatus.DELIVERED
+    [request] = receiver.at(subscription.url)
+    assert request.headers["accept-encoding"] == "identity"
+    assert record.attempts[0].response_body == "\ufffd" * KEPT_BYTES  # the zeros, as stored text
+    assert peak < GZIP_BOMB_BYTES / 8, f"peak {peak / 2**20:.0f} MiB while reading the answer"
 
 
 async def test_a_delivery_fails_after_its_last_attempt(

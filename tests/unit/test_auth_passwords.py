@@ -1,10 +1,19 @@
 """argon2 password hashing: verification, the dummy hash for unknown accounts, rehashing on new costs."""
 
+from pathlib import Path
 from typing import Literal
 
 import argon2
+import pytest
 
-from services.auth.passwords import Passwords
+from services.auth.passwords import (
+    MIB,
+    MemoryBudgetError,
+    Passwords,
+    check_memory_budget,
+    hashing_memory_bytes,
+    memory_limit_bytes,
+)
 
 CHEAP = {"time_cost": 1, "memory_cost_kib": 1024, "parallelism": 1}
 
@@ -55,3 +64,29 @@ def test_a_hash_made_with_other_costs_needs_a_rehash() -> None:
     assert new.verify(stored, "correct horse battery")
     assert not new.needs_rehash(new.hash("correct horse battery"))
     assert new.needs_rehash("not-a-hash")
+
+
+def test_the_memory_limit_is_read_from_cgroup_v2_or_v1(tmp_path: Path) -> None:
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    assert memory_limit_bytes((v2, v1)) is None  # neither file: no container limit known
+    v1.write_text(f"{2**63 - 4096}\n")
+    assert memory_limit_bytes((v2, v1)) is None  # v1's "unlimited"
+    v1.write_text(f"{256 * MIB}\n")
+    assert memory_limit_bytes((v2, v1)) == 256 * MIB
+    v2.write_text("max\n")
+    assert memory_limit_bytes((v2, v1)) is None
+    v2.write_text(f"{384 * MIB}\n")
+    assert memory_limit_bytes((v2, v1)) == 384 * MIB
+
+
+def test_hashing_that_cannot_fit_in_the_pod_refuses_to_start() -> None:
+    # The review's case: 64 MiB hashes, unbounded (ten at once) in the old 256 MiB pod.
+    with pytest.raises(MemoryBudgetError, match="EA_PASSWORD_HASH_CONCURRENCY"):
+        check_memory_budget(memory_cost_kib=64 * 1024, concurrency=10, limit_bytes=256 * MIB)
+    with pytest.raises(MemoryBudgetError):
+        check_memory_budget(memory_cost_kib=64 * 1024, concurrency=2, limit_bytes=256 * MIB)
+    with pytest.raises(MemoryBudgetError):
+        check_memory_budget(memory_cost_kib=64 * 1024, concurrency=3, limit_bytes=320 * MIB)
+    check_memory_budget(memory_cost_kib=64 * 1024, concurrency=2, limit_bytes=320 * MIB)  # deploy/k8s
+    check_memory_budget(memory_cost_kib=64 * 1024, concurrency=100, limit_bytes=None)
+    assert hashing_memory_bytes(memory_cost_kib=64 * 1024, concurrency=2) == 128 * MIB

@@ -23,10 +23,10 @@ from shared.db import count_jobs, current_period, get_job, get_usage, list_jobs
 from shared.db.webhooks import get_subscription, list_deliveries, list_subscriptions
 
 from ..api.deps import GatewayDep, SessionDep
+from ..client_address import request_client_address
 from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
 from ..media_types import SUPPORTED_EXTENSIONS
-from ..rate_limit import address_key
 from ..schemas import Analysis
 from ..state import Gateway
 from ..webhook_schemas import Delivery, Webhook
@@ -45,6 +45,8 @@ from .cookies import (
 from .views import LEGEND, MODALITY_NAMES, clock, size, utterance_views, when
 
 CONSOLE: Final = "/console"
+MAX_FORM_FIELDS: Final = 16
+MAX_FORM_PART_BYTES: Final = 8 * 1024
 STATIC_PATH: Final = f"{CONSOLE}/static"
 PAGE_SIZE: Final = 20
 SESSION_ENDED: Final = "Your session has ended. Please log in again."
@@ -151,7 +153,8 @@ def _error_page(request: Request, message: str, status_code: int, *, signed_in: 
 
 async def _checked_form(request: Request) -> tuple[FormData, str | None]:
     """The posted form, and why it fails the CSRF checks (None when it passes)."""
-    form = await request.form()
+    # The console's forms are a handful of short fields: no files, few parts, small parts.
+    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_PART_BYTES)
     sent = form.get(CSRF_FORM_FIELD)
     return form, csrf_failure(request, sent if isinstance(sent, str) else None)
 
@@ -213,11 +216,10 @@ async def signup_page(request: Request) -> HTMLResponse:
     return _account_page(request, "signup")
 
 
-async def _address_allowed(gateway: Gateway, request: Request) -> bool:
-    # The same cell as the API's POST /v1/users and /v1/sessions: one budget of guesses per address.
-    address = request.client.host if request.client else "unknown"
-    limit = gateway.settings.account_rate_limit_per_minute
-    return (await gateway.rate_limiter.check(address_key(address), limit)).allowed
+async def _attempt_allowed(gateway: Gateway, request: Request, email: str) -> bool:
+    # The same cells as the API's POST /v1/users and /v1/sessions: one budget per address and per e-mail.
+    address = request_client_address(request, gateway.settings.trusted_proxies)
+    return (await gateway.account_attempts.check(address, email or None)).allowed
 
 
 def _credentials(form: FormData) -> Credentials | None:
@@ -241,8 +243,8 @@ async def _account_form(
     email, next_path = _field(form, "email"), _field(form, "next")
     if failure is not None:
         return _account_page(request, mode, error=FORM_EXPIRED, email=email, status_code=403)
-    if not await _address_allowed(gateway, request):
-        error = "Too many attempts from your address. Please wait a minute and try again."
+    if not await _attempt_allowed(gateway, request, email):
+        error = "Too many attempts from your address or for this account. Please wait a minute and try again."
         return _account_page(request, mode, error=error, email=email, status_code=429)
     credentials = _credentials(form)
     if credentials is None:

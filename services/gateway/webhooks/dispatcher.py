@@ -28,12 +28,12 @@ from shared.db.webhooks import AttemptResult, ClaimedDelivery, claim_due_deliver
 
 from ..job_updates import asyncpg_dsn
 from ..settings import Settings
+from .answers import answer_head
 from .backoff import RetryPolicy
 from .payloads import event_body
 from .signing import headers
 from .targets import PinnedTransport, Resolver, TargetRefusedError, system_resolver
 
-RESPONSE_BODY_LIMIT: Final = 1024
 USER_AGENT: Final = "emotion-analyzer-webhooks/1"
 DEFAULT_BATCH_SIZE: Final = 32
 DEFAULT_CONCURRENCY: Final = 8
@@ -199,11 +199,12 @@ class WebhookDispatcher:
                     "POST",
                     url,
                     content=body,
-                    headers={**signed, "user-agent": USER_AGENT},
+                    # identity: a compressed answer could inflate without bound as httpx decodes it.
+                    headers={**signed, "user-agent": USER_AGENT, "accept-encoding": "identity"},
                     timeout=timeout_s,
                     follow_redirects=False,
                 ) as response:
-                    return _Sent(status_code=response.status_code, response_body=await _head(response))
+                    return _Sent(status_code=response.status_code, response_body=await answer_head(response))
         except TargetRefusedError as exc:
             return _Sent(error=str(exc), refused=True)
         except (TimeoutError, httpx.TimeoutException):
@@ -253,16 +254,6 @@ async def _close(connection: asyncpg.Connection) -> None:
     if not connection.is_closed():
         with contextlib.suppress(OSError, asyncpg.PostgresError):
             await connection.close()
-
-
-async def _head(response: httpx.Response) -> str:
-    """The first RESPONSE_BODY_LIMIT bytes of the body, as text PostgreSQL can store."""
-    head = bytearray()
-    async for chunk in response.aiter_bytes():
-        head.extend(chunk)
-        if len(head) >= RESPONSE_BODY_LIMIT:
-            break
-    return bytes(head[:RESPONSE_BODY_LIMIT]).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 def _describe(exc: Exception) -> str:

@@ -20,9 +20,9 @@ from shared.accounts_api import (
     User,
 )
 
+from ...client_address import request_client_address
 from ...credentials import AuthUnavailableError
 from ...errors import ApiError, error_responses
-from ...rate_limit import address_key
 from ...state import Gateway
 from ..deps import GatewayDep
 
@@ -49,17 +49,16 @@ async def _relay(
     return Response(answer.content, status_code=answer.status_code, headers=kept)
 
 
-async def _limit_by_address(gateway: Gateway, request: Request) -> None:
-    address = request.client.host if request.client else "unknown"
-    decision = await gateway.rate_limiter.check(
-        address_key(address), gateway.settings.account_rate_limit_per_minute
-    )
+async def _limit_attempts(gateway: Gateway, request: Request, email: str) -> None:
+    address = request_client_address(request, gateway.settings.trusted_proxies)
+    decision = await gateway.account_attempts.check(address, email)
     if not decision.allowed:
         gateway.metrics.quota_rejections.labels("account_rate_limit").inc()
         raise ApiError(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "rate_limited",
-            f"too many sign-ups or logins from this address; retry after {decision.retry_after_s} s",
+            f"too many sign-ups or logins from this address or for this account; retry after "
+            f"{decision.retry_after_s} s",
             headers=decision.headers(),
         )
 
@@ -74,7 +73,7 @@ async def _limit_by_address(gateway: Gateway, request: Request) -> None:
 )
 async def register(body: Credentials, request: Request, gateway: GatewayDep) -> Response:
     """Create an account. The answer carries its first API key, shown this once."""
-    await _limit_by_address(gateway, request)
+    await _limit_attempts(gateway, request, str(body.email))
     return await _relay(gateway, "POST", "/v1/users", authorization=None, json=_credentials_json(body))
 
 
@@ -91,7 +90,7 @@ async def register(body: Credentials, request: Request, gateway: GatewayDep) -> 
 )
 async def log_in(body: Credentials, request: Request, gateway: GatewayDep) -> Response:
     """Log in with email and password; the session token works wherever an API key does."""
-    await _limit_by_address(gateway, request)
+    await _limit_attempts(gateway, request, str(body.email))
     return await _relay(gateway, "POST", "/v1/sessions", authorization=None, json=_credentials_json(body))
 
 
