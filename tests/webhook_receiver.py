@@ -84,7 +84,7 @@ class Receiver:
         path = httpx.URL(url).path
         return [request for request in self.requests if request.path == path]
 
-    async def handle(self, request: Request) -> PlainTextResponse:
+    async def handle(self, request: Request) -> Response:
         path = request.url.path
         body = await request.body()
         secret = self.secrets.get(path)

@@ -318,7 +318,9 @@ async def test_sign_up_and_login_limits_hold_per_client_behind_a_proxy_and_per_e
     )
     credentials = {"password": "correct horse battery"}
 
-    async def log_in(client: str, email: str | None = None, spoofed: str = "") -> int:
+    async def log_in(
+        http: httpx.AsyncClient, client: str, email: str | None = None, spoofed: str = ""
+    ) -> int:
         body = {**credentials, "email": email or f"nobody-{uuid.uuid4().hex[:12]}@example.com"}
         # What the client wrote, then what the edge proxy (untrusted: the client's hop) and an inner proxy
         # appended.
@@ -330,12 +332,12 @@ async def test_sign_up_and_login_limits_hold_per_client_behind_a_proxy_and_per_e
         first = uuid.uuid4().int % 200 + 1
         client, neighbour = f"198.51.100.{first}", f"198.51.100.{first + 1}"
         spoofs = [f"192.0.2.{i}, " for i in range(4)]  # a fresh forged address each time does not help
-        assert [await log_in(client, spoofed=spoof) for spoof in spoofs] == [401, 401, 401, 429]
-        assert await log_in(neighbour) == 401  # keyed on the client, not on the proxy in front of all
+        assert [await log_in(http, client, spoofed=spoof) for spoof in spoofs] == [401, 401, 401, 429]
+        assert await log_in(http, neighbour) == 401  # keyed on the client, not on the proxy in front of all
 
         victim = f"victim-{uuid.uuid4().hex[:12]}@example.com"
         attackers = [f"203.0.113.{(first + i) % 250 + 1}" for i in range(4)]
-        assert [await log_in(a, victim) for a in attackers] == [401, 401, 401, 429]
+        assert [await log_in(http, a, victim) for a in attackers] == [401, 401, 401, 429]
         refused = await http.post(
             "/v1/users",
             json={**credentials, "email": victim.upper()},
