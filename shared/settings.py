@@ -49,6 +49,11 @@ class ServiceSettings(BaseSettings):
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     uploads_bucket: str = "uploads"
+    max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="Largest file accepted for analysis; the workers check it again before downloading",
+    )
     models_bucket: str = "models"
 
     bundle_uri: str = Field(

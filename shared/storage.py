@@ -3,10 +3,11 @@
 The client is synchronous; async callers run these methods in a thread (`asyncio.to_thread`).
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from minio import Minio
+from minio.commonconfig import CopySource
 from minio.error import S3Error
 from pydantic import BaseModel
 
@@ -104,6 +105,22 @@ class ObjectStore:
                 raise ObjectNotFoundError(bucket, key) from exc
             raise
         return path
+
+    def copy(self, bucket: str, source_key: str, target_key: str) -> None:
+        """A server-side copy within the bucket; ObjectNotFoundError when the source is missing."""
+        try:
+            self.client.copy_object(bucket, target_key, CopySource(bucket, source_key))
+        except S3Error as exc:
+            if exc.code in _MISSING_CODES:
+                raise ObjectNotFoundError(bucket, source_key) from exc
+            raise
+
+    def list_modified(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
+        """Every key under `prefix` with when it was last written."""
+        return [
+            (str(o.object_name), o.last_modified or datetime.now(UTC))
+            for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+        ]
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         return [str(o.object_name) for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)]

@@ -29,7 +29,13 @@ async def compute_states(
     if resources.featurizer.states is None or not cache.wanted(key):
         return
     try:
-        async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
+        async with downloaded(
+            resources.store,
+            event.bucket,
+            event.object_key,
+            settings.work_dir,
+            max_bytes=settings.max_upload_bytes,
+        ) as path:
             audio = await asyncio.to_thread(load_audio, path, max_duration_s=settings.max_duration_s)
         states = await asyncio.to_thread(resources.featurizer.file_states, audio)
     except MediaError as error:
@@ -50,7 +56,13 @@ async def encode_audio(
     settings: Settings,
 ) -> AudioFeaturesReady:
     states = cache.take((event.job_id, event.attempt))
-    async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
+    async with downloaded(
+        resources.store,
+        event.bucket,
+        event.object_key,
+        settings.work_dir,
+        max_bytes=settings.max_upload_bytes,
+    ) as path:
         features = await asyncio.to_thread(
             encode_audio_file,
             path,

@@ -44,6 +44,9 @@ from .schemas import UploadUrl
 from .state import Gateway
 
 KEY_ROOT: Final = "uploads"
+# Frozen copies of what was checked, under keys no presigned URL is ever made for: a client can write its
+# upload key until the URL expires, but not what its analysis reads.
+MEDIA_ROOT: Final = "media"
 QUEUE_UNAVAILABLE: Final = "queue_unavailable"
 _KEY_ID: Final = re.compile(r"[0-9a-f]{32}")
 
@@ -64,6 +67,20 @@ def safe_filename(filename: str) -> str:
 
 def new_upload_key(owner: str, filename: str) -> str:
     return f"{owner_prefix(owner)}{uuid.uuid4().hex}/{safe_filename(filename)}"
+
+
+def new_media_key(owner: str, filename: str) -> str:
+    return f"{MEDIA_ROOT}/{owner}/{uuid.uuid4().hex}/{filename}"
+
+
+async def freeze_upload(store: ObjectStore, bucket: str, key: str, owner: str, filename: str) -> str:
+    """Copy the client's upload, server-side, to a new key clients cannot write; that key."""
+    media_key = new_media_key(owner, filename)
+    try:
+        await asyncio.to_thread(store.copy, bucket, key, media_key)
+    except ObjectNotFoundError as exc:
+        raise _unknown_key(key) from exc
+    return media_key
 
 
 def filename_of_key(owner: str, key: str) -> str:
@@ -135,9 +152,17 @@ def check_media_head(head: bytes) -> None:
 
 
 async def submit_job(
-    gateway: Gateway, *, principal: Principal, key: str, filename: str, size: int, duration_s: float
+    gateway: Gateway,
+    *,
+    principal: Principal,
+    key: str,
+    media_key: str,
+    filename: str,
+    size: int,
+    duration_s: float,
 ) -> tuple[Job, bool]:
-    """Create the job for (owner, key), charge it to the owner's quota and queue it.
+    """Create the job for (owner, key) analysing the frozen `media_key`, charge it to the owner's quota and
+    queue it.
 
     An existing job is returned as it is, not charged again, with one exception: a job whose request never
     reached the queue is charged and queued again, so that sending the key again retries it.
@@ -147,6 +172,7 @@ async def submit_job(
     job_in = JobCreate(
         bucket=bucket,
         object_key=key,
+        media_key=media_key,
         filename=filename,
         content_type=content_type_for(filename),
         size_bytes=size,
@@ -173,7 +199,12 @@ async def submit_job(
     if not created:
         return job, False
     event = AnalysisRequested(
-        job_id=job.id, attempt=job.attempt, bucket=bucket, object_key=key, filename=filename, size_bytes=size
+        job_id=job.id,
+        attempt=job.attempt,
+        bucket=bucket,
+        object_key=job.stored_key,
+        filename=filename,
+        size_bytes=job.size_bytes,
     )
     try:
         await gateway.publish(event)

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI
 from minio import Minio
@@ -28,6 +29,7 @@ from .rate_limit import AccountAttempts, RateLimiter
 from .settings import Settings
 from .state import Gateway
 from .sweeper import SweepReport, run_sweeper, sweep_once
+from .upload_expiry import run_upload_expiry
 from .webhooks.dispatcher import WebhookDispatcher
 
 API_PREFIX = "/v1"
@@ -126,6 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gauges = asyncio.create_task(run_job_gauges(gateway.sessions, job_gauges))
             stack.push_async_callback(_cancel, gauges)
             stack.push_async_callback(_cancel, asyncio.create_task(gateway.rate_limiter.run_pruning()))
+            unclaimed = timedelta(seconds=max(settings.unclaimed_upload_ttl_s, settings.upload_url_ttl_s))
+            expiry = run_upload_expiry(
+                store, settings.uploads_bucket, unclaimed, settings.upload_expiry_interval_s
+            )
+            stack.push_async_callback(_cancel, asyncio.create_task(expiry))
             await consumer_lag.start()
             stack.push_async_callback(consumer_lag.stop)
             if settings.webhook_dispatcher:

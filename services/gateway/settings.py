@@ -43,8 +43,16 @@ class Settings(ServiceSettings):
         default=1.0, ge=0, le=5.0, description="How long a rejected credential stays rejected without asking"
     )
 
-    max_upload_bytes: int = Field(default=512 * MIB, ge=1, description="Largest file accepted for analysis")
     upload_url_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of upload URLs")
+    unclaimed_upload_ttl_s: int = Field(
+        default=6 * 3600,
+        ge=1,
+        description="An upload not analysed this long after it was written is removed (at least the URL's "
+        "lifetime)",
+    )
+    upload_expiry_interval_s: float = Field(
+        default=600.0, gt=0, description="How often unclaimed uploads are looked for"
+    )
     public_s3_endpoint: AnyHttpUrl | None = Field(
         default=None,
         description="Base URL clients reach the object store at (presigned URLs), when not s3_endpoint",

@@ -40,7 +40,7 @@ def requested_event(job: Job, attempt: int) -> AnalysisRequested:
         job_id=job.id,
         attempt=attempt,
         bucket=job.bucket,
-        object_key=job.object_key,
+        object_key=job.stored_key,
         filename=job.filename,
         size_bytes=job.size_bytes,
     )

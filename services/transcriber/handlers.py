@@ -23,7 +23,14 @@ async def transcribe(
     event: AnalysisRequested, resources: EncoderResources[Models], settings: Settings
 ) -> TranscriptReady:
     models = resources.featurizer
-    async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
+    async with downloaded(
+        resources.store,
+        event.bucket,
+        event.object_key,
+        settings.work_dir,
+        max_bytes=settings.max_upload_bytes,
+        expected_bytes=event.size_bytes,
+    ) as path:
         output = await asyncio.to_thread(
             transcribe_file,
             path,

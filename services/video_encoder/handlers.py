@@ -14,7 +14,14 @@ from .settings import Settings
 async def encode_video(
     event: AnalysisRequested, resources: EncoderResources[VideoFeaturizer], settings: Settings
 ) -> VideoFeaturesReady:
-    async with downloaded(resources.store, event.bucket, event.object_key, settings.work_dir) as path:
+    async with downloaded(
+        resources.store,
+        event.bucket,
+        event.object_key,
+        settings.work_dir,
+        max_bytes=settings.max_upload_bytes,
+        expected_bytes=event.size_bytes,
+    ) as path:
         track = await asyncio.to_thread(
             track_video_file,
             path,

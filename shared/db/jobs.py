@@ -71,6 +71,14 @@ async def create_job(
     return job, created
 
 
+async def find_job_by_key(*, session: AsyncSession, owner: str, object_key: str) -> Job | None:
+    """The owner's job of this upload key, if one was made."""
+    statement = (
+        select(Job).where(Job.owner == owner, Job.object_key == object_key).execution_options(**_FRESH)
+    )
+    return (await session.exec(statement)).first()
+
+
 async def requeue_failed_job(
     *, session: AsyncSession, owner: str, object_key: str, code: str, quota: QuotaCharge | None = None
 ) -> Job | None:

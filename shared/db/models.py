@@ -77,7 +77,15 @@ ACTIVE_STATUSES: Final = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
 
 class JobBase(SQLModel):
     bucket: str = Field(min_length=3, max_length=63, description="S3 bucket of the uploaded file")
-    object_key: str = Field(min_length=1, max_length=1024, description="S3 key of the uploaded file")
+    object_key: str = Field(
+        min_length=1, max_length=1024, description="S3 key the client uploaded to (and names the job by)"
+    )
+    media_key: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="S3 key of the frozen copy that is analysed, which no client can write; "
+        "None for jobs made before copies were frozen",
+    )
     filename: str = Field(min_length=1, max_length=255)
     content_type: str | None = Field(default=None, max_length=255)
     size_bytes: int = Field(ge=0, sa_type=sa.BigInteger)
@@ -114,6 +122,11 @@ class Job(JobBase, table=True):
         default=None, sa_type=sa.Date, nullable=True, description="Month whose usage this job was charged to"
     )
     charged_seconds: float = Field(default=0.0, ge=0.0, description="Video seconds charged to the quota")
+
+    @property
+    def stored_key(self) -> str:
+        """Where the file that is analysed lives."""
+        return self.media_key or self.object_key
 
     def analysis_result(self) -> AnalysisResult | None:
         return None if self.result is None else AnalysisResult.model_validate(self.result)

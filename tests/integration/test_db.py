@@ -120,7 +120,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
         process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode == 0, stderr.decode()
-        assert await current_revision(url) == head_revision() == "0003"
+        assert await current_revision(url) == head_revision() == "0004"
         assert await ensure_database(url) is False
 
         engine = create_engine(url)
@@ -136,7 +136,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
                 assert await connection.run_sync(table_names) == {"alembic_version"}
 
             await upgrade(url)
-            assert await current_revision(url) == "0003"
+            assert await current_revision(url) == "0004"
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) >= TABLES
                 assert await connection.run_sync(schema_differences) == []

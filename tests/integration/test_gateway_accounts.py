@@ -186,7 +186,7 @@ async def test_the_seconds_quota_refuses_a_file_longer_than_what_is_left(
     assert error_of(refused) == (429, "quota_exceeded")
     assert 'name="video_seconds"' in refused.headers["ratelimit-policy"]
     # The refused file, sent in the request, is not left in storage without an analysis.
-    assert len(object_store.list_keys("uploads", f"uploads/{account.id}/")) == 2
+    assert len(object_store.list_keys("uploads", f"media/{account.id}/")) == 2
 
 
 async def test_over_the_rate_limit_is_429_with_retry_after_and_ratelimit_headers(

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 from services.gateway.job_updates import CHANNEL as JOB_UPDATES_CHANNEL
 from services.gateway.state import Gateway
 from services.gateway.sweeper import SWEEPER_LOCK_KEY, run_sweeper, sweep_if_leader, sweep_once
+from services.gateway.upload_expiry import expire_unclaimed_uploads
 from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
 from shared.results import AnalysisResult
 from shared.storage import ObjectStore
@@ -40,23 +41,37 @@ pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.gateway_fixtures"]
 
 
-async def test_three_step_flow_queues_the_analysis(
-    client: httpx.AsyncClient, account: Account, video: bytes, requested: RequestedEvents
+async def test_three_step_flow_queues_a_frozen_copy_of_the_upload(
+    client: httpx.AsyncClient,
+    account: Account,
+    video: bytes,
+    wav: bytes,
+    requested: RequestedEvents,
+    object_store: ObjectStore,
 ) -> None:
-    key = await upload(client, "My Talk (final).MP4", video)
+    ticket = await client.post("/v1/upload-url", json={"filename": "My Talk (final).MP4"})
+    key, upload_url = ticket.json()["key"], ticket.json()["upload_url"]
     assert key.startswith(f"uploads/{account.id}/") and key.endswith("/My_Talk_final.mp4")
+    async with httpx.AsyncClient() as s3:
+        assert (await s3.put(upload_url, content=video)).status_code == 200
 
-    analysis = await analyse(client, key)
+        analysis = await analyse(client, key)
 
-    assert analysis["status"] == "queued" and analysis["stage"] is None and analysis["result"] is None
-    assert analysis["size_bytes"] == len(video) and analysis["filename"] == "My_Talk_final.mp4"
-    [event] = await requested.wait_for(uuid.UUID(analysis["id"]))
-    assert (event.bucket, event.object_key, event.size_bytes, event.attempt) == (
-        "uploads",
-        key,
-        len(video),
-        1,
-    )
+        assert analysis["status"] == "queued" and analysis["stage"] is None and analysis["result"] is None
+        assert analysis["size_bytes"] == len(video) and analysis["filename"] == "My_Talk_final.mp4"
+        [event] = await requested.wait_for(uuid.UUID(analysis["id"]))
+        # The workers read a copy under a key no presigned URL is made for; the upload itself is spent.
+        assert event.object_key.startswith(f"media/{account.id}/") and event.object_key.endswith(
+            "/My_Talk_final.mp4"
+        )
+        assert (event.bucket, event.size_bytes, event.attempt) == ("uploads", len(video), 1)
+        assert not object_store.exists("uploads", key)
+        # The upload URL still works until it expires, but what it writes is not what is analysed.
+        assert (await s3.put(upload_url, content=wav)).status_code == 200
+    assert object_store.read_head("uploads", event.object_key, len(video) + 1) == video
+    again = await client.post("/v1/analyses", json={"key": key})
+    assert (again.status_code, again.json()["id"]) == (200, analysis["id"])
+    assert object_store.read_head("uploads", event.object_key, len(video) + 1) == video
 
 
 async def test_multipart_upload_stores_the_file_and_queues_it(
@@ -72,7 +87,7 @@ async def test_multipart_upload_stores_the_file_and_queues_it(
     analysis = response.json()
     assert response.headers["location"].endswith(f"/v1/analyses/{analysis['id']}")
     [event] = await requested.wait_for(uuid.UUID(analysis["id"]))
-    assert event.object_key.startswith(f"uploads/{account.id}/") and event.filename == "voice_memo.wav"
+    assert event.object_key.startswith(f"media/{account.id}/") and event.filename == "voice_memo.wav"
     assert object_store.read_head("uploads", event.object_key, len(wav) + 10) == wav
 
 
@@ -377,3 +392,21 @@ async def test_health_readiness_metrics_and_openapi(client: httpx.AsyncClient) -
         "/v1/analyses/{analysis_id}/events",
     } <= set(schema["paths"])
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_unclaimed_uploads_expire_and_frozen_copies_stay(
+    client: httpx.AsyncClient, account: Account, video: bytes, object_store: ObjectStore
+) -> None:
+    unclaimed = await upload(client, "never analysed.mp4", video)
+    analysed = await analyse(client, await upload(client, "analysed.mp4", video))
+    frozen = [key for key in object_store.list_keys("uploads", f"media/{account.id}/") if "analysed" in key]
+    assert frozen and object_store.exists("uploads", unclaimed)
+
+    mine = f"uploads/{account.id}/"  # other tests' uploads are theirs
+    assert expire_unclaimed_uploads(object_store, "uploads", timedelta(hours=1), mine) == []
+    assert expire_unclaimed_uploads(object_store, "uploads", timedelta(0), mine) == [unclaimed]
+
+    assert not object_store.exists("uploads", unclaimed)
+    assert object_store.exists("uploads", frozen[0])
+    assert (await client.get(f"/v1/analyses/{analysed['id']}")).status_code == 200
+    assert error_of(await client.post("/v1/analyses", json={"key": unclaimed})) == (404, "unknown_key")

@@ -8,7 +8,9 @@ import httpx
 import pytest
 from minio.error import InvalidResponseError
 
+from shared.downloads import StoredFileError, downloaded
 from shared.localstack import LocalStack
+from shared.stage_errors import classify
 from shared.storage import ObjectNotFoundError, ObjectStore
 
 pytestmark = pytest.mark.integration
@@ -89,3 +91,25 @@ def test_missing_object_raises_not_found(object_store: ObjectStore, tmp_path: Pa
         object_store.stat("uploads", key)
     with pytest.raises(ObjectNotFoundError):
         object_store.download_file("uploads", key, tmp_path / "absent.bin")
+
+
+async def test_a_worker_checks_the_stored_size_before_downloading(
+    object_store: ObjectStore, tmp_path: Path
+) -> None:
+    key = _key("clip.wav")
+    source = tmp_path / "clip.wav"
+    source.write_bytes(b"x" * 100)
+    object_store.upload_file("uploads", key, source)
+    work = str(tmp_path / "work")
+
+    async with downloaded(object_store, "uploads", key, work, max_bytes=100, expected_bytes=100) as path:
+        assert path.read_bytes() == b"x" * 100
+    for max_bytes, expected, code in [(99, None, "file_too_large"), (1000, 64, "upload_changed")]:
+        with pytest.raises(StoredFileError) as refused:
+            async with downloaded(
+                object_store, "uploads", key, work, max_bytes=max_bytes, expected_bytes=expected
+            ):
+                pytest.fail("nothing may be downloaded")
+        failure = classify(refused.value)
+        assert failure is not None and failure.code == code
+    assert list((tmp_path / "work").iterdir()) == []

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from shared.db import Job, count_jobs, delete_job, get_job, list_jobs
+from shared.db import Job, count_jobs, delete_job, find_job_by_key, get_job, list_jobs
 
 from ...credentials import Principal
 from ...errors import ApiError, authenticated_responses, error_responses
@@ -18,6 +18,8 @@ from ...intake import (
     check_received_file,
     check_uploaded_object,
     filename_of_key,
+    freeze_upload,
+    new_media_key,
     new_upload_key,
     received_duration_s,
     safe_filename,
@@ -192,9 +194,10 @@ async def delete_analysis(analysis_id: uuid.UUID, owner: CurrentOwner, gateway: 
                 "analysis_in_progress",
                 f"analysis {analysis_id} is still {job.status.value}; delete it once it has finished",
             )
-        # The file first: if removing it fails the analysis is still there to delete again; removal is
+        # The files first: if removing them fails the analysis is still there to delete again; removal is
         # idempotent, so a retried DELETE finishes the job.
-        await asyncio.to_thread(gateway.store.remove, job.bucket, job.object_key)
+        for key in {job.object_key, job.stored_key}:
+            await asyncio.to_thread(gateway.store.remove, job.bucket, key)
         await delete_job(session=session, job_id=analysis_id, owner=owner)
     gateway.metrics.jobs_deleted.inc()
 
@@ -210,13 +213,48 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
         ) from exc
     filename = filename_of_key(owner, key)
     settings = gateway.settings
-    size = await check_uploaded_object(
-        gateway.store, settings.uploads_bucket, key, max_bytes=settings.max_upload_bytes
-    )
-    duration_s = await uploaded_duration_s(gateway.store, settings.uploads_bucket, key)
-    return await submit_job(
-        gateway, principal=principal, key=key, filename=filename, size=size, duration_s=duration_s
-    )
+    bucket, store = settings.uploads_bucket, gateway.store
+    async with gateway.sessions() as session:
+        existing = await find_job_by_key(session=session, owner=owner, object_key=key)
+    if existing is not None and existing.error_code != QUEUE_UNAVAILABLE:
+        return existing, False
+    if existing is not None:  # never queued: queue it again, from the copy frozen and checked before
+        duration_s = await uploaded_duration_s(store, bucket, existing.stored_key)
+        return await submit_job(
+            gateway,
+            principal=principal,
+            key=key,
+            media_key=existing.stored_key,
+            filename=filename,
+            size=existing.size_bytes,
+            duration_s=duration_s,
+        )
+    # A quick refusal on what the client uploaded, then the checks again on the frozen copy, which is what
+    # the workers will read: the client may still write its upload key, never that copy.
+    await check_uploaded_object(store, bucket, key, max_bytes=settings.max_upload_bytes)
+    media_key = await freeze_upload(store, bucket, key, owner, filename)
+    job: Job | None = None
+    try:
+        size = await check_uploaded_object(store, bucket, media_key, max_bytes=settings.max_upload_bytes)
+        duration_s = await uploaded_duration_s(store, bucket, media_key)
+        job, created = await submit_job(
+            gateway,
+            principal=principal,
+            key=key,
+            media_key=media_key,
+            filename=filename,
+            size=size,
+            duration_s=duration_s,
+        )
+    except ApiError as exc:
+        if exc.code != QUEUE_UNAVAILABLE:  # else the failed job keeps its copy, to be queued again
+            await asyncio.to_thread(store.remove, bucket, media_key)
+        raise
+    if job.media_key != media_key:  # a concurrent request for the key made the job with its own copy
+        await asyncio.to_thread(store.remove, bucket, media_key)
+    else:
+        await asyncio.to_thread(store.remove, bucket, key)  # the job has its copy; the upload is spent
+    return job, created
 
 
 async def _analyse_sent_file(request: Request, principal: Principal, gateway: Gateway) -> tuple[Job, bool]:
@@ -241,10 +279,12 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
     try:
         await check_received_file(received.path, received.size)
         duration_s = await received_duration_s(received.path)
+        # The job's name; the file goes straight to a key no client can write.
         key = new_upload_key(owner, received.filename)
+        media_key = new_media_key(owner, received.filename)
         bucket = settings.uploads_bucket
         await asyncio.to_thread(
-            gateway.store.upload_file, bucket, key, received.path, content_type_for(received.filename)
+            gateway.store.upload_file, bucket, media_key, received.path, content_type_for(received.filename)
         )
     finally:
         await asyncio.to_thread(received.path.unlink, missing_ok=True)
@@ -253,13 +293,14 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
             gateway,
             principal=principal,
             key=key,
+            media_key=media_key,
             filename=received.filename,
             size=received.size,
             duration_s=duration_s,
         )
     except Exception as exc:
         if not (isinstance(exc, ApiError) and exc.code == QUEUE_UNAVAILABLE):
-            await asyncio.to_thread(gateway.store.remove, bucket, key)  # no job holds the object
+            await asyncio.to_thread(gateway.store.remove, bucket, media_key)  # no job holds the object
         raise  # else the failed job keeps its object, so that sending its key again retries it
 
 

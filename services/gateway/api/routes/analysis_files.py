@@ -41,7 +41,7 @@ async def get_analysis_media(
     if job is None:
         raise _not_found(analysis_id)
     url = await asyncio.to_thread(
-        gateway.presigner.presigned_get_url, job.bucket, job.object_key, MEDIA_URL_TTL
+        gateway.presigner.presigned_get_url, job.bucket, job.stored_key, MEDIA_URL_TTL
     )
     return RedirectResponse(
         url, status_code=status.HTTP_307_TEMPORARY_REDIRECT, headers={"Cache-Control": "private, no-store"}
