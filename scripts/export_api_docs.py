@@ -37,6 +37,7 @@ ROLES: Final[dict[Topic, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     Topic.ANALYSIS_PROGRESS: (("transcriber", "audio_encoder", "fusion"), ("gateway",)),
     Topic.ANALYSIS_COMPLETED: (("fusion",), ("gateway",)),
     Topic.ANALYSIS_FAILED: (ALL_STAGES, ("gateway",)),
+    Topic.DEAD_LETTER: (ALL_STAGES, ("operators (nothing consumes it)",)),
 }
 
 

@@ -9,7 +9,7 @@ import base64
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,7 @@ class Topic(StrEnum):
     ANALYSIS_PROGRESS = "analysis.progress"
     ANALYSIS_COMPLETED = "analysis.completed"
     ANALYSIS_FAILED = "analysis.failed"
+    DEAD_LETTER = "analysis.dead_letter"
 
 
 class Stage(StrEnum):
@@ -226,3 +227,18 @@ class AnalysisFailed(Event):
     stage: Stage
     code: str = Field(description="Stable machine-readable error code", examples=["no_audio_track"])
     reason: str = Field(description="Human-readable reason", examples=["the video has no audio track"])
+
+
+class DeadLettered(Event):
+    """An event a consumer gave up on after `deliveries` failed deliveries (its job is failed with
+    `delivery_failed`), kept whole for an operator to look at and, once fixed, publish again."""
+
+    TOPIC: ClassVar[Topic] = Topic.DEAD_LETTER
+    consumer: str = Field(description="The consumer group that gave up", examples=["transcriber"])
+    topic: Topic = Field(description="Where the event came from")
+    deliveries: int = Field(ge=1)
+    last_error: str | None = None
+    event: dict[str, Any] = Field(description="The event as it was delivered")
+
+    def _id_suffix(self) -> str:
+        return f"{self.consumer}:{self.topic.value}"

@@ -18,7 +18,8 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 
 from shared.consumer_lag import ConsumerLagPoller
-from shared.events import AnalysisFailed, AnalysisProgress, Event, Stage
+from shared.deliveries import Delivery, DeliveryLedger
+from shared.events import AnalysisFailed, AnalysisProgress, DeadLettered, Event, Stage
 from shared.metrics import InferenceObserver, StageMetrics
 from shared.settings import ServiceSettings
 from shared.stage_errors import classify
@@ -26,6 +27,7 @@ from shared.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
 TRANSIENT_RETRY_PAUSE_S: Final = 2.0
+DELIVERY_FAILED: Final = "delivery_failed"
 
 # Offsets are committed only after a handler returned, i.e. after its output was published: a crash in
 # between redelivers the event, and the handlers are idempotent.
@@ -97,6 +99,12 @@ class ServiceKit:
         self.registry = CollectorRegistry()
         self.metrics = StageMetrics(self.registry)
         self.broker = make_broker(settings, self.registry)
+        self.deliveries = DeliveryLedger(
+            ObjectStore.from_settings(settings),
+            settings.uploads_bucket,
+            settings.service_name,
+            settings.max_deliveries,
+        )
         self.consumer_lag = ConsumerLagPoller(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group=settings.service_name,
@@ -126,9 +134,14 @@ class ServiceKit:
     ) -> None:
         """Announce the stage (unless told not to), do the work, publish its output or the job's failure.
 
-        A transient failure is re-raised after a pause, so the event is redelivered rather than lost.
+        A transient failure is re-raised after a pause, so the event is redelivered rather than lost, up to
+        `max_deliveries` deliveries (a crash counts too): then it is dead-lettered and the job failed.
         """
         service = self.settings.service_name
+        delivery = await asyncio.to_thread(self.deliveries.begin, event.event_id)
+        if self.deliveries.exhausted(delivery):
+            await self._dead_letter(event, stage, delivery)
+            return
         if announce:
             await publish(
                 self.broker,
@@ -141,9 +154,14 @@ class ServiceKit:
             failure = classify(exc)
             if failure is None:
                 logger.warning(
-                    "job %s: transient failure in %s, will retry: %s", event.job_id, stage.value, exc
+                    "job %s: transient failure in %s (delivery %d), will retry: %s",
+                    event.job_id,
+                    stage.value,
+                    delivery.number,
+                    exc,
                 )
                 self._observe(stage, "retried", started)
+                await asyncio.to_thread(self.deliveries.failed, event.event_id, delivery, repr(exc))
                 await asyncio.sleep(TRANSIENT_RETRY_PAUSE_S)
                 raise
             if failure.code == "internal_error":
@@ -157,6 +175,32 @@ class ServiceKit:
             )
         self._observe(stage, "failed" if isinstance(output, AnalysisFailed) else "ok", started)
         await publish(self.broker, output)
+        await asyncio.to_thread(self.deliveries.done, event.event_id)
+
+    async def _dead_letter(self, event: Event, stage: Stage, delivery: Delivery) -> None:
+        tried = delivery.number - 1
+        why = delivery.last_error or "the worker stopped during each of them (a crash, or killed for memory)"
+        logger.error("job %s: giving up on %s after %d deliveries: %s", event.job_id, stage.value, tried, why)
+        dead = DeadLettered(
+            job_id=event.job_id,
+            attempt=event.attempt,
+            consumer=self.settings.service_name,
+            topic=event.TOPIC,
+            deliveries=tried,
+            last_error=delivery.last_error,
+            event=event.model_dump(mode="json"),
+        )
+        await publish(self.broker, dead)
+        failed = AnalysisFailed(
+            job_id=event.job_id,
+            attempt=event.attempt,
+            stage=stage,
+            code=DELIVERY_FAILED,
+            reason=f"{stage.value} failed on {tried} deliveries of the job's event; the last: {why}",
+        )
+        await publish(self.broker, failed)
+        self._observe(stage, "dead_lettered", time.perf_counter())
+        await asyncio.to_thread(self.deliveries.done, event.event_id)
 
     def _observe(self, stage: Stage, outcome: str, started: float) -> None:
         self.metrics.stage_seconds.labels(stage.value, outcome).observe(time.perf_counter() - started)

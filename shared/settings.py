@@ -55,6 +55,11 @@ class ServiceSettings(BaseSettings):
         description="Largest file accepted for analysis; the workers check it again before downloading",
     )
     models_bucket: str = "models"
+    max_deliveries: int = Field(
+        default=5,
+        ge=1,
+        description="Deliveries of one event a worker tries before it dead-letters it and fails its job",
+    )
 
     bundle_uri: str = Field(
         default="var/bundles/default",

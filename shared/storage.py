@@ -3,12 +3,13 @@
 The client is synchronous; async callers run these methods in a thread (`asyncio.to_thread`).
 """
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from minio import Minio
 from minio.commonconfig import CopySource
-from minio.error import S3Error
+from minio.error import InvalidResponseError, S3Error
 from pydantic import BaseModel
 
 from shared.settings import ServiceSettings
@@ -85,11 +86,21 @@ class ObjectStore:
             if exc.code in _MISSING_CODES:
                 raise ObjectNotFoundError(bucket, key) from exc
             raise
+        except InvalidResponseError as exc:
+            # rclone's 404 for a ranged GET has an XML body minio-py does not parse as S3's.
+            if exc._code == 404:  # the status is kept only there
+                raise ObjectNotFoundError(bucket, key) from exc
+            raise
         try:
             return bytes(response.read())
         finally:
             response.close()
             response.release_conn()
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
+        self.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
 
     def upload_file(self, bucket: str, key: str, path: Path, content_type: str | None = None) -> None:
         self.client.fput_object(
