@@ -2,7 +2,9 @@
 
 import asyncio
 import mimetypes
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -45,3 +47,47 @@ async def async_file_chunks(path: Path, progress: ProgressCallback | None) -> As
                 progress(sent, total)
     finally:
         await asyncio.to_thread(file.close)
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    """A POST Object body: the signed fields, then the file as the last part, streamed with an exact
+    length (S3 wants one) and progress reported as the file's bytes go out."""
+
+    fields: dict[str, str]
+    path: Path
+    content_type: str | None
+    boundary: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    def _head(self) -> bytes:
+        parts = [
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in self.fields.items()
+        ]
+        filename = self.path.name.replace('"', "_")
+        parts.append(
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: {self.content_type or 'application/octet-stream'}\r\n\r\n"
+        )
+        return "".join(parts).encode()
+
+    def _tail(self) -> bytes:
+        return f"\r\n--{self.boundary}--\r\n".encode()
+
+    def headers(self) -> dict[str, str]:
+        length = len(self._head()) + self.path.stat().st_size + len(self._tail())
+        return {
+            "Content-Type": f"multipart/form-data; boundary={self.boundary}",
+            "Content-Length": str(length),
+        }
+
+    def chunks(self, progress: ProgressCallback | None) -> Iterator[bytes]:
+        yield self._head()
+        yield from file_chunks(self.path, progress)
+        yield self._tail()
+
+    async def async_chunks(self, progress: ProgressCallback | None) -> AsyncIterator[bytes]:
+        yield self._head()
+        async for chunk in async_file_chunks(self.path, progress):
+            yield chunk
+        yield self._tail()

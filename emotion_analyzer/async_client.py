@@ -11,7 +11,7 @@ import httpx
 
 from . import _calls as calls
 from ._calls import DEFAULT_EVENTS, DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S, USER_AGENT, Call, Id, api_base
-from ._files import ProgressCallback, async_file_chunks, content_type_of
+from ._files import ProgressCallback, UploadForm, content_type_of
 from ._waiting import STREAM_IDLE_S, Backoff, Follower, StatusCallback, log_retry, passing
 from .errors import ApiError, WaitTimeout, error_from_response, raise_for_error, upload_error_from_response
 from .models import (
@@ -175,19 +175,14 @@ class AsyncEmotionAnalyzer:
     async def upload(
         self, path: str | Path, *, content_type: str | None = None, progress: ProgressCallback | None = None
     ) -> str:
-        """Upload a file straight to the object store over a presigned URL; returns the key to analyse."""
+        """Upload a file straight to the object store under a signed policy; returns the key to analyse."""
         path = Path(path)
         content_type = content_type or content_type_of(path)
         ticket = await self._send(calls.upload_url(path.name, content_type))
-        size = (await asyncio.to_thread(path.stat)).st_size
-        response = await self._storage.put(
-            ticket.upload_url,
-            content=async_file_chunks(path, progress),
-            # With a length the body goes out as is, not chunked: S3 refuses chunked PUTs without one.
-            headers={
-                "Content-Length": str(size),
-                "Content-Type": content_type or "application/octet-stream",
-            },
+        form = UploadForm(ticket.fields, path, content_type)
+        headers = await asyncio.to_thread(form.headers)
+        response = await self._storage.post(
+            ticket.upload_url, content=form.async_chunks(progress), headers=headers
         )
         if response.is_error:
             raise upload_error_from_response(response)

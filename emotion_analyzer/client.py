@@ -18,7 +18,7 @@ import httpx
 
 from . import _calls as calls
 from ._calls import DEFAULT_EVENTS, DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S, USER_AGENT, Call, Id, api_base
-from ._files import ProgressCallback, content_type_of, file_chunks
+from ._files import ProgressCallback, UploadForm, content_type_of
 from ._waiting import STREAM_IDLE_S, Backoff, Deadline, Follower, StatusCallback, log_retry, passing
 from .async_client import AsyncEmotionAnalyzer
 from .errors import ApiError, WaitTimeout, error_from_response, raise_for_error, upload_error_from_response
@@ -185,18 +185,13 @@ class EmotionAnalyzer:
     def upload(
         self, path: str | Path, *, content_type: str | None = None, progress: ProgressCallback | None = None
     ) -> str:
-        """Upload a file straight to the object store over a presigned URL; returns the key to analyse."""
+        """Upload a file straight to the object store under a signed policy; returns the key to analyse."""
         path = Path(path)
         content_type = content_type or content_type_of(path)
         ticket = self._send(calls.upload_url(path.name, content_type))
-        response = self._storage.put(
-            ticket.upload_url,
-            content=file_chunks(path, progress),
-            # With a length the body goes out as is, not chunked: S3 refuses chunked PUTs without one.
-            headers={
-                "Content-Length": str(path.stat().st_size),
-                "Content-Type": content_type or "application/octet-stream",
-            },
+        form = UploadForm(ticket.fields, path, content_type)
+        response = self._storage.post(
+            ticket.upload_url, content=form.chunks(progress), headers=form.headers()
         )
         if response.is_error:
             raise upload_error_from_response(response)

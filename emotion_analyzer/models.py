@@ -98,11 +98,13 @@ class AnalysisList(BaseModel):
 
 
 class UploadTicket(BaseModel):
-    """The answer of POST /v1/upload-url: where to PUT the file, and the key to analyse it by."""
+    """The answer of POST /v1/upload-url: where to POST the file (with `fields` before it, under a signed
+    policy that admits 1 to `max_bytes` bytes), and the key to analyse it by."""
 
     key: str
     upload_url: str
-    method: str = "PUT"
+    method: str = "POST"
+    fields: dict[str, str]
     expires_at: datetime
     max_bytes: int
 

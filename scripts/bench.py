@@ -123,7 +123,12 @@ def through_stack(api: httpx.Client, stack: LocalStack, path: Path) -> dict[str,
     before = _stage_sums(stack)
     started = time.perf_counter()
     ticket = api.post("/upload-url", json={"filename": path.name}).json()
-    httpx.put(ticket["upload_url"], content=path.read_bytes(), timeout=120).raise_for_status()
+    httpx.post(
+        ticket["upload_url"],
+        data=ticket["fields"],
+        files={"file": (path.name, path.read_bytes())},
+        timeout=120,
+    ).raise_for_status()
     analysis: dict[str, Any] = api.post("/analyses", json={"key": ticket["key"]}).json()
     while analysis["status"] not in ("completed", "failed"):
         analysis = api.get(f"/analyses/{analysis['id']}", params={"wait": 60}).json()

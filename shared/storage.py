@@ -9,6 +9,7 @@ from pathlib import Path
 
 from minio import Minio
 from minio.commonconfig import CopySource
+from minio.datatypes import PostPolicy
 from minio.error import InvalidResponseError, S3Error
 from pydantic import BaseModel
 
@@ -58,6 +59,20 @@ class ObjectStore:
 
     def presigned_put_url(self, bucket: str, key: str, expires: timedelta) -> str:
         return str(self.client.presigned_put_object(bucket, key, expires=expires))
+
+    def presigned_post(
+        self, bucket: str, key: str, expires: timedelta, *, max_bytes: int
+    ) -> tuple[str, dict[str, str]]:
+        """Where to POST a browser-style upload of exactly `key`, 1 to `max_bytes` long, and the signed
+        form fields to send before the file (S3's POST Object with a policy)."""
+        policy = PostPolicy(bucket, datetime.now(UTC) + expires)
+        policy.add_equals_condition("key", key)
+        policy.add_content_length_range_condition(1, max_bytes)
+        fields = {"key": key, **self.client.presigned_post_policy(policy)}
+        # The bucket's URL as this client addresses it (path or virtual-host style, AWS or not).
+        region = self.client._get_region(bucket)
+        url = self.client._base_url.build(method="POST", region=region, bucket_name=bucket)
+        return url.geturl(), fields
 
     def presigned_get_url(self, bucket: str, key: str, expires: timedelta) -> str:
         return str(self.client.presigned_get_object(bucket, key, expires=expires))

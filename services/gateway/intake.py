@@ -100,9 +100,16 @@ def upload_url(gateway: Gateway, owner: str, filename: str) -> UploadUrl:
     settings = gateway.settings
     key = new_upload_key(owner, filename)
     ttl = timedelta(seconds=settings.upload_url_ttl_s)
-    url = gateway.presigner.presigned_put_url(settings.uploads_bucket, key, ttl)
+    # A POST policy rather than a presigned PUT: only it can bound the size the object store takes.
+    url, fields = gateway.presigner.presigned_post(
+        settings.uploads_bucket, key, ttl, max_bytes=settings.max_upload_bytes
+    )
     return UploadUrl(
-        key=key, upload_url=url, expires_at=datetime.now(UTC) + ttl, max_bytes=settings.max_upload_bytes
+        key=key,
+        upload_url=url,
+        fields=fields,
+        expires_at=datetime.now(UTC) + ttl,
+        max_bytes=settings.max_upload_bytes,
     )
 
 

@@ -34,9 +34,14 @@ class UploadUrlRequest(BaseModel):
 
 
 class UploadUrl(BaseModel):
+    """An upload straight to the object store (S3's POST Object): POST `upload_url` a multipart/form-data
+    body with every entry of `fields`, then the file as the last part, named `file`. The signed policy
+    admits only this key and 1 to `max_bytes` bytes, until `expires_at`."""
+
     key: str = Field(description="Pass this to POST /v1/analyses once the file is uploaded")
-    upload_url: str = Field(description="Presigned URL to PUT the file's bytes to")
-    method: Literal["PUT"] = "PUT"
+    upload_url: str = Field(description="Where to POST the form")
+    method: Literal["POST"] = "POST"
+    fields: dict[str, str] = Field(description="Form fields to send, as they are, before the file")
     expires_at: datetime
     max_bytes: int = Field(description="Largest file an analysis accepts")
 

@@ -426,7 +426,8 @@ class LocalStack:
         return self._spawn("s3", command, port=port)
 
     def _spawn_s3_cors(self) -> ManagedProcess:
-        """The address browsers upload to (presigned URLs): rclone behind a front that answers CORS."""
+        """The address clients upload to (presigned POST policies): rclone behind a front that answers CORS
+        and POST uploads."""
         port = self._claim_port("s3-cors", 0, "")
         command = [
             sys.executable,
@@ -439,7 +440,9 @@ class LocalStack:
             "--upstream",
             f"http://{self.s3_endpoint}",
         ]
-        return self._spawn("s3-cors", command, port=port)
+        # It writes POST uploads to rclone itself, after checking their policy with these credentials.
+        env = {"EA_S3_ACCESS_KEY": self.config.s3_access_key, "EA_S3_SECRET_KEY": self.config.s3_secret_key}
+        return self._spawn("s3-cors", command, port=port, env=env)
 
     @property
     def public_s3_url(self) -> str:

@@ -24,6 +24,7 @@ from tests.integration.gateway_fixtures import (
     Account,
     RequestedEvents,
     error_of,
+    post_upload,
     register,
     result_of_one_utterance,
     wait_until,
@@ -236,7 +237,7 @@ async def test_no_user_can_touch_another_users_analyses_uploads_or_keys(
     upload = await http.post("/v1/upload-url", headers=bearer(alice.key), json={"filename": "a.mp4"})
     alice_upload_key = upload.json()["key"]
     async with httpx.AsyncClient() as s3:
-        assert (await s3.put(upload.json()["upload_url"], content=wav)).status_code == 200
+        assert (await post_upload(s3, upload.json(), wav)).status_code == 204
 
     as_mallory = bearer(mallory.key)
     attempts = {

@@ -7,10 +7,12 @@ read what the gateway publishes with an aiokafka consumer.
 import asyncio
 import contextlib
 import json
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +34,7 @@ from tests.integration.gateway_fixtures import (
     analyse,
     error_of,
     new_analysis,
+    post_upload,
     result_of_one_utterance,
     upload,
     wait_until,
@@ -50,10 +53,11 @@ async def test_three_step_flow_queues_a_frozen_copy_of_the_upload(
     object_store: ObjectStore,
 ) -> None:
     ticket = await client.post("/v1/upload-url", json={"filename": "My Talk (final).MP4"})
-    key, upload_url = ticket.json()["key"], ticket.json()["upload_url"]
+    key = ticket.json()["key"]
     assert key.startswith(f"uploads/{account.id}/") and key.endswith("/My_Talk_final.mp4")
     async with httpx.AsyncClient() as s3:
-        assert (await s3.put(upload_url, content=video)).status_code == 200
+        posted = await post_upload(s3, ticket.json(), video)
+        assert posted.status_code == 204, posted.text
 
         analysis = await analyse(client, key)
 
@@ -66,8 +70,8 @@ async def test_three_step_flow_queues_a_frozen_copy_of_the_upload(
         )
         assert (event.bucket, event.size_bytes, event.attempt) == ("uploads", len(video), 1)
         assert not object_store.exists("uploads", key)
-        # The upload URL still works until it expires, but what it writes is not what is analysed.
-        assert (await s3.put(upload_url, content=wav)).status_code == 200
+        # The upload policy still works until it expires, but what it writes is not what is analysed.
+        assert (await post_upload(s3, ticket.json(), wav)).status_code == 204
     assert object_store.read_head("uploads", event.object_key, len(video) + 1) == video
     again = await client.post("/v1/analyses", json={"key": key})
     assert (again.status_code, again.json()["id"]) == (200, analysis["id"])
@@ -138,9 +142,15 @@ async def test_unknown_keys_are_404(
         assert error_of(response) == (404, "unknown_key"), key
 
 
-async def test_an_empty_file_is_422(client: httpx.AsyncClient) -> None:
-    key = await upload(client, "empty.mp4", b"")
-    assert error_of(await client.post("/v1/analyses", json={"key": key})) == (422, "empty_file")
+async def test_an_empty_file_is_422(
+    client: httpx.AsyncClient, object_store: ObjectStore, tmp_path: Path
+) -> None:
+    # The upload policy's range starts at one byte, so an empty file is written only some other way.
+    ticket = (await client.post("/v1/upload-url", json={"filename": "empty.mp4"})).json()
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    object_store.upload_file("uploads", ticket["key"], empty)
+    assert error_of(await client.post("/v1/analyses", json={"key": ticket["key"]})) == (422, "empty_file")
     multipart = await client.post("/v1/analyses", files={"file": ("empty.wav", b"", "audio/wav")})
     assert error_of(multipart) == (422, "empty_file")
 
@@ -153,14 +163,39 @@ async def test_a_file_that_is_not_media_is_415(client: httpx.AsyncClient) -> Non
     assert error_of(multipart) == (415, "not_media")
 
 
-async def test_a_file_over_the_limit_is_413_and_removed(
-    client: httpx.AsyncClient, video: bytes, object_store: ObjectStore
+async def test_a_file_over_the_limit_is_refused_by_the_upload_policy_and_by_the_gateway(
+    client: httpx.AsyncClient, account: Account, video: bytes, object_store: ObjectStore
 ) -> None:
     too_big = video + bytes(MAX_UPLOAD_BYTES + 1 - len(video))
-    key = await upload(client, "big.mp4", too_big)
+    ticket = (await client.post("/v1/upload-url", json={"filename": "big.mp4"})).json()
+    assert ticket["max_bytes"] == MAX_UPLOAD_BYTES and ticket["method"] == "POST"
+    async with httpx.AsyncClient() as s3:
+        refused = await post_upload(s3, ticket, too_big)
+        assert refused.status_code == 400 and "<Code>EntityTooLarge</Code>" in refused.text
+        empty = await post_upload(s3, ticket, b"")
+        assert empty.status_code == 400 and "<Code>EntityTooSmall</Code>" in empty.text
+        # The policy names one key: it cannot write another.
+        elsewhere = await s3.post(
+            ticket["upload_url"],
+            data={**ticket["fields"], "key": f"media/{account.id}/x/big.mp4"},
+            files={"file": ("big.mp4", video)},
+        )
+        assert elsewhere.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" not in elsewhere.text
+        forged = await s3.post(
+            ticket["upload_url"],
+            data={**ticket["fields"], "x-amz-signature": "0" * 64},
+            files={"file": ("big.mp4", video)},
+        )
+        assert forged.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in forged.text
+    assert not object_store.exists("uploads", ticket["key"])
+    assert error_of(await client.post("/v1/analyses", json={"key": ticket["key"]})) == (404, "unknown_key")
 
-    assert error_of(await client.post("/v1/analyses", json={"key": key})) == (413, "file_too_large")
-    assert not object_store.exists("uploads", key)
+    # Written some other way, the gateway's own check still refuses it, and removes it.
+    source = Path(tempfile.mkdtemp()) / "big.mp4"
+    source.write_bytes(too_big)
+    object_store.upload_file("uploads", ticket["key"], source)
+    assert error_of(await client.post("/v1/analyses", json={"key": ticket["key"]})) == (413, "file_too_large")
+    assert not object_store.exists("uploads", ticket["key"])
     multipart = await client.post("/v1/analyses", files={"file": ("big.mp4", too_big, "video/mp4")})
     assert error_of(multipart) == (413, "file_too_large")
 
@@ -404,7 +439,8 @@ async def test_unclaimed_uploads_expire_and_frozen_copies_stay(
 
     mine = f"uploads/{account.id}/"  # other tests' uploads are theirs
     assert expire_unclaimed_uploads(object_store, "uploads", timedelta(hours=1), mine) == []
-    assert expire_unclaimed_uploads(object_store, "uploads", timedelta(0), mine) == [unclaimed]
+    expired = expire_unclaimed_uploads(object_store, "uploads", timedelta(0), mine)
+    assert unclaimed in expired and all(key.startswith(mine) for key in expired)
 
     assert not object_store.exists("uploads", unclaimed)
     assert object_store.exists("uploads", frozen[0])

@@ -142,11 +142,14 @@ function sendWithProgress(xhr, body, onProgress) {
   });
 }
 
-function putToStore(ticket, file, onProgress) {
+// S3's POST Object: the signed fields first, the file last; the policy bounds its key and size.
+function postToStore(ticket, file, onProgress) {
   const xhr = new XMLHttpRequest();
-  xhr.open("PUT", ticket.upload_url);
-  xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
-  return sendWithProgress(xhr, file, onProgress);
+  xhr.open("POST", ticket.upload_url);
+  const form = new FormData();
+  for (const [name, value] of Object.entries(ticket.fields)) form.append(name, value);
+  form.append("file", file, file.name);
+  return sendWithProgress(xhr, form, onProgress);
 }
 
 async function postFile(file, onProgress) {
@@ -208,7 +211,7 @@ async function uploadFile(file) {
   const ticket = await api("POST", "/v1/upload-url", { filename: file.name, content_type: file.type || null });
   if (!ticket.ok) return ticket.status === 401 ? undefined : fail(ticket.message);
   let created;
-  const put = await putToStore(ticket.body, file, onProgress);
+  const put = await postToStore(ticket.body, file, onProgress);
   if (put >= 200 && put < 300) {
     show(status, "Uploaded; starting the analysis…");
     created = await api("POST", "/v1/analyses", { key: ticket.body.key });
