@@ -20,14 +20,17 @@ def signed_form(expires_in: timedelta = timedelta(minutes=5), max_bytes: int = 1
     return {"key": KEY, **client.presigned_post_policy(policy)}
 
 
-def check(form: dict[str, str], **overrides: str) -> Verified:
-    arguments = {"bucket": BUCKET, "access_key": ACCESS, "secret_key": SECRET, **overrides}
-    return verify(form, **arguments)
+def check(
+    form: dict[str, str], *, bucket: str = BUCKET, access_key: str = ACCESS, secret_key: str = SECRET
+) -> Verified:
+    return verify(form, bucket=bucket, access_key=access_key, secret_key=secret_key)
 
 
-def refused(form: dict[str, str], **overrides: str) -> str:
+def refused(
+    form: dict[str, str], *, bucket: str = BUCKET, access_key: str = ACCESS, secret_key: str = SECRET
+) -> str:
     with pytest.raises(PolicyError) as error:
-        check(form, **overrides)
+        check(form, bucket=bucket, access_key=access_key, secret_key=secret_key)
     return error.value.code
 
 
