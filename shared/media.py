@@ -42,6 +42,15 @@ class MediaErrorCode(StrEnum):
     CORRUPT_MEDIA = "corrupt_media"
     NO_AUDIO_TRACK = "no_audio_track"
     TOO_LONG = "too_long"
+    OVER_LIMITS = "media_over_limits"
+
+
+# What a file may declare before anything of it is decoded: a header asking for a 16k picture, a thousand
+# frames a second or a hundred tracks would cost memory or time out of all proportion to what it holds.
+MAX_STREAMS: Final = 16
+MAX_PIXELS: Final = 8192 * 4608  # a little over 8K UHD
+MAX_SIDE: Final = 8192
+MAX_FPS: Final = 240.0
 
 
 class MediaError(Exception):
@@ -74,6 +83,26 @@ def _looks_like_media(head: bytes) -> bool:
     return mpeg_audio_sync or transport_stream
 
 
+def check_declared_limits(container: av.container.InputContainer) -> None:
+    """Refuse a file whose header declares more tracks, pixels or frames a second than the limits."""
+    if len(container.streams) > MAX_STREAMS:
+        raise MediaError(
+            MediaErrorCode.OVER_LIMITS, f"the file has {len(container.streams)} tracks; at most {MAX_STREAMS}"
+        )
+    for stream in container.streams.video:
+        width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+        if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+            raise MediaError(
+                MediaErrorCode.OVER_LIMITS, f"the video is {width}x{height}; at most {MAX_SIDE} a side, 8K"
+            )
+        rate = stream.average_rate or stream.guessed_rate
+        if rate is not None and float(rate) > MAX_FPS:
+            raise MediaError(
+                MediaErrorCode.OVER_LIMITS,
+                f"the video has {float(rate):.0f} frames a second; at most {MAX_FPS:.0f}",
+            )
+
+
 @contextmanager
 def _open(path: Path) -> Iterator[av.container.InputContainer]:
     path = Path(path)
@@ -97,6 +126,7 @@ def _open(path: Path) -> Iterator[av.container.InputContainer]:
                 MediaErrorCode.NOT_MEDIA,
                 f"the file is a picture or text ({container.format.name}), not a video",
             )
+        check_declared_limits(container)
         yield container
     finally:
         container.close()

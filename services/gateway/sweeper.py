@@ -100,6 +100,9 @@ async def _fail(sessions: async_sessionmaker[AsyncSession], job: Job, stuck_afte
             stage=job.stage or Stage.UPLOAD,
             code=TIMEOUT_CODE,
             reason=timeout_reason(job, stuck_after_s),
+            # A job that timed out in a stage had workers spend on it (and may have made them spend on
+            # purpose): its units stay charged. One that no worker ever picked up gets them back.
+            refund_units=current.stage is None,
         )
         if failed:
             await notify_job_updated(session, job.id)

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db.models import ACTIVE_STATUSES, FusionPart, Job, JobCreate, JobStatus, UtteranceRecord
-from shared.db.usage import QuotaLimits, charge, refund
+from shared.db.usage import QuotaLimits, charge, charge_more, refund
 from shared.db.webhook_models import WebhookEventType
 from shared.db.webhook_outbox import record_job_event
 from shared.events import Stage
@@ -226,7 +226,13 @@ async def mark_stage(*, session: AsyncSession, job_id: uuid.UUID, stage: Stage, 
 
 
 async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: AnalysisResult) -> bool:
-    """Store the result and its utterances and finish the job, in one transaction; False if already final."""
+    """Store the result and its utterances and finish the job, in one transaction; False if already final.
+
+    The seconds charged when the job was made came from the file's header; the transcriber measured the
+    file itself. Whatever it measured beyond the charge is charged now (a header can claim 0.00006 s for
+    a minute of video), past the limit if need be: the work is done, and the next file is refused.
+    """
+    measured = round(result.duration_s, 3)
     statement = (
         update(Job)
         .where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
@@ -236,17 +242,28 @@ async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: Anal
             result=result.model_dump(mode="json"),
             bundle_version=result.model_version,
             duration_s=result.duration_s,
+            charged_seconds=func.greatest(col(Job.charged_seconds), measured),
             completed_at=func.now(),
             updated_at=func.now(),
         )
-        .returning(col(Job.attempt))
+        .returning(col(Job.attempt), col(Job.owner), col(Job.quota_period), col(Job.charged_seconds))
         .execution_options(**_NO_SYNC)
     )
-    attempt = (await session.exec(statement)).scalar_one_or_none()
-    if attempt is None:
+    # RETURNING gives the row after the update: the charge before it is what it had to be raised from.
+    before = await session.exec(
+        select(Job.charged_seconds).where(col(Job.id) == job_id).execution_options(**_FRESH)
+    )
+    charged_before = before.one_or_none()
+    updated = (await session.exec(statement)).one_or_none()
+    if updated is None:
         # Commit, not rollback: nothing changed, and a rollback would expire the caller's loaded rows.
         await session.commit()
         return False
+    attempt, owner, quota_period, charged_after = updated
+    if quota_period is not None and charged_before is not None:
+        await charge_more(
+            session=session, owner=owner, period=quota_period, video_seconds=charged_after - charged_before
+        )
     session.add_all(_utterance_record(job_id, utterance) for utterance in result.utterances)
     await record_job_event(
         session, job_id=job_id, type_=WebhookEventType.ANALYSIS_COMPLETED, attempt=attempt, stage=Stage.FUSE
@@ -255,8 +272,17 @@ async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: Anal
     return True
 
 
-async def fail_job(*, session: AsyncSession, job_id: uuid.UUID, stage: Stage, code: str, reason: str) -> bool:
-    """End a live job as failed in `stage`; False when the job is missing or already final."""
+async def fail_job(
+    *,
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    stage: Stage,
+    code: str,
+    reason: str,
+    refund_units: bool = True,
+) -> bool:
+    """End a live job as failed in `stage`, giving its units back unless told not to (work was spent on
+    it); False when the job is missing or already final."""
     if not code or not reason:
         raise ValueError("a failure needs both a code and a reason")
     statement = (
@@ -278,7 +304,7 @@ async def fail_job(*, session: AsyncSession, job_id: uuid.UUID, stage: Stage, co
         await session.commit()
         return False
     owner, attempt, quota_period, charged_seconds = failed
-    if quota_period is not None:
+    if quota_period is not None and refund_units:
         # A failed analysis gives its units back, exactly once: a job fails only once.
         await refund(session=session, owner=owner, period=quota_period, video_seconds=charged_seconds)
     await record_job_event(

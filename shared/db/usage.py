@@ -126,3 +126,16 @@ async def refund(*, session: AsyncSession, owner: str, period: date, video_secon
         )
         .execution_options(synchronize_session=False)
     )
+
+
+async def charge_more(*, session: AsyncSession, owner: str, period: date, video_seconds: float) -> None:
+    """Add seconds to a charge already made, whatever the limit (the work is done), in the caller's
+    transaction: what a file measured beyond what its header declared when it was charged."""
+    if video_seconds <= 0:
+        return
+    await session.exec(
+        update(UsageCounter)
+        .where(col(UsageCounter.owner) == owner, col(UsageCounter.period) == period)
+        .values(video_seconds=col(UsageCounter.video_seconds) + video_seconds)
+        .execution_options(synchronize_session=False)
+    )

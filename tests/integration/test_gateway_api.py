@@ -384,6 +384,7 @@ async def test_sweeper_redrives_a_stuck_analysis_then_fails_it(
     )
     await wait_until(client, job_id, lambda body: body["stage"] == "encode_video")
 
+    used_before = (await client.get("/v1/usage")).json()["analyses"]["used"]
     sweeping = asyncio.create_task(run_sweeper(gateway.engine, sweep, interval_s=0.1))
     try:
         failed = (await client.get(f"/v1/analyses/{job_id}", params={"wait": 10})).json()
@@ -392,6 +393,8 @@ async def test_sweeper_redrives_a_stuck_analysis_then_fails_it(
         with contextlib.suppress(asyncio.CancelledError):
             await sweeping
     assert (failed["status"], failed["attempt"]) == ("failed", 2)
+    # It timed out in a stage, with work spent on it: its units are not given back.
+    assert (await client.get("/v1/usage")).json()["analyses"]["used"] == used_before
     assert failed["error"]["code"] == "timeout" and failed["error"]["stage"] == "encode_video"
     assert "encode_video" in failed["error"]["message"]
 

@@ -143,6 +143,44 @@ async def test_a_failed_job_gives_its_units_back_once_and_a_completed_one_keeps_
     assert (usage.analyses, usage.video_seconds) == (1, 30)
 
 
+async def test_the_charge_follows_the_measured_duration_not_the_header(db_session: AsyncSession) -> None:
+    """A 60 s file whose header says 0.00006 s is charged 60 s once the transcriber has measured it, past
+    the limit if need be; a file shorter than its header keeps its charge."""
+    owner = f"user-{uuid.uuid4()}"
+    lying, _ = await create_job(
+        session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(0.00006, video_seconds=50)
+    )
+    honest, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 2), quota=quota(10))
+    measured = AnalysisResult(model_version="t", duration_s=60.0, language="en", utterances=[])
+    assert await complete_job(session=db_session, job_id=lying.id, result=measured)
+    assert not await complete_job(session=db_session, job_id=lying.id, result=measured)  # once
+    shorter = AnalysisResult(model_version="t", duration_s=9.5, language="en", utterances=[])
+    assert await complete_job(session=db_session, job_id=honest.id, result=shorter)
+    usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
+    assert (usage.analyses, usage.video_seconds) == (2, pytest.approx(70.0))
+    [first, second] = sorted(await list_jobs(session=db_session, owner=owner), key=lambda j: j.object_key)
+    assert (first.charged_seconds, second.charged_seconds) == (60.0, 10.0)
+    with pytest.raises(QuotaExceededError):  # the month is spent now
+        await create_job(
+            session=db_session, owner=owner, job_in=upload(owner, 3), quota=quota(1, video_seconds=50)
+        )
+
+
+async def test_a_job_failed_after_work_was_spent_on_it_keeps_its_units(db_session: AsyncSession) -> None:
+    owner = f"user-{uuid.uuid4()}"
+    job, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(20))
+    assert await fail_job(
+        session=db_session,
+        job_id=job.id,
+        stage=Stage.ENCODE_VIDEO,
+        code="timeout",
+        reason="t",
+        refund_units=False,
+    )
+    usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
+    assert (usage.analyses, usage.video_seconds) == (1, 20)
+
+
 async def test_a_job_made_without_a_quota_is_never_refunded(db_session: AsyncSession) -> None:
     owner = f"user-{uuid.uuid4()}"
     job, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 1))

@@ -1,5 +1,6 @@
 """shared.media on files made by ffmpeg/espeak-ng (known content) and on the real talking-head clips."""
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -402,3 +403,28 @@ def test_the_tracker_searches_again_when_the_face_is_gone(media: MediaSet) -> No
     again = tracker.find(shifted, 1.0)
     first = detect_faces(face)[0]
     assert again is not None and again.x < first.x
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs", "refusal"),
+    [
+        (
+            ["-f", "lavfi", "-i", "color=c=red:s=64x64:r=300:d=0.2"],
+            ["-c:v", "libx264"],
+            "300 frames a second",
+        ),
+        (["-f", "lavfi", "-i", "color=c=red:s=9000x16:r=5:d=0.4"], ["-c:v", "libx264"], "9000x16"),
+        (["-f", "lavfi", "-i", "sine=d=0.3"], [*["-map", "0:a"] * 17, "-c:a", "aac"], "17 tracks"),
+    ],
+)
+def test_a_header_over_the_limits_is_refused_before_decoding(
+    tmp_path: Path, inputs: list[str], outputs: list[str], refusal: str
+) -> None:
+    path = tmp_path / "over.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", *inputs, *outputs, "-pix_fmt", "yuv420p", str(path)], check=True
+    )
+    for read in (probe, load_audio):
+        with pytest.raises(MediaError) as refused:
+            read(path)
+        assert refused.value.code is MediaErrorCode.OVER_LIMITS and refusal in refused.value.message
