@@ -152,10 +152,27 @@ async def revoke_session(*, session: AsyncSession, session_id: uuid.UUID) -> boo
     return revoked
 
 
+class TooManyKeysError(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an account may have {limit} active API keys; revoke one before creating another")
+        self.limit = limit
+
+
 async def create_api_key(
-    *, session: AsyncSession, user_id: uuid.UUID, name: str, hasher: KeyHasher
+    *, session: AsyncSession, user_id: uuid.UUID, name: str, hasher: KeyHasher, max_active: int
 ) -> tuple[ApiKey, MintedKey]:
-    """A new key for the user: the stored row, and the minted key whose `key` is shown this once."""
+    """A new key for the user: the stored row, and the minted key whose `key` is shown this once;
+    TooManyKeysError when the user already has `max_active` unrevoked keys."""
+    # The user's row is locked while its keys are counted, so concurrent requests cannot pass the cap.
+    await session.exec(select(UserAccount.id).where(UserAccount.id == user_id).with_for_update())
+    active = await session.exec(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.user_id == user_id, col(ApiKey.revoked_at).is_(None))
+    )
+    if active.one() >= max_active:
+        await session.rollback()
+        raise TooManyKeysError(max_active)
     key, minted = await _insert_key(session, user_id=user_id, name=name, hasher=hasher)
     await session.commit()
     return key, minted

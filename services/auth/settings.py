@@ -48,6 +48,9 @@ class Settings(ServiceSettings):
         default=16, ge=0, description="Password checks that may wait for a turn; more are refused with 503"
     )
 
+    max_api_keys_per_user: int = Field(
+        default=20, ge=1, description="Unrevoked API keys one account may hold at once"
+    )
     default_monthly_analyses: int = Field(default=100, ge=0, description="For users without their own")
     default_monthly_video_seconds: int = Field(
         default=36_000, ge=0, description="For users without their own"

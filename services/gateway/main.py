@@ -30,6 +30,7 @@ from .settings import Settings
 from .state import Gateway
 from .sweeper import SweepReport, run_sweeper, sweep_once
 from .upload_expiry import run_upload_expiry
+from .watch_slots import WatchSlots
 from .webhooks.dispatcher import WebhookDispatcher
 
 API_PREFIX = "/v1"
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     per_address=settings.account_rate_limit_per_minute,
                     per_email=settings.account_email_rate_limit_per_minute,
                 ),
+                watch_slots=WatchSlots(settings.max_watches_per_account),
             )
             app.state.gateway = gateway
             stack.push_async_callback(broker.stop)

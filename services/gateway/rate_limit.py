@@ -112,6 +112,10 @@ def credential_key(credential_id: object) -> str:
     return f"credential:{credential_id}"
 
 
+def account_key(owner: str) -> str:
+    return f"account:{owner}"
+
+
 def address_key(address: str) -> str:
     return f"address:{address}"
 

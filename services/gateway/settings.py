@@ -34,6 +34,9 @@ class Settings(ServiceSettings):
     account_email_rate_limit_per_minute: int = Field(
         default=10, ge=1, description="Sign-ups and logins per minute for one e-mail address, from anywhere"
     )
+    max_watches_per_account: int = Field(
+        default=20, ge=1, description="Event streams and long polls one account may hold open on a replica"
+    )
     trusted_proxies: list[IPvAnyNetwork] = Field(
         default_factory=list,
         description="Networks of the reverse proxies in front of the gateway, whose X-Forwarded-For is "

@@ -17,6 +17,7 @@ from .job_updates import JobUpdates
 from .metrics import GatewayMetrics
 from .rate_limit import AccountAttempts, RateLimiter
 from .settings import Settings
+from .watch_slots import WatchSlots
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Gateway:
     credentials: CredentialCache
     rate_limiter: RateLimiter
     account_attempts: AccountAttempts
+    watch_slots: WatchSlots
 
     async def publish(self, event: Event) -> None:
         """Publish to Kafka, or raise TimeoutError when the broker does not take it in time."""

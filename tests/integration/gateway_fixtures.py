@@ -48,6 +48,8 @@ from tests.media_factory import bars_video
 from tests.servers import serve_app
 
 # Test-only argon2 cost: the real parameters' 64 MiB and three passes per login would only slow the tests.
+# Unrevoked API keys an account may hold in these tests' auth service (the first made at sign-up included).
+KEY_CAP = 4
 CHEAP_PASSWORD_HASHING = {
     "password_time_cost": 1,
     "password_memory_cost_kib": 1024,
@@ -74,7 +76,12 @@ async def auth_url(settings: ServiceSettings, gateway_database_url: str) -> Asyn
     """The real auth service, in-process on a free port, sharing the gateway's database."""
     await upgrade(gateway_database_url)
     auth_settings = AuthSettings.model_validate(
-        {**settings.model_dump(), "database_url": gateway_database_url, **CHEAP_PASSWORD_HASHING}
+        {
+            **settings.model_dump(),
+            "database_url": gateway_database_url,
+            **CHEAP_PASSWORD_HASHING,
+            "max_api_keys_per_user": KEY_CAP,
+        }
     )
     async with serve_app(create_auth_app(auth_settings)) as url:
         yield url

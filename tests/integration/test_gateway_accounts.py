@@ -21,6 +21,7 @@ from shared.storage import ObjectStore
 from tests.integration.db_fixtures import tables_mentioning
 from tests.integration.gateway_fixtures import (
     AUTH_CACHE_TTL_S,
+    KEY_CAP,
     Account,
     RequestedEvents,
     error_of,
@@ -203,6 +204,70 @@ async def test_over_the_rate_limit_is_429_with_retry_after_and_ratelimit_headers
     assert error_of(third) == (429, "rate_limited")
     assert 1 <= int(third.headers["retry-after"]) <= 30
     assert third.headers["ratelimit-remaining"] == "0" and third.headers["ratelimit-policy"] == "2;w=60"
+
+
+async def test_more_keys_do_not_buy_more_rate_and_relayed_account_routes_are_limited_too(
+    http: httpx.AsyncClient, base_url: str, gateway: Gateway
+) -> None:
+    account = await register(base_url)
+    second = (await http.post("/v1/keys", json={"name": "second"}, headers=bearer(account.key))).json()["key"]
+    await set_limits(gateway, account, rate_limit_per_minute=4)
+    await asyncio.sleep(AUTH_CACHE_TTL_S + 0.5)  # the cached limits expire
+    statuses = [
+        (await http.get("/v1/analyses", headers=bearer(key))).status_code for key in [account.key, second] * 3
+    ]
+    # Each credential has its own cell, and the account one shared by both: four, not eight.
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    # The routes relayed to the auth service are counted as well.
+    assert error_of(await http.get("/v1/keys", headers=bearer(second))) == (429, "rate_limited")
+    assert error_of(await http.get("/v1/users/me", headers=bearer(account.key))) == (429, "rate_limited")
+
+
+async def test_an_account_holds_a_bounded_number_of_keys(http: httpx.AsyncClient, base_url: str) -> None:
+    account = await register(base_url)
+    created = [
+        await http.post("/v1/keys", json={"name": f"k{i}"}, headers=bearer(account.key))
+        for i in range(KEY_CAP)
+    ]
+    assert [answer.status_code for answer in created] == [201] * (KEY_CAP - 1) + [409]
+    assert error_of(created[-1])[1] == "too_many_keys"
+    revoked = created[0].json()["id"]
+    assert (await http.delete(f"/v1/keys/{revoked}", headers=bearer(account.key))).status_code == 204
+    again = await http.post("/v1/keys", json={"name": "again"}, headers=bearer(account.key))
+    assert again.status_code == 201
+    keys = (await http.get("/v1/keys", headers=bearer(account.key))).json()["items"]
+    assert sum(1 for key in keys if key["revoked_at"] is None) == KEY_CAP
+
+
+async def test_an_account_follows_a_bounded_number_of_analyses_at_once(
+    gateway_settings: Settings, base_url: str, wav: bytes
+) -> None:
+    capped = Settings.model_validate(
+        {**gateway_settings.model_dump(), "service_name": "gateway-capped", "max_watches_per_account": 2}
+    )
+    account = await register(base_url)
+    async with serve_app(create_app(capped)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        ids = [(await submit_wav(client, account.key, wav, f"{i}.wav")).json()["id"] for i in range(2)]
+        path = f"/v1/analyses/{ids[0]}/events"
+        async with (
+            client.stream("GET", path, headers=bearer(account.key)) as first,
+            client.stream("GET", f"/v1/analyses/{ids[1]}/events", headers=bearer(account.key)) as second,
+        ):
+            assert first.status_code == second.status_code == 200
+            third = await client.get(path, headers=bearer(account.key))
+            assert error_of(third) == (429, "too_many_watches") and third.headers["retry-after"] == "5"
+            poll = await client.get(f"/v1/analyses/{ids[0]}", params={"wait": 1}, headers=bearer(account.key))
+            assert error_of(poll) == (429, "too_many_watches")
+            plain = await client.get(f"/v1/analyses/{ids[0]}", headers=bearer(account.key))
+            assert plain.status_code == 200  # a plain read holds nothing
+        # The closed streams give their slots back (once the server has seen them close).
+        for _ in range(100):
+            again = await client.get(
+                f"/v1/analyses/{ids[0]}", params={"wait": 0.2}, headers=bearer(account.key)
+            )
+            if again.status_code == 200:
+                break
+        assert again.status_code == 200
 
 
 async def test_the_rate_limit_holds_across_gateway_replicas(

@@ -24,16 +24,25 @@ async def list_keys(principal: CurrentPrincipal, session: SessionDep) -> ApiKeyL
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    responses=error_responses(
+        status.HTTP_401_UNAUTHORIZED, status.HTTP_409_CONFLICT, status.HTTP_422_UNPROCESSABLE_CONTENT
+    ),
 )
 async def create_key(
     principal: CurrentPrincipal, state: StateDep, session: SessionDep, body: ApiKeyCreate | None = None
 ) -> ApiKeyCreated:
     """A new key; the whole key is in this answer only."""
     name = (body or ApiKeyCreate()).name
-    key, minted = await repository.create_api_key(
-        session=session, user_id=principal.user.id, name=name, hasher=state.keys
-    )
+    try:
+        key, minted = await repository.create_api_key(
+            session=session,
+            user_id=principal.user.id,
+            name=name,
+            hasher=state.keys,
+            max_active=state.settings.max_api_keys_per_user,
+        )
+    except repository.TooManyKeysError as exc:
+        raise ApiError(status.HTTP_409_CONFLICT, "too_many_keys", str(exc)) from exc
     return key_created(key, minted)
 
 

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..console.cookies import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, check_csrf
 from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
-from ..rate_limit import credential_key
+from ..rate_limit import account_key, credential_key
 from ..state import Gateway
 
 MAX_PAGE_SIZE: Final = 100
@@ -73,15 +73,17 @@ async def get_principal(
             raise _unauthorized("your session has ended; log in again")
         raise _unauthorized("the API key or session is not valid (unknown, revoked or expired)")
     gateway.metrics.auth_checks.labels("accepted").inc()
-    decision = await gateway.rate_limiter.check(
-        credential_key(principal.credential_id), principal.limits.rate_limit_per_minute
-    )
+    limit = principal.limits.rate_limit_per_minute
+    # One cell per credential and one per account: keys and sessions do not multiply an account's rate.
+    decision = await gateway.rate_limiter.check(credential_key(principal.credential_id), limit)
+    if decision.allowed:
+        decision = await gateway.rate_limiter.check(account_key(principal.owner), limit)
     if not decision.allowed:
         gateway.metrics.quota_rejections.labels("rate_limit").inc()
         raise ApiError(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "rate_limited",
-            f"more than {decision.limit} requests per minute with this credential; "
+            f"more than {decision.limit} requests per minute with this credential or account; "
             f"retry after {decision.retry_after_s} s",
             headers=decision.headers(),
         )

@@ -24,7 +24,7 @@ from ...client_address import request_client_address
 from ...credentials import AuthUnavailableError
 from ...errors import ApiError, error_responses
 from ...state import Gateway
-from ..deps import GatewayDep
+from ..deps import CurrentPrincipal, GatewayDep
 
 AUTH_SERVICE_ERRORS: Final = (status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE)
 _FORWARDED_HEADERS: Final = ("content-type", "www-authenticate", "retry-after")
@@ -100,7 +100,7 @@ async def log_in(body: Credentials, request: Request, gateway: GatewayDep) -> Re
     response_class=Response,
     responses=error_responses(status.HTTP_401_UNAUTHORIZED, *AUTH_SERVICE_ERRORS),
 )
-async def log_out(gateway: GatewayDep, authorization: Authorization = None) -> Response:
+async def log_out(_: CurrentPrincipal, gateway: GatewayDep, authorization: Authorization = None) -> Response:
     """End the session whose token this request carries."""
     answer = await _relay(gateway, "DELETE", "/v1/sessions/current", authorization=authorization)
     if answer.status_code == status.HTTP_204_NO_CONTENT and authorization:
@@ -113,7 +113,7 @@ async def log_out(gateway: GatewayDep, authorization: Authorization = None) -> R
     response_model=User,
     responses=error_responses(status.HTTP_401_UNAUTHORIZED, *AUTH_SERVICE_ERRORS),
 )
-async def who_am_i(gateway: GatewayDep, authorization: Authorization = None) -> Response:
+async def who_am_i(_: CurrentPrincipal, gateway: GatewayDep, authorization: Authorization = None) -> Response:
     """Your account and its limits."""
     return await _relay(gateway, "GET", "/v1/users/me", authorization=authorization)
 
@@ -123,7 +123,9 @@ async def who_am_i(gateway: GatewayDep, authorization: Authorization = None) -> 
     response_model=ApiKeyList,
     responses=error_responses(status.HTTP_401_UNAUTHORIZED, *AUTH_SERVICE_ERRORS),
 )
-async def list_keys(gateway: GatewayDep, authorization: Authorization = None) -> Response:
+async def list_keys(
+    _: CurrentPrincipal, gateway: GatewayDep, authorization: Authorization = None
+) -> Response:
     """Your API keys: prefix, name, created, last used, revoked. Never the keys themselves."""
     return await _relay(gateway, "GET", "/v1/keys", authorization=authorization)
 
@@ -137,7 +139,7 @@ async def list_keys(gateway: GatewayDep, authorization: Authorization = None) ->
     ),
 )
 async def create_key(
-    body: ApiKeyCreate, gateway: GatewayDep, authorization: Authorization = None
+    body: ApiKeyCreate, _: CurrentPrincipal, gateway: GatewayDep, authorization: Authorization = None
 ) -> Response:
     """Create an API key. The answer carries the whole key, shown this once."""
     return await _relay(gateway, "POST", "/v1/keys", authorization=authorization, json=body.model_dump())
@@ -149,7 +151,9 @@ async def create_key(
     response_class=Response,
     responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND, *AUTH_SERVICE_ERRORS),
 )
-async def revoke_key(key_id: uuid.UUID, gateway: GatewayDep, authorization: Authorization = None) -> Response:
+async def revoke_key(
+    key_id: uuid.UUID, _: CurrentPrincipal, gateway: GatewayDep, authorization: Authorization = None
+) -> Response:
     """Revoke an API key. Every gateway replica refuses it within its cache lifetime (at most 5 s)."""
     answer = await _relay(gateway, "DELETE", f"/v1/keys/{key_id}", authorization=authorization)
     if answer.status_code == status.HTTP_204_NO_CONTENT:

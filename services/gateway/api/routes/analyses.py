@@ -1,13 +1,14 @@
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 
 from shared.db import Job, count_jobs, delete_job, find_job_by_key, get_job, list_jobs
 
@@ -31,6 +32,7 @@ from ...media_types import content_type_for
 from ...multipart_upload import MalformedUploadError, UploadTooLargeError, receive_file
 from ...schemas import Analysis, AnalysisCreate, AnalysisList
 from ...state import Gateway
+from ...watch_slots import TooManyWatches
 from ...watching import job_changes
 from ..deps import CurrentOwner, CurrentPrincipal, GatewayDep, PageLimit, PageOffset, SessionDep
 
@@ -129,8 +131,13 @@ async def get_analysis(
     """Get an analysis: its status, stage, error, and the result once completed."""
     deadline = time.monotonic() + wait
     latest: Job | None = None
-    async for job in _changes(gateway, analysis_id, owner, deadline):
-        latest = job
+    release = _watch_slot(gateway, owner) if wait > 0 else None
+    try:
+        async for job in _changes(gateway, analysis_id, owner, deadline):
+            latest = job
+    finally:
+        if release is not None:
+            release()
     if latest is None:
         raise _not_found(analysis_id)
     if not latest.status.is_terminal:
@@ -159,16 +166,37 @@ async def stream_analysis_events(
     async with gateway.sessions() as session:
         if await get_job(session=session, job_id=analysis_id, owner=owner) is None:
             raise _not_found(analysis_id)
-    return EventSourceResponse(_status_events(gateway, analysis_id, owner), ping=SSE_PING_S)
+    release = _watch_slot(gateway, owner)
+    # The stream gives its slot back when it ends; the background task, if it never started.
+    return EventSourceResponse(
+        _status_events(gateway, analysis_id, owner, release),
+        ping=SSE_PING_S,
+        background=BackgroundTask(release),
+    )
 
 
-async def _status_events(gateway: Gateway, job_id: uuid.UUID, owner: str) -> AsyncIterator[ServerSentEvent]:
-    async for job in _changes(gateway, job_id, owner, None):
-        if job.status.is_terminal:
-            yield ServerSentEvent(event=job.status.value, data=Analysis.from_job(job).model_dump_json())
-        else:
-            data = Analysis.from_job(job, with_result=False).model_dump_json(exclude={"result"})
-            yield ServerSentEvent(event="status", data=data)
+def _watch_slot(gateway: Gateway, owner: str) -> Callable[[], None]:
+    try:
+        return gateway.watch_slots.take(owner)
+    except TooManyWatches as exc:
+        gateway.metrics.quota_rejections.labels("watches").inc()
+        raise ApiError(
+            status.HTTP_429_TOO_MANY_REQUESTS, "too_many_watches", str(exc), headers={"Retry-After": "5"}
+        ) from exc
+
+
+async def _status_events(
+    gateway: Gateway, job_id: uuid.UUID, owner: str, release: Callable[[], None]
+) -> AsyncIterator[ServerSentEvent]:
+    try:
+        async for job in _changes(gateway, job_id, owner, None):
+            if job.status.is_terminal:
+                yield ServerSentEvent(event=job.status.value, data=Analysis.from_job(job).model_dump_json())
+            else:
+                data = Analysis.from_job(job, with_result=False).model_dump_json(exclude={"result"})
+                yield ServerSentEvent(event="status", data=data)
+    finally:
+        release()
 
 
 def _changes(gateway: Gateway, job_id: uuid.UUID, owner: str, deadline: float | None) -> AsyncIterator[Job]:

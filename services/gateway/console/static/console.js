@@ -143,13 +143,16 @@ function sendWithProgress(xhr, body, onProgress) {
 }
 
 // S3's POST Object: the signed fields first, the file last; the policy bounds its key and size.
-function postToStore(ticket, file, onProgress) {
+async function postToStore(ticket, file, onProgress) {
   const xhr = new XMLHttpRequest();
   xhr.open("POST", ticket.upload_url);
   const form = new FormData();
   for (const [name, value] of Object.entries(ticket.fields)) form.append(name, value);
   form.append("file", file, file.name);
-  return sendWithProgress(xhr, form, onProgress);
+  const status = await sendWithProgress(xhr, form, onProgress);
+  // S3 answers errors in XML: <Error><Code>EntityTooLarge</Code>…
+  const code = (xhr.responseText || "").match(/<Code>([^<]+)<\/Code>/);
+  return { status, code: code ? code[1] : null };
 }
 
 async function postFile(file, onProgress) {
@@ -211,7 +214,8 @@ async function uploadFile(file) {
   const ticket = await api("POST", "/v1/upload-url", { filename: file.name, content_type: file.type || null });
   if (!ticket.ok) return ticket.status === 401 ? undefined : fail(ticket.message);
   let created;
-  const put = await postToStore(ticket.body, file, onProgress);
+  const stored = await postToStore(ticket.body, file, onProgress);
+  const put = stored.status;
   if (put >= 200 && put < 300) {
     show(status, "Uploaded; starting the analysis…");
     created = await api("POST", "/v1/analyses", { key: ticket.body.key });
@@ -221,8 +225,10 @@ async function uploadFile(file) {
     bar.value = 0;
     created = await postFile(file, onProgress);
     if (created.status === 401) return sessionEnded();
+  } else if (stored.code === "EntityTooLarge") {
+    return fail(`“${file.name}” is larger than the limit of ${ticket.body.max_bytes} bytes.`);
   } else {
-    return fail(`The upload failed: the storage answered ${put}.`);
+    return fail(`The upload failed: the storage answered ${put}${stored.code ? ` (${stored.code})` : ""}.`);
   }
   if (!created.ok) return created.status === 401 ? undefined : fail(created.message);
   show(status, "Analysis started.");
