@@ -6,7 +6,7 @@ Services never import each other; both import these models, so the two ends cann
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
 
@@ -73,10 +73,14 @@ class CredentialKind(StrEnum):
     SESSION = "session"
 
 
+# No key or session token is anywhere near this long; a longer one is refused without being looked up.
+MAX_CREDENTIAL_CHARS: Final = 4096
+
+
 class IntrospectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    token: str = Field(max_length=4096, description="An API key or a session JWT")
+    token: str = Field(max_length=MAX_CREDENTIAL_CHARS, description="An API key or a session JWT")
 
 
 class Introspection(BaseModel):

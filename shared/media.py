@@ -90,6 +90,8 @@ def check_declared_limits(container: av.container.InputContainer) -> None:
             MediaErrorCode.OVER_LIMITS, f"the file has {len(container.streams)} tracks; at most {MAX_STREAMS}"
         )
     for stream in container.streams.video:
+        if stream.disposition & av.stream.Disposition.attached_pic:
+            continue  # cover art: one picture, whatever rate its header claims
         width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
         if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
             raise MediaError(

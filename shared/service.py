@@ -81,6 +81,7 @@ def make_app(
 
 
 def run(app: AsgiFastStream, settings: ServiceSettings, default_port: int) -> None:
+    settings.require_declared_environment()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     uvicorn.run(app, host=settings.http_host, port=settings.metrics_port or default_port, log_level="warning")
 

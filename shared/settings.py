@@ -88,6 +88,14 @@ class ServiceSettings(BaseSettings):
     def _secrets(self) -> dict[str, str]:
         return {"s3_secret_key": self.s3_secret_key.get_secret_value()}
 
+    def require_declared_environment(self) -> None:
+        """Called as a service starts: EA_ENVIRONMENT must be said, not defaulted, so that a production
+        deployment that forgot it does not run with development's allowances."""
+        if "environment" not in self.model_fields_set:
+            raise SystemExit(
+                f"{self.service_name}: set EA_ENVIRONMENT (production or development) before starting"
+            )
+
 
 class EncoderSettings(ServiceSettings):
     """Settings of the services that download the uploaded file and run a model on it."""

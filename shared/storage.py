@@ -6,6 +6,7 @@ The client is synchronous; async callers run these methods in a thread (`asyncio
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 from minio import Minio
 from minio.commonconfig import CopySource
@@ -74,8 +75,15 @@ class ObjectStore:
         url = self.client._base_url.build(method="POST", region=region, bucket_name=bucket)
         return url.geturl(), fields
 
-    def presigned_get_url(self, bucket: str, key: str, expires: timedelta) -> str:
-        return str(self.client.presigned_get_object(bucket, key, expires=expires))
+    def presigned_get_url(
+        self, bucket: str, key: str, expires: timedelta, response_headers: dict[str, str] | None = None
+    ) -> str:
+        """A GET URL; `response_headers` (S3's response-content-type and the like) are signed into it."""
+        return str(
+            self.client.presigned_get_object(
+                bucket, key, expires=expires, response_headers=cast(Any, response_headers)
+            )
+        )
 
     def stat(self, bucket: str, key: str) -> ObjectInfo:
         try:

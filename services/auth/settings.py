@@ -66,6 +66,13 @@ class Settings(ServiceSettings):
                     raise ValueError(f"{name} still has its development default; set EA_{name.upper()}")
         return self
 
+    @model_validator(mode="after")
+    def _internal_token_in_production(self) -> Self:
+        # Without it, anything that reaches the auth service can introspect credentials.
+        if self.environment is Environment.PRODUCTION and self.internal_token is None:
+            raise ValueError("set EA_INTERNAL_TOKEN: production requires it between the gateway and auth")
+        return self
+
     def _secrets(self) -> dict[str, str]:
         token = self.internal_token
         return {

@@ -13,6 +13,7 @@ from .settings import Settings
 
 def main() -> None:
     settings = Settings()
+    settings.require_declared_environment()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(upgrade(settings.database_url))
     # proxy_headers off: which forwarded address to believe is the gateway's own rule (EA_TRUSTED_PROXIES).

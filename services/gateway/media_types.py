@@ -106,3 +106,26 @@ def sniff_container(head: bytes) -> Container | None:
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return Container.MATROSKA
     return None
+
+
+# What each container may be served as; the first is the container's own when the name says otherwise.
+_SERVED_TYPES: Final[dict[Container, tuple[str, ...]]] = {
+    Container.ISO_BMFF: ("video/mp4", "video/quicktime", "video/x-m4v", "audio/mp4"),
+    Container.WAVE: ("audio/wav",),
+    Container.AVI: ("video/x-msvideo",),
+    Container.MPEG_AUDIO: ("audio/mpeg", "audio/aac"),
+    Container.FLAC: ("audio/flac",),
+    Container.OGG: ("audio/ogg",),
+    Container.MATROSKA: ("video/x-matroska", "video/webm"),
+}
+
+
+def served_type(head: bytes, filename: str) -> str:
+    """The type to serve a stored file as: from its own first bytes (whatever type the uploader claimed),
+    refined by its name within that container; bytes that announce no media are served as opaque."""
+    container = sniff_container(head)
+    if container is None:
+        return "application/octet-stream"
+    allowed = _SERVED_TYPES[container]
+    named = content_type_for(filename)
+    return named if named in allowed else allowed[0]

@@ -78,9 +78,19 @@ def _row(utterance: UtteranceResult) -> list[str]:
     ]
 
 
+# A spreadsheet runs a cell that starts like a formula. The words are whatever was said in the video, so a
+# speaker could plant one: such a cell is prefixed with an apostrophe, which shows it as text (OWASP's
+# advice for CSV injection).
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defused(cell: str) -> str:
+    return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
+
+
 def result_csv(result: AnalysisResult) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header())
-    writer.writerows(_row(utterance) for utterance in result.utterances)
+    writer.writerows([defused(cell) for cell in _row(utterance)] for utterance in result.utterances)
     return buffer.getvalue()

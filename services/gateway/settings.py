@@ -4,7 +4,7 @@ from typing import Final, Self
 
 from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, SecretStr, model_validator
 
-from shared.settings import ServiceSettings
+from shared.settings import Environment, ServiceSettings
 
 MIB: Final = 1024 * 1024
 
@@ -94,6 +94,13 @@ class Settings(ServiceSettings):
         # A lease shorter than a send would let a second dispatcher claim a delivery still in flight.
         if self.webhook_lease_s <= self.webhook_timeout_s:
             raise ValueError("webhook_lease_s must be longer than webhook_timeout_s")
+        return self
+
+    @model_validator(mode="after")
+    def _internal_token_in_production(self) -> Self:
+        # Without it, anything that reaches the auth service can introspect credentials.
+        if self.environment is Environment.PRODUCTION and self.internal_token is None:
+            raise ValueError("set EA_INTERNAL_TOKEN: production requires it between the gateway and auth")
         return self
 
     def _secrets(self) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from services.gateway.job_updates import CHANNEL as JOB_UPDATES_CHANNEL
@@ -449,3 +450,14 @@ async def test_unclaimed_uploads_expire_and_frozen_copies_stay(
     assert object_store.exists("uploads", frozen[0])
     assert (await client.get(f"/v1/analyses/{analysed['id']}")).status_code == 200
     assert error_of(await client.post("/v1/analyses", json={"key": unclaimed})) == (404, "unknown_key")
+
+
+async def test_an_overlong_credential_is_401_not_500(gateway_app: tuple[FastAPI, str]) -> None:
+    base_url = gateway_app[1]
+    long = "ea_" + "x" * 5000
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        by_header = await http.get("/v1/analyses", headers={"Authorization": f"Bearer {long}"})
+        by_cookie = await http.get("/v1/analyses", headers={"Cookie": f"ea_session={long}"})
+        relayed = await http.get("/v1/keys", headers={"Authorization": f"Bearer {long}"})
+    for answer in (by_header, by_cookie, relayed):
+        assert error_of(answer) == (401, "unauthorized"), answer.text

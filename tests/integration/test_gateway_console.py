@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.gateway.main import create_app
+from services.gateway.media_types import served_type
 from services.gateway.settings import Settings
 from shared.db.migrate import upgrade
 from shared.events import AnalysisCompleted, AnalysisFailed, Event, Stage
@@ -22,10 +23,12 @@ from shared.localstack import LocalStack
 from tests.integration.gateway_fixtures import (
     STATUS_TIMEOUT_S,
     Account,
+    analyse,
     error_of,
     new_analysis,
     register,
     result_of_one_utterance,
+    upload,
 )
 from tests.servers import free_port, serve_app
 
@@ -287,7 +290,27 @@ async def test_the_media_route_redirects_the_owner_to_the_uploaded_file(
     async with httpx.AsyncClient() as s3:
         media = await s3.get(response.headers["location"])
     assert media.status_code == 200 and media.content == video
+    assert media.headers["content-type"] == "video/mp4"
+    assert media.headers["content-disposition"] == 'inline; filename="clip.mp4"'
     assert error_of(not_theirs) == (404, "analysis_not_found")
+
+
+async def test_media_is_served_as_what_its_bytes_are_not_as_what_it_is_called(
+    client: httpx.AsyncClient, wav: bytes
+) -> None:
+    key = await upload(client, "clip.mp4", wav)  # a WAVE file named .mp4
+    job_id = (await analyse(client, key))["id"]
+    response = await client.get(f"/v1/analyses/{job_id}/media")
+    async with httpx.AsyncClient() as s3:
+        media = await s3.get(response.headers["location"])
+    assert media.headers["content-type"] == "audio/wav"
+    assert media.headers["content-disposition"] == 'inline; filename="clip.mp4"'
+
+
+def test_served_types_follow_the_bytes() -> None:
+    assert served_type(b"<html><script>alert(1)</script>", "talk.mp4") == "application/octet-stream"
+    assert served_type(b"\x00\x00\x00\x20ftypM4A ", "voice.m4a") == "audio/mp4"
+    assert served_type(b"\x00\x00\x00\x20ftypisom", "talk.mkv") == "video/mp4"
 
 
 async def test_the_csv_export_has_a_row_per_utterance_once_completed(

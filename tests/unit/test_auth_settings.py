@@ -6,6 +6,7 @@ from pydantic import ValidationError
 from services.auth.settings import DEV_JWT_SECRET, DEV_KEY_PEPPER, Settings
 
 STRONG = {
+    "internal_token": "a-production-internal-token",
     "s3_secret_key": "a-production-s3-secret",
     "jwt_secret": "a-production-jwt-secret-0123456789abcdef",
     "key_pepper": "a-production-key-pepper-0123456789abcdef",
@@ -30,3 +31,18 @@ def test_production_refuses_a_development_default(name: str, default: str) -> No
 def test_short_secrets_are_refused(name: str) -> None:
     with pytest.raises(ValidationError, match=name):
         Settings.model_validate({name: "x" * 31})
+
+
+def test_production_refuses_to_run_without_an_internal_token() -> None:
+    without = {name: value for name, value in STRONG.items() if name != "internal_token"}
+    with pytest.raises(ValidationError, match="EA_INTERNAL_TOKEN"):
+        Settings.model_validate({"environment": "production", **without})
+    assert Settings.model_validate(without).internal_token is None  # development may leave it open
+
+
+def test_a_service_will_not_start_without_a_declared_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EA_ENVIRONMENT", raising=False)
+    with pytest.raises(SystemExit, match="set EA_ENVIRONMENT"):
+        Settings(_env_file=None).require_declared_environment()
+    monkeypatch.setenv("EA_ENVIRONMENT", "development")
+    Settings(_env_file=None).require_declared_environment()

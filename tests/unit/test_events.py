@@ -10,6 +10,7 @@ from shared.events import (
     AnalysisProgress,
     AnalysisRequested,
     AudioFeaturesReady,
+    DeadLettered,
     Event,
     FeatureMatrix,
     MediaInfo,
@@ -70,6 +71,7 @@ def test_every_topic_has_exactly_one_event_model() -> None:
         AnalysisProgress,
         AnalysisCompleted,
         AnalysisFailed,
+        DeadLettered,
     ]
     assert sorted(m.TOPIC for m in models) == sorted(Topic)
 

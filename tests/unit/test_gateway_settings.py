@@ -16,11 +16,17 @@ def test_development_runs_with_defaults() -> None:
     assert str(settings.auth_url) == "http://127.0.0.1:8001/"
 
 
-def test_production_refuses_the_default_storage_secret() -> None:
+def test_production_refuses_the_default_storage_secret_and_a_missing_internal_token() -> None:
     with pytest.raises(ValidationError, match="s3_secret_key still has its development default"):
-        Settings.model_validate({"environment": Environment.PRODUCTION})
+        Settings.model_validate({"environment": Environment.PRODUCTION, "internal_token": "a-real-token"})
+    with pytest.raises(ValidationError, match="EA_INTERNAL_TOKEN"):
+        Settings.model_validate({"environment": Environment.PRODUCTION, "s3_secret_key": "a-real-secret"})
     settings = Settings.model_validate(
-        {"environment": Environment.PRODUCTION, "s3_secret_key": "a-real-secret"}
+        {
+            "environment": Environment.PRODUCTION,
+            "s3_secret_key": "a-real-secret",
+            "internal_token": "a-real-token",
+        }
     )
     assert settings.s3_secret_key.get_secret_value() == "a-real-secret"
 

@@ -7,6 +7,8 @@ from fastapi import Depends, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.accounts_api import MAX_CREDENTIAL_CHARS
+
 from ..console.cookies import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, check_csrf
 from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
@@ -42,13 +44,21 @@ def _unauthorized(message: str) -> ApiError:
 def _credential(request: Request, credentials: HTTPAuthorizationCredentials | None) -> tuple[str, bool]:
     """The bearer credential, else the console's session cookie (checked against CSRF), and which it was."""
     if credentials is not None and credentials.credentials:
-        return credentials.credentials, False
+        return _bounded(credentials.credentials), False
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise _unauthorized("a valid API key is required: Authorization: Bearer <key>")
     if request.method in UNSAFE_METHODS:
         check_csrf(request, request.headers.get(CSRF_HEADER))
-    return cookie, True
+    return _bounded(cookie), True
+
+
+def _bounded(credential: str) -> str:
+    if len(credential) > MAX_CREDENTIAL_CHARS:
+        raise _unauthorized(
+            f"the credential is longer than any key or token ({MAX_CREDENTIAL_CHARS} characters)"
+        )
+    return credential
 
 
 async def get_principal(

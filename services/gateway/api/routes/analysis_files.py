@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from shared.db import JobStatus, get_job
 
 from ...errors import ApiError, authenticated_responses, error_responses
+from ...media_types import SNIFF_BYTES, served_type
 from ...result_csv import result_csv
 from ..deps import CurrentOwner, GatewayDep, SessionDep
 
@@ -40,8 +41,15 @@ async def get_analysis_media(
     job = await get_job(session=session, job_id=analysis_id, owner=owner)
     if job is None:
         raise _not_found(analysis_id)
+    # Served as the type its bytes announce and as an attachment-safe inline file, whatever Content-Type
+    # the uploader gave the object: never as text/html from the object store's origin.
+    head = await asyncio.to_thread(gateway.store.read_head, job.bucket, job.stored_key, SNIFF_BYTES)
+    overrides = {
+        "response-content-type": served_type(head, job.filename),
+        "response-content-disposition": f'inline; filename="{job.filename}"',
+    }
     url = await asyncio.to_thread(
-        gateway.presigner.presigned_get_url, job.bucket, job.stored_key, MEDIA_URL_TTL
+        gateway.presigner.presigned_get_url, job.bucket, job.stored_key, MEDIA_URL_TTL, overrides
     )
     return RedirectResponse(
         url, status_code=status.HTTP_307_TEMPORARY_REDIRECT, headers={"Cache-Control": "private, no-store"}
