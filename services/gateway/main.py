@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(webhooks.router)
     app.include_router(api)
     app.include_router(health.router)
-    install_console(app)
+    install_console(app, settings)
     return app
 
 

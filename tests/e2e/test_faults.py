@@ -78,7 +78,12 @@ def test_every_analysis_completes_once_whichever_process_is_killed(
         statuses = Counter(analysis.status for analysis in finished.values())
         report.append(f"{statuses[AnalysisStatus.COMPLETED]} of {len(finished)} analyses completed")
         print("\n".join(report))
-        assert all(a.status is AnalysisStatus.COMPLETED for a in finished.values()), finished
+        unfinished = {
+            str(i): (a.status.value, a.stage, a.error, a.attempt)
+            for i, a in finished.items()
+            if a.status is not AnalysisStatus.COMPLETED
+        }
+        assert not unfinished, unfinished
         assert all(a.result is not None and a.result.utterances for a in finished.values())
         # Nothing waited for the stuck-job sweeper to re-drive it: the first attempt went through.
         assert all(a.attempt == 1 for a in finished.values()), {i: a.attempt for i, a in finished.items()}

@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.requests import Request
 
+from services.gateway.console.cookies import CookiePolicy
 from services.gateway.main import create_app
 from services.gateway.media_types import served_type
 from services.gateway.settings import Settings
@@ -354,3 +356,23 @@ async def test_a_failed_analysis_page_names_the_stage_and_the_reason(
     assert page.status_code == 200
     assert f"The analysis failed at the stage “encode_audio”: {reason}" in page.text
     assert 'data-status="failed"' in page.text and "Traceback" not in page.text
+
+
+async def test_console_pages_carry_a_content_security_policy(http: httpx.AsyncClient) -> None:
+    page = await http.get("/console/login")
+    policy = dict(
+        directive.strip().split(" ", 1) for directive in page.headers["content-security-policy"].split(";")
+    )
+    assert policy["script-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+    assert policy["object-src"] == "'none'" and policy["base-uri"] == "'none'"
+    # Uploads and media go to the object store's own origin, and only there besides this one.
+    assert policy["connect-src"].startswith("'self' http://127.0.0.1:")
+
+
+def test_production_cookies_are_host_cookies_and_always_secure() -> None:
+    request = Request({"type": "http", "scheme": "http", "headers": [], "method": "GET", "path": "/"})
+    production, development = CookiePolicy(production=True), CookiePolicy(production=False)
+    assert (production.session, production.csrf) == ("__Host-ea_session", "__Host-ea_csrf")
+    assert production.secure(request)  # even behind a proxy that did not say https
+    assert (development.session, development.csrf) == ("ea_session", "ea_csrf")
+    assert not development.secure(request)

@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.accounts_api import MAX_CREDENTIAL_CHARS
 
-from ..console.cookies import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, check_csrf
+from ..console.cookies import CSRF_HEADER, UNSAFE_METHODS, check_csrf, cookie_policy
 from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
 from ..rate_limit import account_key, credential_key
@@ -45,7 +45,7 @@ def _credential(request: Request, credentials: HTTPAuthorizationCredentials | No
     """The bearer credential, else the console's session cookie (checked against CSRF), and which it was."""
     if credentials is not None and credentials.credentials:
         return _bounded(credentials.credentials), False
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = request.cookies.get(cookie_policy(request).session)
     if not cookie:
         raise _unauthorized("a valid API key is required: Authorization: Bearer <key>")
     if request.method in UNSAFE_METHODS:

@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 from shared.accounts_api import ApiKeyCreated, Credentials, Registration
 from shared.db import count_jobs, current_period, get_job, get_usage, list_jobs
 from shared.db.webhooks import get_subscription, list_deliveries, list_subscriptions
+from shared.settings import Environment
 
 from ..api.deps import GatewayDep, SessionDep
 from ..client_address import request_client_address
@@ -28,14 +29,15 @@ from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
 from ..media_types import SUPPORTED_EXTENSIONS
 from ..schemas import Analysis
+from ..settings import Settings
 from ..state import Gateway
 from ..webhook_schemas import Delivery, Webhook
 from . import accounts
 from .cookies import (
-    CSRF_COOKIE,
     CSRF_FORM_FIELD,
-    SESSION_COOKIE,
+    CookiePolicy,
     clear_session_cookies,
+    cookie_policy,
     csrf_failure,
     new_csrf_token,
     request_scheme,
@@ -67,11 +69,37 @@ class ConsoleUnavailableError(Exception):
     """A console page that cannot be served for now: a person gets a page saying so, not the API's JSON."""
 
 
-def install_console(app: FastAPI) -> None:
+def install_console(app: FastAPI, settings: Settings) -> None:
     """Serve the console's pages and static files; `/` leads to the console."""
+    app.state.cookie_policy = CookiePolicy(production=settings.environment is Environment.PRODUCTION)
+    app.state.console_csp = content_security_policy(settings)
     app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=_HERE / "static"), name="console-static")
     app.add_exception_handler(ConsoleUnavailableError, _unavailable_page)
+
+
+def content_security_policy(settings: Settings) -> str:
+    """The console's pages run only their own script and styles; the browser may talk to this origin and to
+    the object store (uploads, media), and nothing may frame them. Inline style attributes draw the bars."""
+    store = str(
+        settings.public_s3_endpoint or f"{'https' if settings.s3_secure else 'http'}://{settings.s3_endpoint}"
+    )
+    store = store.rstrip("/")
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "style-src-attr 'unsafe-inline'",
+            "img-src 'self' data:",
+            f"media-src 'self' {store} blob:",
+            f"connect-src 'self' {store}",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "object-src 'none'",
+        ]
+    )
 
 
 async def _unavailable_page(request: Request, exc: Exception) -> HTMLResponse:
@@ -99,13 +127,13 @@ def _to_login(request: Request, *, ended: bool) -> ApiError:
     headers = {"Location": _login_url(next_path, **({"ended": "1"} if ended else {}))}
     if ended:
         carrier = Response()
-        carrier.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+        carrier.delete_cookie(cookie_policy(request).session, path="/", httponly=True, samesite="lax")
         headers["Set-Cookie"] = carrier.headers["set-cookie"]
     return ApiError(status.HTTP_303_SEE_OTHER, "login_required", "log in to use the console", headers=headers)
 
 
 async def signed_in(request: Request, gateway: GatewayDep) -> Visitor:
-    token = request.cookies.get(SESSION_COOKIE)
+    token = request.cookies.get(cookie_policy(request).session)
     if not token:
         raise _to_login(request, ended=False)
     try:
@@ -129,19 +157,21 @@ def _render(
     csrf_token: str | None = None,
 ) -> HTMLResponse:
     """The page, with a CSRF cookie for its forms and scripts (a new one when the browser has none)."""
-    token = csrf_token or request.cookies.get(CSRF_COOKIE) or new_csrf_token()
+    csrf_cookie = cookie_policy(request).csrf
+    token = csrf_token or request.cookies.get(csrf_cookie) or new_csrf_token()
     response = templates.TemplateResponse(
         request,
         template,
         {"csrf_token": token, "csrf_field": CSRF_FORM_FIELD, "static": STATIC_PATH, **context},
         status_code=status_code,
     )
-    if request.cookies.get(CSRF_COOKIE) != token:
+    if request.cookies.get(csrf_cookie) != token:
         set_csrf_cookie(response, request, token)
     # Pages may show a secret once: no cache keeps them, no other site frames them.
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = request.app.state.console_csp
     return response
 
 
@@ -297,7 +327,7 @@ async def log_out(request: Request, gateway: GatewayDep) -> Response:
     _, failure = await _checked_form(request)
     if failure is not None:
         return _error_page(request, FORM_EXPIRED, status.HTTP_403_FORBIDDEN)
-    token = request.cookies.get(SESSION_COOKIE)
+    token = request.cookies.get(cookie_policy(request).session)
     if token:
         try:
             await accounts.log_out(gateway, token)

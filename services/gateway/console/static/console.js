@@ -5,8 +5,11 @@
 const LOGIN_ENDED = "/console/login?ended=1";
 
 function csrfToken() {
-  const cookie = document.cookie.split("; ").find((part) => part.startsWith("ea_csrf="));
-  if (cookie) return decodeURIComponent(cookie.slice("ea_csrf=".length));
+  // Production's cookie carries the __Host- prefix, development's does not.
+  for (const name of ["__Host-ea_csrf=", "ea_csrf="]) {
+    const cookie = document.cookie.split("; ").find((part) => part.startsWith(name));
+    if (cookie) return decodeURIComponent(cookie.slice(name.length));
+  }
   const meta = document.querySelector('meta[name="csrf-token"]');
   return meta ? meta.content : "";
 }
