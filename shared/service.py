@@ -197,7 +197,9 @@ class ServiceKit:
             attempt=event.attempt,
             stage=stage,
             code=DELIVERY_FAILED,
-            reason=f"{stage.value} failed on {tried} deliveries of the job's event; the last: {why}",
+            # The errors themselves are in the dead letter and the logs, for the operators.
+            reason=f"the {stage.value} stage could not finish after {tried} tries; "
+            "the operators have the details",
         )
         await publish(self.broker, failed)
         self._observe(stage, "dead_lettered", time.perf_counter())

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from shared.storage import ObjectNotFoundError
 
 TRANSIENT: Final = (ConnectionError, TimeoutError, urllib3.exceptions.HTTPError)
+INTERNAL_ERROR_REASON: Final = "an internal error stopped the analysis; it has been logged for the operators"
 
 
 class Failure(BaseModel):
@@ -28,4 +29,6 @@ def classify(exc: BaseException) -> Failure | None:
         return Failure(code=code, reason=str(exc))
     if isinstance(exc, ObjectNotFoundError):
         return Failure(code="upload_missing", reason="the uploaded file is no longer in the object store")
-    return Failure(code="internal_error", reason=f"{type(exc).__name__}: {exc}")
+    # The exception's text is for the operators' logs (run_stage logs it with the job's id), not for the
+    # tenant: it can name files, hosts and internals.
+    return Failure(code="internal_error", reason=INTERNAL_ERROR_REASON)

@@ -229,7 +229,8 @@ async def submit_job(
 
 async def _fail_unqueued(gateway: Gateway, job: Job, exc: BaseException) -> None:
     async with gateway.sessions() as session:
-        reason = f"the analysis queue did not accept the job: {exc!r}"
+        logger.warning("job %s: the queue refused it: %r", job.id, exc)
+        reason = "the analysis queue did not take the job; send its key again to retry"
         if await fail_job(
             session=session, job_id=job.id, stage=Stage.UPLOAD, code=QUEUE_UNAVAILABLE, reason=reason
         ):
