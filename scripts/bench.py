@@ -107,7 +107,7 @@ def _stage_sums(stack: LocalStack) -> dict[str, float]:
     for record in stack.state().processes:
         if record.name not in {n.value for n in ServiceName} or record.port is None:
             continue
-        url = f"http://{stack.config.host}:{record.port}/metrics"
+        url = stack.metrics_url(record.name)
         try:
             text = httpx.get(url, timeout=5).text
         except httpx.HTTPError:

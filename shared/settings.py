@@ -74,7 +74,9 @@ class ServiceSettings(BaseSettings):
         default="127.0.0.1", description="Address the HTTP endpoints bind; 0.0.0.0 in a container"
     )
     metrics_port: int | None = Field(
-        default=None, description="Port of /healthz and /metrics (consumer services)"
+        default=None,
+        description="Port of /metrics (and /healthz, for the consumer services); the gateway and auth serve "
+        "/metrics only there, apart from their API",
     )
 
     @model_validator(mode="after")

@@ -4,12 +4,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, FastAPI, Request, Response, status
+from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from shared.body_limit import BodyLimitMiddleware
 from shared.db.session import create_engine, session_factory
+from shared.metrics_server import metrics_server
 
 from .api_keys import KeyHasher
 from .errors import error_response, install_error_handlers
@@ -49,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 keys=KeyHasher(settings.key_pepper.get_secret_value()),
                 metrics=metrics,
             )
-            yield
+            async with metrics_server(metrics.registry, settings.http_host, settings.metrics_port):
+                yield
         finally:
             await engine.dispose()
 
@@ -77,11 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         """Liveness."""
         return {"status": "ok"}
-
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        """Prometheus metrics."""
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(users.router)

@@ -13,6 +13,7 @@ from shared.body_limit import BodyLimitMiddleware
 from shared.consumer_lag import ConsumerLagPoller
 from shared.db import session_factory
 from shared.db.session import create_engine
+from shared.metrics_server import metrics_server
 from shared.service import make_broker
 from shared.storage import ObjectStore
 
@@ -143,6 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 stack.push_async_callback(dispatcher.aclose)
                 stack.push_async_callback(_cancel, asyncio.create_task(dispatcher.run()))
+            await stack.enter_async_context(
+                metrics_server(registry, settings.http_host, settings.metrics_port)
+            )
             yield
 
     app = FastAPI(

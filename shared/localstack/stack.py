@@ -227,6 +227,11 @@ class LocalStack:
             raise ValueError(f"service {spec.name.value} has no HTTP API")
         return f"http://{self.config.host}:{spec.http_port}"
 
+    def metrics_url(self, name: ServiceName | str) -> str:
+        """Where a service serves /metrics: its own port (the API's port serves none)."""
+        spec = self._service(ServiceName(name))
+        return f"http://{self.config.host}:{spec.metrics_port}/metrics"
+
     def env(self) -> dict[str, str]:
         """The EA_* variables that point a service (ServiceSettings) at this stack."""
         env = {

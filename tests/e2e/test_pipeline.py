@@ -229,7 +229,7 @@ def test_every_service_exposes_metrics_that_moved(
     scraped = {}
     for record in full_stack.state().processes:
         if record.name in {n.value for n in ServiceName} and record.port is not None:
-            response = httpx.get(f"http://{full_stack.config.host}:{record.port}/metrics", timeout=10)
+            response = httpx.get(full_stack.metrics_url(record.name), timeout=10)
             assert response.status_code == 200, record.name
             scraped[record.name] = response.text
     assert set(scraped) == {n.value for n in ServiceName}

@@ -43,5 +43,5 @@ def test_a_completed_analysis_is_announced_even_across_a_gateway_crash(
 
     [delivery] = api.get(f"/webhooks/{webhook['id']}/deliveries").json()["items"]
     assert delivery["status"] == "delivered" and delivery["attempts"][-1]["status_code"] == 200
-    metrics = httpx.get(full_stack.service_url(ServiceName.GATEWAY) + "/metrics", timeout=10).text
+    metrics = httpx.get(full_stack.metrics_url(ServiceName.GATEWAY), timeout=10).text
     assert 'ea_webhook_deliveries_total{outcome="delivered"}' in metrics

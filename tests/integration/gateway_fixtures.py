@@ -45,7 +45,7 @@ from shared.results import (
 from shared.service import publish
 from shared.settings import ServiceSettings
 from tests.media_factory import bars_video
-from tests.servers import serve_app
+from tests.servers import free_port, serve_app
 
 # Test-only argon2 cost: the real parameters' 64 MiB and three passes per login would only slow the tests.
 # Unrevoked API keys an account may hold in these tests' auth service (the first made at sign-up included).
@@ -117,7 +117,8 @@ def gateway_settings(
 async def gateway_app(gateway_settings: Settings) -> AsyncIterator[tuple[FastAPI, str]]:
     """The app served by uvicorn on a free port, after the migrations `python -m services.gateway` runs."""
     await upgrade(gateway_settings.database_url)
-    app = create_app(gateway_settings)
+    # /metrics on a port of its own; the tests' other gateway replicas serve none.
+    app = create_app(gateway_settings.model_copy(update={"metrics_port": free_port()}))
     async with serve_app(app) as url:
         yield app, url
 

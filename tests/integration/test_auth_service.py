@@ -24,6 +24,7 @@ from services.auth.settings import Settings
 from services.auth.tokens import SessionClaims, SessionTokens
 from shared.db.account_models import ApiKey, AuthSession, UserAccount
 from shared.db.session import session_factory
+from tests.servers import free_port
 
 pytest_plugins = ["tests.integration.db_fixtures"]
 pytestmark = pytest.mark.integration
@@ -40,6 +41,7 @@ def auth_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings.model_validate(
         {
             "database_url": database_url,
+            "metrics_port": free_port(),
             "jwt_secret": JWT_SECRET,
             "key_pepper": KEY_PEPPER,
             "internal_token": None,
@@ -131,12 +133,19 @@ async def set_user(sessions: async_sessionmaker[AsyncSession], user_id: str, **v
         await session.commit()
 
 
-async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
+async def scrape(settings: Settings) -> str:
+    """/metrics, from the port of its own that the service serves it on."""
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"http://127.0.0.1:{settings.metrics_port}/metrics")
+    assert answer.status_code == 200
+    return answer.text
+
+
+async def test_health_and_metrics(client: httpx.AsyncClient, settings: Settings) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     await register(client)
-    metrics = await client.get("/metrics")
-    assert metrics.status_code == 200
-    assert 'ea_auth_registrations_total{outcome="created"}' in metrics.text
+    assert (await client.get("/metrics")).status_code == 404  # not on the API's port
+    assert 'ea_auth_registrations_total{outcome="created"}' in await scrape(settings)
 
 
 async def test_registration_shows_the_key_once_and_stores_only_its_hash(
@@ -527,6 +536,6 @@ async def test_a_login_burst_hashes_a_bounded_number_at_once_and_refuses_the_ove
         email = new_email()
         await register(client, email)
         assert await login(client, email)
-        metrics = (await client.get("/metrics")).text
+        metrics = await scrape(bounded)
         assert "ea_auth_password_checks_refused_total" in metrics
         assert "ea_auth_password_hashes_running 0.0" in metrics

@@ -36,6 +36,7 @@ from tests.integration.gateway_fixtures import (
     error_of,
     new_analysis,
     post_upload,
+    register,
     result_of_one_utterance,
     upload,
     wait_until,
@@ -355,6 +356,21 @@ async def test_event_stream_of_an_unknown_analysis_is_404(client: httpx.AsyncCli
 
 
 async def test_sweeper_redrives_a_stuck_analysis_then_fails_it(
+    gateway_app: tuple[FastAPI, str],
+    video: bytes,
+    gateway: Gateway,
+    pipeline: Callable[[Event], Any],
+    requested: RequestedEvents,
+) -> None:
+    # An account of its own: the sweeps below may end other tests' jobs, and refund their accounts.
+    account = await register(gateway_app[1])
+    async with httpx.AsyncClient(
+        base_url=gateway_app[1], headers={"Authorization": f"Bearer {account.key}"}, timeout=30
+    ) as client:
+        await _sweep_then_fail(client, video, gateway, pipeline, requested)
+
+
+async def _sweep_then_fail(
     client: httpx.AsyncClient,
     video: bytes,
     gateway: Gateway,
@@ -385,7 +401,6 @@ async def test_sweeper_redrives_a_stuck_analysis_then_fails_it(
     )
     await wait_until(client, job_id, lambda body: body["stage"] == "encode_video")
 
-    used_before = (await client.get("/v1/usage")).json()["analyses"]["used"]
     sweeping = asyncio.create_task(run_sweeper(gateway.engine, sweep, interval_s=0.1))
     try:
         failed = (await client.get(f"/v1/analyses/{job_id}", params={"wait": 10})).json()
@@ -395,7 +410,7 @@ async def test_sweeper_redrives_a_stuck_analysis_then_fails_it(
             await sweeping
     assert (failed["status"], failed["attempt"]) == ("failed", 2)
     # It timed out in a stage, with work spent on it: its units are not given back.
-    assert (await client.get("/v1/usage")).json()["analyses"]["used"] == used_before
+    assert (await client.get("/v1/usage")).json()["analyses"]["used"] == 1
     assert failed["error"]["code"] == "timeout" and failed["error"]["stage"] == "encode_video"
     assert "encode_video" in failed["error"]["message"]
 
@@ -412,13 +427,15 @@ async def test_only_one_replica_sweeps_at_a_time(gateway: Gateway) -> None:
         await other_replica.commit()
 
 
-async def test_health_readiness_metrics_and_openapi(client: httpx.AsyncClient) -> None:
+async def test_health_readiness_metrics_and_openapi(client: httpx.AsyncClient, gateway: Gateway) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok", "checks": {}}
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "object_store": "ok"}
 
-    metrics = (await client.get("/metrics")).text
+    assert (await client.get("/metrics")).status_code == 404  # not on the API's port
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"http://127.0.0.1:{gateway.settings.metrics_port}/metrics")).text
     assert 'ea_gateway_request_seconds_count{method="POST",route="/v1/analyses",status="201"}' in metrics
     assert 'ea_gateway_jobs_created_total{upload="multipart"} 1.0' in metrics
     assert 'ea_gateway_events_consumed_total{outcome="applied",type="AnalysisCompleted"}' in metrics

@@ -4,10 +4,8 @@ from typing import Any, Final
 
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
-from starlette.responses import Response
 
 from ...state import Gateway
 from ..deps import GatewayDep
@@ -40,12 +38,6 @@ async def readyz(gateway: GatewayDep) -> JSONResponse:
     body = Health(status="ok" if ready else "unavailable", checks=checks)
     code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body.model_dump(), status_code=code)
-
-
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-async def metrics(gateway: GatewayDep) -> Response:
-    """Prometheus metrics."""
-    return Response(generate_latest(gateway.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _check(probe: Coroutine[Any, Any, None]) -> str:
