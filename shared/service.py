@@ -17,6 +17,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 
+from shared.claim_check import ClaimCheck
 from shared.consumer_lag import ConsumerLagPoller
 from shared.deliveries import Delivery, DeliveryLedger
 from shared.events import AnalysisFailed, AnalysisProgress, DeadLettered, Event, Stage
@@ -45,9 +46,11 @@ def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafka
     )
 
 
-def subscriber_options(settings: ServiceSettings) -> dict[str, Any]:
-    """One consumer group per service; offsets from the start for a new group so nothing is skipped."""
+def subscriber_options(settings: ServiceSettings, claims: ClaimCheck) -> dict[str, Any]:
+    """One consumer group per service; offsets from the start for a new group so nothing is skipped; large
+    events fetched by their claim tickets."""
     return {
+        "decoder": claims.decode,
         "group_id": settings.service_name,
         "auto_offset_reset": "earliest",
         "ack_policy": AT_LEAST_ONCE,
@@ -100,8 +103,10 @@ class ServiceKit:
         self.registry = CollectorRegistry()
         self.metrics = StageMetrics(self.registry)
         self.broker = make_broker(settings, self.registry)
+        store = ObjectStore.from_settings(settings)
+        self.claims = ClaimCheck(store, settings.uploads_bucket, settings.claim_check_bytes)
         self.deliveries = DeliveryLedger(
-            ObjectStore.from_settings(settings),
+            store,
             settings.uploads_bucket,
             settings.service_name,
             settings.max_deliveries,
@@ -118,7 +123,7 @@ class ServiceKit:
         """Register a handler for `topics` in the service's consumer group (see `subscriber_options`)."""
 
         def register(handler: Handler) -> Handler:
-            self.broker.subscriber(*topics, **subscriber_options(self.settings))(handler)
+            self.broker.subscriber(*topics, **subscriber_options(self.settings, self.claims))(handler)
             self.consumer_lag.add_topics(*topics)
             return handler
 
@@ -175,7 +180,7 @@ class ServiceKit:
                 reason=failure.reason,
             )
         self._observe(stage, "failed" if isinstance(output, AnalysisFailed) else "ok", started)
-        await publish(self.broker, output)
+        await self.claims.publish(self.broker, output)
         await asyncio.to_thread(self.deliveries.done, event.event_id)
 
     async def _dead_letter(self, event: Event, stage: Stage, delivery: Delivery) -> None:
@@ -191,7 +196,7 @@ class ServiceKit:
             last_error=delivery.last_error,
             event=event.model_dump(mode="json"),
         )
-        await publish(self.broker, dead)
+        await self.claims.publish(self.broker, dead)
         failed = AnalysisFailed(
             job_id=event.job_id,
             attempt=event.attempt,
@@ -201,7 +206,7 @@ class ServiceKit:
             reason=f"the {stage.value} stage could not finish after {tried} tries; "
             "the operators have the details",
         )
-        await publish(self.broker, failed)
+        await self.claims.publish(self.broker, failed)
         self._observe(stage, "dead_lettered", time.perf_counter())
         await asyncio.to_thread(self.deliveries.done, event.event_id)
 

@@ -55,6 +55,11 @@ class ServiceSettings(BaseSettings):
         description="Largest file accepted for analysis; the workers check it again before downloading",
     )
     models_bucket: str = "models"
+    claim_check_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Events larger than this travel as a ticket to their body in the object store",
+    )
     max_deliveries: int = Field(
         default=5,
         ge=1,

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from faststream.kafka import KafkaBroker
 
+from shared.claim_check import ClaimCheck
 from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Topic
 from shared.service import subscriber_options
 
@@ -14,7 +15,9 @@ from .status_events import apply_status_event
 STATUS_TOPICS = (Topic.ANALYSIS_PROGRESS, Topic.ANALYSIS_COMPLETED, Topic.ANALYSIS_FAILED)
 
 
-def add_status_subscriber(broker: KafkaBroker, settings: Settings, gateway: Callable[[], Gateway]) -> None:
+def add_status_subscriber(
+    broker: KafkaBroker, settings: Settings, claims: ClaimCheck, gateway: Callable[[], Gateway]
+) -> None:
     """Subscribe to the status topics; `gateway` gives the resources the lifespan built."""
 
     async def on_status_event(event: AnalysisProgress | AnalysisCompleted | AnalysisFailed) -> None:
@@ -23,5 +26,7 @@ def add_status_subscriber(broker: KafkaBroker, settings: Settings, gateway: Call
         outcome = "applied" if changed else "ignored"
         resources.metrics.events_consumed.labels(type(event).__name__, outcome).inc()
 
-    subscriber = broker.subscriber(*(topic.value for topic in STATUS_TOPICS), **subscriber_options(settings))
+    subscriber = broker.subscriber(
+        *(topic.value for topic in STATUS_TOPICS), **subscriber_options(settings, claims)
+    )
     subscriber(on_status_event)

@@ -10,6 +10,7 @@ from minio import Minio
 from prometheus_client import CollectorRegistry
 
 from shared.body_limit import BodyLimitMiddleware
+from shared.claim_check import ClaimCheck
 from shared.consumer_lag import ConsumerLagPoller
 from shared.db import session_factory
 from shared.db.session import create_engine
@@ -155,7 +156,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
-    add_status_subscriber(broker, settings, lambda: app.state.gateway)
+    claims = ClaimCheck(
+        ObjectStore.from_settings(settings), settings.uploads_bucket, settings.claim_check_bytes
+    )
+    add_status_subscriber(broker, settings, claims, lambda: app.state.gateway)
     install_error_handlers(app)
     # Every body is small except the file of a multipart analysis (its parts' headers on top).
     upload_body = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES

@@ -26,6 +26,8 @@ SERVICE_ENV = {
     "EA_WEBHOOK_TIMEOUT_S": "2",
     "EA_WEBHOOK_LEASE_S": "4",
     "EA_WEBHOOK_BACKOFF_BASE_S": "0.5",
+    # Low, so that transcripts, features and results cross the broker by claim check here.
+    "EA_CLAIM_CHECK_BYTES": "4096",
 }
 
 

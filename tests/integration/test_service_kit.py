@@ -3,6 +3,7 @@ whose stage keeps failing is redelivered a bounded number of times, then dead-le
 so that it no longer holds up its partition."""
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -10,10 +11,20 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped, unused-ignore]
 
+from shared.claim_check import ClaimCheck, ClaimCheckError, ClaimTicket, forget_job
 from shared.deliveries import DeliveryLedger
-from shared.events import AnalysisFailed, AnalysisRequested, DeadLettered, Event, Stage, Topic
+from shared.events import (
+    AnalysisCompleted,
+    AnalysisFailed,
+    AnalysisRequested,
+    DeadLettered,
+    Event,
+    Stage,
+    Topic,
+)
 from shared.localstack import LocalStack
-from shared.service import DELIVERY_FAILED, ServiceKit, publish
+from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from shared.service import DELIVERY_FAILED, ServiceKit, publish, subscriber_options
 from shared.settings import ServiceSettings
 from shared.storage import ObjectStore
 
@@ -125,3 +136,65 @@ def test_a_crash_counts_as_a_delivery(object_store: ObjectStore) -> None:
     ledger.done(event_id)
     ledger.done(event_id)  # twice is harmless
     assert ledger.begin(event_id).number == 1
+
+
+async def test_a_large_event_travels_as_a_ticket_and_arrives_whole(
+    kit: ServiceKit, stack: LocalStack, object_store: ObjectStore
+) -> None:
+    """Past the threshold the message holds a ticket (where, size, SHA-256); the consumer's decoder hands
+    the handler the event itself. A body that is not what the ticket says is refused."""
+    claims = ClaimCheck(object_store, "uploads", threshold_bytes=4 * 1024)
+    job_id = uuid.uuid4()
+    many = [
+        UtteranceResult(
+            index=i,
+            start_time=float(i),
+            end_time=i + 0.9,
+            text=f"utterance number {i} with a few words in it",
+            emotions=emotion_scores([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]),
+            sentiments=sentiment_scores([0.2, 0.3, 0.5]),
+            modalities={},
+        )
+        for i in range(200)
+    ]
+    big = AnalysisCompleted(
+        job_id=job_id,
+        result=AnalysisResult(model_version="t", duration_s=200.0, language="en", utterances=many),
+    )
+    small = AnalysisFailed(job_id=job_id, stage=Stage.FUSE, code="x", reason="y")
+    raw: list[bytes] = []
+    received: list[Event] = []
+
+    async def on_event(event: AnalysisCompleted | AnalysisFailed) -> None:
+        if event.job_id == job_id:
+            received.append(event)
+
+    topics = (Topic.ANALYSIS_COMPLETED.value, Topic.ANALYSIS_FAILED.value)
+    kit.broker.subscriber(*topics, **subscriber_options(kit.settings, claims))(on_event)
+
+    watchers = [
+        asyncio.create_task(_watch(stack.kafka_bootstrap, Topic.ANALYSIS_COMPLETED, job_id, raw)),
+    ]
+    await asyncio.sleep(2)
+    try:
+        async with kit.broker:
+            await kit.broker.start()
+            await claims.publish(kit.broker, big)
+            await claims.publish(kit.broker, small)
+            await _until(lambda: len(received) == 2 and bool(raw))
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+
+    assert sorted(received, key=lambda e: e.TOPIC.value) == [big, small]
+    [message] = raw
+    ticket = ClaimTicket.model_validate(json.loads(message)["claim_check"])
+    assert len(message) < 1024 < len(big.model_dump_json()) == ticket.size
+    assert ticket.key.startswith(f"_payloads/{job_id}/analysis.completed/")
+    # A body changed behind its ticket is refused, not trusted.
+    object_store.put_bytes("uploads", ticket.key, b'{"job_id": "tampered"}', "application/json")
+    with pytest.raises(ClaimCheckError):
+        claims.redeem(ticket)
+    assert forget_job(object_store, "uploads", job_id) == 1
+    with pytest.raises(ClaimCheckError):
+        claims.redeem(ticket)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
+from shared.claim_check import forget_job as forget_job_payloads
 from shared.db import Job, count_jobs, delete_job, find_job_by_key, get_job, list_jobs
 
 from ...credentials import Principal
@@ -226,6 +227,8 @@ async def delete_analysis(analysis_id: uuid.UUID, owner: CurrentOwner, gateway: 
         # idempotent, so a retried DELETE finishes the job.
         for key in {job.object_key, job.stored_key}:
             await asyncio.to_thread(gateway.store.remove, job.bucket, key)
+        # The bodies of its large events (transcript, features, result), kept by claim check.
+        await asyncio.to_thread(forget_job_payloads, gateway.store, job.bucket, job.id)
         await delete_job(session=session, job_id=analysis_id, owner=owner)
     gateway.metrics.jobs_deleted.inc()
 
