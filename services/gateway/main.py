@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     publish=gateway.publish,
                     stuck_after_s=settings.stuck_job_timeout_s,
                     max_attempts=settings.max_attempts,
+                    per_media_second=settings.stuck_job_seconds_per_media_second,
                 )
                 metrics.jobs_swept.labels("redriven").inc(len(report.redriven))
                 metrics.jobs_swept.labels("failed").inc(len(report.failed))

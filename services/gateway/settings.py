@@ -67,6 +67,12 @@ class Settings(ServiceSettings):
     stuck_job_timeout_s: float = Field(
         default=600.0, gt=0, description="No progress for this long means stuck"
     )
+    stuck_job_seconds_per_media_second: float = Field(
+        default=0.5,
+        ge=0,
+        description="More time without progress a job is allowed per second of its file (stages report "
+        "nothing until they end, and a long file's take longer)",
+    )
     max_attempts: int = Field(default=2, ge=1, description="Attempts a stuck job gets before it fails")
     sweep_interval_s: float = Field(default=30.0, gt=0, description="How often the stuck-job sweeper runs")
     watch_fallback_s: float = Field(

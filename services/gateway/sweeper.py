@@ -59,11 +59,15 @@ async def sweep_once(
     publish: Publisher,
     stuck_after_s: float,
     max_attempts: int,
+    per_media_second: float = 0.0,
 ) -> SweepReport:
-    """Re-drive or fail every job stuck longer than `stuck_after_s`."""
+    """Re-drive or fail every job stuck longer than `stuck_after_s` (plus `per_media_second` for each
+    second of its file)."""
     report = SweepReport()
     async with sessions() as session:
-        stuck = await find_stuck_jobs(session=session, older_than=timedelta(seconds=stuck_after_s))
+        stuck = await find_stuck_jobs(
+            session=session, older_than=timedelta(seconds=stuck_after_s), per_media_second=per_media_second
+        )
     for job in stuck:
         if job.attempt < max_attempts:
             if await _redrive(sessions, job, publish):

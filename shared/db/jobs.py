@@ -314,12 +314,19 @@ async def fail_job(
     return True
 
 
-async def find_stuck_jobs(*, session: AsyncSession, older_than: timedelta, limit: int = 100) -> list[Job]:
-    """Live jobs that have not moved for `older_than`: queued that long, or that long in one stage."""
+async def find_stuck_jobs(
+    *, session: AsyncSession, older_than: timedelta, per_media_second: float = 0.0, limit: int = 100
+) -> list[Job]:
+    """Live jobs that have not moved for `older_than`, plus `per_media_second` for each second of their
+    file: queued that long, or that long in one stage. A stage's work grows with the file (a 3-hour talk
+    takes minutes to transcribe), and it reports no progress until it ends."""
     if older_than <= timedelta(0):
         raise ValueError(f"older_than must be positive, got {older_than}")
+    if per_media_second < 0:
+        raise ValueError(f"per_media_second must not be negative, got {per_media_second}")
     # The database clock, the one that wrote the timestamps, decides.
-    cutoff = func.now() - older_than
+    allowance = older_than.total_seconds() + col(Job.charged_seconds) * per_media_second
+    cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, allowance)
     stuck_queued = and_(col(Job.status) == JobStatus.QUEUED, col(Job.updated_at) < cutoff)
     stuck_processing = and_(
         col(Job.status) == JobStatus.PROCESSING,

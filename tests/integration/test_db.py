@@ -3,7 +3,7 @@
 import asyncio
 import sys
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -18,6 +18,8 @@ from shared.db import (
     JobCreate,
     JobStatus,
     ProcessedEvent,
+    QuotaCharge,
+    QuotaLimits,
     UtteranceRecord,
     complete_job,
     count_jobs,
@@ -375,6 +377,27 @@ async def test_find_stuck_jobs_finds_live_jobs_that_sat_still(db_session: AsyncS
     assert await find_stuck_jobs(session=db_session, older_than=timedelta(hours=2)) == []
     with pytest.raises(ValueError, match="positive"):
         await find_stuck_jobs(session=db_session, older_than=timedelta(0))
+
+
+async def test_a_long_file_is_allowed_more_time_in_a_stage(db_session: AsyncSession) -> None:
+    """An hour in one stage is stuck for a one-minute file, not for a three-hour one at 0.5 s a second."""
+    quota = QuotaCharge(
+        period=date(2026, 11, 1),
+        video_seconds=3 * 3600.0,
+        limits=QuotaLimits(analyses=10, video_seconds=100_000),
+    )
+    short, _ = await create_job(session=db_session, owner="key-1", job_in=upload("uploads/short.mp4"))
+    long, _ = await create_job(
+        session=db_session, owner="key-2", job_in=upload("uploads/long.mp4"), quota=quota
+    )
+    for job in (short, long):
+        await mark_stage(session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, attempt=1)
+    await age_jobs(db_session, [short.id, long.id], by=timedelta(hours=1))
+
+    stuck = await find_stuck_jobs(session=db_session, older_than=timedelta(minutes=10), per_media_second=0.5)
+    assert {job.id for job in stuck} == {short.id}  # the long one has 10 min + 90 min
+    stuck = await find_stuck_jobs(session=db_session, older_than=timedelta(minutes=10))
+    assert {job.id for job in stuck} == {short.id, long.id}
 
 
 async def test_redrive_starts_a_new_attempt_once(db_session: AsyncSession) -> None:
