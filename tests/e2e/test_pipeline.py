@@ -169,8 +169,12 @@ def test_undecodable_uploads_end_as_failed_jobs_with_stage_and_reason(
 
 
 def test_bad_requests_are_refused_at_the_gateway(api: httpx.Client, media: MediaSet, tmp_path: Path) -> None:
-    empty = _upload_three_steps(api, media.empty, "empty.mp4")
-    assert api.post("/analyses", json={"key": empty}).json()["error"]["code"] == "empty_file"
+    # An empty file cannot even be uploaded: the policy's size range starts at one byte.
+    ticket = api.post("/upload-url", json={"filename": "empty.mp4"}).json()
+    refused = httpx.post(ticket["upload_url"], data=ticket["fields"], files={"file": ("empty.mp4", b"")})
+    assert refused.status_code == 400 and "EntityTooSmall" in refused.text
+    empty = ticket["key"]
+    assert api.post("/analyses", json={"key": empty}).json()["error"]["code"] == "unknown_key"
     not_media = _upload_three_steps(api, media.random, "random.mp4")
     response = api.post("/analyses", json={"key": not_media})
     assert (response.status_code, response.json()["error"]["code"]) == (415, "not_media")
