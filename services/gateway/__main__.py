@@ -1,4 +1,5 @@
-"""`python -m services.gateway`: migrate the database to the newest schema, then serve the API."""
+"""`python -m services.gateway`: migrate the database to the newest schema (unless told not to), then
+serve the API."""
 
 import asyncio
 import logging
@@ -15,7 +16,8 @@ def main() -> None:
     settings = Settings()
     settings.require_declared_environment()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(upgrade(settings.database_url))
+    if settings.migrate_on_start:
+        asyncio.run(upgrade(settings.database_url))
     # proxy_headers off: which forwarded address to believe is the gateway's own rule (EA_TRUSTED_PROXIES).
     uvicorn.run(
         create_app(settings),

@@ -15,6 +15,11 @@ class Settings(ServiceSettings):
         default=20, ge=1, description="Pooled PostgreSQL connections: about the requests served at once"
     )
     http_port: int = Field(default=8000, ge=0, le=65535, description="Port of the REST API")
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Apply the database migrations before serving (off where a Job with the owner's role "
+        "migrates, and the gateway's own role may not change the schema)",
+    )
     auth_url: AnyHttpUrl = Field(
         default=AnyHttpUrl("http://127.0.0.1:8001"), description="Base URL of the auth service"
     )

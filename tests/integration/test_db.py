@@ -8,7 +8,8 @@ from datetime import date, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect, update
+from sqlalchemy import Connection, inspect, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -43,7 +44,7 @@ from shared.db.migrate import current_revision, downgrade, head_revision, upgrad
 from shared.events import Stage
 from shared.labels import Emotion, Modality, Sentiment
 from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
-from tests.integration.db_fixtures import drop_database, fresh_database_url
+from tests.integration.db_fixtures import create_database, drop_database, fresh_database_url
 
 pytest_plugins = ["tests.integration.db_fixtures"]
 pytestmark = pytest.mark.integration
@@ -122,7 +123,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
         process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode == 0, stderr.decode()
-        assert await current_revision(url) == head_revision() == "0004"
+        assert await current_revision(url) == head_revision() == "0005"
         assert await ensure_database(url) is False
 
         engine = create_engine(url)
@@ -138,7 +139,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
                 assert await connection.run_sync(table_names) == {"alembic_version"}
 
             await upgrade(url)
-            assert await current_revision(url) == "0004"
+            assert await current_revision(url) == "0005"
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) >= TABLES
                 assert await connection.run_sync(schema_differences) == []
@@ -477,3 +478,47 @@ async def test_put_part_refuses_unknown_parts_and_attempts(db_session: AsyncSess
         await put_part(session=db_session, job_id=uuid.uuid4(), attempt=1, part="smell", payload={})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="attempt"):
         await put_part(session=db_session, job_id=uuid.uuid4(), attempt=0, part=Modality.TEXT, payload={})
+
+
+async def test_each_service_role_reaches_only_its_own_tables() -> None:
+    """With the roles deploy/k8s makes, the migrations grant least privilege: the gateway cannot read a
+    password hash, auth sees no job, fusion only its join table."""
+    url = fresh_database_url("ea_test_roles")
+    await create_database(url)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for role in ("ea_gateway", "ea_auth", "ea_fusion"):
+                await connection.execute(
+                    text(
+                        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+                        f"THEN CREATE ROLE {role} NOLOGIN; END IF; END $$"
+                    )
+                )
+        await upgrade(url)
+
+        async def allowed(role: str, statement: str) -> bool:
+            async with engine.connect() as connection:
+                await connection.execute(text(f"SET ROLE {role}"))
+                try:
+                    await connection.execute(text(statement))
+                except DBAPIError as error:
+                    assert "permission denied" in str(error)
+                    return False
+                finally:
+                    await connection.rollback()
+                return True
+
+        assert await allowed("ea_gateway", "SELECT count(*) FROM job")
+        assert await allowed("ea_gateway", "SELECT count(*) FROM webhook_delivery")
+        assert await allowed("ea_gateway", "DELETE FROM fusion_part")
+        assert not await allowed("ea_gateway", "SELECT password_hash FROM user_account")
+        assert not await allowed("ea_gateway", "SELECT count(*) FROM api_key")
+        assert await allowed("ea_auth", "SELECT password_hash FROM user_account")
+        assert not await allowed("ea_auth", "SELECT count(*) FROM job")
+        assert await allowed("ea_fusion", "SELECT count(*) FROM fusion_part")
+        assert not await allowed("ea_fusion", "SELECT count(*) FROM job")
+        assert not await allowed("ea_fusion", "CREATE TABLE sneaky (id int)")
+    finally:
+        await engine.dispose()
+        await drop_database(url)

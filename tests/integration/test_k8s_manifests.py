@@ -44,8 +44,14 @@ OVERLAYS: Final = ("dev", "gpu")
 KUBERNETES_VERSION: Final = "1.31.0"
 CONFIG_MAP: Final = "emotion-analyzer-config"
 SECRET: Final = "emotion-analyzer-secrets"
+# Per service: its own storage user and (gateway, auth, fusion) its own database role; the bare
+# EA_S3_SECRET_KEY is MinIO's root password, EA_DATABASE_URL the owner's (the migrations Job only).
+STORAGE_USERS: Final = ("GATEWAY", "AUTH", "TRANSCRIBER", "VIDEO_ENCODER", "AUDIO_ENCODER", "FUSION")
+DATABASE_ROLES: Final = {"gateway": "ea_gateway", "auth": "ea_auth", "fusion": "ea_fusion"}
 SECRET_KEYS: Final = frozenset(
     {"EA_S3_SECRET_KEY", "EA_DATABASE_URL", "EA_JWT_SECRET", "EA_KEY_PEPPER", "EA_INTERNAL_TOKEN"}
+    | {f"EA_S3_{kind}_KEY_{user}" for kind in ("ACCESS", "SECRET") for user in STORAGE_USERS}
+    | {f"EA_DATABASE_URL_{name.upper()}" for name in DATABASE_ROLES}
 )
 GPU: Final = "nvidia.com/gpu"
 # Deployment name -> the Python package under services/ it runs.
@@ -62,7 +68,11 @@ GPU_SERVICES: Final = frozenset({"transcriber", "video-encoder", "audio-encoder"
 KEDA_SERVICES: Final = GPU_SERVICES
 # Containers outside the services that take a Secret key under another name (the object store's root
 # password is the services' S3 secret key).
-SECRET_ALIASES: Final = {"MINIO_ROOT_PASSWORD": "EA_S3_SECRET_KEY"}
+SECRET_ALIASES: Final = {
+    "MINIO_ROOT_PASSWORD": "EA_S3_SECRET_KEY",
+    **{f"{user}_KEY": f"EA_S3_ACCESS_KEY_{user}" for user in STORAGE_USERS},
+    **{f"{user}_SECRET": f"EA_S3_SECRET_KEY_{user}" for user in STORAGE_USERS},
+}
 KAFKA_CLUSTER: Final = "emotion-analyzer"
 
 Document = dict[str, Any]
@@ -235,7 +245,9 @@ def test_no_secret_is_committed_and_the_referenced_one_has_the_expected_keys(
                 reference = item.get("valueFrom", {}).get("secretKeyRef")
                 if reference is not None:
                     assert reference["name"] == SECRET
-                    assert reference["key"] == SECRET_ALIASES.get(item["name"], item["name"]), item["name"]
+                    own = f"{item['name']}_{name.upper().replace('-', '_')}"
+                    expected = {SECRET_ALIASES.get(item["name"], item["name"]), own}
+                    assert reference["key"] in expected, item["name"]
                     assert reference["key"] in SECRET_KEYS
 
 
@@ -755,3 +767,44 @@ def test_grafana_provisioning_loads_the_dashboard_folder_and_a_prometheus_source
     assert sources["apiVersion"] == 1
     assert [source["type"] for source in sources["datasources"]] == ["prometheus"]
     assert sum(bool(source.get("isDefault")) for source in sources["datasources"]) == 1
+
+
+def test_each_service_has_a_storage_user_and_database_role_of_its_own(rendered: Rendered) -> None:
+    documents = rendered["dev"]
+    deployments = of_kind(documents, "Deployment")
+    for name in SERVICES:
+        env = deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]
+        keys = {item["name"]: item["valueFrom"]["secretKeyRef"]["key"] for item in env if "valueFrom" in item}
+        suffix = name.upper().replace("-", "_")
+        assert keys["EA_S3_ACCESS_KEY"] == f"EA_S3_ACCESS_KEY_{suffix}", name
+        assert keys["EA_S3_SECRET_KEY"] == f"EA_S3_SECRET_KEY_{suffix}", name
+        if name in DATABASE_ROLES:
+            assert keys["EA_DATABASE_URL"] == f"EA_DATABASE_URL_{name.upper()}", name
+        else:
+            assert "EA_DATABASE_URL" not in keys, name
+    gateway_env = {
+        item["name"]: item.get("value")
+        for item in deployments["gateway"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert gateway_env["EA_MIGRATE_ON_START"] == "false"  # its role may not change the schema
+
+    # The database roles the operator makes are the ones migration 0005 grants tables to.
+    roles = {role["name"] for role in of_kind(documents, "Cluster")["postgres"]["spec"]["managed"]["roles"]}
+    migration = (REPO_ROOT / "shared/db/migrations/versions/0005_service_roles.py").read_text()
+    assert roles == set(DATABASE_ROLES.values()) and all(f'"{role}"' in migration for role in roles)
+
+    # Storage policies: workers read media and bundles and write only their own bookkeeping; the gateway
+    # never touches the bundles; auth is given no policy at all.
+    policies = of_kind(documents, "ConfigMap")["minio-policies"]["data"]
+
+    def writable(policy: str) -> set[str]:
+        statements = json.loads(policies[policy])["Statement"]
+        return {r for st in statements if "s3:PutObject" in st["Action"] for r in st["Resource"]}
+
+    assert writable("worker.json") == {
+        "arn:aws:s3:::uploads/_payloads/*",
+        "arn:aws:s3:::uploads/_deliveries/*",
+    }
+    assert "models" not in policies["gateway.json"]
+    script = policies["users.sh"]
+    assert 'add "$AUTH_KEY" "$AUTH_SECRET"' in script and '--user "$AUTH_KEY"' not in script
