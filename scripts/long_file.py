@@ -38,6 +38,7 @@ DEPLOYMENTS: Final = {
     ServiceName.AUDIO_ENCODER: "audio-encoder",
     ServiceName.FUSION: "fusion",
 }
+REPORT_EVERY_S: Final = 300.0
 UNITS: Final = {"Ki": 1024, "Mi": MIB, "Gi": 1024 * MIB}
 
 
@@ -97,10 +98,15 @@ class Peaks(threading.Thread):
 
     def run(self) -> None:
         names = {name.value for name in ServiceName}
+        began = last_report = time.monotonic()
         while not self.stop.is_set():
             for record in self.stack.state().processes:
                 if record.name in names:
                     self.peaks[record.name] = max(self.peaks.get(record.name, 0), rss_bytes(record.pid))
+            if time.monotonic() - last_report > REPORT_EVERY_S:  # the figures so far, should the run be cut
+                last_report = time.monotonic()
+                so_far = ", ".join(f"{name} {peak / MIB:.0f}" for name, peak in sorted(self.peaks.items()))
+                print(f"  {last_report - began:7.0f} s  peak RSS so far (MiB): {so_far}", flush=True)
             time.sleep(0.5)
 
 
