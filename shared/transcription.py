@@ -20,6 +20,34 @@ if TYPE_CHECKING:
     from faster_whisper.transcribe import Segment, TranscriptionInfo
 
 SAMPLE_RATE: Final = 16_000
+# Long audio is transcribed in pieces of about this length: faster-whisper computes the whole input's
+# spectrogram at once, and for a 3-hour file that took 12.5 GB (scripts/long_file.py), three times the
+# transcriber's pod. A piece of 10 minutes takes well under 1 GB.
+CHUNK_S: Final = 600.0
+# Each piece ends at the quietest moment within this many seconds of its nominal end, so that no word is
+# cut in two (Silero's VAD drops that silence anyway).
+CUT_SEARCH_S: Final = 5.0
+_ENERGY_WINDOW_S: Final = 0.2
+
+
+def chunk_bounds(samples: npt.NDArray[np.float32], chunk_s: float = CHUNK_S) -> list[tuple[int, int]]:
+    """[start, end) sample ranges that cover `samples` in order, each about `chunk_s` long (the last up to
+    10 % longer), cut at the quietest 0.2 s near each nominal end."""
+    total, size = len(samples), int(chunk_s * SAMPLE_RATE)
+    search, window = int(CUT_SEARCH_S * SAMPLE_RATE), int(_ENERGY_WINDOW_S * SAMPLE_RATE)
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while total - start > size * 1.1:
+        low = max(start + size // 2, start + size - search)
+        high = min(total, start + size + search)
+        region = samples[low:high]
+        frames = len(region) // window
+        energy = np.square(region[: frames * window].reshape(frames, window)).mean(axis=1)
+        cut = low + int(np.argmin(energy)) * window + window // 2
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, total))
+    return bounds
 
 
 class Word(NamedTuple):
@@ -75,6 +103,7 @@ class Transcriber:
         cpu_threads: int = 0,
         language: str | None = None,
         device: str = "cpu",
+        chunk_s: float = CHUNK_S,
     ) -> None:
         """`beam_size` 1 (greedy) gave the same text as 5 on the talking-head samples, faster.
         `word_timestamps` trims each utterance to its first and last word instead of Whisper's coarse
@@ -86,6 +115,7 @@ class Transcriber:
         self.beam_size = beam_size
         self.word_timestamps = word_timestamps
         self.language = language
+        self.chunk_s = chunk_s
         self._model = load_whisper(self.model_dir, device=device, cpu_threads=cpu_threads)
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
@@ -96,16 +126,22 @@ class Transcriber:
         duration_s = len(samples) / SAMPLE_RATE
         if len(samples) == 0:
             return Transcript(language=None, duration_s=0.0, spans=[])
-        segments, info = self._decode(samples)
         spans: list[Span] = []
-        for segment in segments:  # a generator: decoding happens while iterating
-            text = segment.text.strip()
-            # Whisper's last segment may run past the end of the audio; the file is the truth.
-            start = min(max(float(segment.start), 0.0), duration_s)
-            end = min(max(float(segment.end), start), duration_s)
-            if text and end > start:
-                spans.append(Span(index=len(spans), start=start, end=end, text=text))
-        return Transcript(language=info.language if spans else None, duration_s=duration_s, spans=spans)
+        language = None
+        for first, last in chunk_bounds(samples, self.chunk_s):
+            offset_s, piece_end_s = first / SAMPLE_RATE, last / SAMPLE_RATE
+            segments, info = self._decode(samples[first:last])
+            found = len(spans)
+            for segment in segments:  # a generator: decoding happens while iterating
+                text = segment.text.strip()
+                # Whisper's last segment may run past the end of the audio; the audio is the truth.
+                start = min(max(float(segment.start) + offset_s, offset_s), piece_end_s)
+                end = min(max(float(segment.end) + offset_s, start), piece_end_s)
+                if text and end > start:
+                    spans.append(Span(index=len(spans), start=start, end=end, text=text))
+            if language is None and len(spans) > found:
+                language = info.language
+        return Transcript(language=language, duration_s=duration_s, spans=spans)
 
     def words(self, audio: npt.NDArray[np.float32]) -> tuple[list[Word], str | None]:
         """Every word with its times in `audio` (word timestamps on), and the language detected."""

@@ -10,7 +10,7 @@ import pytest
 
 from shared.assets import whisper_model_dir
 from shared.media import load_audio
-from shared.transcription import SAMPLE_RATE, Transcriber, Transcript
+from shared.transcription import SAMPLE_RATE, Transcriber, Transcript, chunk_bounds
 from tests.media_factory import SpeechClip, speech_wav, video_with_audio, video_with_noise
 
 TALKING = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "talking"
@@ -112,3 +112,21 @@ def test_real_talking_head(model: Model) -> None:
     assert all(0 <= s.start < s.end <= transcript.duration_s for s in transcript.spans)
     # Speech fills 0-2.4 s and 3.5-4.5 s of the clip (measured RMS): the first utterance starts in the first.
     assert transcript.spans[0].start < 0.5
+
+
+def test_long_audio_is_transcribed_in_pieces_cut_in_its_silences(model: Model, speech: SpeechClip) -> None:
+    """What a 3-hour file gets (in 10-minute pieces), here with pieces a few seconds long: the cut falls
+    between the phrases, and the utterances keep their times in the whole file."""
+    audio = load_audio(speech.path)
+    chunk_s = speech.duration_s / 2.5
+    bounds = chunk_bounds(audio, chunk_s)
+    assert len(bounds) >= 2 and bounds[0][0] == 0 and bounds[-1][1] == len(audio)
+    for _, cut in bounds[:-1]:
+        cut_s = cut / SAMPLE_RATE
+        assert not any(start < cut_s < end for start, end in speech.spans), (cut_s, speech.spans)
+    whole = model.transcriber.chunk_s
+    model.transcriber.chunk_s = chunk_s
+    try:
+        check_against_clip(model.transcriber.transcribe(audio), speech, model.name)
+    finally:
+        model.transcriber.chunk_s = whole
