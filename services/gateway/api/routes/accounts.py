@@ -135,13 +135,17 @@ async def list_keys(
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
     responses=error_responses(
-        status.HTTP_401_UNAUTHORIZED, status.HTTP_422_UNPROCESSABLE_CONTENT, *AUTH_SERVICE_ERRORS
+        status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_409_CONFLICT,
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        *AUTH_SERVICE_ERRORS,
     ),
 )
 async def create_key(
     body: ApiKeyCreate, _: CurrentPrincipal, gateway: GatewayDep, authorization: Authorization = None
 ) -> Response:
-    """Create an API key. The answer carries the whole key, shown this once."""
+    """Create an API key. The answer carries the whole key, shown this once; 409 `too_many_keys` when the
+    account already holds as many unrevoked keys as it may."""
     return await _relay(gateway, "POST", "/v1/keys", authorization=authorization, json=body.model_dump())
 
 
