@@ -15,7 +15,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 from faststream.kafka import KafkaBroker
@@ -109,8 +109,4 @@ def forget_job(store: ObjectStore, bucket: str, job_id: object) -> int:
 
 def expire_claims(store: ObjectStore, bucket: str, older_than: timedelta = RETENTION) -> list[str]:
     """Remove the bodies whose tickets the broker no longer keeps; their keys."""
-    cutoff = datetime.now(UTC) - older_than
-    expired = [key for key, modified in store.list_modified(bucket, f"{PREFIX}/") if modified < cutoff]
-    for key in expired:
-        store.remove(bucket, key)
-    return expired
+    return store.remove_older_than(bucket, f"{PREFIX}/", older_than)

@@ -149,12 +149,17 @@ class ObjectStore:
                 raise ObjectNotFoundError(bucket, source_key) from exc
             raise
 
-    def list_modified(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
-        """Every key under `prefix` with when it was last written."""
-        return [
-            (str(o.object_name), o.last_modified or datetime.now(UTC))
+    def remove_older_than(self, bucket: str, prefix: str, older_than: timedelta) -> list[str]:
+        """Remove every object under `prefix` last written more than `older_than` ago; their keys."""
+        cutoff = datetime.now(UTC) - older_than
+        expired = [
+            str(o.object_name)
             for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+            if (o.last_modified or datetime.now(UTC)) < cutoff
         ]
+        for key in expired:
+            self.remove(bucket, key)
+        return expired
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         return [str(o.object_name) for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)]

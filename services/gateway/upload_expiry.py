@@ -9,7 +9,7 @@ run this: removing an object twice is harmless.
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from shared.claim_check import expire_claims
 from shared.storage import ObjectStore
@@ -25,11 +25,7 @@ def expire_unclaimed_uploads(
     """Remove the uploads (under `prefix`) last written more than `older_than` ago; their keys."""
     if not prefix.startswith(f"{KEY_ROOT}/"):
         raise ValueError(f"only uploads expire, not {prefix!r}")
-    cutoff = datetime.now(UTC) - older_than
-    expired = [key for key, modified in store.list_modified(bucket, prefix) if modified < cutoff]
-    for key in expired:
-        store.remove(bucket, key)
-    return expired
+    return store.remove_older_than(bucket, prefix, older_than)
 
 
 async def run_upload_expiry(
