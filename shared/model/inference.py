@@ -21,11 +21,12 @@ from shared.events import FeatureMatrix, ModalityFeatures, VideoTrack
 from shared.labels import Modality
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle, torch_device
+from shared.model.context import WindowInput, window_inputs
 from shared.model.face import FaceExpressionNet, faces_tensor
 from shared.model.fusion import FusionClassifier
 from shared.model.pooling import PoolingRule, pool
 from shared.model.preprocess import LogMel, audio_segment, clip_tensor, min_mel_frames, pad_batch
-from shared.model.text import TextEncoder
+from shared.model.text import TextEncoder, pad_windows
 from shared.model.video import VideoEncoder
 from shared.model.voice import VOICE_ENCODER, VoiceHead, WhisperStates
 
@@ -45,27 +46,30 @@ class TextFeaturizer:
         self.batch_size = batch_size
         backbone_dir = bundle.path("text/backbone")
         self.tokenizer = AutoTokenizer.from_pretrained(str(backbone_dir))
+        self.pad_token_id: int = self.tokenizer.pad_token_id or 0
         self.model = TextEncoder(AutoModel.from_pretrained(str(backbone_dir)), self.config)
         bundle.load_weights("text", self.model.projection, "text/projection.safetensors")
         self.model.to(self.device).eval()
         self.trained = bundle.component("text").trained
 
+    def inputs(self, texts: Sequence[str]) -> list[WindowInput]:
+        """Each utterance's encoder input, read inside its context window (`texts` in spoken order)."""
+        return window_inputs(self.tokenizer, texts, self.config.context_window)
+
     @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """(n, 128) embeddings; empty strings get an embedding too (the caller masks them)."""
+        """(n, 128) embeddings of utterances in spoken order; empty strings get one too (the caller masks
+        them) and are no one's context."""
+        inputs = self.inputs(texts)
         out = np.zeros((len(texts), self.config.embed_dim), dtype=np.float32)
-        for first in range(0, len(texts), self.batch_size):
-            batch = list(texts[first : first + self.batch_size])
-            tokens = self.tokenizer(
-                batch,
-                padding=True,
-                truncation=True,
-                max_length=self.config.text_max_tokens,
-                return_tensors="pt",
-            ).to(self.device)
-            out[first : first + len(batch)] = (
-                self.model(tokens["input_ids"], tokens["attention_mask"]).cpu().numpy()
+        # Batches of similar length: a window's length varies far more than an utterance's.
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].input_ids))
+        for first in range(0, len(order), self.batch_size):
+            rows = order[first : first + self.batch_size]
+            ids, attention, pool = (
+                t.to(self.device) for t in pad_windows([inputs[i] for i in rows], self.pad_token_id)
             )
+            out[rows] = self.model(ids, attention, pool).cpu().numpy()
         return out
 
     def encode(self, texts: Sequence[str]) -> ModalityFeatures:

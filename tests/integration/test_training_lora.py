@@ -4,15 +4,20 @@ built from."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModel
 
-from shared.assets import minilm_dir
+from shared.assets import MPNET, minilm_dir
+from shared.labels import Modality
 from shared.model.bundle import open_bundle, sha256_file
+from shared.model.inference import TextFeaturizer
 from tests.meld_factory import meld_row, write_meld_csv
 from training import train
+from training.data import Collate, MeldDataset, read_meld_csv
 from training.default_bundle import build_default_bundle
+from training.model import MultimodalClassifier, load_tokenizer
 from training.text_weights import load_text_weights, read_card
 
 pytestmark = pytest.mark.integration
@@ -99,3 +104,45 @@ def test_lora_settings_that_cannot_work_are_refused(meld_csvs: Path, tmp_path: P
     ):
         with pytest.raises(SystemExit, match=message):
             train.main(train.get_args_parser().parse_args(base + extra))
+
+
+def test_mpnet_with_context_trains_and_its_default_bundle_reads_what_training_read(
+    meld_csvs: Path, tmp_path: Path
+) -> None:
+    out, weights = tmp_path / "run", tmp_path / "weights" / "mpnet.safetensors"
+    argv = [
+        "--data", meld_csvs, "--output-dir", out, "--modalities", "text", "--epochs", "1",
+        "--text-backbone", MPNET, "--context-before", "2", "--context-after", "1",
+        "--lora-rank", "2", "--batch-size", "4", "--threads", "2", "--no-progress", "--text-weights", weights,
+    ]  # fmt: skip
+    train.main(train.get_args_parser().parse_args([str(a) for a in argv]), command="mpnet")
+    stored = load_text_weights(weights)
+    assert stored.config.text_backbone == MPNET and stored.config.text_hidden == 768
+    assert len(stored.lora_state) == 12 * 6 * 2  # twelve layers: q, k, v, o, intermediate, output; A and B
+    assert "mpnet" in read_card(weights).backbone
+
+    manifest = build_default_bundle(tmp_path / "default", weights=weights)
+    assert (manifest.config["text_context_before"], manifest.config["text_context_after"]) == (2, 1)
+    assert "2 before and 1 after" in manifest.components["text"].source
+    bundle = open_bundle(str(tmp_path / "default"))
+    # What evaluation and training compute (MELD dialogues → windows → the training-time model) is what the
+    # services' featurizer computes from the same conversation in spoken order.
+    utterances = read_meld_csv(meld_csvs / "train_sent_emo.csv")
+    dataset = MeldDataset(
+        utterances,
+        config=bundle.config,
+        modalities=frozenset({Modality.TEXT}),
+        tokenizer=load_tokenizer(bundle.path("text/backbone")),
+    )
+    batch = Collate(bundle.config, pad_token_id=1)([dataset[i] for i in range(len(dataset))])
+    model = MultimodalClassifier.from_bundle(bundle).eval()
+    with torch.inference_mode():
+        trained_view = model.text(batch.input_ids, batch.attention_mask, batch.pool_mask).numpy()
+    featurizer = TextFeaturizer(bundle)
+    for dialogue in sorted({u.dialogue_id for u in utterances}):
+        rows = sorted(
+            (i for i, u in enumerate(utterances) if u.dialogue_id == dialogue),
+            key=lambda i: utterances[i].utterance_id,
+        )
+        served = featurizer.embed([utterances[i].text for i in rows])
+        np.testing.assert_allclose(served, trained_view[rows], atol=1e-4)

@@ -150,9 +150,11 @@ def test_collate_pads_short_audio_to_what_the_audio_cnn_can_pool() -> None:
     tiny = log_mel(np.zeros(200, dtype=np.float32))  # shorter than one FFT window: 3 frames
     assert tiny.shape[-1] < min_mel_frames(config)
     samples = [
-        Sample(input_ids=torch.tensor([101, 7592, 102]), text_features=None, clip=None, mel=tiny,
+        Sample(input_ids=torch.tensor([101, 7592, 102]), pool_mask=torch.tensor([0, 1, 0]),
+               text_features=None, clip=None, mel=tiny,
                present=torch.tensor([1.0, 0.0, 1.0]), emotion=0, sentiment=0),
-        Sample(input_ids=torch.tensor([101, 102]), text_features=None, clip=None, mel=None,
+        Sample(input_ids=torch.tensor([101, 102]), pool_mask=torch.tensor([1, 1]),
+               text_features=None, clip=None, mel=None,
                present=torch.tensor([1.0, 0.0, 0.0]), emotion=4, sentiment=1),
     ]  # fmt: skip
     batch = Collate(config, pad_token_id=0)(samples)
@@ -161,3 +163,4 @@ def test_collate_pads_short_audio_to_what_the_audio_cnn_can_pool() -> None:
     assert batch.input_ids is not None and batch.attention_mask is not None
     assert batch.input_ids.tolist() == [[101, 7592, 102], [101, 102, 0]]
     assert batch.attention_mask.tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch.pool_mask is not None and batch.pool_mask.tolist() == [[0, 1, 0], [1, 1, 0]]
