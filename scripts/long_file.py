@@ -119,6 +119,13 @@ def main() -> None:
         "--video", type=Path, default=REPO.parent / "shared" / "data" / "talking" / "vr_face_1.mp4"
     )
     parser.add_argument("--bundle", type=Path, default=REPO / "var" / "bundles" / "default")
+    parser.add_argument(
+        "--seconds-per-media-second",
+        type=float,
+        default=1.5,
+        help="what a stage may take per second of the file on this hardware (the gateway's stuck-job "
+        "allowance and the encoders' poll interval); the default's 0.5 is sized for the GPU pools",
+    )
     args = parser.parse_args()
     # A hair under the limit: the service accepts files up to three hours.
     seconds = min(args.hours * 3600.0, 3 * 3600.0 - 5.0)
@@ -134,10 +141,26 @@ def main() -> None:
             flush=True,
         )
 
-        services = [
-            ServiceSpec.default(name, fixed_ports=False).model_copy(update={"ready_timeout_s": 300.0})
-            for name in ServiceName
-        ]
+        allowance = str(args.seconds_per_media_second)
+        slow_hardware = {
+            ServiceName.GATEWAY: {"EA_STUCK_JOB_SECONDS_PER_MEDIA_SECOND": allowance},
+            **{
+                name: {"EA_STAGE_SECONDS_PER_MEDIA_SECOND": allowance}
+                for name in (ServiceName.TRANSCRIBER, ServiceName.VIDEO_ENCODER, ServiceName.AUDIO_ENCODER)
+            },
+        }
+        services = []
+        for name in ServiceName:
+            spec = ServiceSpec.default(name, fixed_ports=False)
+            services.append(
+                spec.model_copy(
+                    update={
+                        "ready_timeout_s": 300.0,
+                        "extra_env": spec.extra_env | slow_hardware.get(name, {}),
+                    }
+                )
+            )
+        print(f"stages allowed {allowance} s per second of the file on this hardware", flush=True)
         config = StackConfig(root=root / "stack", services=services, bundle_dir=args.bundle.resolve())
         with LocalStack(config) as stack:
             peaks = Peaks(stack)

@@ -56,7 +56,9 @@ def subscriber_options(settings: ServiceSettings, claims: ClaimCheck) -> dict[st
         "ack_policy": AT_LEAST_ONCE,
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": max(settings.kafka_session_timeout_ms // 4, 500),
-        "max_poll_interval_ms": 15 * 60 * 1000,
+        # A handler blocks polling while it runs: a stage on a long file must not outlast this, or the
+        # broker takes the partition away, the commit fails and the file is processed again from the start.
+        "max_poll_interval_ms": round(settings.max_poll_interval_s() * 1000),
         "max_partition_fetch_bytes": settings.kafka_max_request_size,
         "max_poll_records": 1,
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,

@@ -34,6 +34,13 @@ class ServiceSettings(BaseSettings):
         "do not answer a waiting fetch as soon as data arrives (Tansu)",
     )
     kafka_max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
+    kafka_max_poll_interval_s: float = Field(
+        default=900.0,
+        ge=10,
+        description="How long one event's handler may run before the broker takes the consumer's "
+        "partitions away and redelivers the event (services that take files add time per second of "
+        "the longest one: stage_seconds_per_media_second)",
+    )
     consumer_lag_interval_s: float = Field(
         default=10.0, gt=0, description="How often the service's consumer group lag is measured"
     )
@@ -103,12 +110,27 @@ class ServiceSettings(BaseSettings):
                 f"{self.service_name}: set EA_ENVIRONMENT (production or development) before starting"
             )
 
+    def max_poll_interval_s(self) -> float:
+        """How long a handler may run on one event before the broker hands its partition to another
+        consumer (and so redelivers the event)."""
+        return self.kafka_max_poll_interval_s
+
 
 class EncoderSettings(ServiceSettings):
     """Settings of the services that download the uploaded file and run a model on it."""
 
+    def max_poll_interval_s(self) -> float:
+        return self.kafka_max_poll_interval_s + self.stage_seconds_per_media_second * self.max_duration_s
+
     work_dir: str = Field(default="var/work", description="Scratch space for downloaded files")
     max_duration_s: float = Field(default=3 * 3600.0, gt=0, description="Longest file accepted, in seconds")
+    stage_seconds_per_media_second: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long this service's stage may take per second of its file on this hardware; "
+        "keep it at or above the gateway's EA_STUCK_JOB_SECONDS_PER_MEDIA_SECOND, so that a slow stage is "
+        "the sweeper's to re-drive, not the broker's to redeliver in a loop",
+    )
     run_untrained: bool = Field(default=False, description="Run encoder branches whose weights are untrained")
     whisper_threads: int = Field(
         default=0,

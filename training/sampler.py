@@ -28,6 +28,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         self.pool = batch_size * pool_batches
         self.seed = seed
         self.epoch = 0
+        self._skip = 0
 
     def _batches(self, generator: torch.Generator) -> list[list[int]]:
         order = torch.randperm(len(self.lengths), generator=generator)
@@ -47,10 +48,13 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         # A generator per epoch: a resumed run sees the same batches as one that never stopped.
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         self.epoch += 1
-        yield from self._batches(generator)
+        skip, self._skip = self._skip, 0
+        yield from self._batches(generator)[skip:]
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """The next iteration is epoch `epoch`'s batches, less its first `skip` (a run resumed mid-epoch)."""
         self.epoch = epoch
+        self._skip = skip
 
     def __len__(self) -> int:
         count = 0

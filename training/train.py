@@ -22,7 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,6 +168,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr-patience", type=int, default=1, help="ReduceLROnPlateau patience (epochs)")
     parser.add_argument("--early-stop", type=int, default=0, help="stop after N epochs without a better dev")
     parser.add_argument("--resume", type=Path, default=None, help="a checkpoint.pth to continue from")
+    parser.add_argument(
+        "--save-every-minutes",
+        type=float,
+        default=10.0,
+        help="also save checkpoint.pth mid-epoch this often (0: at epoch ends only), for --resume",
+    )
     parser.add_argument("--bundle-version", default="0.1.0-meld")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -268,6 +274,20 @@ class RunLog:
         self.writer.close()  # type: ignore[no-untyped-call]
 
 
+@dataclass
+class EpochProgress:
+    """An epoch's running totals, saved with a mid-epoch checkpoint so that a resumed run finishes it."""
+
+    batches: int = 0
+    loss_sum: float = 0.0
+    samples: int = 0
+    seconds: float = 0.0
+    present: list[int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
 @dataclass(frozen=True)
 class EpochStats:
     loss: float
@@ -291,11 +311,18 @@ def train_one_epoch(
     max_grad_norm: float,
     amp: bool = False,
     progress: bool = True,
+    resumed: EpochProgress | None = None,
+    save_every_s: float = 0.0,
+    save_progress: Callable[[EpochProgress, int], None] | None = None,
 ) -> EpochStats:
+    """One pass over the loader (the rest of one, from `resumed`); every `save_every_s` seconds the totals
+    so far go to `save_progress` with the step count, for a mid-epoch checkpoint."""
     model.train()
-    started = time.perf_counter()
-    total, seen, step = 0.0, 0, first_step
-    present_counts = torch.zeros(len(MODALITY_COLUMN))
+    done = resumed or EpochProgress()
+    started = time.perf_counter() - done.seconds
+    last_save = time.perf_counter()
+    total, seen, step = done.loss_sum, done.samples, first_step
+    present_counts = torch.tensor(done.present or [0] * len(MODALITY_COLUMN))
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not progress, leave=False, dynamic_ncols=True)
     for batch in bar:
         batch = batch.to(device)
@@ -315,8 +342,14 @@ def train_one_epoch(
         total += loss.item() * len(batch)
         seen += len(batch)
         step += 1
+        done.batches += 1
         writer.scalar("train/loss", loss.item(), step)
         bar.set_postfix(loss=f"{total / seen:.4f}")
+        if save_progress is not None and save_every_s and time.perf_counter() - last_save >= save_every_s:
+            done.loss_sum, done.samples, done.present = total, seen, [int(c) for c in present_counts]
+            done.seconds = time.perf_counter() - started
+            save_progress(done, step)
+            last_save = time.perf_counter()
     return EpochStats(
         loss=total / max(seen, 1),
         seconds=time.perf_counter() - started,
@@ -389,12 +422,16 @@ def checkpoint_state(
     epoch: int,
     best_metric: float,
     best_epoch: int,
-    dev: ViewScores,
+    dev: ViewScores | None,
     args: argparse.Namespace,
     config: ModelConfig,
     modality_samples: dict[str, int],
+    seconds_per_epoch: list[float],
+    eval_seconds_per_epoch: list[float],
+    in_epoch: EpochProgress | None = None,
 ) -> dict[str, Any]:
-    """Everything to resume, and to rebuild the model without this code (weights plus ModelConfig)."""
+    """Everything to resume, and to rebuild the model without this code (weights plus ModelConfig).
+    `epoch` is the last finished epoch (-1: none); `in_epoch`, the next one's progress when saved mid-way."""
     return {
         "model": model.trainable_state(),
         "optimizer": optimizer.state_dict(),
@@ -402,10 +439,13 @@ def checkpoint_state(
         "epoch": epoch,
         "best_metric": best_metric,
         "best_epoch": best_epoch,
-        "dev": dev.model_dump(),
+        "dev": None if dev is None else dev.model_dump(),
         "args": _args_dict(args),
         "config": config.to_dict(),
         "modality_samples": modality_samples,
+        "seconds_per_epoch": seconds_per_epoch,
+        "eval_seconds_per_epoch": eval_seconds_per_epoch,
+        "in_epoch": None if in_epoch is None else in_epoch.to_dict(),
     }
 
 
@@ -752,6 +792,10 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
     )
     dropout = ModalityDropout(args.modality_dropout, args.blank_rate)
     start_epoch, best_metric, best_epoch, step = 0, -1.0, -1, 0
+    seconds: list[float] = []
+    eval_seconds: list[float] = []
+    resumed: EpochProgress | None = None
+    bucketed = isinstance(train_loader.batch_sampler, LengthBucketBatchSampler)
     if args.resume is not None:
         checkpoint = load_checkpoint(args.resume)
         if checkpoint["config"] != config.to_dict():
@@ -762,16 +806,57 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         start_epoch = checkpoint["epoch"] + 1
         best_metric, best_epoch = checkpoint["best_metric"], checkpoint["best_epoch"]
         seen = {Modality(m): n for m, n in checkpoint["modality_samples"].items()}
-        step = start_epoch * len(train_loader)
+        seconds = list(checkpoint.get("seconds_per_epoch", []))
+        eval_seconds = list(checkpoint.get("eval_seconds_per_epoch", []))
+        if checkpoint.get("in_epoch"):
+            resumed = EpochProgress(**checkpoint["in_epoch"])
+        step = start_epoch * len(train_loader) + (resumed.batches if resumed else 0)
         if isinstance(train_loader.batch_sampler, LengthBucketBatchSampler):
-            train_loader.batch_sampler.set_epoch(start_epoch)
-        _seed(args.seed + start_epoch)
-        logger.info("resumed from %s at epoch %d (best so far %.4f)", args.resume, start_epoch, best_metric)
+            train_loader.batch_sampler.set_epoch(start_epoch, skip=resumed.batches if resumed else 0)
+        elif resumed is not None:
+            raise SystemExit(f"error: {args.resume} was saved mid-epoch, which only length buckets resume")
+        _seed(args.seed + start_epoch + (resumed.batches if resumed else 0))
+        logger.info(
+            "resumed from %s at epoch %d%s (best so far %.4f)",
+            args.resume,
+            start_epoch,
+            f", batch {resumed.batches}" if resumed else "",
+            best_metric,
+        )
 
     writer = RunLog(args.output_dir / "tensorboard", purge_step=step or None)
     checkpoint_path, best_path = args.output_dir / CHECKPOINT, args.output_dir / BEST
-    seconds: list[float] = []
-    eval_seconds: list[float] = []
+    last_scores: ViewScores | None = None
+
+    def save_mid_epoch(epoch: int) -> Callable[[EpochProgress, int], None]:
+        def save(progress: EpochProgress, at_step: int) -> None:
+            state = checkpoint_state(
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                epoch=epoch - 1,
+                best_metric=best_metric,
+                best_epoch=best_epoch,
+                dev=last_scores,
+                args=args,
+                config=config,
+                # what the finished epochs saw; the epoch in progress counts its own in `in_epoch`
+                modality_samples={m.value: n for m, n in seen.items()},
+                seconds_per_epoch=seconds,
+                eval_seconds_per_epoch=eval_seconds,
+                in_epoch=progress,
+            )
+            save_checkpoint(checkpoint_path, state)
+            logger.info(
+                "epoch %d: saved at batch %d of %d (step %d)",
+                epoch,
+                progress.batches,
+                len(train_loader),
+                at_step,
+            )
+
+        return save
+
     for epoch in range(start_epoch, args.epochs):
         stats = train_one_epoch(
             model,
@@ -786,7 +871,11 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
             max_grad_norm=args.max_grad_norm,
             amp=args.amp,
             progress=not args.no_progress,
+            resumed=resumed,
+            save_every_s=args.save_every_minutes * 60 if bucketed else 0.0,
+            save_progress=save_mid_epoch(epoch),
         )
+        resumed = None
         step += stats.steps
         for modality in MODALITY_COLUMN:
             seen[modality] += stats.present[modality.value]
@@ -823,7 +912,10 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
             args=args,
             config=config,
             modality_samples={m.value: n for m, n in seen.items()},
+            seconds_per_epoch=seconds,
+            eval_seconds_per_epoch=eval_seconds,
         )
+        last_scores = scores
         save_checkpoint(checkpoint_path, state)
         if best_epoch == epoch:
             _link_or_copy(checkpoint_path, best_path)

@@ -99,7 +99,8 @@ def test_multimodal_training_checkpoints_resumes_exports_and_evaluates(
     resumed = run_training(*common, "--epochs", "2", "--resume", out / "checkpoint.pth")
     checkpoint = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
     assert checkpoint["epoch"] == 1
-    assert len(resumed.seconds_per_epoch) == 1  # only the second epoch ran
+    assert len(resumed.seconds_per_epoch) == 2  # the first epoch's time came with the checkpoint
+    assert resumed.seconds_per_epoch[0] == first.seconds_per_epoch[0]
     assert checkpoint["modality_samples"] == {"text": 12, "video": 2, "audio": 8}
 
     bundle = open_bundle(str(out / "bundle"))

@@ -146,3 +146,36 @@ def test_mpnet_with_context_trains_and_its_default_bundle_reads_what_training_re
         )
         served = featurizer.embed([utterances[i].text for i in rows])
         np.testing.assert_allclose(served, trained_view[rows], atol=1e-4)
+
+
+def test_a_run_killed_mid_epoch_resumes_at_the_batch_it_had_saved(
+    meld_csvs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    argv = [
+        "--data", meld_csvs, "--output-dir", out, "--modalities", "text", "--epochs", "1", "--lora-rank", "2",
+        "--batch-size", "2", "--threads", "2", "--no-progress", "--save-every-minutes", "1e-9",
+    ]  # fmt: skip
+    args = train.get_args_parser().parse_args([str(a) for a in argv])
+    real_save = train.save_checkpoint
+
+    def save_then_die(path: Path, state: dict[str, object]) -> None:
+        real_save(path, state)
+        if state["in_epoch"] is not None:
+            raise KeyboardInterrupt  # as if the session ended right after the save
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(args)
+    saved = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
+    assert saved["epoch"] == -1 and saved["in_epoch"]["batches"] == 1 and saved["dev"] is None
+    assert not (out / "best.pth").exists()
+
+    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    args.resume = out / "checkpoint.pth"
+    args.save_every_minutes = 0.0
+    summary = train.main(args)
+    done = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
+    assert done["epoch"] == 0 and done["in_epoch"] is None
+    assert done["modality_samples"]["text"] == len(TRAIN)  # every sample once: the saved batch was not redone
+    assert summary.best_epoch == 0 and len(summary.seconds_per_epoch) == 1

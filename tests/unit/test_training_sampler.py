@@ -46,3 +46,13 @@ def test_bad_arguments_are_refused() -> None:
         LengthBucketBatchSampler([3, 4], 1)
     with pytest.raises(ValueError, match="no samples"):
         LengthBucketBatchSampler([], 8)
+
+
+def test_a_sampler_resumed_mid_epoch_serves_the_rest_of_that_epoch_once() -> None:
+    sizes = lengths(300)
+    sampler = LengthBucketBatchSampler(sizes, 16, seed=3)
+    epochs = [list(sampler) for _ in range(3)]
+    resumed = LengthBucketBatchSampler(sizes, 16, seed=3)
+    resumed.set_epoch(1, skip=5)
+    assert list(resumed) == epochs[1][5:]
+    assert list(resumed) == epochs[2]  # the skip was for the resumed epoch only
