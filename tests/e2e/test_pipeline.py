@@ -13,7 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.localstack import LocalStack, ServiceName
-from shared.results import AnalysisResult
+from shared.pipeline import InProcessAnalyzer, PipelineOptions
+from shared.results import AnalysisResult, UtteranceResult
+from tests.bundle_fixtures import TEST_CONTEXT
 from tests.e2e.conftest import MAX_UPLOAD_BYTES
 from tests.integration.db_fixtures import tables_mentioning
 from tests.media_factory import MediaSet
@@ -284,3 +286,33 @@ def test_deleting_an_analysis_leaves_nothing_of_it_in_any_table_or_bucket(
     # The broker's own bucket holds its log, bounded by topic retention (deploy/k8s: 3 to 7 days).
     for bucket in full_stack.config.buckets:
         assert not [k for k in store.list_keys(bucket, "") if job_id in k or k == key], bucket
+
+
+def test_the_stack_and_the_in_process_analyzer_read_the_words_in_the_same_context(
+    api: httpx.Client, media: MediaSet, bundle_dir: Path
+) -> None:
+    """The transcriber reads every utterance of the file in its conversation, as `emotion-analyzer analyze`
+    does: the same words give the same text distributions both ways."""
+    analysis = _wait(api, _analyse(api, _upload_three_steps(api, media.speech_mp4))["id"])
+    assert analysis["status"] == "completed", analysis
+    served = AnalysisResult.model_validate(analysis["result"])
+    analyzer = InProcessAnalyzer(PipelineOptions(bundle_uri=str(bundle_dir)))
+    local = analyzer.analyze(media.speech_mp4)
+    texts = [u.text for u in served.utterances]
+    assert len(texts) == 2 and [u.text for u in local.utterances] == texts
+
+    def text_distribution(utterance: UtteranceResult) -> list[float]:
+        prediction = utterance.modalities[Modality.TEXT]
+        assert prediction.emotions is not None and prediction.sentiments is not None
+        emotions = {s.label.value: s.confidence for s in prediction.emotions}
+        sentiments = {s.label.value: s.confidence for s in prediction.sentiments}
+        return [emotions[label] for label in EMOTIONS] + [sentiments[label] for label in SENTIMENTS]
+
+    for ours, theirs in zip(local.utterances, served.utterances, strict=True):
+        assert text_distribution(ours) == pytest.approx(text_distribution(theirs), abs=1e-4)
+    # Which can fail: each utterance read alone is another input than read beside the other.
+    window = analyzer.text.config.context_window
+    assert (window.before, window.after) == TEST_CONTEXT
+    together = analyzer.text.embed(texts)
+    alone = [analyzer.text.embed([text])[0] for text in texts]
+    assert all(abs(together[i] - alone[i]).max() > 1e-3 for i in range(len(texts)))

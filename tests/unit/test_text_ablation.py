@@ -1,0 +1,40 @@
+"""The ablation's pure parts: transcripts from MELD dialogues, and the table's inference budget."""
+
+from pathlib import Path
+
+from tests.meld_factory import meld_row, write_meld_csv
+from training.data import read_meld_csv
+from training.text_ablation import AblationRow, dialogues, markdown
+
+
+def test_each_dialogue_becomes_one_transcript_in_utterance_order(tmp_path: Path) -> None:
+    rows = [
+        meld_row(0, "second", "joy", "positive", dialogue=4, utterance=1),
+        meld_row(1, "other", "joy", "positive", dialogue=9, utterance=0),
+        meld_row(2, "first", "joy", "positive", dialogue=4, utterance=0),
+    ]
+    utterances = read_meld_csv(write_meld_csv(tmp_path / "dev_sent_emo.csv", rows))
+    assert dialogues(utterances) == [["first", "second"], ["other"]]
+
+
+def row(ms: float) -> AblationRow:
+    return AblationRow(
+        weights="w.safetensors",
+        backbone="all-MiniLM-L6-v2",
+        context="each utterance read alone",
+        emotion_weighted_f1=0.6,
+        sentiment_weighted_f1=0.7,
+        emotion_ece=0.04,
+        sentiment_ece=0.03,
+        train_minutes=12.0,
+        epochs=7,
+        train_threads=2,
+        ms_per_utterance=ms,
+        ms_per_utterance_spread=(ms, ms),
+        threads=2,
+    )
+
+
+def test_rows_over_the_inference_budget_say_so() -> None:
+    table = markdown([row(12.5), row(55.0)])
+    assert "| 12.5 |" in table and "| 55.0 (over 40) |" in table

@@ -1,0 +1,143 @@
+"""The text encoder's ablation: for each set of trained text weights (MiniLM or MPNet, alone or with
+context), its MELD dev figures from its card, its training time, and its inference time per utterance on
+this machine's CPU, measured here through the services' featurizer over MELD dev's dialogues in order.
+
+    python -m training.text_ablation WEIGHTS.safetensors [WEIGHTS …] [--threads 2] [--json]
+
+Each weights file is built into a bundle (as `make model` builds the default one) in a scratch directory,
+then timed: a warm-up dialogue, then every dev dialogue, each as one transcript. Figures, not assertions;
+the dev figures are the card's (the stored float16 weights, temperatures fitted on dev). MELD's test split is
+never read.
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Final
+
+import torch
+from pydantic import BaseModel
+
+from shared.model.bundle import open_bundle
+from shared.model.inference import TextFeaturizer
+from training.data import MeldUtterance, read_meld_csv
+from training.default_bundle import build_default_bundle, context_description
+from training.text_weights import load_text_weights, read_card
+
+DEV_CSV: Final = Path("../shared/data/meld/dev_sent_emo.csv")
+BUDGET_MS: Final = 40.0
+
+
+class AblationRow(BaseModel):
+    weights: str
+    backbone: str
+    context: str
+    emotion_weighted_f1: float
+    sentiment_weighted_f1: float
+    emotion_ece: float
+    sentiment_ece: float
+    train_minutes: float
+    epochs: int
+    train_threads: int | None
+    ms_per_utterance: float
+    ms_per_utterance_spread: tuple[float, float]
+    threads: int
+
+
+def dialogues(utterances: list[MeldUtterance]) -> list[list[str]]:
+    """Each dialogue's texts in Utterance_ID order: what a transcript of it would hold."""
+    grouped: dict[int, list[MeldUtterance]] = {}
+    for utterance in utterances:
+        grouped.setdefault(utterance.dialogue_id, []).append(utterance)
+    return [[u.text for u in sorted(g, key=lambda u: u.utterance_id)] for g in grouped.values()]
+
+
+def time_featurizer(featurizer: TextFeaturizer, conversations: list[list[str]], repeats: int) -> list[float]:
+    """Milliseconds per utterance of each repeat over all the conversations."""
+    featurizer.embed(conversations[0])  # warm-up: first-call allocations
+    n = sum(len(c) for c in conversations)
+    out = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for conversation in conversations:
+            featurizer.embed(conversation)
+        out.append((time.perf_counter() - started) * 1000 / n)
+    return out
+
+
+def measure(weights: Path, conversations: list[list[str]], threads: int, repeats: int) -> AblationRow:
+    card = read_card(weights)
+    config = load_text_weights(weights).config
+    with tempfile.TemporaryDirectory(prefix="ablation-") as scratch:
+        build_default_bundle(Path(scratch) / "bundle", weights=weights)
+        featurizer = TextFeaturizer(open_bundle(str(Path(scratch) / "bundle"), components=("text",)))
+        torch.set_num_threads(threads)
+        times = time_featurizer(featurizer, conversations, repeats)
+    dev = card.dev
+    threads_used = card.args.get("threads")
+    return AblationRow(
+        weights=weights.name,
+        backbone=config.text_backbone,
+        context=context_description(config),
+        emotion_weighted_f1=dev.emotion_weighted_f1,
+        sentiment_weighted_f1=dev.sentiment_weighted_f1,
+        emotion_ece=dev.emotion_ece,
+        sentiment_ece=dev.sentiment_ece,
+        train_minutes=sum(card.seconds_per_epoch) / 60,
+        epochs=len(card.seconds_per_epoch),
+        train_threads=threads_used if isinstance(threads_used, int) else None,
+        ms_per_utterance=statistics.median(times),
+        ms_per_utterance_spread=(min(times), max(times)),
+        threads=threads,
+    )
+
+
+def markdown(rows: list[AblationRow]) -> str:
+    lines = [
+        "| weights | backbone | context | emotion wF1 | sentiment wF1 | emotion ECE | sentiment ECE "
+        "| training | inference ms/utt |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        within = "" if r.ms_per_utterance <= BUDGET_MS else f" (over {BUDGET_MS:.0f})"
+        lines.append(
+            f"| {r.weights} | {r.backbone} | {r.context} | {r.emotion_weighted_f1:.3f} "
+            f"| {r.sentiment_weighted_f1:.3f} | {r.emotion_ece:.3f} | {r.sentiment_ece:.3f} "
+            f"| {r.train_minutes:.0f} min, {r.epochs} epochs, {r.train_threads or '?'} threads "
+            f"| {r.ms_per_utterance:.1f}{within} |"
+        )
+    return "\n".join(lines)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("weights", type=Path, nargs="+", help="text weights files (+ their .json cards)")
+    parser.add_argument("--dev-csv", type=Path, default=DEV_CSV)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads while timing")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dialogues", type=int, default=0, help="time only the first N dialogues (0: all)")
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(args: argparse.Namespace) -> list[AblationRow]:
+    conversations = dialogues(read_meld_csv(args.dev_csv))
+    if args.dialogues:
+        conversations = conversations[: args.dialogues]
+    rows = [measure(w, conversations, args.threads, args.repeats) for w in args.weights]
+    if args.json:
+        print(json.dumps([r.model_dump() for r in rows], indent=2))
+    else:
+        n = sum(len(c) for c in conversations)
+        print(f"inference: {n} MELD dev utterances in {len(conversations)} dialogues, {args.threads} threads")
+        print(markdown(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
