@@ -152,6 +152,9 @@ def _declared_duration(container: av.container.InputContainer) -> float | None:
     return container.duration / av.time_base
 
 
+DECODER_SLACK_S: Final = 1.0
+
+
 def _check_length(duration_s: float, max_duration_s: float | None) -> None:
     if max_duration_s is not None and duration_s > max_duration_s:
         raise MediaError(
@@ -258,7 +261,11 @@ def load_audio(
         stream = _audio_stream(container)
         if stream is None:
             raise MediaError(MediaErrorCode.NO_AUDIO_TRACK, "the file has no audio track")
-        max_samples = None if max_duration_s is None else int(max_duration_s * sample_rate)
+        # Decoders add a few frames of their own (AAC's priming and last-frame padding: 20 ms on a 2 s file),
+        # so the samples of a file `probe` accepts at the limit run a little past it.
+        max_samples = (
+            None if max_duration_s is None else int((max_duration_s + DECODER_SLACK_S) * sample_rate)
+        )
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[npt.NDArray[np.float32]] = []
         total = 0
