@@ -28,7 +28,7 @@ from shared.model.bundle import ComponentName, LocalBundle, open_bundle, torch_d
 from shared.model.fusion import FusionClassifier
 from training.data import MODALITY_COLUMN, Collate, MeldDataset, read_meld_csv
 from training.metrics import HeadScores, confusion_text, score_head
-from training.model import MultimodalClassifier, Predictions, load_tokenizer, predict_views
+from training.model import MultimodalClassifier, Predictions, Temperatures, load_tokenizer, predict_views
 
 DEFAULT_BUNDLE: Final = Path("var/bundles/default")
 FUSED: Final = "fused"
@@ -59,19 +59,28 @@ class EvaluationReport(ViewScores):
     modalities: list[str] = Field(description="what the fused output was given")
     present: dict[str, int] = Field(description="utterances that had each modality")
     temperatures: dict[str, float]
+    calibration: Temperatures | None = Field(
+        default=None, description="each head's temperature and class biases, as the bundle applies them"
+    )
     per_modality: dict[str, ViewScores]
 
 
-def fitted_temperatures(fusion: FusionClassifier) -> tuple[float, float]:
-    """(emotion, sentiment) temperatures stored in the fusion's buffers."""
-    return (
-        float(cast(torch.Tensor, fusion.emotion_temperature)),
-        float(cast(torch.Tensor, fusion.sentiment_temperature)),
+def fitted_temperatures(fusion: FusionClassifier) -> Temperatures:
+    """The calibration stored in the fusion's buffers: each head's temperature and class biases."""
+
+    def values(buffer: object) -> list[float]:
+        return [float(v) for v in cast(torch.Tensor, buffer).flatten()]
+
+    return Temperatures(
+        emotion=float(cast(torch.Tensor, fusion.emotion_temperature)),
+        sentiment=float(cast(torch.Tensor, fusion.sentiment_temperature)),
+        emotion_bias=values(fusion.emotion_bias),
+        sentiment_bias=values(fusion.sentiment_bias),
     )
 
 
-def score_view(predictions: Predictions, temperatures: tuple[float, float]) -> ViewScores:
-    emotion_p, sentiment_p = predictions.probabilities(*temperatures)
+def score_view(predictions: Predictions, temperatures: Temperatures) -> ViewScores:
+    emotion_p, sentiment_p = predictions.probabilities(temperatures)
     emotion = score_head(emotion_p.numpy(), predictions.emotion.numpy(), EMOTIONS)
     sentiment = score_head(sentiment_p.numpy(), predictions.sentiment.numpy(), SENTIMENTS)
     return ViewScores(
@@ -181,7 +190,8 @@ def evaluate_bundle(
         bundle_version=bundle.version,
         modalities=sorted(name for name in views if name != FUSED),
         present={m.value: int((fused.present[:, c] > 0).sum()) for m, c in MODALITY_COLUMN.items()},
-        temperatures={"emotion": temperatures[0], "sentiment": temperatures[1]},
+        temperatures={"emotion": temperatures.emotion, "sentiment": temperatures.sentiment},
+        calibration=temperatures,
         per_modality=per_modality,
     )
 

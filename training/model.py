@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Final
 
 import torch
+from pydantic import BaseModel, Field
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -106,6 +107,32 @@ class MultimodalClassifier(nn.Module):
         return model
 
 
+class Temperatures(BaseModel):
+    """Each head's calibration: its temperature and (empty before the biases existed: zeros) class biases."""
+
+    emotion: float
+    sentiment: float
+    emotion_bias: list[float] = Field(default_factory=list)
+    sentiment_bias: list[float] = Field(default_factory=list)
+
+    def apply(
+        self, emotion_logits: torch.Tensor, sentiment_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated probabilities of (N, 7) and (N, 3) raw logits."""
+        emotion = emotion_logits / self.emotion + class_bias(self.emotion_bias, emotion_logits)
+        sentiment = sentiment_logits / self.sentiment + class_bias(self.sentiment_bias, sentiment_logits)
+        return emotion.softmax(-1), sentiment.softmax(-1)
+
+
+UNCALIBRATED: Final = Temperatures(emotion=1.0, sentiment=1.0)
+
+
+def class_bias(values: list[float], logits: torch.Tensor) -> torch.Tensor:
+    if not values:
+        return logits.new_zeros(logits.shape[-1])
+    return torch.tensor(values, dtype=logits.dtype, device=logits.device)
+
+
 @dataclass(frozen=True)
 class Predictions:
     """Raw (uncalibrated) logits of both heads over a dataset, with its labels and presence flags."""
@@ -119,13 +146,8 @@ class Predictions:
     def __len__(self) -> int:
         return int(self.emotion.shape[0])
 
-    def probabilities(
-        self, emotion_temperature: float = 1.0, sentiment_temperature: float = 1.0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return (
-            (self.emotion_logits / emotion_temperature).softmax(-1),
-            (self.sentiment_logits / sentiment_temperature).softmax(-1),
-        )
+    def probabilities(self, calibration: Temperatures = UNCALIBRATED) -> tuple[torch.Tensor, torch.Tensor]:
+        return calibration.apply(self.emotion_logits, self.sentiment_logits)
 
 
 @torch.no_grad()  # not inference_mode: calibration fits a temperature on these logits with autograd

@@ -27,10 +27,9 @@ from torch import nn
 from shared.model.build import load_text_backbone
 from shared.model.bundle import load_tensors, sha256_file
 from shared.model.config import ModelConfig
-from training.calibrate import Temperatures
 from training.evaluate import ViewScores
 from training.lora import LoraSettings, load_lora_state, lora_state, with_lora
-from training.model import MultimodalClassifier
+from training.model import MultimodalClassifier, Temperatures
 
 FORMAT: Final = "emotion-analyzer/text-weights/1"
 LORA: Final = "lora."
@@ -84,6 +83,9 @@ class TextWeightsCard(BaseModel):
     dev_uncalibrated: Figures = Field(description="float32 weights, temperature 1")
     dev_calibrated: Figures = Field(description="float32 weights, fitted temperatures")
     dev: Figures = Field(description="these (float16) weights, fitted temperatures: what the bundle serves")
+    calibrated_by: str | None = Field(
+        default=None, description="the command that refitted the calibration after training, if one did"
+    )
 
 
 def card_path(weights: Path) -> Path:

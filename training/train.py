@@ -43,7 +43,7 @@ from shared.model.build import add_face, text_backbone_source
 from shared.model.bundle import BundleWriter, sha256_file, torch_device
 from shared.model.config import ModelConfig
 from shared.model.face import sentiment_given_emotion
-from training.calibrate import Temperatures, calibrate_fusion
+from training.calibrate import calibrate_fusion
 from training.data import (
     MELD_SOURCE,
     MODALITY_COLUMN,
@@ -59,8 +59,10 @@ from training.data import (
 from training.evaluate import ViewScores, score_view
 from training.lora import LoraSettings, default_targets, merged_backbone, with_lora
 from training.model import (
+    UNCALIBRATED,
     MultimodalClassifier,
     Predictions,
+    Temperatures,
     cached_text_features,
     load_tokenizer,
     predict,
@@ -363,7 +365,7 @@ def evaluate(
 ) -> tuple[Predictions, ViewScores]:
     """Raw-logit predictions over the loader's split and their scores (uncalibrated, temperature 1)."""
     predictions = predict(model, loader, device)
-    return predictions, score_view(predictions, (1.0, 1.0))
+    return predictions, score_view(predictions, UNCALIBRATED)
 
 
 def selection_metric(scores: ViewScores, metric: SelectMetric) -> float:
@@ -697,7 +699,7 @@ def write_text_weights(
     the stored (float16) weights score on dev, on a freshly loaded pretrained backbone."""
     save_text_weights(path, model, lora)
     stored = text_classifier(load_text_weights(path), backbone_dir).to(device)
-    served = score_view(predict(stored, dev_loader, device), (temperatures.emotion, temperatures.sentiment))
+    served = score_view(predict(stored, dev_loader, device), temperatures)
     logger.info(
         "stored text weights: dev emotion wF1 %.4f (float32 %.4f), sentiment wF1 %.4f (float32 %.4f)",
         served.emotion_weighted_f1,
@@ -933,7 +935,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
     model.load_trainable_state(best["model"])
     predictions, uncalibrated = evaluate(model, dev_loader, device)
     temperatures = calibrate_fusion(model.fusion, predictions)
-    calibrated = score_view(predictions, (temperatures.emotion, temperatures.sentiment))
+    calibrated = score_view(predictions, temperatures)
     logger.info(
         "dev emotion ECE %.4f → %.4f, sentiment ECE %.4f → %.4f (temperatures %.3f, %.3f)",
         uncalibrated.emotion_ece,

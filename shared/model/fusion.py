@@ -5,10 +5,12 @@ network's output by the bundle's fitted rule (`shared.model.pooling`), not fed i
 
 The presence mask lets one network serve any subset of modalities (trained with modality dropout),
 and lets the fusion service report each modality's own distribution by masking the other two.
-Temperatures are fitted after training (on dev) so the softmax outputs are calibrated.
+A temperature and a bias per class are fitted after training (on dev) so the softmax outputs are
+calibrated: softmax(logits / T + b), bias-corrected temperature scaling (Alexandari et al., 2020). The bias
+undoes the prior shift that class-weighted training leaves, which one temperature cannot.
 """
 
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -31,6 +33,8 @@ class FusionClassifier(nn.Module):
         self.sentiment_head = nn.Linear(config.fusion_hidden, config.n_sentiments)
         self.register_buffer("emotion_temperature", torch.ones(()))
         self.register_buffer("sentiment_temperature", torch.ones(()))
+        self.register_buffer("emotion_bias", torch.zeros(config.n_emotions))
+        self.register_buffer("sentiment_bias", torch.zeros(config.n_sentiments))
         # P(sentiment | emotion) in MELD's order, from MELD's train labels: gives the experts that only know
         # emotions (the face, the voice) a sentiment too. (The name predates the voice.)
         self.register_buffer(
@@ -46,12 +50,33 @@ class FusionClassifier(nn.Module):
         hidden = self.fuse(torch.cat([embeddings.flatten(1), present], dim=1))  # (B, 256)
         return self.emotion_head(hidden), self.sentiment_head(hidden)  # (B, 7), (B, 3)
 
+    def calibrated(
+        self, emotion_logits: torch.Tensor, sentiment_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated softmax outputs of raw logits: softmax(logits / T + b) per head."""
+        emotion_t, sentiment_t, emotion_b, sentiment_b = (
+            cast(torch.Tensor, buffer)
+            for buffer in (
+                self.emotion_temperature,
+                self.sentiment_temperature,
+                self.emotion_bias,
+                self.sentiment_bias,
+            )
+        )
+        return (
+            (emotion_logits / emotion_t + emotion_b).softmax(-1),
+            (sentiment_logits / sentiment_t + sentiment_b).softmax(-1),
+        )
+
     def probabilities(
         self, text: torch.Tensor, video: torch.Tensor, audio: torch.Tensor, present: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Calibrated softmax outputs: logits divided by the fitted temperatures."""
+        """Calibrated softmax outputs."""
         with torch.no_grad():
-            emotion_logits, sentiment_logits = self(text, video, audio, present)
-        emotion_t = cast(torch.Tensor, self.emotion_temperature)
-        sentiment_t = cast(torch.Tensor, self.sentiment_temperature)
-        return (emotion_logits / emotion_t).softmax(-1), (sentiment_logits / sentiment_t).softmax(-1)
+            return self.calibrated(*self(text, video, audio, present))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # Weights saved before the class biases existed were calibrated by temperature alone: bias 0.
+        for name in ("emotion_bias", "sentiment_bias"):
+            state_dict.setdefault(prefix + name, torch.zeros_like(getattr(self, name)))
+        super()._load_from_state_dict(state_dict, prefix, *args)

@@ -17,7 +17,7 @@ from shared.model.inference import FusionPredictor, TextFeaturizer
 from tests.meld_factory import Clip, MeldSplit, Row, make_split
 from training import calibrate, evaluate, train
 from training.data import read_meld_csv
-from training.model import MultimodalClassifier
+from training.model import MultimodalClassifier, Temperatures
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ def test_text_only_training_fine_tunes_and_serves_through_the_inference_classes(
     served_emotion, served_sentiment = FusionPredictor(bundle).predict(3, features, empty, empty)["fused"]
     model = MultimodalClassifier.from_bundle(bundle)
     scored = evaluate.bundle_predictions(model, bundle, dev_csv, clips_dir=None, device=torch.device("cpu"))
-    emotion, sentiment = scored[evaluate.FUSED].probabilities(*evaluate.fitted_temperatures(model.fusion))
+    emotion, sentiment = scored[evaluate.FUSED].probabilities(evaluate.fitted_temperatures(model.fusion))
     assert np.allclose(served_emotion, emotion.numpy(), atol=1e-5)
     assert np.allclose(served_sentiment, sentiment.numpy(), atol=1e-5)
 
@@ -189,13 +189,14 @@ def test_evaluate_without_json_prints_a_readable_report(
     bundle_dir = out / "bundle"
 
     def served_temperatures() -> tuple[float, float]:
-        return evaluate.fitted_temperatures(
+        calibration = evaluate.fitted_temperatures(
             MultimodalClassifier.from_bundle(open_bundle(str(bundle_dir))).fusion
         )
+        return calibration.emotion, calibration.sentiment
 
     fitted_in_training = served_temperatures()
     model = MultimodalClassifier.from_bundle(open_bundle(str(bundle_dir)))
-    calibrate.set_temperatures(model.fusion, calibrate.Temperatures(emotion=3.0, sentiment=3.0))
+    calibrate.set_temperatures(model.fusion, Temperatures(emotion=3.0, sentiment=3.0))
     calibrate.rewrite_fusion(bundle_dir, model.fusion)
     assert served_temperatures() == pytest.approx((3.0, 3.0))
     refit = calibrate.main(

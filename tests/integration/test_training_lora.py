@@ -14,7 +14,7 @@ from shared.labels import Modality
 from shared.model.bundle import open_bundle, sha256_file
 from shared.model.inference import TextFeaturizer
 from tests.meld_factory import meld_row, write_meld_csv
-from training import train
+from training import calibrate, train
 from training.data import Collate, MeldDataset, read_meld_csv
 from training.default_bundle import build_default_bundle
 from training.model import MultimodalClassifier, load_tokenizer
@@ -179,3 +179,28 @@ def test_a_run_killed_mid_epoch_resumes_at_the_batch_it_had_saved(
     assert done["epoch"] == 0 and done["in_epoch"] is None
     assert done["modality_samples"]["text"] == len(TRAIN)  # every sample once: the saved batch was not redone
     assert summary.best_epoch == 0 and len(summary.seconds_per_epoch) == 1
+
+
+def test_recalibrating_text_weights_fits_class_biases_and_rewrites_file_and_card(
+    meld_csvs: Path, tmp_path: Path
+) -> None:
+    weights = tmp_path / "tiny.safetensors"
+    argv = [
+        "--data", meld_csvs, "--output-dir", tmp_path / "run", "--modalities", "text", "--epochs", "1",
+        "--lora-rank", "2", "--batch-size", "3", "--threads", "2", "--no-progress", "--text-weights", weights,
+    ]  # fmt: skip
+    train.main(train.get_args_parser().parse_args([str(a) for a in argv]))
+    before = read_card(weights)
+    args = calibrate.get_args_parser().parse_args(
+        ["--text-weights", str(weights), "--meld-csv", str(meld_csvs / "dev_sent_emo.csv")]
+    )
+    fitted = calibrate.main(args, command="refit it")
+    card = read_card(weights)
+    assert card.calibrated_by == "refit it" and card.command == before.command
+    assert card.sha256 == sha256_file(weights) != before.sha256
+    # Three dev utterances hold too few of each class for class biases: a temperature alone.
+    assert fitted.emotion_bias == [0.0] * 7 and fitted.sentiment_bias == [0.0] * 3
+    stored = load_text_weights(weights)
+    assert float(stored.fusion["emotion_temperature"]) == pytest.approx(fitted.emotion, rel=1e-6)
+    bundle = build_default_bundle(tmp_path / "default", weights=weights)
+    assert bundle.components["fusion"].trained

@@ -118,12 +118,9 @@ def test_the_services_serve_what_the_training_time_model_computes(bundle: LocalB
         zeros = torch.zeros_like(text)
         present = torch.tensor([[1.0, 0.0, 0.0]]).repeat(n, 1)
         emotion_logits, sentiment_logits = model.fusion(text, zeros, zeros, present)
-    emotion_t, sentiment_t = fitted_temperatures(model.fusion)
-    assert emotion_t != 1.0  # calibrated
-    emotion, sentiment = (
-        (emotion_logits / emotion_t).softmax(-1),
-        (sentiment_logits / sentiment_t).softmax(-1),
-    )
+    calibration = fitted_temperatures(model.fusion)
+    assert calibration.emotion != 1.0  # calibrated
+    emotion, sentiment = calibration.apply(emotion_logits, sentiment_logits)
     np.testing.assert_allclose(served_emotion, emotion.numpy(), atol=1e-4)
     np.testing.assert_allclose(served_sentiment, sentiment.numpy(), atol=1e-4)
     assert len({int(row.argmax()) for row in served_emotion}) > 1  # the sentences are told apart

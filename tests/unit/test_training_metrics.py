@@ -6,8 +6,9 @@ import torch
 
 from shared.model.config import ModelConfig
 from shared.model.fusion import FusionClassifier
-from training.calibrate import Temperatures, fit_temperature, set_temperatures
+from training.calibrate import fit_calibration, fit_temperature, set_temperatures
 from training.metrics import confusion_text, expected_calibration_error, score_head
+from training.model import Temperatures
 
 # y = true, p = predicted; per class (TP, FP, FN): 0 → (2, 0, 1), 1 → (1, 1, 1), 2 → (1, 1, 0)
 TRUE = np.array([0, 0, 0, 1, 1, 2])
@@ -92,3 +93,44 @@ def test_temperatures_land_in_the_fusion_buffers_and_scale_its_probabilities() -
     assert torch.allclose(emotion, (emotion_logits / 2.0).softmax(-1))
     assert torch.allclose(sentiment, (sentiment_logits / 0.5).softmax(-1))
     assert "emotion_temperature" in fusion.state_dict()
+
+
+def test_class_biases_undo_a_prior_shift_that_one_temperature_cannot() -> None:
+    """Logits that over-predict class 0 by a constant (as class-weighted training leaves rare classes):
+    the fitted biases find the shift, centred, and the calibrated probabilities are the true ones."""
+    generator = torch.Generator().manual_seed(1)
+    true_logits = torch.randn(20_000, 4, generator=generator) * 2
+    labels = torch.multinomial(true_logits.softmax(-1), 1, generator=generator).flatten()
+    shift = torch.tensor([1.5, 0.0, 0.0, 0.0])
+    temperature, bias = fit_calibration(true_logits + shift, labels)
+    assert temperature == pytest.approx(1.0, abs=0.05)
+    assert bias == pytest.approx((-shift + shift.mean()).tolist(), abs=0.1)
+    fusion = FusionClassifier(ModelConfig()).eval()
+    inputs = [torch.randn(4, 128) for _ in range(3)] + [torch.ones(4, 3)]
+    calibration = Temperatures(emotion=2.0, sentiment=1.0, emotion_bias=[0.5] + [0.0] * 6, sentiment_bias=[])
+    set_temperatures(fusion, calibration)
+    emotion_logits, sentiment_logits = fusion(*inputs)
+    emotion, sentiment = fusion.probabilities(*inputs)
+    expected = calibration.apply(emotion_logits, sentiment_logits)
+    assert torch.allclose(emotion, expected[0]) and torch.allclose(sentiment, expected[1])
+    assert torch.allclose(emotion, (emotion_logits / 2.0 + torch.tensor([0.5] + [0.0] * 6)).softmax(-1))
+
+
+def test_fusion_weights_saved_before_the_biases_load_with_zero_biases() -> None:
+    fusion = FusionClassifier(ModelConfig())
+    state = {k: v for k, v in fusion.state_dict().items() if not k.endswith("_bias")}
+    fresh = FusionClassifier(ModelConfig())
+    fresh.load_state_dict(state, strict=True)
+    assert not state_of(fresh, "emotion_bias").any() and not state_of(fresh, "sentiment_bias").any()
+
+
+def state_of(module: torch.nn.Module, name: str) -> torch.Tensor:
+    value: torch.Tensor = module.state_dict()[name]
+    return value
+
+
+def test_classes_too_rare_for_a_bias_leave_the_temperature_alone() -> None:
+    logits = torch.randn(200, 3, generator=torch.Generator().manual_seed(2))
+    labels = torch.tensor([0] * 120 + [1] * 75 + [2] * 5)
+    temperature, bias = fit_calibration(logits, labels)
+    assert bias == [0.0, 0.0, 0.0] and temperature == fit_temperature(logits, labels)
