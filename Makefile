@@ -13,7 +13,7 @@ MELD      ?= ../shared/data/meld
 TEXT_WEIGHTS := training/weights/meld-text-v1.safetensors
 
 .PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status restart bench bench-auth clean \
-	train-text eval docs crd-schemas
+	train-text text-ablation eval docs crd-schemas
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ $(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json) $(wi
 train-text: setup  ## retrain the default bundle's text weights on MELD train, selected on dev (CPU)
 	$(PY) -m training.train --data $(MELD) --modalities text --lora-rank 16 --lr-lora 2e-4 --lr-patience 0 --epochs 7 \
 		--threads 2 --no-progress --output-dir var/runs/meld-text-v1 --text-weights $(TEXT_WEIGHTS)
+
+text-ablation: setup  ## the text encoders' table: dev figures, training time, ms per utterance here (WEIGHTS=...)
+	$(PY) -m training.text_ablation $(or $(WEIGHTS),$(wildcard training/weights/meld-text-*.safetensors))
 
 eval: model  ## score the default bundle on MELD dev (JSON: weighted F1, accuracy, ECE)
 	$(PY) -m training.evaluate --meld-csv $(MELD)/dev_sent_emo.csv --bundle $(BUNDLE) --json
