@@ -8,6 +8,7 @@ from shared.downloads import downloaded
 from shared.events import AnalysisRequested, AudioFeaturesReady, TranscriptReady
 from shared.media import MediaError, load_audio
 from shared.model.inference import AudioFeaturizer
+from shared.model.voice import states_nbytes
 from shared.service import EncoderResources
 from shared.stages import encode_audio_file
 
@@ -37,6 +38,17 @@ async def compute_states(
             max_bytes=settings.max_upload_bytes,
         ) as path:
             audio = await asyncio.to_thread(load_audio, path, max_duration_s=settings.max_duration_s)
+        if not cache.fits(states_nbytes(len(audio))):
+            # They could not be kept until the transcript comes: computing them now would only compete
+            # with the transcription for the CPU, and be done again.
+            logger.info(
+                "job %s: voice states of %.0f s of audio (%d MB) are over the cache budget: computed "
+                "after the transcript",
+                event.job_id,
+                len(audio) / 16_000,
+                states_nbytes(len(audio)) // 1_000_000,
+            )
+            return
         states = await asyncio.to_thread(resources.featurizer.file_states, audio)
     except MediaError as error:
         logger.info("job %s: no voice states computed ahead: %s", event.job_id, error.message)

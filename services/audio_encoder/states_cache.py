@@ -30,13 +30,17 @@ class StatesCache:
     def size_bytes(self) -> int:
         return sum(states.nbytes for states in self._states.values())
 
+    def fits(self, nbytes: int) -> bool:
+        """Whether states of this size could be kept at all: larger ones are not worth computing ahead."""
+        return nbytes <= self.budget_bytes
+
     def wanted(self, key: Key) -> bool:
         """Whether states for this job are still worth computing (its transcript has not been handled)."""
         return key not in self._done and key not in self._states
 
     def put(self, key: Key, states: npt.NDArray[np.float32]) -> bool:
         """Keep the states unless they alone exceed the budget; False when they were not kept."""
-        if states.nbytes > self.budget_bytes or not self.wanted(key):
+        if not self.fits(states.nbytes) or not self.wanted(key):
             return False
         while self._states and self.size_bytes + states.nbytes > self.budget_bytes:
             self._states.popitem(last=False)

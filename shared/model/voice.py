@@ -40,14 +40,29 @@ class WhisperStates:
     def window_states(self, samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """(ceil(len / 320), 512): the states of the whole audio, in 30 s windows padded as Whisper's."""
         samples = np.asarray(samples, dtype=np.float32)
-        out = []
+        # Filled in place: a list of windows concatenated at the end would hold the states twice (2.2 GB
+        # at once for a 3-hour file).
+        out = np.empty((state_frames(len(samples)), WHISPER_DIM), dtype=np.float32)
+        filled = 0
         for first in range(0, max(len(samples), 1), WINDOW_SAMPLES):
             chunk = samples[first : first + WINDOW_SAMPLES]
             padded = np.pad(chunk, (0, WINDOW_SAMPLES - len(chunk)))
             features = np.ascontiguousarray(self._model.feature_extractor(padded)[:, :MAX_FRAMES])
             states = np.asarray(self._model.encode(features))[0]  # (1500, 512)
-            out.append(states[: max(1, -(-len(chunk) // SAMPLES_PER_STATE))])
-        return np.concatenate(out).astype(np.float32)
+            kept = states[: state_frames(len(chunk))]
+            out[filled : filled + len(kept)] = kept
+            filled += len(kept)
+        return out
+
+
+def state_frames(n_samples: int) -> int:
+    """How many 20 ms states `WhisperStates.window_states` gives for that many 16 kHz samples."""
+    return max(1, -(-n_samples // SAMPLES_PER_STATE))
+
+
+def states_nbytes(n_samples: int) -> int:
+    """The memory the whole file's states take, known before computing them."""
+    return state_frames(n_samples) * WHISPER_DIM * np.dtype(np.float32).itemsize
 
 
 def span_states(

@@ -5,6 +5,7 @@ import uuid
 import numpy as np
 
 from services.audio_encoder.states_cache import StatesCache
+from shared.model.voice import states_nbytes
 
 
 def states(seconds: int) -> np.ndarray:
@@ -47,3 +48,11 @@ def test_done_jobs_are_remembered_within_a_bound() -> None:
     for _ in range(5000):
         cache.take((uuid.uuid4(), 1))
     assert len(cache._done) <= 1024
+
+
+def test_states_too_large_to_keep_are_known_before_they_are_computed() -> None:
+    cache = StatesCache(budget_bytes=256 * 1024 * 1024)
+    # 50 states a second of 512 float32: 102,400 bytes a second.
+    assert states_nbytes(16_000) == 50 * 512 * 4 and states_nbytes(1) == states_nbytes(0) == 512 * 4
+    assert cache.fits(states_nbytes(40 * 60 * 16_000))  # a 40-minute file's states are kept
+    assert not cache.fits(states_nbytes(3 * 3600 * 16_000))  # a 3-hour file's (1.1 GB) are not
