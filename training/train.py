@@ -830,25 +830,29 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
     checkpoint_path, best_path = args.output_dir / CHECKPOINT, args.output_dir / BEST
     last_scores: ViewScores | None = None
 
+    def run_state(
+        finished: int, dev: ViewScores | None, in_epoch: EpochProgress | None = None
+    ) -> dict[str, Any]:
+        return checkpoint_state(
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            epoch=finished,
+            best_metric=best_metric,
+            best_epoch=best_epoch,
+            dev=dev,
+            args=args,
+            config=config,
+            # what the finished epochs saw; an epoch in progress counts its own in `in_epoch`
+            modality_samples={m.value: n for m, n in seen.items()},
+            seconds_per_epoch=seconds,
+            eval_seconds_per_epoch=eval_seconds,
+            in_epoch=in_epoch,
+        )
+
     def save_mid_epoch(epoch: int) -> Callable[[EpochProgress, int], None]:
         def save(progress: EpochProgress, at_step: int) -> None:
-            state = checkpoint_state(
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                epoch=epoch - 1,
-                best_metric=best_metric,
-                best_epoch=best_epoch,
-                dev=last_scores,
-                args=args,
-                config=config,
-                # what the finished epochs saw; the epoch in progress counts its own in `in_epoch`
-                modality_samples={m.value: n for m, n in seen.items()},
-                seconds_per_epoch=seconds,
-                eval_seconds_per_epoch=eval_seconds,
-                in_epoch=progress,
-            )
-            save_checkpoint(checkpoint_path, state)
+            save_checkpoint(checkpoint_path, run_state(epoch - 1, last_scores, progress))
             logger.info(
                 "epoch %d: saved at batch %d of %d (step %d)",
                 epoch,
@@ -903,22 +907,8 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         )
         if metric > best_metric:
             best_metric, best_epoch = metric, epoch
-        state = checkpoint_state(
-            model=model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            epoch=epoch,
-            best_metric=best_metric,
-            best_epoch=best_epoch,
-            dev=scores,
-            args=args,
-            config=config,
-            modality_samples={m.value: n for m, n in seen.items()},
-            seconds_per_epoch=seconds,
-            eval_seconds_per_epoch=eval_seconds,
-        )
         last_scores = scores
-        save_checkpoint(checkpoint_path, state)
+        save_checkpoint(checkpoint_path, run_state(epoch, scores))
         if best_epoch == epoch:
             _link_or_copy(checkpoint_path, best_path)
         if args.early_stop and epoch - best_epoch >= args.early_stop:
