@@ -3,6 +3,10 @@ context), its MELD dev figures from its card, its training time, and its inferen
 this machine's CPU, measured here through the services' featurizer over MELD dev's dialogues in order.
 
     python -m training.text_ablation WEIGHTS.safetensors [WEIGHTS …] [--threads 2] [--json]
+    python -m training.text_ablation --speed all-mpnet-base-v2:2:1 [--speed BACKBONE:BEFORE:AFTER …]
+
+`--speed` times an encoder before any weights are trained for it (an initial bundle of that backbone and
+window: the cost of inference does not depend on the weights' values), to plan what to train.
 
 Each weights file is built into a bundle (as `make model` builds the default one) in a scratch directory,
 then timed: a warm-up dialogue, then every dev dialogue, each as one transcript. Figures, not assertions;
@@ -21,7 +25,9 @@ from typing import Final
 import torch
 from pydantic import BaseModel
 
+from shared.model.build import build_initial_bundle
 from shared.model.bundle import open_bundle
+from shared.model.config import ModelConfig
 from shared.model.inference import TextFeaturizer
 from training.data import MeldUtterance, read_meld_csv
 from training.default_bundle import build_default_bundle, context_description
@@ -35,12 +41,12 @@ class AblationRow(BaseModel):
     weights: str
     backbone: str
     context: str
-    emotion_weighted_f1: float
-    sentiment_weighted_f1: float
-    emotion_ece: float
-    sentiment_ece: float
-    train_minutes: float
-    epochs: int
+    emotion_weighted_f1: float | None
+    sentiment_weighted_f1: float | None
+    emotion_ece: float | None
+    sentiment_ece: float | None
+    train_minutes: float | None
+    epochs: int | None
     train_threads: int | None
     ms_per_utterance: float
     ms_per_utterance_spread: tuple[float, float]
@@ -95,6 +101,38 @@ def measure(weights: Path, conversations: list[list[str]], threads: int, repeats
     )
 
 
+def measure_untrained(spec: str, conversations: list[list[str]], threads: int, repeats: int) -> AblationRow:
+    """`BACKBONE:BEFORE:AFTER`: the inference time of that encoder and window, no weights trained."""
+    backbone, before, after = spec.split(":")
+    with tempfile.TemporaryDirectory(prefix="ablation-") as scratch:
+        manifest = build_initial_bundle(
+            Path(scratch) / "bundle", text_backbone=backbone, context=(int(before), int(after))
+        )
+        featurizer = TextFeaturizer(open_bundle(str(Path(scratch) / "bundle"), components=("text",)))
+        torch.set_num_threads(threads)
+        times = time_featurizer(featurizer, conversations, repeats)
+    config = ModelConfig.from_dict(dict(manifest.config))
+    return AblationRow(
+        weights="(not trained)",
+        backbone=backbone,
+        context=context_description(config),
+        emotion_weighted_f1=None,
+        sentiment_weighted_f1=None,
+        emotion_ece=None,
+        sentiment_ece=None,
+        train_minutes=None,
+        epochs=None,
+        train_threads=None,
+        ms_per_utterance=statistics.median(times),
+        ms_per_utterance_spread=(min(times), max(times)),
+        threads=threads,
+    )
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def markdown(rows: list[AblationRow]) -> str:
     lines = [
         "| weights | backbone | context | emotion wF1 | sentiment wF1 | emotion ECE | sentiment ECE "
@@ -103,11 +141,15 @@ def markdown(rows: list[AblationRow]) -> str:
     ]
     for r in rows:
         within = "" if r.ms_per_utterance <= BUDGET_MS else f" (over {BUDGET_MS:.0f})"
+        training = (
+            "-"
+            if r.train_minutes is None
+            else f"{r.train_minutes:.0f} min, {r.epochs} epochs, {r.train_threads or '?'} threads"
+        )
         lines.append(
-            f"| {r.weights} | {r.backbone} | {r.context} | {r.emotion_weighted_f1:.3f} "
-            f"| {r.sentiment_weighted_f1:.3f} | {r.emotion_ece:.3f} | {r.sentiment_ece:.3f} "
-            f"| {r.train_minutes:.0f} min, {r.epochs} epochs, {r.train_threads or '?'} threads "
-            f"| {r.ms_per_utterance:.1f}{within} |"
+            f"| {r.weights} | {r.backbone} | {r.context} | {_figure(r.emotion_weighted_f1)} "
+            f"| {_figure(r.sentiment_weighted_f1)} | {_figure(r.emotion_ece)} | {_figure(r.sentiment_ece)} "
+            f"| {training} | {r.ms_per_utterance:.1f}{within} |"
         )
     return "\n".join(lines)
 
@@ -116,7 +158,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("weights", type=Path, nargs="+", help="text weights files (+ their .json cards)")
+    parser.add_argument("weights", type=Path, nargs="*", help="text weights files (+ their .json cards)")
+    parser.add_argument(
+        "--speed",
+        action="append",
+        default=[],
+        metavar="BACKBONE:BEFORE:AFTER",
+        help="also time an untrained encoder, e.g. all-mpnet-base-v2:2:1",
+    )
     parser.add_argument("--dev-csv", type=Path, default=DEV_CSV)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads while timing")
     parser.add_argument("--repeats", type=int, default=3)
@@ -130,6 +179,7 @@ def main(args: argparse.Namespace) -> list[AblationRow]:
     if args.dialogues:
         conversations = conversations[: args.dialogues]
     rows = [measure(w, conversations, args.threads, args.repeats) for w in args.weights]
+    rows += [measure_untrained(spec, conversations, args.threads, args.repeats) for spec in args.speed]
     if args.json:
         print(json.dumps([r.model_dump() for r in rows], indent=2))
     else:

@@ -38,3 +38,16 @@ def row(ms: float) -> AblationRow:
 def test_rows_over_the_inference_budget_say_so() -> None:
     table = markdown([row(12.5), row(55.0)])
     assert "| 12.5 |" in table and "| 55.0 (over 40) |" in table
+
+
+def test_untrained_rows_show_their_time_and_no_figures() -> None:
+    untrained = row(30.0).model_copy(
+        update={
+            "weights": "(not trained)",
+            "emotion_weighted_f1": None,
+            "train_minutes": None,
+            "epochs": None,
+        }
+    )
+    line = markdown([untrained]).splitlines()[-1]
+    assert line.startswith("| (not trained) |") and "| - |" in line and line.endswith("| 30.0 |")
