@@ -10,10 +10,12 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModel
 
-from shared.assets import minilm_dir
+from shared.assets import minilm_dir, text_backbone_dir
 from shared.events import ModalityFeatures
 from shared.model.bundle import MANIFEST, LocalBundle, open_bundle, sha256_file
+from shared.model.context import window_inputs
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
+from shared.model.text import pad_windows
 from training.default_bundle import (
     DEFAULT_VERSION,
     DEFAULT_WEIGHTS,
@@ -105,16 +107,14 @@ def test_the_services_serve_what_the_training_time_model_computes(bundle: LocalB
     absent = ModalityFeatures(features=None, present=[False] * n, missing_reason="not in this test")
     served_emotion, served_sentiment = FusionPredictor(bundle).predict(n, features, absent, absent)["fused"]
 
-    model = text_classifier(load_text_weights(DEFAULT_WEIGHTS), minilm_dir())  # LoRA beside, not merged
-    tokens = load_tokenizer(minilm_dir())(
-        SENTENCES,
-        padding=True,
-        truncation=True,
-        max_length=bundle.config.text_max_tokens,
-        return_tensors="pt",
-    )
+    stored = load_text_weights(DEFAULT_WEIGHTS)
+    backbone_dir = text_backbone_dir(stored.config.text_backbone, Path("var/cache"))
+    model = text_classifier(stored, backbone_dir)  # LoRA beside, not merged
+    # The sentences as one conversation, each in the window the weights were trained with.
+    windows = window_inputs(load_tokenizer(backbone_dir), SENTENCES, bundle.config.context_window)
+    ids, attention, pool = pad_windows(windows, pad_token_id=0)
     with torch.no_grad():
-        text = model.text(tokens["input_ids"], tokens["attention_mask"])  # (n, 128)
+        text = model.text(ids, attention, pool)  # (n, 128)
         zeros = torch.zeros_like(text)
         present = torch.tensor([[1.0, 0.0, 0.0]]).repeat(n, 1)
         emotion_logits, sentiment_logits = model.fusion(text, zeros, zeros, present)
