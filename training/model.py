@@ -19,7 +19,7 @@ from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle
 from shared.model.config import ModelConfig
 from shared.model.context import WindowInput
-from shared.model.fusion import FusionClassifier
+from shared.model.fusion import FusionClassifier, calibrated_softmax
 from shared.model.text import TextEncoder, mean_pool, pad_windows
 from shared.model.video import VideoEncoder
 from training.data import Batch
@@ -119,9 +119,12 @@ class Temperatures(BaseModel):
         self, emotion_logits: torch.Tensor, sentiment_logits: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated probabilities of (N, 7) and (N, 3) raw logits."""
-        emotion = emotion_logits / self.emotion + class_bias(self.emotion_bias, emotion_logits)
-        sentiment = sentiment_logits / self.sentiment + class_bias(self.sentiment_bias, sentiment_logits)
-        return emotion.softmax(-1), sentiment.softmax(-1)
+        return (
+            calibrated_softmax(emotion_logits, self.emotion, class_bias(self.emotion_bias, emotion_logits)),
+            calibrated_softmax(
+                sentiment_logits, self.sentiment, class_bias(self.sentiment_bias, sentiment_logits)
+            ),
+        )
 
 
 UNCALIBRATED: Final = Temperatures(emotion=1.0, sentiment=1.0)

@@ -41,13 +41,14 @@ class AblationRow(BaseModel):
     weights: str
     backbone: str
     context: str
-    emotion_weighted_f1: float | None
-    sentiment_weighted_f1: float | None
-    emotion_ece: float | None
-    sentiment_ece: float | None
-    train_minutes: float | None
-    epochs: int | None
-    train_threads: int | None
+    # None on a row timed before its encoder was trained (--speed)
+    emotion_weighted_f1: float | None = None
+    sentiment_weighted_f1: float | None = None
+    emotion_ece: float | None = None
+    sentiment_ece: float | None = None
+    train_minutes: float | None = None
+    epochs: int | None = None
+    train_threads: int | None = None
     ms_per_utterance: float
     ms_per_utterance_spread: tuple[float, float]
     threads: int
@@ -116,13 +117,6 @@ def measure_untrained(spec: str, conversations: list[list[str]], threads: int, r
         weights="(not trained)",
         backbone=backbone,
         context=context_description(config),
-        emotion_weighted_f1=None,
-        sentiment_weighted_f1=None,
-        emotion_ece=None,
-        sentiment_ece=None,
-        train_minutes=None,
-        epochs=None,
-        train_threads=None,
         ms_per_utterance=statistics.median(times),
         ms_per_utterance_spread=(min(times), max(times)),
         threads=threads,

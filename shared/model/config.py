@@ -3,6 +3,7 @@
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared.assets import MINILM
 from shared.labels import EMOTIONS, SENTIMENTS
 from shared.model.context import ContextWindow
 
@@ -19,7 +20,7 @@ class ModelConfig:
     text_max_tokens: int = 96
     # which pretrained backbone the text component adapts (shared.assets.text_backbone_dir), and the
     # conversation it reads around each utterance (shared.model.context); 0/0 reads each utterance alone
-    text_backbone: str = "all-MiniLM-L6-v2"
+    text_backbone: str = MINILM
     text_context_before: int = 0
     text_context_after: int = 0
     text_window_tokens: int = 192

@@ -20,6 +20,13 @@ from shared.model.config import ModelConfig
 N_MODALITIES = 3  # text, video, audio — the order of the presence mask's columns
 
 
+def calibrated_softmax(
+    logits: torch.Tensor, temperature: torch.Tensor | float, bias: torch.Tensor
+) -> torch.Tensor:
+    """softmax(logits / T + b): bias-corrected temperature scaling of (N, K) raw logits."""
+    return (logits / temperature + bias).softmax(-1)
+
+
 class FusionClassifier(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -64,8 +71,8 @@ class FusionClassifier(nn.Module):
             )
         )
         return (
-            (emotion_logits / emotion_t + emotion_b).softmax(-1),
-            (sentiment_logits / sentiment_t + sentiment_b).softmax(-1),
+            calibrated_softmax(emotion_logits, emotion_t, emotion_b),
+            calibrated_softmax(sentiment_logits, sentiment_t, sentiment_b),
         )
 
     def probabilities(
