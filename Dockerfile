@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
 COPY training ./training
+COPY analyzer ./analyzer
 RUN pip install .
 
 FROM api-build AS ml-build

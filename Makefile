@@ -12,7 +12,7 @@ PYTEST    := $(PY) -m pytest
 MELD      ?= ../shared/data/meld
 TEXT_WEIGHTS := training/weights/meld-text-v1.safetensors
 
-.PHONY: help setup model demo test unit-tests integration-tests e2e-tests lint up down status restart bench bench-auth clean \
+.PHONY: help setup hooks model demo test unit-tests integration-tests e2e-tests lint up down status restart bench bench-auth clean \
 	train-text text-ablation eval docs crd-schemas
 
 help:  ## list the targets
@@ -22,6 +22,9 @@ setup: $(STAMP)  ## system packages, the virtual environment in .venv, and the d
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
 	@rm -f $(VENV)/.setup-* && touch $@
+
+hooks: setup  ## install the git hooks: ruff and mypy before a commit, the message's shape after it
+	$(VENV)/bin/pre-commit install
 
 model: setup $(BUNDLE)/manifest.json  ## build the default model bundle (deterministic, seconds)
 $(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json) $(wildcard training/weights/voice-v1.* training/weights/face-fer2013-v1.* training/weights/fusion-rule-v1.json)
@@ -54,24 +57,24 @@ e2e-tests: model  ## the whole stack as processes
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check shared services training tests emotion_analyzer scripts
-	$(VENV)/bin/mypy shared services training tests emotion_analyzer
+	$(VENV)/bin/ruff format --check shared services training tests emotion_analyzer analyzer devstack scripts
+	$(VENV)/bin/mypy shared services training tests emotion_analyzer analyzer devstack scripts
 
 docs: setup  ## regenerate docs/openapi.json (REST API) and docs/asyncapi.json (Kafka events) from the code
 	$(PY) scripts/export_api_docs.py
 
 up: model  ## start broker, PostgreSQL, S3 server and the six services as processes
-	$(PY) -m shared.localstack up --bundle $(BUNDLE)
+	$(PY) -m devstack up --bundle $(BUNDLE)
 
 down:  ## stop what `make up` started
-	$(PY) -m shared.localstack down
+	$(PY) -m devstack down
 
 status:  ## each process of the local stack: name, pid, port, running or not
-	$(PY) -m shared.localstack status
+	$(PY) -m devstack status
 
 restart:  ## stop one process of the local stack and start it as it was: make restart SERVICE=broker [KILL=1]
 	@test -n "$(SERVICE)" || { echo "usage: make restart SERVICE=NAME (a name that make status lists)"; exit 2; }
-	$(PY) -m shared.localstack restart $(SERVICE) $(if $(KILL),--kill)
+	$(PY) -m devstack restart $(SERVICE) $(if $(KILL),--kill)
 
 bench: model  ## stage timings and real-time factors, in-process and through the stack
 	$(PY) scripts/bench.py

@@ -7,7 +7,8 @@
         for utterance in analysis.result.utterances:
             print(utterance.text, utterance.emotions[0].label)
 
-It never imports the services; it shares the result and account models of `shared` with them.
+It never imports the services; it shares the contract modules of `shared` (events, labels, results,
+accounts) with them. The command line that drives it (`analyzer.remote`) lives in the application.
 """
 
 from .async_client import AsyncEmotionAnalyzer

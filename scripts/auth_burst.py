@@ -26,9 +26,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devstack import LocalStack, ServiceName, ServiceSpec, StackConfig  # noqa: E402
+from devstack.processes import ProcessRecord  # noqa: E402
 from shared.db.migrate import upgrade  # noqa: E402
-from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig  # noqa: E402
-from shared.localstack.processes import ProcessRecord  # noqa: E402
 
 MIB = 1024 * 1024
 

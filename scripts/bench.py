@@ -23,9 +23,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up  # noqa: E402
+from analyzer.pipeline import InProcessAnalyzer, PipelineOptions, Timings  # noqa: E402
+from devstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up  # noqa: E402
 from shared.media import probe  # noqa: E402
-from shared.pipeline import InProcessAnalyzer, PipelineOptions, Timings  # noqa: E402
 from shared.stages import transcribe_file  # noqa: E402
 from shared.transcription import Transcriber  # noqa: E402
 

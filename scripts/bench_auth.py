@@ -39,11 +39,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up  # noqa: E402
+from devstack.probes import http_ok, wait_until  # noqa: E402
+from devstack.processes import ManagedProcess, free_port  # noqa: E402
 from services.gateway.settings import Settings as GatewaySettings  # noqa: E402
 from shared.db.migrate import upgrade  # noqa: E402
-from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up  # noqa: E402
-from shared.localstack.probes import http_ok, wait_until  # noqa: E402
-from shared.localstack.processes import ManagedProcess, free_port  # noqa: E402
 
 SERVER: Final = REPO / "scripts" / "bench_auth_server.py"
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")

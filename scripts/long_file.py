@@ -26,8 +26,8 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up  # noqa: E402
 from emotion_analyzer import Analysis, EmotionAnalyzer  # noqa: E402
-from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up  # noqa: E402
 
 MIB: Final = 1024 * 1024
 DEPLOYMENTS: Final = {

@@ -5,8 +5,8 @@ the words' own (top three of each), as a Markdown table. `python scripts/talking
 import argparse
 from pathlib import Path
 
+from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
 from shared.labels import Modality
-from shared.pipeline import InProcessAnalyzer, PipelineOptions
 from shared.results import EmotionScore
 
 TALKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "talking"

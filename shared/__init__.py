@@ -1,5 +1,5 @@
-"""The project's common library: event contracts, settings, storage, database, media and model code.
+"""What two services or more use: event contracts, settings, storage, the tables, media and model code.
 
-Only the modality services, the in-process command and training import the torch-backed modules
-(`shared.model`, `shared.stages`, `shared.pipeline`); the gateway and auth import none of them.
+Only the modality services, the in-process analyzer (`analyzer`) and training import the torch-backed
+modules (`shared.model`, `shared.stages`); the gateway and auth import none of them.
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.localstack import LocalStack, StackConfig
+from devstack import LocalStack, StackConfig
 from shared.settings import ServiceSettings
 from shared.storage import ObjectStore
 

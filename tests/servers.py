@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.types import ASGIApp
 
-from shared.localstack.processes import free_port
+from devstack.processes import free_port
 
 __all__ = ["free_port", "serve_app"]
 

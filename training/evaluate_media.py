@@ -90,7 +90,7 @@ def file_distribution(result: AnalysisResult, modality: Modality | None) -> np.n
 
 
 def evaluate_speech(bundle_dir: Path, directory: Path, whisper_model: str = "base") -> SpeechReport:
-    from shared.pipeline import InProcessAnalyzer, PipelineOptions
+    from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
 
     analyzer = InProcessAnalyzer(PipelineOptions(bundle_uri=str(bundle_dir), whisper_model=whisper_model))
     clips = list_clips(directory)

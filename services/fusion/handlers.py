@@ -13,12 +13,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db.fusion_parts import delete_parts, get_parts, put_part
 from shared.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
 from shared.labels import Modality
 from shared.metrics import InferenceObserver
 from shared.model.inference import AudioEncoding, FusionPredictor
 from shared.stages import TranscriptionOutput, fuse
+
+from .parts import delete_parts, get_parts, put_part
 
 PartEvent = TranscriptReady | VideoFeaturesReady | AudioFeaturesReady
 PART_OF: dict[type[PartEvent], Modality] = {

@@ -15,21 +15,13 @@ from typing import Final
 
 from fastapi import status
 
-from shared.db import (
-    Job,
-    JobCreate,
-    QuotaCharge,
-    QuotaExceededError,
-    QuotaLimits,
-    create_job,
-    current_period,
-    fail_job,
-    requeue_failed_job,
-)
+from shared.db import Job, JobCreate
 from shared.events import AnalysisRequested, Stage
 from shared.storage import ObjectNotFoundError, ObjectStore
 
 from .credentials import Principal
+from .db.jobs import QuotaCharge, create_job, fail_job, requeue_failed_job
+from .db.usage import QuotaExceededError, QuotaLimits, current_period
 from .errors import ApiError
 from .job_updates import notify_job_updated
 from .media_duration import declared_duration_s

@@ -1,8 +1,8 @@
 """Requests per minute per key (an API key or session; a client address or an e-mail for sign-up and login).
 
-The counting is a generic cell rate algorithm kept in PostgreSQL (`shared.db.rate_limits`), so the limit
-holds across every gateway replica: N replicas behind a load balancer still allow a key its limit, not N
-times it. GCRA allows a burst of up to the whole limit at once while holding the long-run rate to it.
+The counting is a generic cell rate algorithm kept in PostgreSQL (`services.gateway.db.rate_limits`), so
+the limit holds across every gateway replica: N replicas behind a load balancer still allow a key its limit,
+not N times it. GCRA allows a burst of up to the whole limit at once while holding the long-run rate to it.
 """
 
 import asyncio
@@ -15,7 +15,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db.rate_limits import Take, forget_past_cells, take
+from .db.rate_limits import Take, forget_past_cells, take
 
 WINDOW_S: Final = 60.0
 PRUNE_INTERVAL_S: Final = 60.0

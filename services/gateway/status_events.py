@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Job, complete_job, fail_job, mark_stage
+from shared.db import Job
 from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress
 
+from .db.jobs import complete_job, fail_job, mark_stage
 from .job_updates import notify_job_updated
 
 StatusEvent = AnalysisProgress | AnalysisCompleted | AnalysisFailed

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Job, JobStatus, fail_job, find_stuck_jobs, redrive_job
+from shared.db import Job, JobStatus
 from shared.events import AnalysisRequested, Stage
 
+from .db.jobs import fail_job, find_stuck_jobs, redrive_job
 from .job_updates import notify_job_updated
 from .status_events import lock_job
 

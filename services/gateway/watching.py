@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Job, get_job
+from shared.db import Job
 
+from .db.jobs import get_job
 from .job_updates import JobUpdates
 
 

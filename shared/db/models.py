@@ -164,17 +164,6 @@ class FusionPart(SQLModel, table=True):
     created_at: datetime = timestamp_field(nullable=False)
 
 
-class ProcessedEvent(SQLModel, table=True):
-    """An event a consumer has handled; keyed per consumer because several consumers read each topic."""
-
-    __tablename__ = "processed_event"
-    __table_args__ = (sa.Index("ix_processed_event_processed_at", "processed_at"),)
-
-    consumer: str = Field(min_length=1, max_length=128, primary_key=True)
-    event_id: uuid.UUID = Field(primary_key=True)
-    processed_at: datetime = timestamp_field(nullable=False)
-
-
 class UsageCounter(SQLModel, table=True):
     """What an owner used in one calendar month (UTC); charged and refunded with conditional UPDATEs."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.localstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up
+from devstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up
 from tests.bundle_fixtures import bundle_dir
 from tests.media_factory import MediaSet, make_media_set
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from shared.localstack import LocalStack, ServiceName
+from devstack import LocalStack, ServiceName
 from tests.e2e.conftest import MAX_UPLOAD_BYTES
 
 pytestmark = pytest.mark.e2e

@@ -12,8 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
+from devstack import LocalStack, ServiceName, sign_up
 from emotion_analyzer import Analysis, AnalysisStatus, EmotionAnalyzer
-from shared.localstack import LocalStack, ServiceName, sign_up
 from tests.media_factory import MediaSet
 from tests.webhook_receiver import ThreadedReceiver
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
+from devstack import LocalStack, ServiceName
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
-from shared.localstack import LocalStack, ServiceName
-from shared.pipeline import InProcessAnalyzer, PipelineOptions
 from shared.results import AnalysisResult, UtteranceResult
 from tests.bundle_fixtures import TEST_CONTEXT
 from tests.e2e.conftest import MAX_UPLOAD_BYTES

@@ -4,7 +4,7 @@ gateway killed while a delivery is in flight sends it again after restarting (th
 import httpx
 import pytest
 
-from shared.localstack import LocalStack, ServiceName
+from devstack import LocalStack, ServiceName
 from tests.e2e.test_pipeline import _analyse, _upload_three_steps, _wait
 from tests.media_factory import MediaSet
 from tests.webhook_receiver import Plan, ThreadedReceiver

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-unt
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from devstack import LocalStack
 from services.auth.main import create_app as create_auth_app
 from services.auth.settings import Settings as AuthSettings
 from services.gateway.main import create_app
@@ -34,7 +35,6 @@ from shared.events import (
     Topic,
 )
 from shared.labels import Modality
-from shared.localstack import LocalStack
 from shared.results import (
     AnalysisResult,
     ModalityPrediction,

@@ -593,7 +593,7 @@ async def run_cli(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.cli",
+        "analyzer.cli",
         "analyze",
         *args,
         cwd=REPO_ROOT,

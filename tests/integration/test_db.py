@@ -14,32 +14,22 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import (
-    Job,
-    JobCreate,
-    JobStatus,
-    ProcessedEvent,
+from services.fusion.parts import delete_parts, get_parts, put_part
+from services.gateway.db.jobs import (
     QuotaCharge,
-    QuotaLimits,
-    UtteranceRecord,
     complete_job,
     count_jobs,
-    create_engine,
     create_job,
-    delete_parts,
-    ensure_database,
     fail_job,
     find_stuck_jobs,
     get_job,
-    get_parts,
     list_jobs,
     list_utterances,
     mark_stage,
-    prune_events,
-    put_part,
-    record_event,
     redrive_job,
 )
+from services.gateway.db.usage import QuotaLimits
+from shared.db import Job, JobCreate, JobStatus, UtteranceRecord, create_engine, ensure_database
 from shared.db.migrate import current_revision, downgrade, head_revision, upgrade
 from shared.events import Stage
 from shared.labels import Emotion, Modality, Sentiment
@@ -53,7 +43,6 @@ TABLES = {
     "job",
     "utterance_result",
     "fusion_part",
-    "processed_event",
     "usage_counter",
     "user_account",
     "rate_limit_cell",
@@ -123,13 +112,13 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
         process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode == 0, stderr.decode()
-        assert await current_revision(url) == head_revision() == "0005"
+        assert await current_revision(url) == head_revision() == "0006"
         assert await ensure_database(url) is False
 
         engine = create_engine(url)
         try:
             async with engine.connect() as connection:
-                assert await connection.run_sync(table_names) >= TABLES
+                assert await connection.run_sync(table_names) == TABLES | {"alembic_version"}
                 # The migrations build exactly what the models describe.
                 assert await connection.run_sync(schema_differences) == []
 
@@ -139,7 +128,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
                 assert await connection.run_sync(table_names) == {"alembic_version"}
 
             await upgrade(url)
-            assert await current_revision(url) == "0005"
+            assert await current_revision(url) == "0006"
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) >= TABLES
                 assert await connection.run_sync(schema_differences) == []
@@ -419,38 +408,6 @@ async def test_redrive_starts_a_new_attempt_once(db_session: AsyncSession) -> No
 
 
 # --- processed events ---------------------------------------------------------------------------------
-
-
-async def test_record_event_is_true_once_per_consumer(db_sessions: async_sessionmaker[AsyncSession]) -> None:
-    event_id = uuid.uuid4()
-
-    async def record(consumer: str) -> bool:
-        async with db_sessions() as session:
-            return await record_event(session=session, consumer=consumer, event_id=event_id)
-
-    outcomes = await asyncio.gather(*(record("fusion") for _ in range(5)))
-    assert sorted(outcomes) == [False, False, False, False, True]
-    assert await record("gateway") is True
-    assert await record("gateway") is False
-
-
-async def test_prune_events_forgets_old_ones(db_session: AsyncSession) -> None:
-    old, recent = uuid.uuid4(), uuid.uuid4()
-    await record_event(session=db_session, consumer="fusion", event_id=old)
-    await record_event(session=db_session, consumer="fusion", event_id=recent)
-    await db_session.exec(
-        update(ProcessedEvent)
-        .where(col(ProcessedEvent.event_id) == old)
-        .values(processed_at=func.now() - timedelta(days=8))
-    )
-    await db_session.commit()
-
-    assert await prune_events(session=db_session, older_than=timedelta(days=7)) == 1
-    assert await record_event(session=db_session, consumer="fusion", event_id=old) is True
-    assert await record_event(session=db_session, consumer="fusion", event_id=recent) is False
-
-
-# --- fusion parts -------------------------------------------------------------------------------------
 
 
 async def test_fusion_parts_join_per_attempt(db_session: AsyncSession) -> None:

@@ -11,10 +11,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from services.fusion.parts import put_part
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
 from services.gateway.state import Gateway
-from shared.db.fusion_parts import put_part
 from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
 from shared.labels import Modality
 from shared.storage import ObjectStore

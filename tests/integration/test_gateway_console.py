@@ -15,13 +15,13 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
+from devstack import LocalStack
 from services.gateway.console.cookies import CookiePolicy
 from services.gateway.main import create_app
 from services.gateway.media_types import served_type
 from services.gateway.settings import Settings
 from shared.db.migrate import upgrade
 from shared.events import AnalysisCompleted, AnalysisFailed, Event, Stage
-from shared.localstack import LocalStack
 from tests.integration.gateway_fixtures import (
     STATUS_TIMEOUT_S,
     Account,

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.config import REPO_ROOT
+from devstack.processes import ManagedProcess, free_port
+from devstack.stack import await_broker, broker_command
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
-from shared.localstack.config import REPO_ROOT
-from shared.localstack.processes import ManagedProcess, free_port
-from shared.localstack.stack import await_broker, broker_command
 from shared.storage import ObjectStore
 from tests.integration.gateway_fixtures import Account, error_of, reading_requested, upload
 from tests.servers import serve_app

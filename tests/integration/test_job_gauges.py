@@ -7,8 +7,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.gateway.db.jobs import create_job, fail_job, mark_stage
 from services.gateway.job_gauges import JobGauges, count_jobs_by_status, refresh_job_gauges, run_job_gauges
-from shared.db import Job, JobCreate, JobStatus, create_job, fail_job, mark_stage
+from shared.db import Job, JobCreate, JobStatus
 from shared.events import Stage
 
 pytest_plugins = ["tests.integration.db_fixtures"]

@@ -1,4 +1,4 @@
-"""The local stack's real processes (Tansu, rclone, PostgreSQL) and its `python -m shared.localstack` CLI."""
+"""The local stack's real processes (Tansu, rclone, PostgreSQL) and its `python -m devstack` CLI."""
 
 import asyncio
 import json
@@ -18,8 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.events import Topic
-from shared.localstack import (
+from devstack import (
     LocalStack,
     PostgresMode,
     ServiceName,
@@ -28,8 +27,9 @@ from shared.localstack import (
     StackStartError,
     StackState,
 )
-from shared.localstack.probes import NotReadyError
-from shared.localstack.processes import is_running, port_is_open
+from devstack.probes import NotReadyError
+from devstack.processes import is_running, port_is_open
+from shared.events import Topic
 from shared.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
@@ -324,7 +324,7 @@ def test_children_die_with_the_process_that_started_them(tmp_path: Path) -> None
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from shared.localstack import LocalStack, StackConfig\n"
+        "from devstack import LocalStack, StackConfig\n"
         "stack = LocalStack(StackConfig(root=Path(sys.argv[1]))).start()\n"
         "print(stack.state().model_dump_json(), flush=True)\n"
         "time.sleep(60)\n"
@@ -347,7 +347,7 @@ def test_children_die_with_the_process_that_started_them(tmp_path: Path) -> None
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.localstack", *args],
+        [sys.executable, "-m", "devstack", *args],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

@@ -9,8 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.gateway.db.rate_limits import forget_past_cells, take
 from services.gateway.rate_limit import Cell, RateLimiter
-from shared.db.rate_limits import forget_past_cells, take
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.db_fixtures"]

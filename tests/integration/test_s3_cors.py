@@ -8,7 +8,7 @@ import httpx
 import pytest
 from minio import Minio
 
-from shared.localstack import LocalStack
+from devstack import LocalStack
 from shared.storage import ObjectStore
 
 pytestmark = pytest.mark.integration

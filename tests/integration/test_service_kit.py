@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped, unused-ignore]
 
+from devstack import LocalStack
 from shared.claim_check import ClaimCheck, ClaimCheckError, ClaimTicket, forget_job
 from shared.deliveries import DeliveryLedger
 from shared.events import (
@@ -22,7 +23,6 @@ from shared.events import (
     Stage,
     Topic,
 )
-from shared.localstack import LocalStack
 from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
 from shared.service import DELIVERY_FAILED, ServiceKit, publish, subscriber_options
 from shared.settings import ServiceSettings

@@ -250,7 +250,7 @@ def test_cli_json_is_the_api_result_and_bad_input_exits_2(
     command = [
         sys.executable,
         "-m",
-        "shared.cli",
+        "analyzer.cli",
         "analyze",
         "--bundle",
         str(bundle_dir),
@@ -288,7 +288,7 @@ def test_cli_batch_prints_a_line_per_file_in_order(media: MediaSet, bundle_dir: 
     (folder / "notes.txt").write_text("not media, and not picked up from a folder")
     done = subprocess.run(
         [
-            sys.executable, "-m", "shared.cli", "analyze", "--bundle", str(bundle_dir),
+            sys.executable, "-m", "analyzer.cli", "analyze", "--bundle", str(bundle_dir),
             "--whisper", "tiny.en", "--jsonl",
             str(folder), str(media.video_no_audio), str(tmp_path / "missing.mp4"),
         ],

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from minio.error import InvalidResponseError
 
+from devstack import LocalStack
 from shared.downloads import StoredFileError, downloaded
-from shared.localstack import LocalStack
 from shared.stage_errors import classify
 from shared.storage import ObjectNotFoundError, ObjectStore
 

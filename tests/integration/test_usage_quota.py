@@ -8,23 +8,23 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import (
-    Job,
-    JobCreate,
-    JobStatus,
+from services.gateway.db.jobs import (
     QuotaCharge,
-    QuotaExceededError,
-    QuotaLimits,
-    QuotaResource,
     complete_job,
     create_job,
-    current_period,
     fail_job,
-    get_usage,
     list_jobs,
     requeue_failed_job,
 )
-from shared.db.usage import period_end
+from services.gateway.db.usage import (
+    QuotaExceededError,
+    QuotaLimits,
+    QuotaResource,
+    current_period,
+    get_usage,
+    period_end,
+)
+from shared.db import Job, JobCreate, JobStatus
 from shared.events import Stage
 from shared.results import AnalysisResult
 

@@ -20,26 +20,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.gateway.schemas import Analysis
-from services.gateway.settings import Settings
-from services.gateway.webhooks.answers import KEPT_BYTES
-from services.gateway.webhooks.dispatcher import WebhookDispatcher
-from services.gateway.webhooks.targets import AddressInfo
-from shared.db import (
-    DeliveryStatus,
-    JobCreate,
-    WebhookDelivery,
-    WebhookEvent,
-    WebhookEventType,
-    WebhookSubscription,
-    complete_job,
-    create_job,
-    fail_job,
-    get_job,
-    mark_stage,
-)
-from shared.db.webhook_outbox import job_event_id
-from shared.db.webhooks import (
+from services.gateway.db.jobs import complete_job, create_job, fail_job, get_job, mark_stage
+from services.gateway.db.webhook_outbox import job_event_id
+from services.gateway.db.webhooks import (
     AttemptResult,
     DeliveryRecord,
     claim_due_deliveries,
@@ -54,6 +37,19 @@ from shared.db.webhooks import (
     record_attempt,
     record_test_event,
     redeliver,
+)
+from services.gateway.schemas import Analysis
+from services.gateway.settings import Settings
+from services.gateway.webhooks.answers import KEPT_BYTES
+from services.gateway.webhooks.dispatcher import WebhookDispatcher
+from services.gateway.webhooks.targets import AddressInfo
+from shared.db import (
+    DeliveryStatus,
+    JobCreate,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookEventType,
+    WebhookSubscription,
 )
 from shared.events import Stage
 from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores

@@ -50,14 +50,22 @@ def test_the_client_enums_have_the_servers_values() -> None:
     assert {status.value for status in terminal} == {s.value for s in JobStatus if s.is_terminal}
 
 
-def test_the_client_imports_no_service_and_no_model_code() -> None:
+def heavy_modules_after(imports: str) -> str:
     probe = (
-        "import sys, emotion_analyzer, emotion_analyzer.remote, emotion_analyzer.timeline\n"
+        f"import sys, {imports}\n"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('services', 'torch', 'transformers', 'matplotlib', 'sqlalchemy', 'faststream'))))"
     )
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert run.stdout.strip() == ""
+    return run.stdout.strip()
+
+
+def test_the_client_imports_no_service_and_no_model_code() -> None:
+    assert heavy_modules_after("emotion_analyzer") == ""
+
+
+def test_the_command_line_reaches_a_server_without_loading_models() -> None:
+    assert heavy_modules_after("analyzer.cli, analyzer.remote, analyzer.timeline") == ""
 
 
 # --- server-sent events --------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from emotion_analyzer import WebhookVerificationError, verify_webhook
+from services.gateway.db.webhooks import new_secret
 from services.gateway.webhooks.signing import headers as gateway_headers
-from shared.db.webhooks import new_secret
 
 BODY = json.dumps(
     {"type": "analysis.completed", "timestamp": "2025-01-01T00:00:00Z", "data": {"n": 1}}

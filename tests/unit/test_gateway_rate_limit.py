@@ -3,8 +3,8 @@ against PostgreSQL in tests/integration/test_rate_limits.py)."""
 
 import pytest
 
+from services.gateway.db.rate_limits import Take
 from services.gateway.rate_limit import WINDOW_S, Cell
-from shared.db.rate_limits import Take
 
 
 def test_a_limit_of_five_is_a_request_every_twelve_seconds_with_a_burst_of_five() -> None:

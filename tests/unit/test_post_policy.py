@@ -7,7 +7,7 @@ import pytest
 from minio import Minio
 from minio.datatypes import PostPolicy
 
-from shared.localstack.post_policy import PolicyError, Verified, check_size, verify
+from devstack.post_policy import PolicyError, Verified, check_size, verify
 
 ACCESS, SECRET, BUCKET, KEY = "local-access", "local-secret-key", "uploads", "uploads/owner/0123/talk.mp4"
 

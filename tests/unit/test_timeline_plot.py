@@ -10,7 +10,7 @@ import pytest
 from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
-from emotion_analyzer.timeline import EMOTION_COLOURS, PlotUnavailableError, plot_timeline
+from analyzer.timeline import EMOTION_COLOURS, PlotUnavailableError, plot_timeline
 from shared.labels import EMOTIONS, Emotion, Modality
 from shared.results import (
     AnalysisResult,

@@ -9,8 +9,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from services.gateway.db.webhooks import SECRET_PREFIX, new_secret
 from services.gateway.webhooks.signing import headers, secret_key, sign
-from shared.db.webhooks import SECRET_PREFIX, new_secret
 
 BODY = json.dumps({"type": "webhook.test", "timestamp": "2025-01-01T00:00:00Z", "data": {"n": 1}}).encode()
 MSG_ID = "6f1c8a9e-5c0b-4f59-9a1e-2d3b4c5d6e7f"

@@ -19,13 +19,14 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from shared.accounts_api import ApiKeyCreated, Credentials, Registration
-from shared.db import count_jobs, current_period, get_job, get_usage, list_jobs
-from shared.db.webhooks import get_subscription, list_deliveries, list_subscriptions
 from shared.settings import Environment
 
 from ..api.deps import GatewayDep, SessionDep
 from ..client_address import request_client_address
 from ..credentials import AuthUnavailableError, Principal
+from ..db.jobs import count_jobs, get_job, list_jobs
+from ..db.usage import current_period, get_usage
+from ..db.webhooks import get_subscription, list_deliveries, list_subscriptions
 from ..errors import ApiError
 from ..media_types import SUPPORTED_EXTENSIONS
 from ..schemas import Analysis

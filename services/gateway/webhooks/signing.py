@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from typing import Final
 
-from shared.db.webhooks import SECRET_PREFIX
+from ..db.webhooks import SECRET_PREFIX
 
 SIGNATURE_VERSION: Final = "v1"
 CONTENT_TYPE: Final = "application/json"

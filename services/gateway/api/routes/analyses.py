@@ -11,9 +11,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from shared.claim_check import forget_job as forget_job_payloads
-from shared.db import Job, count_jobs, delete_job, find_job_by_key, get_job, list_jobs
+from shared.db import Job
 
 from ...credentials import Principal
+from ...db.jobs import count_jobs, delete_job, find_job_by_key, get_job, list_jobs
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import (
     QUEUE_UNAVAILABLE,

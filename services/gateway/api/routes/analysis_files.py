@@ -8,8 +8,9 @@ from typing import Final
 from fastapi import APIRouter, Response, status
 from fastapi.responses import RedirectResponse
 
-from shared.db import JobStatus, get_job
+from shared.db import JobStatus
 
+from ...db.jobs import get_job
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...media_types import SNIFF_BYTES, served_type
 from ...result_csv import result_csv

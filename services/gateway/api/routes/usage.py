@@ -3,8 +3,7 @@ from datetime import date, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from shared.db import current_period, get_usage
-
+from ...db.usage import current_period, get_usage
 from ...errors import authenticated_responses
 from ..deps import CurrentPrincipal, SessionDep
 

@@ -6,7 +6,8 @@ from typing import Final
 from fastapi import APIRouter, Request, Response, status
 
 from shared.db import WebhookEventType
-from shared.db.webhooks import (
+
+from ...db.webhooks import (
     count_deliveries,
     count_subscriptions,
     create_subscription,
@@ -18,7 +19,6 @@ from shared.db.webhooks import (
     record_test_event,
     redeliver,
 )
-
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...webhook_schemas import (
     Delivery,

@@ -2,7 +2,7 @@
 it: for the local stack only, whose S3 server (`rclone serve s3`) refuses POST uploads altogether.
 
 The gateway hands out a policy that names the one key and the range of sizes an upload may have. The front
-(`shared.localstack.s3_cors`) verifies its signature with the stack's credentials, its expiry and every
+(`devstack.s3_cors`) verifies its signature with the stack's credentials, its expiry and every
 condition against the form it was sent with, and only then writes the file to rclone itself. Production
 S3 and MinIO do all of this natively; nothing outside the local stack imports this module.
 

@@ -1,4 +1,4 @@
-"""`python -m shared.localstack up|down|status|env|restart`: the local stack from a shell, detached."""
+"""`python -m devstack up|down|status|env|restart`: the local stack from a shell, detached."""
 
 import argparse
 import shlex
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from shared.localstack.binaries import BinaryNotFoundError
-from shared.localstack.config import (
+from devstack.binaries import BinaryNotFoundError
+from devstack.config import (
     DEFAULT_AUTH_PORT,
     DEFAULT_GATEWAY_PORT,
     DEFAULT_KAFKA_PORT,
@@ -21,10 +21,10 @@ from shared.localstack.config import (
     ServiceSpec,
     StackConfig,
 )
-from shared.localstack.postgres import PostgresError
-from shared.localstack.probes import NotReadyError
-from shared.localstack.stack import LocalStack, StackStartError, restart_recorded, stop_recorded
-from shared.localstack.state import StackState, StateFileError
+from devstack.postgres import PostgresError
+from devstack.probes import NotReadyError
+from devstack.stack import LocalStack, StackStartError, restart_recorded, stop_recorded
+from devstack.state import StackState, StateFileError
 
 
 def _service_names(text: str) -> list[ServiceName]:
@@ -39,7 +39,7 @@ def _service_names(text: str) -> list[ServiceName]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m shared.localstack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def with_root(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -164,7 +164,7 @@ def _up(args: argparse.Namespace) -> int:
     timings = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in state.startup_seconds.items())
     print(f"stack is up ({timings}):")
     _print_state(state)
-    print("environment for services and clients (also: python -m shared.localstack env):")
+    print("environment for services and clients (also: python -m devstack env):")
     _print_env(state)
     return 0
 

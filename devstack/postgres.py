@@ -13,9 +13,9 @@ from pathlib import Path
 
 import asyncpg
 
+from devstack.asyncio_bridge import run_coroutine
+from devstack.binaries import postgres_bin_dir
 from shared.db import session
-from shared.localstack.asyncio_bridge import run_coroutine
-from shared.localstack.binaries import postgres_bin_dir
 
 
 class PostgresError(RuntimeError):

@@ -27,7 +27,8 @@ from shared.db.webhook_models import (
     WebhookEventType,
     WebhookSubscription,
 )
-from shared.db.webhook_outbox import WEBHOOK_CHANNEL
+
+from .webhook_outbox import WEBHOOK_CHANNEL
 
 SECRET_PREFIX: Final = "whsec_"
 SECRET_BYTES: Final = 32

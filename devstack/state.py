@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.localstack.config import StackConfig
-from shared.localstack.processes import ProcessRecord, is_running
+from devstack.config import StackConfig
+from devstack.processes import ProcessRecord, is_running
 
 
 class StateFileError(RuntimeError):

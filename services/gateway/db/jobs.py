@@ -16,11 +16,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db.models import ACTIVE_STATUSES, FusionPart, Job, JobCreate, JobStatus, UtteranceRecord
-from shared.db.usage import QuotaLimits, charge, charge_more, refund
 from shared.db.webhook_models import WebhookEventType
-from shared.db.webhook_outbox import record_job_event
 from shared.events import Stage
 from shared.results import AnalysisResult, UtteranceResult
+
+from .usage import QuotaLimits, charge, charge_more, refund
+from .webhook_outbox import record_job_event
 
 MAX_PAGE_SIZE: Final = 500
 _ACTIVE: Final = sorted(ACTIVE_STATUSES)

@@ -8,12 +8,11 @@ from typing import Final
 import httpx
 from rich.console import Console
 
+from emotion_analyzer.client import EmotionAnalyzer
+from emotion_analyzer.errors import ApiError, WaitTimeout
+from emotion_analyzer.models import Analysis, AnalysisStatus
 from shared.events import Stage
 from shared.results import AnalysisResult
-
-from .client import EmotionAnalyzer
-from .errors import ApiError, WaitTimeout
-from .models import Analysis, AnalysisStatus
 
 # What the in-process command says at each stage, so that both modes read alike.
 STAGE_MESSAGES: Final = {

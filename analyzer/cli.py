@@ -104,8 +104,8 @@ def _analyzer_here(args: argparse.Namespace, err: Console) -> Analyze:
     # heavy imports only here, so `--help` and the remote mode need no torch
     from transformers.utils import logging as transformers_logging
 
+    from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
     from shared.media import MediaError
-    from shared.pipeline import InProcessAnalyzer, PipelineOptions
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # we show our own progress
     with err.status("loading models…"):
@@ -134,7 +134,7 @@ def _analyzer_here(args: argparse.Namespace, err: Console) -> Analyze:
 
 
 def _analyzer_remote(args: argparse.Namespace, err: Console) -> Analyze:
-    from emotion_analyzer.remote import RemoteAnalysisError, RemoteOptions, analyze_remotely
+    from analyzer.remote import RemoteAnalysisError, RemoteOptions, analyze_remotely
 
     options = RemoteOptions(
         server=args.server, key=args.key, presigned=not args.multipart, timeout_s=args.timeout
@@ -181,7 +181,7 @@ def expand_paths(paths: list[Path]) -> list[Path]:
 
 
 def _plot(result: AnalysisResult, args: argparse.Namespace, err: Console) -> int:
-    from emotion_analyzer.timeline import PlotUnavailableError, plot_timeline
+    from analyzer.timeline import PlotUnavailableError, plot_timeline
 
     try:
         plot_timeline(result, args.plot, title=args.paths[0].name)

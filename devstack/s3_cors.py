@@ -5,11 +5,11 @@ which no presigned URL covers, so browsers cannot upload to it directly. This fr
 itself and passes every other request through unchanged, Host header included, so the signature rclone
 checks is the one the gateway made for this address (it also says 206 for the ranges rclone answers with
 200). rclone has no POST Object (browser uploads under a signed policy), which is how the gateway hands out
-uploads: the front verifies such a POST as S3 does (shared.localstack.post_policy) and writes the file to
+uploads: the front verifies such a POST as S3 does (devstack.post_policy) and writes the file to
 rclone itself, with the credentials in EA_S3_ACCESS_KEY and EA_S3_SECRET_KEY. Local stack only: MinIO and
 S3 do all this themselves.
 
-    python -m shared.localstack.s3_cors --host 127.0.0.1 --port 19001 --upstream http://127.0.0.1:19000
+    python -m devstack.s3_cors --host 127.0.0.1 --port 19001 --upstream http://127.0.0.1:19000
 """
 
 import argparse
@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from shared.localstack.post_policy import PolicyError, PostForm, Verified, check_size, verify
+from devstack.post_policy import PolicyError, PostForm, Verified, check_size, verify
 from shared.storage import ObjectStore
 
 

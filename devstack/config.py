@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from shared.settings import ServiceSettings
 from shared.transcription import threads_beside
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT: Final = REPO_ROOT / "var" / "stack"
 
 # `up` uses the ports ServiceSettings defaults to, so a service started by hand finds the stack too.

@@ -9,8 +9,8 @@ import urllib3
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError  # type: ignore[import-untyped, unused-ignore]
 
-from shared.localstack.asyncio_bridge import run_coroutine
-from shared.localstack.processes import ManagedProcess, ProcessRecord, Readiness, log_tail, port_is_open
+from devstack.asyncio_bridge import run_coroutine
+from devstack.processes import ManagedProcess, ProcessRecord, Readiness, log_tail, port_is_open
 from shared.storage import ObjectStore
 
 

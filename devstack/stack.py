@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self
 
-from shared.events import Topic
-from shared.localstack import postgres
-from shared.localstack.binaries import rclone_binary, tansu_binary
-from shared.localstack.config import REPO_ROOT, PostgresMode, ServiceName, ServiceSpec, StackConfig
-from shared.localstack.probes import create_topics, http_ok, kafka_ready, s3_ready, wait_ready, wait_until
-from shared.localstack.processes import (
+from devstack import postgres
+from devstack.binaries import rclone_binary, tansu_binary
+from devstack.config import REPO_ROOT, PostgresMode, ServiceName, ServiceSpec, StackConfig
+from devstack.probes import create_topics, http_ok, kafka_ready, s3_ready, wait_ready, wait_until
+from devstack.processes import (
     ManagedProcess,
     ProcessRecord,
     Readiness,
@@ -23,7 +22,8 @@ from shared.localstack.processes import (
     port_is_open,
     stop_process,
 )
-from shared.localstack.state import StackState
+from devstack.state import StackState
+from shared.events import Topic
 from shared.settings import ServiceSettings
 from shared.storage import ObjectStore
 
@@ -437,7 +437,7 @@ class LocalStack:
         command = [
             sys.executable,
             "-m",
-            "shared.localstack.s3_cors",
+            "devstack.s3_cors",
             "--host",
             self.config.host,
             "--port",

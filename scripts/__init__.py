@@ -1,0 +1,1 @@
+"""Measurement and maintenance scripts, run from the repository root: `python scripts/NAME.py`."""

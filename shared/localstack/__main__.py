@@ -1,3 +1,0 @@
-from shared.localstack.cli import main
-
-raise SystemExit(main())
