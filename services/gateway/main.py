@@ -27,6 +27,7 @@ from .job_gauges import JobGauges, run_job_gauges
 from .job_updates import JobUpdates
 from .metrics import GatewayMetrics, RequestMetricsMiddleware
 from .multipart_upload import MULTIPART_OVERHEAD_BYTES
+from .pg_listener import PgListener
 from .rate_limit import AccountAttempts, RateLimiter
 from .settings import Settings
 from .state import Gateway
@@ -74,11 +75,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with contextlib.AsyncExitStack() as stack:
             engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
             stack.push_async_callback(engine.dispose)
+            sessions = session_factory(engine)
             store = ObjectStore.from_settings(settings)
             await asyncio.to_thread(store.ensure_bucket, settings.uploads_bucket)
-            updates = JobUpdates(settings.database_url, fallback_s=settings.watch_fallback_s)
-            await updates.start()
-            stack.push_async_callback(updates.stop)
+            listener = PgListener(settings.database_url)
+            updates = JobUpdates(listener, fallback_s=settings.watch_fallback_s)
+            dispatcher = (
+                WebhookDispatcher(sessions=sessions, settings=settings, registry=registry, listener=listener)
+                if settings.webhook_dispatcher
+                else None
+            )
+            await listener.start()
+            stack.push_async_callback(listener.stop)
             token = settings.internal_token
             auth = AuthClient(
                 str(settings.auth_url).rstrip("/"),
@@ -86,7 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timeout_s=settings.auth_timeout_s,
             )
             stack.push_async_callback(auth.aclose)
-            sessions = session_factory(engine)
             rate_limiter = RateLimiter(sessions)
             gateway = Gateway(
                 settings=settings,
@@ -140,10 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(_cancel, asyncio.create_task(expiry))
             await consumer_lag.start()
             stack.push_async_callback(consumer_lag.stop)
-            if settings.webhook_dispatcher:
-                dispatcher = WebhookDispatcher(
-                    sessions=gateway.sessions, settings=settings, registry=registry
-                )
+            if dispatcher is not None:
                 stack.push_async_callback(dispatcher.aclose)
                 stack.push_async_callback(_cancel, asyncio.create_task(dispatcher.run()))
             await stack.enter_async_context(

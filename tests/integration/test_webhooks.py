@@ -38,6 +38,7 @@ from services.gateway.db.webhooks import (
     record_test_event,
     redeliver,
 )
+from services.gateway.pg_listener import PgListener
 from services.gateway.schemas import Analysis
 from services.gateway.settings import Settings
 from services.gateway.webhooks.answers import KEPT_BYTES
@@ -544,13 +545,16 @@ async def test_the_dispatcher_loop_wakes_on_a_notification(
 ) -> None:
     subscription = await _subscribe(db_sessions, receiver.endpoint())
     receiver.expect(subscription.url, subscription.secret)
+    listener = PgListener(migrated_database_url)
     # Polling alone would take an hour: only the NOTIFY of the new event can make this pass.
-    harness = make_harness(db_sessions, _settings(migrated_database_url, webhook_poll_interval_s=3600.0))
+    harness = make_harness(
+        db_sessions, _settings(migrated_database_url, webhook_poll_interval_s=3600.0), listener=listener
+    )
+    await listener.start()
     running = asyncio.create_task(harness.dispatcher.run())
     try:
         async with asyncio.timeout(SETTLE_LIMIT_S):
-            while not harness.dispatcher.listening:  # noqa: ASYNC110  # the dispatcher has no event for it
-                await asyncio.sleep(0.01)
+            assert listener.listening
             # Most likely past the loop's first (empty) round by now, so that NOTIFY is what wakes it;
             # had the round not ended yet, it would find the event itself, and the test still holds.
             await asyncio.sleep(0.1)
@@ -562,9 +566,10 @@ async def test_the_dispatcher_loop_wakes_on_a_notification(
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+        await listener.stop()
     (request,) = receiver.at(subscription.url)
     assert request.verified and request.json["data"]["stage"] == "transcribe"
-    assert not harness.dispatcher.listening
+    assert not listener.listening
 
 
 async def test_owners_see_and_touch_only_their_own_webhooks(db_sessions: Sessions) -> None:

@@ -13,9 +13,8 @@ import random
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
-import asyncpg  # type: ignore[import-untyped, unused-ignore]  # typed only in newer releases
 import httpx
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -23,10 +22,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db.models import utcnow
 from shared.db.webhook_models import DeliveryStatus
-from shared.db.webhook_outbox import WEBHOOK_CHANNEL
-from shared.db.webhooks import AttemptResult, ClaimedDelivery, claim_due_deliveries, record_attempt
 
-from ..job_updates import asyncpg_dsn
+from ..db.webhook_outbox import WEBHOOK_CHANNEL
+from ..db.webhooks import AttemptResult, ClaimedDelivery, claim_due_deliveries, record_attempt
+from ..pg_listener import PgListener
 from ..settings import Settings
 from .answers import answer_head
 from .backoff import RetryPolicy
@@ -37,8 +36,6 @@ from .targets import PinnedTransport, Resolver, TargetRefusedError, system_resol
 USER_AGENT: Final = "emotion-analyzer-webhooks/1"
 DEFAULT_BATCH_SIZE: Final = 32
 DEFAULT_CONCURRENCY: Final = 8
-LISTEN_CONNECT_TIMEOUT_S: Final = 10.0
-LISTEN_RETRY_S: Final = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +66,7 @@ class WebhookDispatcher:
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         registry: CollectorRegistry,
+        listener: PgListener | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         concurrency: int = DEFAULT_CONCURRENCY,
         rng: random.Random | None = None,
@@ -89,10 +87,13 @@ class WebhookDispatcher:
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._rng = rng
-        self._dsn = asyncpg_dsn(settings.database_url)
         self._wake = asyncio.Event()
-        self._connection: asyncpg.Connection | None = None
-        self._next_listen_at = 0.0
+        self._listener = listener
+        if listener is not None:
+            # Any notification, or a possibly missed one, starts the next round now.
+            listener.listen(
+                WEBHOOK_CHANNEL, on_notify=lambda _payload: self._wake.set(), on_lost=self._wake.set
+            )
         self.deliveries = Counter(
             "ea_webhook_deliveries",
             "Webhook delivery attempts, by what they led to",
@@ -103,27 +104,18 @@ class WebhookDispatcher:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    @property
-    def listening(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed()
-
     async def run(self) -> None:
-        """Send due deliveries until cancelled, woken by NOTIFY or else every poll interval."""
-        try:
-            while True:
-                if not self.listening and time.monotonic() >= self._next_listen_at:
-                    await self._listen()
-                # Cleared before the claim, so a notification during the batch makes the next one start now.
-                self._wake.clear()
-                try:
-                    handled = await self.run_once()
-                except Exception:
-                    logger.exception("webhook dispatch failed")
-                    handled = 0
-                if handled < self._batch_size:
-                    await self._wait(self._settings.webhook_poll_interval_s)
-        finally:
-            await self._unlisten()
+        """Send due deliveries until cancelled, woken by the listener's NOTIFY or else every poll interval."""
+        while True:
+            # Cleared before the claim, so a notification during the batch makes the next one start now.
+            self._wake.clear()
+            try:
+                handled = await self.run_once()
+            except Exception:
+                logger.exception("webhook dispatch failed")
+                handled = 0
+            if handled < self._batch_size:
+                await self._wait(self._settings.webhook_poll_interval_s)
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries and send them; how many were claimed."""
@@ -213,47 +205,10 @@ class WebhookDispatcher:
             # Connection refused or reset, DNS failure, a payload that cannot be built: recorded, retried.
             return _Sent(error=_describe(exc))
 
-    async def _listen(self) -> None:
-        # Without LISTEN the loop still polls; reconnecting is tried again only after a pause.
-        self._next_listen_at = time.monotonic() + LISTEN_RETRY_S
-        try:
-            connection = await asyncpg.connect(self._dsn, timeout=LISTEN_CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            logger.warning("cannot LISTEN for webhook deliveries (polling meanwhile): %s", exc)
-            return
-        try:
-            await connection.add_listener(WEBHOOK_CHANNEL, self._on_notification)
-        except (OSError, asyncpg.PostgresError) as exc:
-            logger.warning("cannot LISTEN for webhook deliveries (polling meanwhile): %s", exc)
-            await _close(connection)
-            return
-        connection.add_termination_listener(self._on_terminated)
-        self._connection = connection
-
-    async def _unlisten(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.remove_termination_listener(self._on_terminated)
-            await _close(connection)
-
-    def _on_notification(self, _connection: Any, _pid: int, _channel: str, _payload: str) -> None:
-        self._wake.set()
-
-    def _on_terminated(self, _connection: Any) -> None:
-        logger.warning("lost the webhook LISTEN connection; reconnecting")
-        self._connection = None
-        self._wake.set()  # notifications may have been missed meanwhile
-
     async def _wait(self, timeout_s: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await self._wake.wait()
-
-
-async def _close(connection: asyncpg.Connection) -> None:
-    if not connection.is_closed():
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            await connection.close()
 
 
 def _describe(exc: Exception) -> str:
