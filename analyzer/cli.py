@@ -105,7 +105,7 @@ def _analyzer_here(args: argparse.Namespace, err: Console) -> Analyze:
     from transformers.utils import logging as transformers_logging
 
     from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
-    from shared.media import MediaError
+    from shared.media.container import MediaError
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # we show our own progress
     with err.status("loading models…"):

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 
 from shared.assets import whisper_model_dir
 from shared.events import Stage
-from shared.media import MediaError, load_audio
+from shared.media.container import MediaError
+from shared.media.decode import load_audio
 from shared.model.bundle import open_bundle
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from shared.results import AnalysisResult

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from analyzer.pipeline import InProcessAnalyzer, PipelineOptions, Timings  # noqa: E402
 from devstack import LocalStack, ServiceName, ServiceSpec, StackConfig, sign_up  # noqa: E402
-from shared.media import probe  # noqa: E402
+from shared.media.decode import probe  # noqa: E402
 from shared.stages import transcribe_file  # noqa: E402
 from shared.transcription import Transcriber  # noqa: E402
 

@@ -23,8 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from shared.events import Span  # noqa: E402
-from shared.media import FaceTracker, crop_face, load_audio, probe, sample_span_frames, sample_stills  # noqa: E402
+from shared.media.decode import load_audio, probe  # noqa: E402
+from shared.media.frames import sample_span_frames, sample_stills  # noqa: E402
 from shared.model.bundle import open_bundle  # noqa: E402
+from shared.model.face_detection import FaceTracker, crop_face  # noqa: E402
 from shared.model.inference import (  # noqa: E402
     AudioFeaturizer,
     FusionPredictor,

@@ -18,17 +18,11 @@ from pydantic import BaseModel
 
 from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span, VideoTrack
 from shared.labels import Modality
-from shared.media import (
-    FaceTracker,
-    MediaError,
-    MediaErrorCode,
-    crop_face,
-    load_audio,
-    probe,
-    sample_span_frames,
-    sample_stills,
-)
+from shared.media.container import MediaError, MediaErrorCode
+from shared.media.decode import load_audio, probe
+from shared.media.frames import sample_span_frames, sample_stills
 from shared.metrics import InferenceModality, InferenceObserver
+from shared.model.face_detection import FaceTracker, crop_face
 from shared.model.inference import (
     NO_AUDIO,
     NO_SPEECH,

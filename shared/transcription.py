@@ -119,7 +119,7 @@ class Transcriber:
         self._model = load_whisper(self.model_dir, device=device, cpu_threads=cpu_threads)
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
-        """`audio`: mono float32 samples at 16 kHz, as `shared.media.load_audio` returns them."""
+        """`audio`: mono float32 samples at 16 kHz, as `shared.media.decode.load_audio` returns them."""
         samples = np.asarray(audio, dtype=np.float32)
         if samples.ndim != 1:
             raise ValueError(f"expected mono samples (1-d), got shape {samples.shape}")

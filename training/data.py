@@ -22,9 +22,12 @@ import torch
 from torch.utils.data import Dataset
 
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
-from shared.media import MediaError, detect_faces, load_audio, probe, sample_span_frames
+from shared.media.container import MediaError
+from shared.media.decode import load_audio, probe
+from shared.media.frames import sample_span_frames
 from shared.model.config import ModelConfig
 from shared.model.context import ContextWindow, WindowInput, WordPieceTokenizer, window_inputs
+from shared.model.face_detection import detect_faces
 from shared.model.preprocess import LogMel, audio_segment, clip_tensor, min_mel_frames, pad_batch
 from shared.model.text import pad_windows
 

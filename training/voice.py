@@ -36,7 +36,7 @@ from torch import nn
 
 from shared.assets import whisper_model_dir
 from shared.labels import EMOTIONS
-from shared.media import load_audio
+from shared.media.decode import load_audio
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import save_state, sha256_file
 from shared.model.config import ModelConfig

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from pydantic import BaseModel
 
 from shared.labels import EMOTIONS
-from shared.media import load_audio
+from shared.media.decode import load_audio
 from shared.transcription import SAMPLE_RATE, Transcriber, Word
 
 RAVDESS_EMOTIONS: Final = {

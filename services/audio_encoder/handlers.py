@@ -6,7 +6,8 @@ import logging
 
 from shared.downloads import downloaded
 from shared.events import AnalysisRequested, AudioFeaturesReady, TranscriptReady
-from shared.media import MediaError, load_audio
+from shared.media.container import MediaError
+from shared.media.decode import load_audio
 from shared.model.inference import AudioFeaturizer
 from shared.model.voice import states_nbytes
 from shared.service import EncoderResources

@@ -17,6 +17,7 @@ from fastapi import status
 
 from shared.db import Job, JobCreate
 from shared.events import AnalysisRequested, Stage
+from shared.media.container import SNIFF_BYTES, MediaError, read_declared_duration, sniff_container
 from shared.storage import ObjectNotFoundError, ObjectStore
 
 from .credentials import Principal
@@ -24,14 +25,7 @@ from .db.jobs import QuotaCharge, create_job, fail_job, requeue_failed_job
 from .db.usage import QuotaExceededError, QuotaLimits, current_period
 from .errors import ApiError
 from .job_updates import notify_job_updated
-from .media_duration import declared_duration_s
-from .media_types import (
-    SNIFF_BYTES,
-    UnsupportedFileTypeError,
-    content_type_for,
-    sanitise_filename,
-    sniff_container,
-)
+from .media_types import UnsupportedFileTypeError, content_type_for, sanitise_filename
 from .schemas import UploadUrl
 from .state import Gateway
 
@@ -109,13 +103,20 @@ PROBE_URL_TTL: Final = timedelta(minutes=5)
 
 
 async def uploaded_duration_s(store: ObjectStore, bucket: str, key: str) -> float:
-    """The uploaded object's declared duration, read over a short-lived presigned URL."""
-    url = store.presigned_get_url(bucket, key, PROBE_URL_TTL)
-    return await asyncio.to_thread(declared_duration_s, url)
+    """The uploaded object's declared duration, read over a short-lived presigned URL (header only: the
+    pipeline's probe later checks every packet)."""
+    return await _declared_duration(store.presigned_get_url(bucket, key, PROBE_URL_TTL))
 
 
 async def received_duration_s(path: Path) -> float:
-    return await asyncio.to_thread(declared_duration_s, str(path))
+    return await _declared_duration(str(path))
+
+
+async def _declared_duration(source: str) -> float:
+    try:
+        return await asyncio.to_thread(read_declared_duration, source)
+    except MediaError as exc:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.code.value, exc.message) from exc
 
 
 async def check_uploaded_object(store: ObjectStore, bucket: str, key: str, *, max_bytes: int) -> int:

@@ -1,13 +1,15 @@
-"""Which files the gateway accepts: extensions of supported video/audio types, and a sniff of the first bytes.
+"""Which files the gateway accepts by name, and what type it serves a stored file as.
 
-Only the container is recognised here; whether its streams decode is the transcriber's problem.
+The first bytes are sniffed by `shared.media.container`, as the stages do; whether the streams decode is
+the transcriber's problem.
 """
 
 import re
 import unicodedata
-from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Final
+
+from shared.media.container import Container, sniff_container
 
 CONTENT_TYPES: Final[dict[str, str]] = {
     "mp4": "video/mp4",
@@ -26,12 +28,9 @@ CONTENT_TYPES: Final[dict[str, str]] = {
 SUPPORTED_EXTENSIONS: Final = frozenset(CONTENT_TYPES)
 # An upload-url request may declare one of these (any case); the file's own bytes are checked later anyway.
 ACCEPTED_CONTENT_TYPES: Final = ("video/", "audio/", "application/octet-stream")
-SNIFF_BYTES: Final = 64
 MAX_FILENAME_LENGTH: Final = 128
 
 _UNSAFE_CHARACTERS: Final = re.compile(r"[^A-Za-z0-9._-]+")
-# QuickTime files from before ISO-BMFF may open with one of these atoms instead of 'ftyp'.
-_QUICKTIME_ATOMS: Final = frozenset({b"ftyp", b"moov", b"mdat", b"wide"})
 
 
 def _any_case(text: str) -> str:
@@ -48,16 +47,6 @@ FILENAME_PATTERN: Final = (
     + r")\s*$"
 )
 CONTENT_TYPE_PATTERN: Final = "^(?:" + "|".join(_any_case(prefix) for prefix in ACCEPTED_CONTENT_TYPES) + ")"
-
-
-class Container(StrEnum):
-    ISO_BMFF = "iso-bmff"
-    WAVE = "wave"
-    AVI = "avi"
-    MPEG_AUDIO = "mpeg-audio"
-    FLAC = "flac"
-    OGG = "ogg"
-    MATROSKA = "matroska"
 
 
 class UnsupportedFileTypeError(ValueError):
@@ -88,28 +77,8 @@ def content_type_for(filename: str) -> str:
     return CONTENT_TYPES.get(extension_of(filename), "application/octet-stream")
 
 
-def sniff_container(head: bytes) -> Container | None:
-    """The media container the file's first bytes announce, or None when they announce none we read."""
-    if len(head) >= 8 and head[4:8] in _QUICKTIME_ATOMS:
-        return Container.ISO_BMFF
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return Container.WAVE
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return Container.AVI
-    if head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        # An ID3 tag, or an MPEG audio / ADTS frame: eleven sync bits set (0xFFE).
-        return Container.MPEG_AUDIO
-    if head[:4] == b"fLaC":
-        return Container.FLAC
-    if head[:4] == b"OggS":
-        return Container.OGG
-    if head[:4] == b"\x1a\x45\xdf\xa3":
-        return Container.MATROSKA
-    return None
-
-
 # What each container may be served as; the first is the container's own when the name says otherwise.
-_SERVED_TYPES: Final[dict[Container, tuple[str, ...]]] = {
+SERVED_TYPES: Final[dict[Container, tuple[str, ...]]] = {
     Container.ISO_BMFF: ("video/mp4", "video/quicktime", "video/x-m4v", "audio/mp4"),
     Container.WAVE: ("audio/wav",),
     Container.AVI: ("video/x-msvideo",),
@@ -117,6 +86,10 @@ _SERVED_TYPES: Final[dict[Container, tuple[str, ...]]] = {
     Container.FLAC: ("audio/flac",),
     Container.OGG: ("audio/ogg",),
     Container.MATROSKA: ("video/x-matroska", "video/webm"),
+    Container.FLV: ("video/x-flv",),
+    Container.ASF: ("video/x-ms-asf",),
+    Container.MPEG_PS: ("video/mpeg",),
+    Container.MPEG_TS: ("video/mp2t",),
 }
 
 
@@ -126,6 +99,6 @@ def served_type(head: bytes, filename: str) -> str:
     container = sniff_container(head)
     if container is None:
         return "application/octet-stream"
-    allowed = _SERVED_TYPES[container]
+    allowed = SERVED_TYPES[container]
     named = content_type_for(filename)
     return named if named in allowed else allowed[0]

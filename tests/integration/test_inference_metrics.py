@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span, VideoTrack
-from shared.media import probe
+from shared.media.decode import probe
 from shared.metrics import InferenceModality, StageMetrics
 from shared.model.bundle import LocalBundle
 from shared.model.inference import (

@@ -10,7 +10,8 @@ import pytest
 from shared.assets import whisper_model_dir
 from shared.events import Span
 from shared.labels import EMOTIONS, Modality
-from shared.media import MediaError, probe
+from shared.media.container import MediaError
+from shared.media.decode import probe
 from shared.model.bundle import LocalBundle
 from shared.model.inference import (
     NO_AUDIO,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shared.assets import whisper_model_dir
-from shared.media import load_audio
+from shared.media.decode import load_audio
 from shared.transcription import SAMPLE_RATE, Transcriber, Transcript, chunk_bounds
 from tests.media_factory import SpeechClip, speech_wav, video_with_audio, video_with_noise
 

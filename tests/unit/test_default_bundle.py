@@ -149,7 +149,7 @@ ANGRY_CLIP = KIT / "voice" / "ravdess" / "03-01-05-02-01-02-14.flac"  # actor 14
 
 @pytest.mark.skipif(not ANGRY_CLIP.is_file(), reason="the kit's voice data is not beside the checkout")
 def test_the_voice_hears_a_ravdess_clip_and_is_pooled_with_the_words(bundle: LocalBundle) -> None:
-    from shared.media import load_audio
+    from shared.media.decode import load_audio
 
     audio = load_audio(ANGRY_CLIP)
     spans = [(0.6, 2.6), (50.0, 51.0)]  # the second lies past the end of the clip: no voice there

@@ -11,7 +11,8 @@ FORBIDDEN = (
     "faster_whisper",
     "shared.model",
     "shared.stages",
-    "shared.media",
+    "shared.media.decode",
+    "shared.media.frames",
 )
 
 _PROBE = f"""

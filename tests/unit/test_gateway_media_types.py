@@ -3,13 +3,13 @@
 import pytest
 
 from services.gateway.media_types import (
+    SERVED_TYPES,
     SUPPORTED_EXTENSIONS,
-    Container,
     UnsupportedFileTypeError,
     content_type_for,
     sanitise_filename,
-    sniff_container,
 )
+from shared.media.container import Container, sniff_container
 
 
 @pytest.mark.parametrize(
@@ -53,6 +53,11 @@ def test_every_supported_extension_has_a_video_or_audio_content_type() -> None:
         (b"fLaC\x00\x00\x00\x22", Container.FLAC),
         (b"OggS\x00\x02\x00\x00", Container.OGG),
         (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81", Container.MATROSKA),
+        (b"\x00\x00\x00\x08free\x00\x00\x00\x00", Container.ISO_BMFF),
+        (b"FLV\x01\x05\x00\x00\x00\x09", Container.FLV),
+        (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", Container.ASF),
+        (b"\x00\x00\x01\xba\x44\x00\x04\x00", Container.MPEG_PS),
+        (b"\x47\x40\x00\x10" + bytes(184) + b"\x47\x40\x11\x10", Container.MPEG_TS),
     ],
 )
 def test_known_containers_are_recognised(head: bytes, container: Container) -> None:
@@ -73,3 +78,8 @@ def test_known_containers_are_recognised(head: bytes, container: Container) -> N
 )
 def test_other_bytes_are_not_media(head: bytes) -> None:
     assert sniff_container(head) is None
+
+
+def test_every_container_the_sniffer_knows_has_a_type_to_be_served_as() -> None:
+    for container in Container:
+        assert container in SERVED_TYPES

@@ -25,8 +25,15 @@ SERVICES: Final = ("gateway", "auth", "transcriber", "video_encoder", "audio_enc
 
 # The contract modules the client still reads from `shared` until they move to a package of their own.
 CLIENT_CONTRACTS: Final = ("shared.accounts_api", "shared.events", "shared.labels", "shared.results")
-# What needs torch or decodes media: the API containers carry neither.
-MODEL_CODE: Final = ("shared.model", "shared.stages", "shared.media", "shared.transcription", "shared.assets")
+# What needs torch or decodes media: the API containers carry neither (a file's header they may read).
+MODEL_CODE: Final = (
+    "shared.model",
+    "shared.stages",
+    "shared.media.decode",
+    "shared.media.frames",
+    "shared.transcription",
+    "shared.assets",
+)
 
 
 def module_name(path: Path) -> str:

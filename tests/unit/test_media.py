@@ -1,4 +1,5 @@
-"""shared.media on files made by ffmpeg/espeak-ng (known content) and on the real talking-head clips."""
+"""shared.media and face detection on files made by ffmpeg/espeak-ng (known content) and on the real
+talking-head clips."""
 
 import subprocess
 import time
@@ -7,19 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.media import (
-    FaceBox,
-    FaceTracker,
-    MediaError,
-    MediaErrorCode,
-    crop_face,
-    detect_faces,
-    load_audio,
-    probe,
-    sample_frames,
-    sample_span_frames,
-    sample_stills,
-)
+from shared.media.container import MediaError, MediaErrorCode, read_declared_duration
+from shared.media.decode import load_audio, probe
+from shared.media.frames import sample_frames, sample_span_frames, sample_stills
+from shared.model.face_detection import FaceBox, FaceTracker, crop_face, detect_faces
 from tests.media_factory import (
     VIDEO_FPS,
     VIDEO_SIZE,
@@ -125,6 +117,27 @@ def test_probe_too_long(media: MediaSet) -> None:
         probe(media.speech_mp4, max_duration_s=2.0)
     assert raised.value.code == MediaErrorCode.TOO_LONG
     assert probe(media.speech_mp4, max_duration_s=60.0).has_audio
+
+
+def test_bytes_that_look_like_another_riff_type_are_not_media(tmp_path: Path) -> None:
+    """A WebP picture is a RIFF file too: it is not media, not damaged media (as the gateway says)."""
+    webp = tmp_path / "picture.mp4"
+    webp.write_bytes(b"RIFF\x24\x08\x00\x00WEBPVP8 " + bytes(64))
+    with pytest.raises(MediaError) as raised:
+        probe(webp)
+    assert raised.value.code == MediaErrorCode.NOT_MEDIA
+
+
+@pytest.mark.parametrize("kind", ["speech_mp4", "video_no_audio", "speech_m4a", "speech_flac"])
+def test_the_header_duration_is_what_probe_finds(media: MediaSet, kind: str) -> None:
+    path = getattr(media, kind)
+    assert read_declared_duration(str(path)) == pytest.approx(probe(path).duration_s, abs=0.15)
+
+
+def test_a_header_that_cannot_be_read_is_a_media_error(media: MediaSet) -> None:
+    with pytest.raises(MediaError) as raised:
+        read_declared_duration(str(media.truncated))
+    assert raised.value.code == MediaErrorCode.CORRUPT_MEDIA
 
 
 def test_probe_missing_file_is_not_a_media_error(tmp_path: Path) -> None:

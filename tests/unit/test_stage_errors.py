@@ -1,6 +1,6 @@
 import urllib3
 
-from shared.media import MediaError, MediaErrorCode
+from shared.media.container import MediaError, MediaErrorCode
 from shared.stage_errors import INTERNAL_ERROR_REASON, classify
 from shared.storage import ObjectNotFoundError
 

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import RedirectResponse
 
 from shared.db import JobStatus
+from shared.media.container import SNIFF_BYTES
 
 from ...db.jobs import get_job
 from ...errors import ApiError, authenticated_responses, error_responses
-from ...media_types import SNIFF_BYTES, served_type
+from ...media_types import served_type
 from ...result_csv import result_csv
 from ..deps import CurrentOwner, GatewayDep, SessionDep
 
