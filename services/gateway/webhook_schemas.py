@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.db.webhook_models import DeliveryStatus, WebhookAttempt, WebhookEventType, WebhookSubscription
 
-from .db.webhooks import DeliveryRecord
+from .db.webhook_deliveries import DeliveryRecord
 from .webhooks.targets import MAX_URL_LENGTH
 
 SubscribableEvent = Literal["analysis.progress", "analysis.completed", "analysis.failed"]

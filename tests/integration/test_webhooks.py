@@ -21,22 +21,24 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.gateway.db.jobs import complete_job, create_job, fail_job, get_job, mark_stage
-from services.gateway.db.webhook_outbox import job_event_id
-from services.gateway.db.webhooks import (
+from services.gateway.db.webhook_deliveries import (
     AttemptResult,
     DeliveryRecord,
     claim_due_deliveries,
     count_deliveries,
-    count_subscriptions,
-    create_subscription,
-    delete_subscription,
     get_delivery,
-    get_subscription,
     list_deliveries,
-    list_subscriptions,
     record_attempt,
     record_test_event,
     redeliver,
+)
+from services.gateway.db.webhook_outbox import job_event_id
+from services.gateway.db.webhook_subscriptions import (
+    count_subscriptions,
+    create_subscription,
+    delete_subscription,
+    get_subscription,
+    list_subscriptions,
 )
 from services.gateway.pg_listener import PgListener
 from services.gateway.schemas import Analysis

@@ -10,7 +10,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from emotion_analyzer import WebhookVerificationError, verify_webhook
-from services.gateway.db.webhooks import new_secret
+from services.gateway.db.webhook_subscriptions import new_secret
 from services.gateway.webhooks.signing import headers as gateway_headers
 
 BODY = json.dumps(

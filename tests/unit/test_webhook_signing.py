@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.gateway.db.webhooks import SECRET_PREFIX, new_secret
+from services.gateway.db.webhook_subscriptions import SECRET_PREFIX, new_secret
 from services.gateway.webhooks.signing import headers, secret_key, sign
 
 BODY = json.dumps({"type": "webhook.test", "timestamp": "2025-01-01T00:00:00Z", "data": {"n": 1}}).encode()

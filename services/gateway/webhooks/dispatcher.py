@@ -23,8 +23,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.db.models import utcnow
 from shared.db.webhook_models import DeliveryStatus
 
+from ..db.webhook_deliveries import AttemptResult, ClaimedDelivery, claim_due_deliveries, record_attempt
 from ..db.webhook_outbox import WEBHOOK_CHANNEL
-from ..db.webhooks import AttemptResult, ClaimedDelivery, claim_due_deliveries, record_attempt
 from ..pg_listener import PgListener
 from ..settings import Settings
 from .answers import answer_head

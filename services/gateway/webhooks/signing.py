@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from typing import Final
 
-from ..db.webhooks import SECRET_PREFIX
+from ..db.webhook_subscriptions import SECRET_PREFIX
 
 SIGNATURE_VERSION: Final = "v1"
 CONTENT_TYPE: Final = "application/json"

@@ -7,17 +7,19 @@ from fastapi import APIRouter, Request, Response, status
 
 from shared.db import WebhookEventType
 
-from ...db.webhooks import (
+from ...db.webhook_deliveries import (
     count_deliveries,
+    get_delivery,
+    list_deliveries,
+    record_test_event,
+    redeliver,
+)
+from ...db.webhook_subscriptions import (
     count_subscriptions,
     create_subscription,
     delete_subscription,
-    get_delivery,
     get_subscription,
-    list_deliveries,
     list_subscriptions,
-    record_test_event,
-    redeliver,
 )
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...webhook_schemas import (

@@ -1,21 +1,18 @@
-"""Webhook subscriptions and their deliveries: what owners manage, and what the dispatcher claims and records.
+"""The webhook delivery queue: what owners see of it and redeliver, what the dispatcher claims and records.
 
 Owner-facing functions treat another owner's id exactly like a missing one. Each function commits its own
 work. A delivery's lease (`locked_until`) is both its lock and its claim token: a dispatcher that dies
 mid-send leaves a lease that runs out, after which any dispatcher claims the delivery again.
 """
 
-import base64
-import secrets
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, or_, text, update
+from sqlalchemy import or_, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db.models import Job
@@ -29,15 +26,12 @@ from shared.db.webhook_models import (
 )
 
 from .webhook_outbox import WEBHOOK_CHANNEL
+from .webhook_subscriptions import FRESH, get_subscription
 
-SECRET_PREFIX: Final = "whsec_"
-SECRET_BYTES: Final = 32
 MAX_PAGE_SIZE: Final = 500
-SUBSCRIBABLE_EVENTS: Final = frozenset(WebhookEventType) - {WebhookEventType.WEBHOOK_TEST}
 TEST_EVENT_MESSAGE: Final = "A test event: your endpoint is reachable and verifies our signature."
 
 _NO_SYNC: Final = {"synchronize_session": False}
-_FRESH: Final = {"populate_existing": True}
 _NOTIFY: Final = text(f"NOTIFY {WEBHOOK_CHANNEL}")
 
 
@@ -73,77 +67,6 @@ class AttemptResult:
     error: str | None = None
 
 
-def new_secret() -> str:
-    """A signing secret in the Standard Webhooks form: `whsec_` and base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
-
-
-async def create_subscription(
-    *,
-    session: AsyncSession,
-    owner: str,
-    url: str,
-    events: Sequence[WebhookEventType],
-    description: str | None = None,
-) -> WebhookSubscription:
-    """A new subscription with a fresh secret. The URL is stored as given: the caller validates it."""
-    if not owner:
-        raise ValueError("owner must not be empty")
-    chosen = sorted({WebhookEventType(event) for event in events})
-    if not chosen:
-        raise ValueError("a subscription needs at least one event type")
-    if not set(chosen) <= SUBSCRIBABLE_EVENTS:
-        raise ValueError(f"{WebhookEventType.WEBHOOK_TEST.value} is sent only by the test endpoint")
-    subscription = WebhookSubscription(
-        owner=owner,
-        url=url,
-        events=[event.value for event in chosen],
-        secret=new_secret(),
-        description=description,
-    )
-    session.add(subscription)
-    await session.commit()
-    return subscription
-
-
-async def list_subscriptions(*, session: AsyncSession, owner: str) -> list[WebhookSubscription]:
-    """The owner's subscriptions, oldest first."""
-    statement = (
-        select(WebhookSubscription)
-        .where(WebhookSubscription.owner == owner)
-        .order_by(col(WebhookSubscription.created_at), col(WebhookSubscription.id))
-        .execution_options(**_FRESH)
-    )
-    return list((await session.exec(statement)).all())
-
-
-async def count_subscriptions(*, session: AsyncSession, owner: str) -> int:
-    statement = (
-        select(func.count()).select_from(WebhookSubscription).where(WebhookSubscription.owner == owner)
-    )
-    return (await session.exec(statement)).one()
-
-
-async def get_subscription(
-    *, session: AsyncSession, owner: str, subscription_id: uuid.UUID
-) -> WebhookSubscription | None:
-    statement = select(WebhookSubscription).where(
-        WebhookSubscription.id == subscription_id, WebhookSubscription.owner == owner
-    )
-    return (await session.exec(statement.execution_options(**_FRESH))).one_or_none()
-
-
-async def delete_subscription(*, session: AsyncSession, owner: str, subscription_id: uuid.UUID) -> bool:
-    """Delete the subscription with its pending and past deliveries; False when it is not the owner's."""
-    subscription = await get_subscription(session=session, owner=owner, subscription_id=subscription_id)
-    if subscription is None:
-        await session.commit()
-        return False
-    await session.delete(subscription)
-    await session.commit()
-    return True
-
-
 async def list_deliveries(
     *, session: AsyncSession, owner: str, subscription_id: uuid.UUID, limit: int = 20, offset: int = 0
 ) -> list[DeliveryRecord] | None:
@@ -161,7 +84,7 @@ async def list_deliveries(
         .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc())
         .limit(limit)
         .offset(offset)
-        .execution_options(**_FRESH)
+        .execution_options(**FRESH)
     )
     rows = list((await session.exec(statement)).all())
     attempts = await _attempts_of(session, [delivery.id for delivery, _ in rows])
@@ -187,7 +110,7 @@ async def get_delivery(
         .join(WebhookEvent, col(WebhookEvent.id) == col(WebhookDelivery.event_id))
         .join(WebhookSubscription, col(WebhookSubscription.id) == col(WebhookDelivery.subscription_id))
         .where(WebhookDelivery.id == delivery_id, WebhookSubscription.owner == owner)
-        .execution_options(**_FRESH)
+        .execution_options(**FRESH)
     )
     if subscription_id is not None:
         statement = statement.where(WebhookDelivery.subscription_id == subscription_id)
@@ -305,7 +228,7 @@ async def claim_due_deliveries(*, session: AsyncSession, limit: int, lease_s: fl
         .outerjoin(Job, col(Job.id) == col(WebhookEvent.job_id))
         .where(col(WebhookDelivery.id).in_(claimed_ids))
         .order_by(col(WebhookDelivery.next_attempt_at))
-        .execution_options(**_FRESH)
+        .execution_options(**FRESH)
     )
     rows = list((await session.exec(statement)).all())
     await session.commit()
@@ -338,7 +261,7 @@ async def record_attempt(
         select(WebhookDelivery)
         .where(WebhookDelivery.id == delivery_id)
         .with_for_update()
-        .execution_options(**_FRESH)
+        .execution_options(**FRESH)
     )
     delivery = (await session.exec(statement)).one_or_none()
     if delivery is None:
@@ -381,7 +304,7 @@ def _leased_until(delivery: WebhookDelivery) -> datetime:
 
 
 async def _delivery(session: AsyncSession, delivery_id: uuid.UUID) -> WebhookDelivery:
-    statement = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).execution_options(**_FRESH)
+    statement = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).execution_options(**FRESH)
     return (await session.exec(statement)).one()
 
 
@@ -394,7 +317,7 @@ async def _attempts_of(
         select(WebhookAttempt)
         .where(col(WebhookAttempt.delivery_id).in_(delivery_ids))
         .order_by(col(WebhookAttempt.delivery_id), col(WebhookAttempt.number))
-        .execution_options(**_FRESH)
+        .execution_options(**FRESH)
     )
     grouped: dict[uuid.UUID, list[WebhookAttempt]] = {}
     for attempt in (await session.exec(statement)).all():

@@ -1,0 +1,94 @@
+"""Webhook subscriptions: what an owner subscribes, where, and the secret its deliveries are signed with.
+
+Owner-facing functions treat another owner's id exactly like a missing one. Each function commits its own
+work. Deleting a subscription deletes its deliveries (`webhook_deliveries` is the queue).
+"""
+
+import base64
+import secrets
+import uuid
+from collections.abc import Sequence
+from typing import Final
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db.webhook_models import WebhookEventType, WebhookSubscription
+
+SECRET_PREFIX: Final = "whsec_"
+SECRET_BYTES: Final = 32
+SUBSCRIBABLE_EVENTS: Final = frozenset(WebhookEventType) - {WebhookEventType.WEBHOOK_TEST}
+# Rows read again inside one session are refreshed, not served from the identity map.
+FRESH: Final = {"populate_existing": True}
+
+
+def new_secret() -> str:
+    """A signing secret in the Standard Webhooks form: `whsec_` and base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+async def create_subscription(
+    *,
+    session: AsyncSession,
+    owner: str,
+    url: str,
+    events: Sequence[WebhookEventType],
+    description: str | None = None,
+) -> WebhookSubscription:
+    """A new subscription with a fresh secret. The URL is stored as given: the caller validates it."""
+    if not owner:
+        raise ValueError("owner must not be empty")
+    chosen = sorted({WebhookEventType(event) for event in events})
+    if not chosen:
+        raise ValueError("a subscription needs at least one event type")
+    if not set(chosen) <= SUBSCRIBABLE_EVENTS:
+        raise ValueError(f"{WebhookEventType.WEBHOOK_TEST.value} is sent only by the test endpoint")
+    subscription = WebhookSubscription(
+        owner=owner,
+        url=url,
+        events=[event.value for event in chosen],
+        secret=new_secret(),
+        description=description,
+    )
+    session.add(subscription)
+    await session.commit()
+    return subscription
+
+
+async def list_subscriptions(*, session: AsyncSession, owner: str) -> list[WebhookSubscription]:
+    """The owner's subscriptions, oldest first."""
+    statement = (
+        select(WebhookSubscription)
+        .where(WebhookSubscription.owner == owner)
+        .order_by(col(WebhookSubscription.created_at), col(WebhookSubscription.id))
+        .execution_options(**FRESH)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def count_subscriptions(*, session: AsyncSession, owner: str) -> int:
+    statement = (
+        select(func.count()).select_from(WebhookSubscription).where(WebhookSubscription.owner == owner)
+    )
+    return (await session.exec(statement)).one()
+
+
+async def get_subscription(
+    *, session: AsyncSession, owner: str, subscription_id: uuid.UUID
+) -> WebhookSubscription | None:
+    statement = select(WebhookSubscription).where(
+        WebhookSubscription.id == subscription_id, WebhookSubscription.owner == owner
+    )
+    return (await session.exec(statement.execution_options(**FRESH))).one_or_none()
+
+
+async def delete_subscription(*, session: AsyncSession, owner: str, subscription_id: uuid.UUID) -> bool:
+    """Delete the subscription with its pending and past deliveries; False when it is not the owner's."""
+    subscription = await get_subscription(session=session, owner=owner, subscription_id=subscription_id)
+    if subscription is None:
+        await session.commit()
+        return False
+    await session.delete(subscription)
+    await session.commit()
+    return True
