@@ -6,13 +6,13 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, Field
 
-from shared.settings import ServiceSettings
+from shared.settings import DatabaseSettings, ModelSettings, PipelineSettings
 from shared.transcription import threads_beside
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT: Final = REPO_ROOT / "var" / "stack"
 
-# `up` uses the ports ServiceSettings defaults to, so a service started by hand finds the stack too.
+# `up` uses the ports the settings default to, so a service started by hand finds the stack too.
 DEFAULT_KAFKA_PORT: Final = 19092
 DEFAULT_S3_PORT: Final = 19000
 DEFAULT_PRIVATE_POSTGRES_PORT: Final = 15432
@@ -23,8 +23,12 @@ DEFAULT_METRICS_PORT_BASE: Final = 9461
 Port = Annotated[int, Field(ge=0, le=65535, description="0 picks a free port when the stack starts")]
 
 
+class StackSettings(PipelineSettings, DatabaseSettings, ModelSettings):
+    """Every concern's settings at once: what the stack's fixtures and scripts point clients with."""
+
+
 def _settings_default(field: str) -> str:
-    return str(ServiceSettings.model_fields[field].default)
+    return str(StackSettings.model_fields[field].default)
 
 
 class ServiceName(StrEnum):
@@ -106,9 +110,7 @@ class StackConfig(BaseModel):
     s3_port: Port = 0
     # rclone refuses access keys shorter than three characters.
     s3_access_key: str = Field(default=_settings_default("s3_access_key"), min_length=3)
-    s3_secret_key: str = Field(
-        default=ServiceSettings.model_fields["s3_secret_key"].default.get_secret_value()
-    )
+    s3_secret_key: str = Field(default=StackSettings.model_fields["s3_secret_key"].default.get_secret_value())
     buckets: list[str] = Field(
         default_factory=lambda: [_settings_default("uploads_bucket"), _settings_default("models_bucket")]
     )

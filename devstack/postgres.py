@@ -27,7 +27,7 @@ def server_dsn(host: str, port: int, user: str, database: str = "postgres") -> s
 
 
 def sqlalchemy_url(host: str, port: int, user: str, database: str) -> str:
-    """The form ServiceSettings.database_url takes (SQLAlchemy with the asyncpg driver)."""
+    """The form DatabaseSettings.database_url takes (SQLAlchemy with the asyncpg driver)."""
     return f"postgresql+asyncpg://{user}@{host}:{port}/{database}"
 
 

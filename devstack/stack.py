@@ -11,7 +11,7 @@ from typing import Final, Self
 
 from devstack import postgres
 from devstack.binaries import rclone_binary, tansu_binary
-from devstack.config import REPO_ROOT, PostgresMode, ServiceName, ServiceSpec, StackConfig
+from devstack.config import REPO_ROOT, PostgresMode, ServiceName, ServiceSpec, StackConfig, StackSettings
 from devstack.probes import create_topics, http_ok, kafka_ready, s3_ready, wait_ready, wait_until
 from devstack.processes import (
     ManagedProcess,
@@ -24,7 +24,6 @@ from devstack.processes import (
 )
 from devstack.state import StackState
 from shared.events import Topic
-from shared.settings import ServiceSettings
 from shared.storage import ObjectStore
 
 
@@ -233,7 +232,7 @@ class LocalStack:
         return f"http://{self.config.host}:{spec.metrics_port}/metrics"
 
     def env(self) -> dict[str, str]:
-        """The EA_* variables that point a service (ServiceSettings) at this stack."""
+        """The EA_* variables that point a service at this stack."""
         env = {
             "EA_ENVIRONMENT": "development",
             "EA_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
@@ -251,14 +250,14 @@ class LocalStack:
             env["EA_PUBLIC_S3_ENDPOINT"] = self.public_s3_url
         return env
 
-    def settings(self, **overrides: object) -> ServiceSettings:
-        """ServiceSettings for this stack, ignoring EA_* variables of the calling environment."""
+    def settings(self, **overrides: object) -> StackSettings:
+        """Settings for this stack, ignoring EA_* variables of the calling environment."""
         values: dict[str, object] = {
             name.removeprefix("EA_").lower(): value for name, value in self.env().items()
         }
         values.update(overrides)
         # model_validate skips the environment and .env sources that the constructor would read.
-        return ServiceSettings.model_validate(values)
+        return StackSettings.model_validate(values)
 
     def object_store(self) -> ObjectStore:
         return ObjectStore.from_settings(self.settings())
@@ -391,7 +390,7 @@ class LocalStack:
     def bundle_uri(self) -> str | None:
         if self.config.bundle_dir is None:
             return None
-        models_bucket = ServiceSettings.model_fields["models_bucket"].default
+        models_bucket = StackSettings.model_fields["models_bucket"].default
         return f"s3://{models_bucket}/bundles/{self.config.bundle_dir.resolve().name}"
 
     def _spawn_broker(self) -> ManagedProcess:

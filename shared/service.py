@@ -22,7 +22,7 @@ from shared.consumer_lag import ConsumerLagPoller
 from shared.deliveries import Delivery, DeliveryLedger
 from shared.events import AnalysisFailed, AnalysisProgress, DeadLettered, Event, Stage
 from shared.metrics import InferenceObserver, StageMetrics
-from shared.settings import ServiceSettings
+from shared.settings import BaseServiceSettings, KafkaSettings, PipelineSettings
 from shared.stage_errors import classify
 from shared.storage import ObjectStore
 
@@ -36,7 +36,7 @@ AT_LEAST_ONCE = AckPolicy.NACK_ON_ERROR
 Featurizer = TypeVar("Featurizer")
 
 
-def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> KafkaBroker:
+def make_broker(settings: KafkaSettings, registry: CollectorRegistry) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=settings.service_name,
@@ -46,7 +46,7 @@ def make_broker(settings: ServiceSettings, registry: CollectorRegistry) -> Kafka
     )
 
 
-def subscriber_options(settings: ServiceSettings, claims: ClaimCheck) -> dict[str, Any]:
+def subscriber_options(settings: KafkaSettings, claims: ClaimCheck) -> dict[str, Any]:
     """One consumer group per service; offsets from the start for a new group so nothing is skipped; large
     events fetched by their claim tickets."""
     return {
@@ -85,7 +85,7 @@ def make_app(
     )
 
 
-def run(app: AsgiFastStream, settings: ServiceSettings, default_port: int) -> None:
+def run(app: AsgiFastStream, settings: BaseServiceSettings, default_port: int) -> None:
     settings.require_declared_environment()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     uvicorn.run(app, host=settings.http_host, port=settings.metrics_port or default_port, log_level="warning")
@@ -100,7 +100,7 @@ class ServiceKit:
     Its app measures the lag of the service's consumer group on the topics its handlers consume.
     """
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: PipelineSettings) -> None:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = StageMetrics(self.registry)

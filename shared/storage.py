@@ -14,7 +14,7 @@ from minio.datatypes import PostPolicy
 from minio.error import InvalidResponseError, S3Error
 from pydantic import BaseModel
 
-from shared.settings import ServiceSettings
+from shared.settings import StorageSettings
 
 
 class ObjectInfo(BaseModel):
@@ -39,7 +39,7 @@ class ObjectStore:
         self.client = client
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> "ObjectStore":
+    def from_settings(cls, settings: StorageSettings) -> "ObjectStore":
         return cls(
             Minio(
                 settings.s3_endpoint,

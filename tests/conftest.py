@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devstack import LocalStack, StackConfig
-from shared.settings import ServiceSettings
+from devstack.config import StackSettings
 from shared.storage import ObjectStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +61,8 @@ def database_url(stack: LocalStack) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(stack: LocalStack, database_url: str) -> ServiceSettings:
-    """ServiceSettings pointing at the session's broker, S3 server and database."""
+def settings(stack: LocalStack, database_url: str) -> StackSettings:
+    """StackSettings pointing at the session's broker, S3 server and database."""
     return stack.settings(database_url=database_url)
 
 

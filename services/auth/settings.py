@@ -4,7 +4,7 @@ from typing import Final, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.settings import Environment, ServiceSettings
+from shared.settings import DatabaseSettings, Environment
 
 DEV_JWT_SECRET: Final = "dev-jwt-secret-change-me-0123456789abcdef"
 DEV_KEY_PEPPER: Final = "dev-key-pepper-change-me-0123456789abcdef"
@@ -12,7 +12,7 @@ DEV_KEY_PEPPER: Final = "dev-key-pepper-change-me-0123456789abcdef"
 MIN_SECRET_LENGTH: Final = 32
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings):
     service_name: str = "auth"
     database_pool_size: int = Field(
         default=20, ge=1, description="Pooled PostgreSQL connections: about the requests served at once"

@@ -1,5 +1,5 @@
-from shared.settings import ServiceSettings
+from shared.settings import DatabaseSettings, ModelSettings, PipelineSettings
 
 
-class Settings(ServiceSettings):
+class Settings(PipelineSettings, DatabaseSettings, ModelSettings):
     service_name: str = "fusion"

@@ -4,12 +4,12 @@ from typing import Final, Self
 
 from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, SecretStr, model_validator
 
-from shared.settings import Environment, ServiceSettings
+from shared.settings import DatabaseSettings, Environment, PipelineSettings
 
 MIB: Final = 1024 * 1024
 
 
-class Settings(ServiceSettings):
+class Settings(PipelineSettings, DatabaseSettings):
     service_name: str = "gateway"
     database_pool_size: int = Field(
         default=20, ge=1, description="Pooled PostgreSQL connections: about the requests served at once"

@@ -22,7 +22,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 from shared.db.session import create_engine, ensure_database
-from shared.settings import ServiceSettings
+from shared.settings import DatabaseSettings
 
 MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 
@@ -99,7 +99,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 async def run(args: argparse.Namespace) -> None:
-    url: str = args.url or ServiceSettings().database_url
+    url: str = args.url or DatabaseSettings().database_url
     if args.create_database and await ensure_database(url):
         log.info("created the database")
     match args.action:

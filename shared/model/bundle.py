@@ -30,7 +30,7 @@ from torch import nn
 
 from shared.labels import EMOTIONS, SENTIMENTS
 from shared.model.config import ModelConfig
-from shared.settings import ServiceSettings
+from shared.settings import ModelSettings
 from shared.storage import ObjectStore
 
 MANIFEST: Final = "manifest.json"
@@ -325,9 +325,7 @@ def publish_bundle(root: Path, store: ObjectStore, uri: str) -> BundleManifest:
     return manifest
 
 
-def open_for_service(
-    settings: ServiceSettings, store: ObjectStore, *components: ComponentName
-) -> LocalBundle:
+def open_for_service(settings: ModelSettings, store: ObjectStore, *components: ComponentName) -> LocalBundle:
     """The components a service needs, from its settings' bundle URI; applies its torch thread count."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)

@@ -27,7 +27,7 @@ from shared.db.session import (
     quote_identifier,
     session_factory,
 )
-from shared.settings import ServiceSettings
+from shared.settings import DatabaseSettings
 
 _APPLICATION_TABLES = text(
     "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
@@ -36,7 +36,7 @@ _APPLICATION_TABLES = text(
 
 def fresh_database_url(prefix: str = "ea_test") -> str:
     """A URL on the configured server naming a database that does not exist yet."""
-    server = make_url(ServiceSettings().database_url)
+    server = make_url(DatabaseSettings().database_url)
     name = f"{prefix}_{secrets.token_hex(6)}"
     return server.set(database=name).render_as_string(hide_password=False)
 

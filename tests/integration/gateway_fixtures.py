@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from devstack import LocalStack
+from devstack.config import StackSettings
 from services.auth.main import create_app as create_auth_app
 from services.auth.settings import Settings as AuthSettings
 from services.gateway.main import create_app
@@ -43,7 +44,6 @@ from shared.results import (
     sentiment_scores,
 )
 from shared.service import publish
-from shared.settings import ServiceSettings
 from tests.media_factory import bars_video
 from tests.servers import free_port, serve_app
 
@@ -72,7 +72,7 @@ def gateway_database_url(stack: LocalStack) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def auth_url(settings: ServiceSettings, gateway_database_url: str) -> AsyncIterator[str]:
+async def auth_url(settings: StackSettings, gateway_database_url: str) -> AsyncIterator[str]:
     """The real auth service, in-process on a free port, sharing the gateway's database."""
     await upgrade(gateway_database_url)
     auth_settings = AuthSettings.model_validate(
@@ -89,7 +89,7 @@ async def auth_url(settings: ServiceSettings, gateway_database_url: str) -> Asyn
 
 @pytest.fixture(scope="module")
 def gateway_settings(
-    settings: ServiceSettings, gateway_database_url: str, auth_url: str, stack: LocalStack
+    settings: StackSettings, gateway_database_url: str, auth_url: str, stack: LocalStack
 ) -> Settings:
     return Settings.model_validate(
         {

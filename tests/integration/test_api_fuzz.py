@@ -20,13 +20,13 @@ from fastapi import FastAPI
 from schemathesis.engine import StopReason, events
 from schemathesis.engine import from_schema as engine_for
 
+from devstack.config import StackSettings
 from services.auth.deps import INTERNAL_TOKEN_HEADER
 from services.auth.main import create_app as create_auth_app
 from services.auth.settings import Settings as AuthSettings
 from services.gateway.settings import Settings
 from services.gateway.state import Gateway
 from shared.db.migrate import upgrade
-from shared.settings import ServiceSettings
 from tests.integration.gateway_fixtures import CHEAP_PASSWORD_HASHING, Account, register
 from tests.integration.test_gateway_accounts import bearer, set_limits
 from tests.servers import serve_app
@@ -62,7 +62,7 @@ BUSINESS_RULE_REFUSALS: Final[dict[str, tuple[str, ...]]] = {
 
 
 @pytest.fixture(scope="module")
-async def auth_url(settings: ServiceSettings, gateway_database_url: str) -> AsyncIterator[str]:
+async def auth_url(settings: StackSettings, gateway_database_url: str) -> AsyncIterator[str]:
     """The real auth service as deployed: introspection only for callers with the internal token."""
     await upgrade(gateway_database_url)
     auth_settings = AuthSettings.model_validate(

@@ -27,10 +27,10 @@ from devstack import (
     StackStartError,
     StackState,
 )
+from devstack.config import StackSettings
 from devstack.probes import NotReadyError
 from devstack.processes import is_running, port_is_open
 from shared.events import Topic
-from shared.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
@@ -204,7 +204,7 @@ def test_env_configures_service_settings(stack: LocalStack, monkeypatch: pytest.
     for name, value in stack.env().items():
         monkeypatch.setenv(name, value)
 
-    settings = ServiceSettings(_env_file=None)
+    settings = StackSettings(_env_file=None)
 
     assert settings.kafka_bootstrap_servers == stack.kafka_bootstrap
     assert settings.s3_endpoint == stack.s3_endpoint

@@ -25,7 +25,7 @@ from shared.events import (
 )
 from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
 from shared.service import DELIVERY_FAILED, ServiceKit, publish, subscriber_options
-from shared.settings import ServiceSettings
+from shared.settings import PipelineSettings
 from shared.storage import ObjectStore
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ async def _watch(bootstrap: str, topic: Topic, job_id: uuid.UUID, found: list[by
 
 @pytest.fixture
 async def kit(stack: LocalStack) -> AsyncIterator[ServiceKit]:
-    settings = ServiceSettings.model_validate(
+    settings = PipelineSettings.model_validate(
         {
             **stack.settings().model_dump(),
             "service_name": f"kit-test-{uuid.uuid4().hex[:8]}",

@@ -3,11 +3,11 @@ partition away, the commit fails and the file is processed again from the start,
 
 from shared.claim_check import ClaimCheck
 from shared.service import subscriber_options
-from shared.settings import EncoderSettings, ServiceSettings
+from shared.settings import EncoderSettings, PipelineSettings
 from shared.storage import ObjectStore
 
 
-def poll_interval_ms(settings: ServiceSettings) -> int:
+def poll_interval_ms(settings: PipelineSettings) -> int:
     claims = ClaimCheck(ObjectStore.from_settings(settings), "uploads", settings.claim_check_bytes)
     interval: int = subscriber_options(settings, claims)["max_poll_interval_ms"]
     return interval
@@ -23,5 +23,5 @@ def test_services_that_take_files_are_allowed_time_per_second_of_the_longest_fil
 
 
 def test_services_that_handle_only_events_keep_the_base_interval() -> None:
-    assert poll_interval_ms(ServiceSettings()) == 900_000
-    assert poll_interval_ms(ServiceSettings(kafka_max_poll_interval_s=60)) == 60_000
+    assert poll_interval_ms(PipelineSettings()) == 900_000
+    assert poll_interval_ms(PipelineSettings(kafka_max_poll_interval_s=60)) == 60_000

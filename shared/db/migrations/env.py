@@ -16,7 +16,7 @@ import shared.db.account_models
 import shared.db.models
 import shared.db.webhook_models  # noqa: F401
 from shared.db.session import create_engine
-from shared.settings import ServiceSettings
+from shared.settings import DatabaseSettings
 
 # Replicas that start together all run the pre-start migration; this lock lets one at a time in.
 MIGRATION_LOCK_ID = 0x45414D49  # "EAMI"
@@ -30,7 +30,7 @@ if config.config_file_name is not None and config.file_config.has_section("logge
 
 def database_url() -> str:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
-    return str(url) if url else ServiceSettings().database_url
+    return str(url) if url else DatabaseSettings().database_url
 
 
 def run_migrations_offline() -> None:
