@@ -13,20 +13,15 @@ trains through LoRA adapters, merged into it in the bundle; --text-weights also 
 """
 
 import argparse
-import json
 import logging
-import os
 import random
 import shlex
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -39,13 +34,20 @@ from transformers import AutoModel, PreTrainedTokenizerBase
 
 from shared.assets import MINILM, TEXT_BACKBONES, text_backbone_dir
 from shared.labels import EMOTIONS, SENTIMENTS, Modality
-from shared.model.build import add_face, text_backbone_source
-from shared.model.bundle import BundleWriter, sha256_file, torch_device
+from shared.model.bundle import torch_device
 from shared.model.config import ModelConfig
 from shared.model.face import sentiment_given_emotion
 from training.calibrate import calibrate_fusion
+from training.checkpoints import (
+    BEST,
+    CHECKPOINT,
+    EpochProgress,
+    checkpoint_state,
+    link_or_copy,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.data import (
-    MELD_SOURCE,
     MODALITY_COLUMN,
     Collate,
     MeldDataset,
@@ -57,7 +59,9 @@ from training.data import (
     split_csv,
 )
 from training.evaluate import ViewScores, score_view
-from training.lora import LoraSettings, default_targets, merged_backbone, with_lora
+from training.export import export_bundle, write_text_weights
+from training.lora import LoraSettings, default_targets, with_lora
+from training.losses import ModalityDropout, MultitaskLoss, class_weights
 from training.model import (
     UNCALIBRATED,
     MultimodalClassifier,
@@ -66,23 +70,11 @@ from training.model import (
     cached_text_features,
     load_tokenizer,
     predict,
-    save_backbone,
 )
 from training.sampler import LengthBucketBatchSampler
-from training.text_weights import (
-    DataFile,
-    Figures,
-    TextWeightsCard,
-    load_text_weights,
-    save_text_weights,
-    text_classifier,
-    write_card,
-)
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT: Final = "checkpoint.pth"
-BEST: Final = "best.pth"
 SelectMetric = Literal["emotion", "mean"]
 
 
@@ -206,60 +198,6 @@ def lora_settings(args: argparse.Namespace) -> LoraSettings | None:
         raise SystemExit(f"error: {error}") from None
 
 
-def class_weights(labels: Sequence[int], n_classes: int, power: float) -> torch.Tensor:
-    """(inverse frequency) ** power, scaled so that the average weight over the samples is 1."""
-    counts = torch.bincount(torch.tensor(list(labels)), minlength=n_classes).double().clamp(min=1.0)
-    weights = (counts.sum() / (n_classes * counts)) ** power
-    return (weights * counts.sum() / (weights * counts).sum()).float()
-
-
-class MultitaskLoss(nn.Module):
-    def __init__(
-        self,
-        emotion_weights: torch.Tensor,
-        sentiment_weights: torch.Tensor,
-        *,
-        label_smoothing: float,
-        sentiment_weight: float,
-    ) -> None:
-        super().__init__()
-        self.emotion = nn.CrossEntropyLoss(weight=emotion_weights, label_smoothing=label_smoothing)
-        self.sentiment = nn.CrossEntropyLoss(weight=sentiment_weights, label_smoothing=label_smoothing)
-        self.sentiment_weight = sentiment_weight
-
-    def forward(
-        self,
-        emotion_logits: torch.Tensor,
-        sentiment_logits: torch.Tensor,
-        emotion: torch.Tensor,
-        sentiment: torch.Tensor,
-    ) -> torch.Tensor:
-        loss: torch.Tensor = self.emotion(emotion_logits, emotion) + self.sentiment_weight * self.sentiment(
-            sentiment_logits, sentiment
-        )
-        return loss
-
-
-class ModalityDropout:
-    """Hides each present modality with probability p (a sample keeps at least one it has), and shows a
-    few samples nothing at all, so the fusion learns every subset the services may hand it."""
-
-    def __init__(self, p: float, blank_rate: float) -> None:
-        self.p = p
-        self.blank_rate = blank_rate
-
-    def __call__(self, present: torch.Tensor) -> torch.Tensor:
-        # present: (B, 3) of 0/1
-        keep = present * (torch.rand(present.shape, device=present.device) >= self.p)
-        emptied = (keep.sum(dim=1) == 0) & (present.sum(dim=1) > 0)
-        if emptied.any():
-            rows = emptied.nonzero().flatten()
-            restored = torch.multinomial(present[rows], 1).flatten()  # one of the row's modalities
-            keep[rows, restored] = 1.0
-        keep[torch.rand(len(present), device=present.device) < self.blank_rate] = 0.0
-        return keep
-
-
 class RunLog:
     """TensorBoard scalars (SummaryWriter is untyped: this is its one typed doorway)."""
 
@@ -274,20 +212,6 @@ class RunLog:
 
     def close(self) -> None:
         self.writer.close()  # type: ignore[no-untyped-call]
-
-
-@dataclass
-class EpochProgress:
-    """An epoch's running totals, saved with a mid-epoch checkpoint so that a resumed run finishes it."""
-
-    batches: int = 0
-    loss_sum: float = 0.0
-    samples: int = 0
-    seconds: float = 0.0
-    present: list[int] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
 
 
 @dataclass(frozen=True)
@@ -411,66 +335,6 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _args_dict(args: argparse.Namespace) -> dict[str, Any]:
-    """The arguments as plain values: checkpoints load with weights_only=True."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-
-
-def checkpoint_state(
-    *,
-    model: MultimodalClassifier,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
-    epoch: int,
-    best_metric: float,
-    best_epoch: int,
-    dev: ViewScores | None,
-    args: argparse.Namespace,
-    config: ModelConfig,
-    modality_samples: dict[str, int],
-    seconds_per_epoch: list[float],
-    eval_seconds_per_epoch: list[float],
-    in_epoch: EpochProgress | None = None,
-) -> dict[str, Any]:
-    """Everything to resume, and to rebuild the model without this code (weights plus ModelConfig).
-    `epoch` is the last finished epoch (-1: none); `in_epoch`, the next one's progress when saved mid-way."""
-    return {
-        "model": model.trainable_state(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "epoch": epoch,
-        "best_metric": best_metric,
-        "best_epoch": best_epoch,
-        "dev": None if dev is None else dev.model_dump(),
-        "args": _args_dict(args),
-        "config": config.to_dict(),
-        "modality_samples": modality_samples,
-        "seconds_per_epoch": seconds_per_epoch,
-        "eval_seconds_per_epoch": eval_seconds_per_epoch,
-        "in_epoch": None if in_epoch is None else in_epoch.to_dict(),
-    }
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(path)  # an interrupted save never leaves a torn checkpoint behind
-
-
-def _link_or_copy(source: Path, dest: Path) -> None:
-    """The next save replaces `source` with a new file, so a hard link keeps this epoch's state for free."""
-    dest.unlink(missing_ok=True)
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copy2(source, dest)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    return checkpoint
-
-
 class TrainSummary(BaseModel):
     best_epoch: int
     select_metric: SelectMetric
@@ -582,76 +446,6 @@ def _loader(
     )
 
 
-def _source(name: str, trained: bool, detail: str, best_epoch: int) -> str:
-    if not trained:
-        return f"{name}: seeded initial weights (torch.manual_seed), not trained in this run"
-    return f"{name}: {detail}; trained on {MELD_SOURCE} train split, selected on dev (epoch {best_epoch})"
-
-
-def export_bundle(
-    root: Path,
-    *,
-    model: MultimodalClassifier,
-    tokenizer: PreTrainedTokenizerBase,
-    backbone_dir: Path,
-    trained: frozenset[Modality],
-    args: argparse.Namespace,
-    best_epoch: int,
-) -> Path:
-    writer = BundleWriter(
-        root,
-        name="emotion-analyzer-meld",
-        version=args.bundle_version,
-        config=model.config,
-        notes="trained by training.train with " + json.dumps(_args_dict(args), sort_keys=True),
-    )
-    origin = text_backbone_source(model.config.text_backbone)
-    text_trained = Modality.TEXT in trained
-    lora = lora_settings(args)
-    backbone = model.text.backbone
-    with tempfile.TemporaryDirectory() as scratch:
-        if args.freeze_text or not text_trained:
-            text_dir, how = backbone_dir, f"backbone {origin}, as shipped (frozen)"
-        elif lora is not None:
-            backbone = merged_backbone(backbone)
-            how = f"backbone {origin}, LoRA (rank {lora.rank}, alpha {lora.alpha}) merged into its weights"
-            text_dir = save_backbone(backbone, tokenizer, Path(scratch))
-        else:
-            text_dir, how = Path(scratch), f"backbone {origin}, fine-tuned"
-            save_backbone(backbone, tokenizer, text_dir)  # type: ignore[arg-type]
-        parameters = sum(p.numel() for p in (*backbone.parameters(), *model.text.projection.parameters()))
-        writer.add_text(
-            text_dir,
-            model.text.projection,
-            trained=text_trained,
-            source=_source("text", text_trained, f"{how}; mean-pooled → 128 projection", best_epoch),
-            parameters=parameters,
-        )
-    for name, module, detail in (
-        (Modality.VIDEO, model.video, "R3D-18 (no pretrained weights) → 128"),
-        (Modality.AUDIO, model.audio, "log-mel CNN → 128"),
-    ):
-        writer.add_module(
-            name.value,
-            module,
-            trained=name in trained,
-            source=_source(name.value, name in trained, detail, best_epoch),
-            half=name is Modality.VIDEO,
-        )
-    writer.add_module(
-        "fusion",
-        model.fusion,
-        trained=True,
-        source=_source("fusion", True, "384+3 → 256 MLP, two heads, temperatures fitted on dev", best_epoch),
-    )
-    from training.face import DEFAULT_FACE_WEIGHTS, face_source
-
-    face = DEFAULT_FACE_WEIGHTS if DEFAULT_FACE_WEIGHTS.is_file() else None
-    add_face(writer, face, source=face_source(face) if face else "")
-    writer.write()
-    return root
-
-
 def _log_epoch(
     writer: RunLog,
     epoch: int,
@@ -677,60 +471,6 @@ def _log_epoch(
     for group in optimizer.param_groups:
         writer.scalar(f"lr/{group['name']}", group["lr"], epoch)
     writer.flush()
-
-
-def write_text_weights(
-    path: Path,
-    *,
-    model: MultimodalClassifier,
-    lora: LoraSettings,
-    args: argparse.Namespace,
-    command: str | None,
-    backbone_dir: Path,
-    dev_loader: DataLoader[Any],
-    device: torch.device,
-    best_epoch: int,
-    temperatures: Temperatures,
-    uncalibrated: ViewScores,
-    calibrated: ViewScores,
-    seconds_per_epoch: list[float],
-) -> TextWeightsCard:
-    """The run's adapters, projection and fusion as a small file, and its card: how it was made, and what
-    the stored (float16) weights score on dev, on a freshly loaded pretrained backbone."""
-    save_text_weights(path, model, lora)
-    stored = text_classifier(load_text_weights(path), backbone_dir).to(device)
-    served = score_view(predict(stored, dev_loader, device), temperatures)
-    logger.info(
-        "stored text weights: dev emotion wF1 %.4f (float32 %.4f), sentiment wF1 %.4f (float32 %.4f)",
-        served.emotion_weighted_f1,
-        calibrated.emotion_weighted_f1,
-        served.sentiment_weighted_f1,
-        calibrated.sentiment_weighted_f1,
-    )
-    origin = text_backbone_source(model.config.text_backbone)
-    card = TextWeightsCard(
-        weights=path.name,
-        sha256=sha256_file(path),
-        size_bytes=path.stat().st_size,
-        created=datetime.now(UTC).replace(microsecond=0),
-        command=command,
-        args=_args_dict(args),
-        seed=args.seed,
-        data=[
-            DataFile(path=str(csv), sha256=sha256_file(csv), rows=len(read_meld_csv(csv)))
-            for csv in (split_csv(args.data, "train"), split_csv(args.data, "dev"))
-        ],
-        backbone=origin,
-        lora=lora,
-        best_epoch=best_epoch,
-        seconds_per_epoch=seconds_per_epoch,
-        temperatures=temperatures,
-        dev_uncalibrated=Figures.of(uncalibrated),
-        dev_calibrated=Figures.of(calibrated),
-        dev=Figures.of(served),
-    )
-    write_card(card, path)
-    return card
 
 
 def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
@@ -910,7 +650,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         last_scores = scores
         save_checkpoint(checkpoint_path, run_state(epoch, scores))
         if best_epoch == epoch:
-            _link_or_copy(checkpoint_path, best_path)
+            link_or_copy(checkpoint_path, best_path)
         if args.early_stop and epoch - best_epoch >= args.early_stop:
             logger.info("no better dev score for %d epochs: stopping", args.early_stop)
             break
@@ -946,6 +686,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         backbone_dir=backbone_dir,
         trained=trained,
         args=args,
+        lora=lora,
         best_epoch=best["best_epoch"],
     )
     text_weights = None

@@ -23,9 +23,6 @@ class WatchSlots:
         self.per_account = per_account
         self._held: Counter[str] = Counter()
 
-    def held(self, owner: str) -> int:
-        return self._held[owner]
-
     def take(self, owner: str) -> Callable[[], None]:
         """Hold one of the owner's slots; the returned function gives it back (calling it again is harmless).
         TooManyWatches when all are held."""

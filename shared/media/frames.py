@@ -186,11 +186,3 @@ def sample_stills(
                     tick += interval_s
         except av.error.FFmpegError as error:
             logger.warning("decoding %s stopped early: %s", path, error)
-
-
-def sample_frames(
-    path: Path, spans: Sequence[Span], n_frames: int = 30, size: int = 112
-) -> list[Uint8Array | None]:
-    """Per span: (n_frames, size, size, 3) uint8 RGB frames, or None where the video has none."""
-    sampled = sample_span_frames(path, spans, n_frames=n_frames, size=size, stills_per_span=0)
-    return [frames.clip if frames is not None else None for frames in sampled]

@@ -14,7 +14,7 @@ from shared.labels import Modality
 from shared.model.bundle import open_bundle, sha256_file
 from shared.model.inference import TextFeaturizer
 from tests.meld_factory import meld_row, write_meld_csv
-from training import calibrate, train
+from training import calibrate, checkpoints, train
 from training.data import Collate, MeldDataset, read_meld_csv
 from training.default_bundle import build_default_bundle
 from training.model import MultimodalClassifier, load_tokenizer
@@ -157,7 +157,7 @@ def test_a_run_killed_mid_epoch_resumes_at_the_batch_it_had_saved(
         "--batch-size", "2", "--threads", "2", "--no-progress", "--save-every-minutes", "1e-9",
     ]  # fmt: skip
     args = train.get_args_parser().parse_args([str(a) for a in argv])
-    real_save = train.save_checkpoint
+    real_save = checkpoints.save_checkpoint
 
     def save_then_die(path: Path, state: dict[str, object]) -> None:
         real_save(path, state)

@@ -3,6 +3,7 @@ talking-head clips."""
 
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from shared.media.container import MediaError, MediaErrorCode, read_declared_duration
 from shared.media.decode import load_audio, probe
-from shared.media.frames import sample_frames, sample_span_frames, sample_stills
+from shared.media.frames import Span, Uint8Array, sample_span_frames, sample_stills
 from shared.model.face_detection import FaceBox, FaceTracker, crop_face, detect_faces
 from tests.media_factory import (
     VIDEO_FPS,
@@ -227,7 +228,15 @@ def test_load_audio_real_clip() -> None:
     assert rms(samples, 0.0, 2.0) > 0.02
 
 
-# --- sample_frames -------------------------------------------------------------------------------------
+def sample_frames(
+    path: Path, spans: Sequence[Span], n_frames: int = 30, size: int = 112
+) -> list[Uint8Array | None]:
+    """Per span: the clip alone, (n_frames, size, size, 3) uint8 RGB, or None where the video has none."""
+    sampled = sample_span_frames(path, spans, n_frames=n_frames, size=size, stills_per_span=0)
+    return [frames.clip if frames is not None else None for frames in sampled]
+
+
+# --- sample_span_frames: the clips ---------------------------------------------------------------------
 
 
 def test_sample_frames_picks_frames_by_time(media: MediaSet) -> None:

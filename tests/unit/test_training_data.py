@@ -20,7 +20,7 @@ from training.data import (
     read_meld_csv,
     split_clips_dir,
 )
-from training.train import ModalityDropout, class_weights
+from training.losses import ModalityDropout, class_weights
 
 MELD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "meld"
 
