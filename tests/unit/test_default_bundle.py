@@ -1,5 +1,6 @@
-"""The default bundle (`make model`): MiniLM with the committed LoRA text weights merged in, trained
-projection and fusion; the same bytes on every build; it serves what the training-time model computes."""
+"""The default bundle (`make model`): the text backbone its weights were trained on, with the committed
+LoRA text weights merged in, trained projection and fusion; the same bytes on every build; it serves what
+the training-time model computes."""
 
 from pathlib import Path
 from typing import cast
@@ -10,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModel
 
-from shared.assets import minilm_dir, text_backbone_dir
+from shared.assets import text_backbone_dir
 from shared.events import ModalityFeatures
 from shared.model.bundle import MANIFEST, LocalBundle, open_bundle, sha256_file
 from shared.model.context import window_inputs
@@ -90,13 +91,17 @@ def test_each_component_records_its_training_data_and_licence(bundle: LocalBundl
     assert "fusion_rule.json" in {f.path for f in components["fusion"].files}
 
 
-def test_the_merged_backbone_is_a_plain_model_that_differs_from_minilm(bundle: LocalBundle) -> None:
+def test_the_merged_backbone_is_a_plain_model_that_differs_from_the_pretrained_one(
+    bundle: LocalBundle,
+) -> None:
+    backbone = bundle.config.text_backbone
+    assert backbone == load_text_weights(DEFAULT_WEIGHTS).config.text_backbone
     merged = AutoModel.from_pretrained(str(bundle.path("text/backbone")))
-    pretrained = AutoModel.from_pretrained(str(minilm_dir()))
-    assert type(merged).__name__ == "BertModel"
+    pretrained = AutoModel.from_pretrained(str(text_backbone_dir(backbone, Path("var/cache"))))
+    assert type(merged) is type(pretrained)
     assert set(merged.state_dict()) == set(pretrained.state_dict())  # no adapter entries left
-    query = "encoder.layer.0.attention.self.query.weight"
-    assert not torch.equal(merged.state_dict()[query], pretrained.state_dict()[query])
+    adapted = [key for key in merged.state_dict() if key.endswith("q.weight") or key.endswith("query.weight")]
+    assert adapted and not torch.equal(merged.state_dict()[adapted[0]], pretrained.state_dict()[adapted[0]])
     embeddings = "embeddings.word_embeddings.weight"  # LoRA left it alone
     assert torch.equal(merged.state_dict()[embeddings], pretrained.state_dict()[embeddings])
 
