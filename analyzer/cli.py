@@ -21,8 +21,8 @@ from typing import Final, NamedTuple
 from rich.console import Console
 from rich.table import Table
 
-from shared.events import Stage
-from shared.results import AnalysisResult
+from emotion_contract.events import Stage
+from emotion_contract.results import AnalysisResult
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1

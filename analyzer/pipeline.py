@@ -11,13 +11,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
+from emotion_contract.events import Stage
+from emotion_contract.results import AnalysisResult
 from shared.assets import whisper_model_dir
-from shared.events import Stage
 from shared.media.container import MediaError
 from shared.media.decode import load_audio
 from shared.model.bundle import open_bundle
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
-from shared.results import AnalysisResult
 from shared.stages import encode_audio_file, fuse, track_video_file, transcribe_file
 from shared.transcription import Transcriber, threads_beside
 

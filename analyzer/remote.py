@@ -11,8 +11,8 @@ from rich.console import Console
 from emotion_analyzer.client import EmotionAnalyzer
 from emotion_analyzer.errors import ApiError, WaitTimeout
 from emotion_analyzer.models import Analysis, AnalysisStatus
-from shared.events import Stage
-from shared.results import AnalysisResult
+from emotion_contract.events import Stage
+from emotion_contract.results import AnalysisResult
 
 # What the in-process command says at each stage, so that both modes read alike.
 STAGE_MESSAGES: Final = {

@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from shared.labels import Emotion, Modality
-from shared.results import AnalysisResult, EmotionScore, UtteranceResult
+from emotion_contract.labels import Emotion, Modality
+from emotion_contract.results import AnalysisResult, EmotionScore, UtteranceResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -23,7 +23,7 @@ from devstack.processes import (
     stop_process,
 )
 from devstack.state import StackState
-from shared.events import Topic
+from emotion_contract.events import Topic
 from shared.storage import ObjectStore
 
 

@@ -21,11 +21,11 @@ import uvicorn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from emotion_contract.accounts import CredentialKind, Limits  # noqa: E402
 from services.gateway.api.deps import get_principal  # noqa: E402
 from services.gateway.credentials import Principal  # noqa: E402
 from services.gateway.main import create_app  # noqa: E402
 from services.gateway.settings import Settings  # noqa: E402
-from shared.accounts_api import CredentialKind, Limits  # noqa: E402
 
 UNLIMITED = Limits(monthly_analyses=10**9, monthly_video_seconds=10**12, rate_limit_per_minute=10**9)
 

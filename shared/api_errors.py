@@ -1,4 +1,5 @@
-"""Every error the HTTP services return has one shape, `{"error": {"code", "message"}}`, with a stable code.
+"""Every error the HTTP services return has one shape, `{"error": {"code", "message"}}` (the contract's
+`ErrorResponse`), with a stable code.
 
 The gateway and the auth service both install these handlers, so a client meets one error format.
 """
@@ -10,9 +11,10 @@ from typing import Any, Final
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from emotion_contract.errors import ErrorDetail, ErrorResponse
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +47,6 @@ class BodyTooLarge(StarletteHTTPException):
             f"the request body is larger than this route accepts ({limit} bytes)",
             headers={"Connection": "close"},
         )
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable machine-readable code", examples=["analysis_not_found"])
-    message: str = Field(description="Human-readable explanation", examples=["no analysis has this id"])
-    details: list[dict[str, Any]] | None = Field(default=None, description="Per-field problems (validation)")
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
 
 
 class ApiError(Exception):

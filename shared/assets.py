@@ -28,7 +28,6 @@ _MPNET_FILES: Final = (
     "special_tokens_map.json",
     "vocab.txt",
 )
-FER_PACKAGE: Final = "facial_emotion_recognition"
 
 # What faster-whisper reads from a CTranslate2 Whisper directory besides model.bin.
 _WHISPER_SIDE_FILES: Final = ("config.json", "tokenizer.json", "vocabulary.txt")
@@ -153,10 +152,3 @@ def text_backbone_dir(name: str, cache_dir: Path) -> Path:
     if name == MPNET:
         return mpnet_dir(cache_dir)
     raise AssetNotFoundError(f"unknown text backbone {name!r}: use one of {', '.join(TEXT_BACKBONES)}")
-
-
-def fer_weights_path() -> Path:
-    """The facial_emotion_recognition checkpoint: a dict whose "network" entry is NetworkV2's state dict
-    (1×48×48 grey input normalised to [-1, 1]; outputs Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral).
-    It loads with `torch.load(path, map_location="cpu", weights_only=True)`."""
-    return package_file(FER_PACKAGE, "model/model.pkl")

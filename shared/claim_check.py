@@ -21,7 +21,7 @@ from typing import Any, Final
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, Field
 
-from shared.events import Event
+from emotion_contract.events import Event
 from shared.storage import ObjectNotFoundError, ObjectStore
 
 PREFIX: Final = "_payloads"

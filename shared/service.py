@@ -17,10 +17,10 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 
+from emotion_contract.events import AnalysisFailed, AnalysisProgress, DeadLettered, Event, Stage
 from shared.claim_check import ClaimCheck
 from shared.consumer_lag import ConsumerLagPoller
 from shared.deliveries import Delivery, DeliveryLedger
-from shared.events import AnalysisFailed, AnalysisProgress, DeadLettered, Event, Stage
 from shared.metrics import InferenceObserver, StageMetrics
 from shared.settings import BaseServiceSettings, KafkaSettings, PipelineSettings
 from shared.stage_errors import classify

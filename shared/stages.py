@@ -16,9 +16,19 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span, VideoTrack
-from shared.labels import Modality
-from shared.media.container import MediaError, MediaErrorCode
+from emotion_contract.errors import FailureCode
+from emotion_contract.events import MediaInfo, ModalityFeatures, Span, VideoTrack
+from emotion_contract.labels import Modality
+from emotion_contract.results import (
+    AnalysisResult,
+    MissingModality,
+    ModalityPrediction,
+    UtteranceResult,
+    emotion_scores,
+    sentiment_scores,
+)
+from shared.feature_matrix import to_matrix
+from shared.media.container import MediaError
 from shared.media.decode import load_audio, probe
 from shared.media.frames import sample_span_frames, sample_stills
 from shared.metrics import InferenceModality, InferenceObserver
@@ -33,14 +43,6 @@ from shared.model.inference import (
     TextFeaturizer,
     VideoFeaturizer,
     pool_video_track,
-)
-from shared.results import (
-    AnalysisResult,
-    MissingModality,
-    ModalityPrediction,
-    UtteranceResult,
-    emotion_scores,
-    sentiment_scores,
 )
 from shared.transcription import Transcriber
 
@@ -75,7 +77,7 @@ def check_media(path: Path, *, max_duration_s: float) -> MediaInfo:
     """Probe the file and refuse what the pipeline cannot analyse, with a stable code and a clear reason."""
     media = probe(path, max_duration_s=max_duration_s)
     if not media.has_audio and not media.has_video:
-        raise MediaError(MediaErrorCode.NO_AUDIO_TRACK, "the file has neither an audio track nor a picture")
+        raise MediaError(FailureCode.NO_AUDIO_TRACK, "the file has neither an audio track nor a picture")
     return media
 
 
@@ -167,7 +169,7 @@ def track_video_file(
     emotions = None
     if featurizer.face is not None:
         with _inference(observe_inference, "video", len(crops)):
-            emotions = FeatureMatrix.from_array(featurizer.face_emotions(np.stack(crops)))
+            emotions = to_matrix(featurizer.face_emotions(np.stack(crops)))
     windows: list[tuple[float, float]] = []
     clip_features = None
     if featurizer.model is not None:
@@ -176,7 +178,7 @@ def track_video_file(
         sampled = sample_span_frames(
             path, windows, n_frames=config.video_frames, size=config.frame_size, stills_per_span=0
         )
-        clip_features = FeatureMatrix.from_array(
+        clip_features = to_matrix(
             featurizer.clip_embeddings([frames.clip if frames is not None else None for frames in sampled])
         )
     return VideoTrack(

@@ -58,9 +58,6 @@ class ObjectStore:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
 
-    def presigned_put_url(self, bucket: str, key: str, expires: timedelta) -> str:
-        return str(self.client.presigned_put_object(bucket, key, expires=expires))
-
     def presigned_post(
         self, bucket: str, key: str, expires: timedelta, *, max_bytes: int
     ) -> tuple[str, dict[str, str]]:

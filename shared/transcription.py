@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
-from shared.events import Span
+from emotion_contract.events import Span
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from emotion_contract.labels import Modality
 from shared.assets import text_backbone_dir
-from shared.labels import Modality
 from shared.model.bundle import MANIFEST, FileEntry, open_bundle, read_manifest, save_state, sha256_file
 from shared.model.fusion import FusionClassifier
 from training.data import Collate, MeldDataset, read_meld_csv

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
-from shared.labels import EMOTIONS, SENTIMENTS, Modality
+from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.media.container import MediaError
 from shared.media.decode import load_audio, probe
 from shared.media.frames import sample_span_frames
@@ -88,9 +88,9 @@ class MeldUtterance:
     text: str
     speaker: str
     emotion: int
-    """Index into shared.labels.EMOTIONS."""
+    """Index into emotion_contract.labels.EMOTIONS."""
     sentiment: int
-    """Index into shared.labels.SENTIMENTS."""
+    """Index into emotion_contract.labels.SENTIMENTS."""
 
     @property
     def clip_name(self) -> str:

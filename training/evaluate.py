@@ -23,7 +23,7 @@ import torch
 from pydantic import BaseModel, Field
 from torch.utils.data import DataLoader
 
-from shared.labels import EMOTIONS, SENTIMENTS, Modality
+from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.bundle import ComponentName, LocalBundle, open_bundle, torch_device
 from shared.model.fusion import FusionClassifier
 from training.data import MODALITY_COLUMN, Collate, MeldDataset, read_meld_csv

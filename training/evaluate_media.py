@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from shared.labels import EMOTIONS, Modality
+from emotion_contract.labels import EMOTIONS, Modality
+from emotion_contract.results import AnalysisResult, EmotionScore
 from shared.model.bundle import open_bundle
 from shared.model.face import faces_tensor
 from shared.model.inference import VideoFeaturizer
-from shared.results import AnalysisResult, EmotionScore
 from training.face import load_faces
 from training.metrics import HeadScores, score_head
 from training.voice_data import list_clips

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from shared.labels import Modality
+from emotion_contract.labels import Modality
 from shared.model.build import add_face, text_backbone_source
 from shared.model.bundle import BundleWriter, sha256_file
 from training.checkpoints import args_dict

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
 
-from shared.labels import EMOTIONS
+from emotion_contract.labels import EMOTIONS
 from shared.model.bundle import load_state, save_state, sha256_file
 from shared.model.face import FaceExpressionNet, standardise
 from training.calibrate import fit_temperature

@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from shared.events import ModalityFeatures
-from shared.labels import EMOTIONS, SENTIMENTS, Modality
+from emotion_contract.events import ModalityFeatures
+from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.bundle import load_state, open_bundle
 from shared.model.face import FaceExpressionNet
 from shared.model.inference import FusionPredictor, TextFeaturizer

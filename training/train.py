@@ -33,7 +33,7 @@ from tqdm import tqdm
 from transformers import AutoModel, PreTrainedTokenizerBase
 
 from shared.assets import MINILM, TEXT_BACKBONES, text_backbone_dir
-from shared.labels import EMOTIONS, SENTIMENTS, Modality
+from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.bundle import torch_device
 from shared.model.config import ModelConfig
 from shared.model.face import sentiment_given_emotion

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel
 from torch import nn
 
+from emotion_contract.labels import EMOTIONS
 from shared.assets import whisper_model_dir
-from shared.labels import EMOTIONS
 from shared.media.decode import load_audio
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import save_state, sha256_file

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from shared.labels import EMOTIONS
+from emotion_contract.labels import EMOTIONS
 from shared.media.decode import load_audio
 from shared.transcription import SAMPLE_RATE, Transcriber, Word
 

@@ -4,8 +4,8 @@ utterance, the voice's calibrated emotions (or an embedding)."""
 import asyncio
 import logging
 
+from emotion_contract.events import AnalysisRequested, AudioFeaturesReady, TranscriptReady
 from shared.downloads import downloaded
-from shared.events import AnalysisRequested, AudioFeaturesReady, TranscriptReady
 from shared.media.container import MediaError
 from shared.media.decode import load_audio
 from shared.model.inference import AudioFeaturizer

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.accounts_api import CredentialKind, Introspection
+from emotion_contract.accounts import CredentialKind, Introspection
 from shared.db.account_models import UserAccount
 
 from . import repository

@@ -70,13 +70,6 @@ async def _insert_key(
     raise RuntimeError(f"no unused key prefix in {MAX_KEY_DRAWS} draws")
 
 
-async def create_user(*, session: AsyncSession, email: str, password_hash: str) -> UserAccount:
-    """A new account; EmailTakenError when the (lower-cased) email has one."""
-    user = await _insert_user(session, email=email, password_hash=password_hash)
-    await session.commit()
-    return user
-
-
 async def register_user(
     *, session: AsyncSession, email: str, password_hash: str, hasher: KeyHasher, key_name: str = "default"
 ) -> tuple[UserAccount, ApiKey, MintedKey]:
@@ -89,11 +82,6 @@ async def register_user(
 
 async def find_user_by_email(*, session: AsyncSession, email: str) -> UserAccount | None:
     statement = select(UserAccount).where(UserAccount.email == normalize_email(email))
-    return (await session.exec(statement.execution_options(**_FRESH))).one_or_none()
-
-
-async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> UserAccount | None:
-    statement = select(UserAccount).where(UserAccount.id == user_id)
     return (await session.exec(statement.execution_options(**_FRESH))).one_or_none()
 
 

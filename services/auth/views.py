@@ -1,6 +1,6 @@
 """Rows to the API's bodies (shared/accounts_api.py)."""
 
-from shared.accounts_api import ApiKeyCreated, ApiKeyInfo, Limits, User
+from emotion_contract.accounts import ApiKeyCreated, ApiKeyInfo, Limits, User
 from shared.db.account_models import ApiKey, UserAccount
 
 from .api_keys import MintedKey

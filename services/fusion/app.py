@@ -1,8 +1,8 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from emotion_contract.events import AudioFeaturesReady, Stage, Topic, TranscriptReady, VideoFeaturesReady
 from shared.db.session import create_engine, session_factory
-from shared.events import AudioFeaturesReady, Stage, Topic, TranscriptReady, VideoFeaturesReady
 from shared.model.bundle import open_for_service
 from shared.model.inference import FusionPredictor
 from shared.service import ServiceKit

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
-from shared.labels import Modality
+from emotion_contract.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
+from emotion_contract.labels import Modality
 from shared.metrics import InferenceObserver
 from shared.model.inference import AudioEncoding, FusionPredictor
 from shared.stages import TranscriptionOutput, fuse

@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from emotion_contract.labels import Modality
 from shared.db.models import FusionPart
-from shared.labels import Modality
 
 
 async def put_part(

@@ -4,8 +4,8 @@ from collections.abc import Callable
 
 from faststream.kafka import KafkaBroker
 
+from emotion_contract.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Topic
 from shared.claim_check import ClaimCheck
-from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Topic
 from shared.service import subscriber_options
 
 from .settings import Settings

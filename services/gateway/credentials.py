@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import httpx
 
-from shared.accounts_api import CredentialKind, Introspection, IntrospectRequest, Limits
+from emotion_contract.accounts import CredentialKind, Introspection, IntrospectRequest, Limits
 
 INTERNAL_TOKEN_HEADER: Final = "X-Internal-Token"
 

@@ -4,7 +4,8 @@ from typing import Any
 
 from fastapi import status
 
-from shared.api_errors import ApiError, ErrorResponse, error_response, error_responses, install_error_handlers
+from emotion_contract.errors import ErrorResponse
+from shared.api_errors import ApiError, error_response, error_responses, install_error_handlers
 
 __all__ = [
     "ApiError",

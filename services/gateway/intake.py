@@ -15,8 +15,9 @@ from typing import Final
 
 from fastapi import status
 
+from emotion_contract.analyses import UploadUrl
+from emotion_contract.events import AnalysisRequested, Stage
 from shared.db import Job, JobCreate
-from shared.events import AnalysisRequested, Stage
 from shared.media.container import SNIFF_BYTES, MediaError, read_declared_duration, sniff_container
 from shared.storage import ObjectNotFoundError, ObjectStore
 
@@ -26,7 +27,6 @@ from .db.usage import QuotaExceededError, QuotaLimits, current_period
 from .errors import ApiError
 from .job_updates import notify_job_updated
 from .media_types import UnsupportedFileTypeError, content_type_for, sanitise_filename
-from .schemas import UploadUrl
 from .state import Gateway
 
 KEY_ROOT: Final = "uploads"

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Job, JobStatus
+from emotion_contract.analyses import AnalysisStatus
+from shared.db import Job
 
 DEFAULT_INTERVAL_S: Final = 15.0
 
@@ -25,17 +26,17 @@ class JobGauges:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.jobs = Gauge("ea_jobs", "Jobs by status, counted in the database", ["status"], registry=registry)
 
-    def show(self, counts: dict[JobStatus, int]) -> None:
-        for status in JobStatus:
+    def show(self, counts: dict[AnalysisStatus, int]) -> None:
+        for status in AnalysisStatus:
             self.jobs.labels(status.value).set(counts.get(status, 0))
 
 
-async def count_jobs_by_status(sessions: async_sessionmaker[AsyncSession]) -> dict[JobStatus, int]:
+async def count_jobs_by_status(sessions: async_sessionmaker[AsyncSession]) -> dict[AnalysisStatus, int]:
     """Jobs per status; a status without jobs is absent."""
     statement = select(col(Job.status), func.count()).group_by(col(Job.status))
     async with sessions() as session:
         rows = (await session.execute(statement)).all()
-    return {JobStatus(status): int(count) for status, count in rows}
+    return {AnalysisStatus(status): int(count) for status, count in rows}
 
 
 async def refresh_job_gauges(sessions: async_sessionmaker[AsyncSession], gauges: JobGauges) -> None:

@@ -4,8 +4,14 @@ import csv
 import io
 from typing import Final
 
-from shared.labels import EMOTIONS, MODALITIES, SENTIMENTS
-from shared.results import AnalysisResult, EmotionScore, ModalityPrediction, SentimentScore, UtteranceResult
+from emotion_contract.labels import EMOTIONS, MODALITIES, SENTIMENTS
+from emotion_contract.results import (
+    AnalysisResult,
+    EmotionScore,
+    ModalityPrediction,
+    SentimentScore,
+    UtteranceResult,
+)
 
 UTTERANCE_COLUMNS: Final = (
     "index",

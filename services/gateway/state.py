@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.events import Event
+from emotion_contract.events import Event
 from shared.service import publish
 from shared.storage import ObjectStore
 

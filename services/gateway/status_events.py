@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from emotion_contract.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress
 from shared.db import Job
-from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress
 
 from .db.jobs import complete_job, fail_job, mark_stage
 from .job_updates import notify_job_updated

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Job, JobStatus
-from shared.events import AnalysisRequested, Stage
+from emotion_contract.analyses import AnalysisStatus
+from emotion_contract.events import AnalysisRequested, Stage
+from shared.db import Job
 
 from .db.jobs import fail_job, find_stuck_jobs, redrive_job
 from .job_updates import notify_job_updated
@@ -122,7 +123,7 @@ def _moved_since(current: Job, seen: Job) -> bool:
         seen.stage,
         seen.attempt,
         seen.stage_started_at,
-    ) or current.status not in (JobStatus.QUEUED, JobStatus.PROCESSING)
+    ) or current.status not in (AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING)
 
 
 async def sweep_if_leader(

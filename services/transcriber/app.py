@@ -2,8 +2,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from emotion_contract.events import AnalysisRequested, Stage, Topic
 from shared.assets import whisper_model_dir
-from shared.events import AnalysisRequested, Stage, Topic
 from shared.model.bundle import open_for_service
 from shared.model.inference import TextFeaturizer
 from shared.service import EncoderResources, ServiceKit

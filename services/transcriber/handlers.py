@@ -3,8 +3,8 @@
 import asyncio
 from dataclasses import dataclass
 
+from emotion_contract.events import AnalysisRequested, TranscriptReady
 from shared.downloads import downloaded
-from shared.events import AnalysisRequested, TranscriptReady
 from shared.model.inference import TextFeaturizer
 from shared.service import EncoderResources
 from shared.stages import transcribe_file

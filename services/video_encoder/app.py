@@ -1,7 +1,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from shared.events import AnalysisRequested, Stage, Topic
+from emotion_contract.events import AnalysisRequested, Stage, Topic
 from shared.model.bundle import open_for_service
 from shared.model.inference import VideoFeaturizer
 from shared.service import EncoderResources, ServiceKit

@@ -2,8 +2,8 @@
 
 import asyncio
 
+from emotion_contract.events import AnalysisRequested, VideoFeaturesReady
 from shared.downloads import downloaded
-from shared.events import AnalysisRequested, VideoFeaturesReady
 from shared.model.inference import VideoFeaturizer
 from shared.service import EncoderResources
 from shared.stages import track_video_file

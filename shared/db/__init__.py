@@ -12,16 +12,13 @@ from shared.db.models import (
     Job,
     JobBase,
     JobCreate,
-    JobStatus,
     UtteranceRecord,
 )
 from shared.db.session import create_engine, ensure_database, session_factory
 from shared.db.webhook_models import (
-    DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEvent,
-    WebhookEventType,
     WebhookSubscription,
 )
 
@@ -30,18 +27,15 @@ __all__ = [
     "TERMINAL_STATUSES",
     "ApiKey",
     "AuthSession",
-    "DeliveryStatus",
     "FusionPart",
     "Job",
     "JobBase",
     "JobCreate",
-    "JobStatus",
     "UserAccount",
     "UtteranceRecord",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEvent",
-    "WebhookEventType",
     "WebhookSubscription",
     "create_engine",
     "ensure_database",

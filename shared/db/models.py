@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from shared.events import Stage
-from shared.labels import Emotion, Modality, Sentiment
-from shared.results import AnalysisResult
+from emotion_contract.analyses import AnalysisStatus
+from emotion_contract.events import Stage
+from emotion_contract.labels import Emotion, Modality, Sentiment
+from emotion_contract.results import AnalysisResult
 
 # Deterministic constraint names, so that migrations can name what they drop.
 SQLModel.metadata.naming_convention = {
@@ -60,19 +61,8 @@ def timestamp_field(*, nullable: bool) -> Any:
     )
 
 
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
-ACTIVE_STATUSES: Final = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
+TERMINAL_STATUSES: Final = frozenset({AnalysisStatus.COMPLETED, AnalysisStatus.FAILED})
+ACTIVE_STATUSES: Final = frozenset({AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING})
 
 
 class JobBase(SQLModel):
@@ -106,7 +96,7 @@ class Job(JobBase, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     owner: str = Field(min_length=1, max_length=255, description='API key id, or "static"')
-    status: JobStatus = Field(default=JobStatus.QUEUED, sa_type=enum_type(JobStatus, "status"))
+    status: AnalysisStatus = Field(default=AnalysisStatus.QUEUED, sa_type=enum_type(AnalysisStatus, "status"))
     stage: Stage | None = Field(default=None, sa_type=enum_type(Stage, "stage"), nullable=True)
     error_code: str | None = Field(default=None, max_length=64)
     error_reason: str | None = Field(default=None, sa_type=sa.Text, nullable=True)

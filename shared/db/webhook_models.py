@@ -6,29 +6,15 @@ matching subscription, so a crash can neither lose a delivery nor invent one.
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from emotion_contract.events import Stage
+from emotion_contract.webhooks import DeliveryStatus, WebhookEventType
 from shared.db.models import enum_type, timestamp_field
-from shared.events import Stage
-
-
-class WebhookEventType(StrEnum):
-    ANALYSIS_PROGRESS = "analysis.progress"
-    ANALYSIS_COMPLETED = "analysis.completed"
-    ANALYSIS_FAILED = "analysis.failed"
-    WEBHOOK_TEST = "webhook.test"
-    """Sent by the test endpoint to one subscription, whatever events it chose."""
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
 
 
 class WebhookSubscription(SQLModel, table=True):

@@ -16,6 +16,8 @@ import av
 import av.container
 import av.error
 
+from emotion_contract.errors import FailureCode
+
 # Demuxers that open a single picture or a text file as if it were a one-stream video.
 _STILL_FORMATS: Final = frozenset({"image2", "tty", "gif"})
 # Enough of a file's start for every signature below (an MPEG transport stream's second sync byte is at 188).
@@ -23,15 +25,6 @@ SNIFF_BYTES: Final = 512
 OPEN_TIMEOUT_S: Final = 20.0
 DECODER_SLACK_S: Final = 1.0
 """Decoders add a few frames of their own (AAC's priming and last-frame padding: 20 ms on a 2 s file)."""
-
-
-class MediaErrorCode(StrEnum):
-    EMPTY_FILE = "empty_file"
-    NOT_MEDIA = "not_media"
-    CORRUPT_MEDIA = "corrupt_media"
-    NO_AUDIO_TRACK = "no_audio_track"
-    TOO_LONG = "too_long"
-    OVER_LIMITS = "media_over_limits"
 
 
 # What a file may declare before anything of it is decoded: a header asking for a 16k picture, a thousand
@@ -45,7 +38,7 @@ MAX_FPS: Final = 240.0
 class MediaError(Exception):
     """A file that cannot be analysed; `code` is stable, the message is for people."""
 
-    def __init__(self, code: MediaErrorCode, message: str) -> None:
+    def __init__(self, code: FailureCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -102,7 +95,8 @@ def check_declared_limits(container: av.container.InputContainer) -> None:
     """Refuse a file whose header declares more tracks, pixels or frames a second than the limits."""
     if len(container.streams) > MAX_STREAMS:
         raise MediaError(
-            MediaErrorCode.OVER_LIMITS, f"the file has {len(container.streams)} tracks; at most {MAX_STREAMS}"
+            FailureCode.MEDIA_OVER_LIMITS,
+            f"the file has {len(container.streams)} tracks; at most {MAX_STREAMS}",
         )
     for stream in container.streams.video:
         if stream.disposition & av.stream.Disposition.attached_pic:
@@ -110,12 +104,12 @@ def check_declared_limits(container: av.container.InputContainer) -> None:
         width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
         if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
             raise MediaError(
-                MediaErrorCode.OVER_LIMITS, f"the video is {width}x{height}; at most {MAX_SIDE} a side, 8K"
+                FailureCode.MEDIA_OVER_LIMITS, f"the video is {width}x{height}; at most {MAX_SIDE} a side, 8K"
             )
         rate = stream.average_rate or stream.guessed_rate
         if rate is not None and float(rate) > MAX_FPS:
             raise MediaError(
-                MediaErrorCode.OVER_LIMITS,
+                FailureCode.MEDIA_OVER_LIMITS,
                 f"the video has {float(rate):.0f} frames a second; at most {MAX_FPS:.0f}",
             )
 
@@ -126,7 +120,7 @@ def open_media(path: Path) -> Iterator[av.container.InputContainer]:
     path = Path(path)
     size = path.stat().st_size  # a missing file is the caller's bug: FileNotFoundError, not a MediaError
     if size == 0:
-        raise MediaError(MediaErrorCode.EMPTY_FILE, "the file is empty (0 bytes)")
+        raise MediaError(FailureCode.EMPTY_FILE, "the file is empty (0 bytes)")
     try:
         container = av.open(str(path), mode="r")
     except av.error.FFmpegError as error:
@@ -134,14 +128,14 @@ def open_media(path: Path) -> Iterator[av.container.InputContainer]:
             head = file.read(SNIFF_BYTES)
         if sniff_container(head) is not None:
             raise MediaError(
-                MediaErrorCode.CORRUPT_MEDIA,
+                FailureCode.CORRUPT_MEDIA,
                 f"the file looks like media but cannot be read ({error.strerror})",
             ) from error
-        raise MediaError(MediaErrorCode.NOT_MEDIA, "the file is not a video or audio file") from error
+        raise MediaError(FailureCode.NOT_MEDIA, "the file is not a video or audio file") from error
     try:
         if container.format.name in _STILL_FORMATS or container.format.name.endswith("_pipe"):
             raise MediaError(
-                MediaErrorCode.NOT_MEDIA,
+                FailureCode.NOT_MEDIA,
                 f"the file is a picture or text ({container.format.name}), not a video",
             )
         check_declared_limits(container)
@@ -183,14 +177,14 @@ def read_declared_duration(source: str, *, timeout_s: float = OPEN_TIMEOUT_S) ->
     except (av.error.FFmpegError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise MediaError(
-            MediaErrorCode.CORRUPT_MEDIA, f"the file looks like media but cannot be read ({reason})"
+            FailureCode.CORRUPT_MEDIA, f"the file looks like media but cannot be read ({reason})"
         ) from exc
     try:
         if not container.streams.video and not container.streams.audio:
-            raise MediaError(MediaErrorCode.NOT_MEDIA, "the file has neither a video nor an audio track")
+            raise MediaError(FailureCode.NOT_MEDIA, "the file has neither a video nor an audio track")
         declared = declared_duration_s(container)
         if declared is None:
-            raise MediaError(MediaErrorCode.CORRUPT_MEDIA, "the file does not say how long it is")
+            raise MediaError(FailureCode.CORRUPT_MEDIA, "the file does not say how long it is")
         return declared
     finally:
         container.close()
@@ -199,6 +193,6 @@ def read_declared_duration(source: str, *, timeout_s: float = OPEN_TIMEOUT_S) ->
 def check_length(duration_s: float, max_duration_s: float | None) -> None:
     if max_duration_s is not None and duration_s > max_duration_s:
         raise MediaError(
-            MediaErrorCode.TOO_LONG,
+            FailureCode.TOO_LONG,
             f"the file lasts {duration_s:.1f} s, more than the {max_duration_s:.0f} s allowed",
         )

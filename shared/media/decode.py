@@ -10,11 +10,11 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from shared.events import MediaInfo
+from emotion_contract.errors import FailureCode
+from emotion_contract.events import MediaInfo
 from shared.media.container import (
     DECODER_SLACK_S,
     MediaError,
-    MediaErrorCode,
     audio_stream,
     check_length,
     declared_duration_s,
@@ -53,18 +53,18 @@ class _StreamTally:
         promised = self.stream.frames
         if promised and self.packets + _MISSING_PACKETS_TOLERATED < promised:
             raise MediaError(
-                MediaErrorCode.CORRUPT_MEDIA,
+                FailureCode.CORRUPT_MEDIA,
                 f"the file is cut short: {self.stream.type} has {self.packets} of {promised} packets",
             )
         declared_s = self.declared_s() if trust_durations else None
         if _falls_short(self.end_s, declared_s):
             raise MediaError(
-                MediaErrorCode.CORRUPT_MEDIA,
+                FailureCode.CORRUPT_MEDIA,
                 f"the file is cut short: its {self.stream.type} track stops at {self.end_s:.1f} s"
                 f" of {declared_s:.1f} s",
             )
         if self.packets and not self.decoded:
-            raise MediaError(MediaErrorCode.CORRUPT_MEDIA, f"the {self.stream.type} track cannot be decoded")
+            raise MediaError(FailureCode.CORRUPT_MEDIA, f"the {self.stream.type} track cannot be decoded")
 
 
 def _falls_short(end_s: float, declared_s: float | None) -> bool:
@@ -81,7 +81,7 @@ def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
         video, audio = video_stream(container), audio_stream(container)
         tallies = {stream.index: _StreamTally(stream) for stream in (video, audio) if stream is not None}
         if not tallies:
-            raise MediaError(MediaErrorCode.NOT_MEDIA, "the file has neither a video nor an audio track")
+            raise MediaError(FailureCode.NOT_MEDIA, "the file has neither a video nor an audio track")
         start_s = (container.start_time or 0) / av.time_base
         try:
             for packet in container.demux([tally.stream for tally in tallies.values()]):
@@ -98,9 +98,7 @@ def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
                 if tally.packets and not tally.decoded:
                     tally.decoded = bool(tally.stream.codec_context.decode(None))
         except av.error.FFmpegError as error:
-            raise MediaError(
-                MediaErrorCode.CORRUPT_MEDIA, f"the file is damaged ({error.strerror})"
-            ) from error
+            raise MediaError(FailureCode.CORRUPT_MEDIA, f"the file is damaged ({error.strerror})") from error
         trusted = container.format.name not in _GUESSED_DURATION_FORMATS
         for tally in tallies.values():
             tally.check_complete(trusted)
@@ -108,7 +106,7 @@ def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
         # The container's length is the longest stream's: the file as a whole must reach it.
         if trusted and _falls_short(duration_s, declared_s):
             raise MediaError(
-                MediaErrorCode.CORRUPT_MEDIA,
+                FailureCode.CORRUPT_MEDIA,
                 f"the file is cut short: it stops at {duration_s:.1f} s of {declared_s:.1f} s",
             )
         check_length(duration_s, max_duration_s)
@@ -129,7 +127,7 @@ def load_audio(
     with open_media(path) as container:
         stream = audio_stream(container)
         if stream is None:
-            raise MediaError(MediaErrorCode.NO_AUDIO_TRACK, "the file has no audio track")
+            raise MediaError(FailureCode.NO_AUDIO_TRACK, "the file has no audio track")
         # Decoders add a few frames of their own, so the samples of a file `probe` accepts at the limit run a
         # little past it.
         max_samples = (
@@ -153,9 +151,9 @@ def load_audio(
             )
         except av.error.FFmpegError as error:
             raise MediaError(
-                MediaErrorCode.CORRUPT_MEDIA, f"the audio cannot be decoded ({error.strerror})"
+                FailureCode.CORRUPT_MEDIA, f"the audio cannot be decoded ({error.strerror})"
             ) from error
     if not chunks:
-        raise MediaError(MediaErrorCode.CORRUPT_MEDIA, "the audio track holds no samples")
+        raise MediaError(FailureCode.CORRUPT_MEDIA, "the audio track holds no samples")
     samples = np.concatenate(chunks).astype(np.float32, copy=False)
     return np.clip(samples, -1.0, 1.0, out=samples)

@@ -16,8 +16,8 @@ from typing import Final
 import torch
 from transformers import AutoModel, PreTrainedModel
 
+from emotion_contract.labels import EMOTIONS, SENTIMENTS
 from shared.assets import MINILM, MPNET, TEXT_BACKBONES, text_backbone_dir
-from shared.labels import EMOTIONS, SENTIMENTS
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import BundleManifest, BundleWriter, TrainingData, load_state
 from shared.model.config import ModelConfig

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from shared.labels import EMOTIONS, SENTIMENTS
+from emotion_contract.labels import EMOTIONS, SENTIMENTS
 from shared.model.config import ModelConfig
 from shared.settings import ModelSettings
 from shared.storage import ObjectStore

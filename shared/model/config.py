@@ -3,8 +3,8 @@
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from emotion_contract.labels import EMOTIONS, SENTIMENTS
 from shared.assets import MINILM
-from shared.labels import EMOTIONS, SENTIMENTS
 from shared.model.context import ContextWindow
 
 

@@ -17,8 +17,9 @@ import torch
 from pydantic import BaseModel, Field
 from transformers import AutoModel, AutoTokenizer
 
-from shared.events import FeatureMatrix, ModalityFeatures, VideoTrack
-from shared.labels import Modality
+from emotion_contract.events import FeatureMatrix, ModalityFeatures, VideoTrack
+from emotion_contract.labels import Modality
+from shared.feature_matrix import to_array, to_matrix
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle, torch_device
 from shared.model.context import WindowInput, window_inputs
@@ -76,9 +77,7 @@ class TextFeaturizer:
         present = [bool(t.strip()) for t in texts]
         if not any(present):
             return _missing(len(texts), NO_SPEECH)
-        return ModalityFeatures(
-            features=FeatureMatrix.from_array(self.embed(texts)), present=present, trained=self.trained
-        )
+        return ModalityFeatures(features=to_matrix(self.embed(texts)), present=present, trained=self.trained)
 
 
 class VideoEncoding(BaseModel):
@@ -170,22 +169,22 @@ def pool_video_track(track: VideoTrack, spans: Sequence[tuple[float, float]]) ->
         return VideoEncoding(video=_missing(n, "no face was seen while anyone spoke"))
     face_emotions = None
     if track.face_emotions is not None:
-        distributions = track.face_emotions.to_array()
+        distributions = to_array(track.face_emotions)
         pooled = np.zeros((n, distributions.shape[1]), dtype=np.float32)
         for i, inside in enumerate(overlaps):
             if inside.any():
                 pooled[i] = distributions[inside].mean(axis=0)
-        face_emotions = FeatureMatrix.from_array(pooled)
+        face_emotions = to_matrix(pooled)
     features = None
     if track.clip_features is not None:
-        embeddings = track.clip_features.to_array()
+        embeddings = to_array(track.clip_features)
         starts, ends = (np.asarray([w[k] for w in track.windows]) for k in (0, 1))
         rows = np.zeros((n, embeddings.shape[1]), dtype=np.float32)
         for i, (start, end) in enumerate(spans):
             windows = (starts < end) & (ends > start)
             if windows.any():
                 rows[i] = embeddings[windows].mean(axis=0)
-        features = FeatureMatrix.from_array(rows)
+        features = to_matrix(rows)
     return VideoEncoding(
         video=ModalityFeatures(features=features, present=present, trained=track.trained),
         face_emotions=face_emotions,
@@ -270,7 +269,7 @@ class AudioFeaturizer:
             )
             return AudioEncoding(
                 audio=ModalityFeatures(features=None, present=present, trained=True),
-                voice_emotions=FeatureMatrix.from_array(emotions),
+                voice_emotions=to_matrix(emotions),
             )
         assert self.model is not None
         segments = [audio_segment(audio, start, end, self.config) for start, end in spans]
@@ -281,9 +280,7 @@ class AudioFeaturizer:
             out[first : first + len(mels)] = self.model(batch).cpu().numpy()
         present = [len(s) > 0 for s in segments]
         return AudioEncoding(
-            audio=ModalityFeatures(
-                features=FeatureMatrix.from_array(out), present=present, trained=self.trained
-            )
+            audio=ModalityFeatures(features=to_matrix(out), present=present, trained=self.trained)
         )
 
 
@@ -311,7 +308,7 @@ class FusionPredictor:
     def _matrix(self, features: ModalityFeatures, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         if features.features is None:
             return torch.zeros(n, self.config.embed_dim), torch.zeros(n)
-        matrix = features.features.to_array()
+        matrix = to_array(features.features)
         if matrix.shape != (n, self.config.embed_dim):
             raise ValueError(f"expected features of shape {(n, self.config.embed_dim)}, got {matrix.shape}")
         return torch.from_numpy(matrix), torch.tensor(features.present, dtype=torch.float32)
@@ -322,7 +319,7 @@ class FusionPredictor:
         """An expert modality's (n, 7) distributions and (n,) presence, if it sent any."""
         if distributions is None:
             return None
-        matrix = distributions.to_array()
+        matrix = to_array(distributions)
         if matrix.shape != (n, self.config.n_emotions):
             raise ValueError(
                 f"expected distributions of shape {(n, self.config.n_emotions)}, got {matrix.shape}"

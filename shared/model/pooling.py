@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
-from shared.labels import Modality
+from emotion_contract.labels import Modality
 
 MIN_FLOOR: Final = 0.05
 FloatArray = npt.NDArray[np.float32]

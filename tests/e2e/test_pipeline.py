@@ -13,8 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
 from devstack import LocalStack, ServiceName
-from shared.labels import EMOTIONS, SENTIMENTS, Modality
-from shared.results import AnalysisResult, UtteranceResult
+from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
+from emotion_contract.results import AnalysisResult, UtteranceResult
 from tests.bundle_fixtures import TEST_CONTEXT
 from tests.e2e.conftest import MAX_UPLOAD_BYTES
 from tests.integration.db_fixtures import tables_mentioning

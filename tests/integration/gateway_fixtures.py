@@ -24,25 +24,25 @@ from faststream.kafka import KafkaBroker
 
 from devstack import LocalStack
 from devstack.config import StackSettings
-from services.auth.main import create_app as create_auth_app
-from services.auth.settings import Settings as AuthSettings
-from services.gateway.main import create_app
-from services.gateway.settings import Settings
-from services.gateway.state import Gateway
-from shared.db.migrate import upgrade
-from shared.events import (
+from emotion_contract.events import (
     AnalysisRequested,
     Event,
     Topic,
 )
-from shared.labels import Modality
-from shared.results import (
+from emotion_contract.labels import Modality
+from emotion_contract.results import (
     AnalysisResult,
     ModalityPrediction,
     UtteranceResult,
     emotion_scores,
     sentiment_scores,
 )
+from services.auth.main import create_app as create_auth_app
+from services.auth.settings import Settings as AuthSettings
+from services.gateway.main import create_app
+from services.gateway.settings import Settings
+from services.gateway.state import Gateway
+from shared.db.migrate import upgrade
 from shared.service import publish
 from tests.media_factory import bars_video
 from tests.servers import free_port, serve_app

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.auth.repository import create_user, get_user
+from shared.db import UserAccount
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.db_fixtures"]
@@ -33,7 +33,9 @@ async def test_set_limits_disable_and_back_to_defaults(
 ) -> None:
     email = f"plan-{uuid.uuid4().hex[:8]}@example.com"
     async with db_sessions() as session:
-        user = await create_user(session=session, email=email, password_hash="not-a-real-hash")
+        user = UserAccount(email=email, password_hash="not-a-real-hash")
+        session.add(user)
+        await session.commit()
 
     done = admin(migrated_database_url, "set-limits", email, "--analyses", "1000", "--rate", "600")
     assert done.returncode == 0, done.stderr
@@ -44,7 +46,7 @@ async def test_set_limits_disable_and_back_to_defaults(
     assert admin(migrated_database_url, "disable", email).returncode == 0
     assert admin(migrated_database_url, "set-limits", email, "--default-analyses").returncode == 0
     async with db_sessions() as session:
-        stored = await get_user(session=session, user_id=user.id)
+        stored = await session.get(UserAccount, user.id)
     assert stored is not None and stored.disabled and stored.monthly_analyses is None
     assert stored.rate_limit_per_minute == 600
 

@@ -36,9 +36,9 @@ from emotion_analyzer import (
     WebhookVerificationError,
     verify_webhook,
 )
-from emotion_analyzer.models import Delivery, DeliveryStatus, Stage, WebhookEvent
+from emotion_analyzer.models import Delivery, DeliveryStatus, Stage, WebhookEventType
+from emotion_contract.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event
 from services.gateway.state import Gateway
-from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event
 from tests.integration.gateway_fixtures import STATUS_TIMEOUT_S, result_of_one_utterance
 from tests.servers import free_port, serve_app
 from tests.webhook_receiver import Receiver, running_receiver
@@ -527,7 +527,7 @@ async def test_webhooks_create_test_deliveries_redeliver_and_verify_what_arrived
 ) -> None:
     url = receiver.endpoint()
     webhook = await api.webhooks.create(url, ["analysis.completed"], description="ci")
-    assert webhook.secret.startswith("whsec_") and webhook.events == [WebhookEvent.ANALYSIS_COMPLETED]
+    assert webhook.secret.startswith("whsec_") and webhook.events == [WebhookEventType.ANALYSIS_COMPLETED]
     receiver.expect(url, webhook.secret)  # the receiver checks with `standardwebhooks` as well
     assert [item.id for item in (await api.webhooks.list()).items] == [webhook.id]
     assert (await api.webhooks.get(webhook.id)).description == "ci"
@@ -558,8 +558,8 @@ async def test_webhooks_create_test_deliveries_redeliver_and_verify_what_arrived
     deliveries = await api.webhooks.deliveries(webhook.id, limit=10)
     assert deliveries.total == 2  # the test event (sent twice) and the completion
     assert {item.event_type for item in deliveries.items} == {
-        WebhookEvent.WEBHOOK_TEST,
-        WebhookEvent.ANALYSIS_COMPLETED,
+        WebhookEventType.WEBHOOK_TEST,
+        WebhookEventType.ANALYSIS_COMPLETED,
     }
     await api.webhooks.delete(webhook.id)
     with pytest.raises(NotFound) as deleted:
@@ -571,7 +571,7 @@ async def test_the_sync_client_manages_webhooks_too(sync_api: EmotionAnalyzer, r
     def scenario() -> tuple[str, str]:
         url = receiver.endpoint()
         webhook = sync_api.webhooks.create(url)
-        assert set(webhook.events) == {WebhookEvent.ANALYSIS_COMPLETED, WebhookEvent.ANALYSIS_FAILED}
+        assert set(webhook.events) == {WebhookEventType.ANALYSIS_COMPLETED, WebhookEventType.ANALYSIS_FAILED}
         assert sync_api.webhooks.get(webhook.id).url == url
         sync_api.webhooks.test(webhook.id)
         return url, webhook.secret

@@ -14,6 +14,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from emotion_contract.analyses import AnalysisStatus
+from emotion_contract.events import Stage
+from emotion_contract.labels import Emotion, Modality, Sentiment
+from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
 from services.fusion.parts import delete_parts, get_parts, put_part
 from services.gateway.db.jobs import (
     QuotaCharge,
@@ -24,16 +28,12 @@ from services.gateway.db.jobs import (
     find_stuck_jobs,
     get_job,
     list_jobs,
-    list_utterances,
     mark_stage,
     redrive_job,
 )
 from services.gateway.db.usage import QuotaLimits
-from shared.db import Job, JobCreate, JobStatus, UtteranceRecord, create_engine, ensure_database
+from shared.db import Job, JobCreate, UtteranceRecord, create_engine, ensure_database
 from shared.db.migrate import current_revision, downgrade, head_revision, upgrade
-from shared.events import Stage
-from shared.labels import Emotion, Modality, Sentiment
-from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
 from tests.integration.db_fixtures import create_database, drop_database, fresh_database_url
 
 pytest_plugins = ["tests.integration.db_fixtures"]
@@ -53,6 +53,14 @@ TABLES = {
     "webhook_delivery",
     "webhook_attempt",
 }
+
+
+async def list_utterances(*, session: AsyncSession, job_id: uuid.UUID) -> list[UtteranceRecord]:
+    """The job's stored utterance rows, in order, read fresh (the product reads them through the job)."""
+    statement = (
+        select(UtteranceRecord).where(UtteranceRecord.job_id == job_id).order_by(col(UtteranceRecord.index))
+    )
+    return list((await session.exec(statement.execution_options(populate_existing=True))).all())
 
 
 def upload(key: str = "uploads/a/talk.mp4") -> JobCreate:
@@ -157,7 +165,7 @@ async def test_ensure_database_creates_once_and_refuses_other_drivers() -> None:
 async def test_create_job_is_idempotent_per_owner_and_key(db_session: AsyncSession) -> None:
     job, created = await create_job(session=db_session, owner="key-1", job_in=upload())
     assert created
-    assert (job.status, job.stage, job.attempt, job.owner) == (JobStatus.QUEUED, None, 1, "key-1")
+    assert (job.status, job.stage, job.attempt, job.owner) == (AnalysisStatus.QUEUED, None, 1, "key-1")
     assert job.created_at.tzinfo is not None and job.result is None
 
     again, created_again = await create_job(session=db_session, owner="key-1", job_in=upload())
@@ -230,7 +238,7 @@ async def test_mark_stage_moves_a_live_job_of_the_current_attempt(db_session: As
     assert await mark_stage(session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, attempt=1)
     transcribing = await get_job(session=db_session, job_id=job.id)
     assert transcribing is not None and transcribing.stage_started_at is not None
-    assert (transcribing.status, transcribing.stage) == (JobStatus.PROCESSING, Stage.TRANSCRIBE)
+    assert (transcribing.status, transcribing.stage) == (AnalysisStatus.PROCESSING, Stage.TRANSCRIBE)
     # The session hands out one object per row, refreshed by every read: keep the value, not the object.
     transcribe_started = transcribing.stage_started_at
 
@@ -257,7 +265,7 @@ async def test_complete_job_stores_result_and_utterances_once(db_session: AsyncS
     assert await complete_job(session=db_session, job_id=job.id, result=result)
 
     done = await get_job(session=db_session, job_id=job.id)
-    assert done is not None and done.status is JobStatus.COMPLETED and done.completed_at is not None
+    assert done is not None and done.status is AnalysisStatus.COMPLETED and done.completed_at is not None
     assert (done.bundle_version, done.duration_s) == ("bundle-2026.11.1", 7.5)
     assert done.analysis_result() == result
     rows = await list_utterances(session=db_session, job_id=job.id)
@@ -307,7 +315,7 @@ async def test_fail_job_is_final_and_never_overwrites(db_session: AsyncSession) 
     failed = await get_job(session=db_session, job_id=job.id)
     assert failed is not None
     assert (failed.status, failed.stage, failed.error_code, failed.error_reason) == (
-        JobStatus.FAILED,
+        AnalysisStatus.FAILED,
         Stage.TRANSCRIBE,
         "no_audio_track",
         "no audio",
@@ -326,7 +334,11 @@ async def test_a_completed_job_cannot_fail_or_move(db_session: AsyncSession) -> 
     assert await redrive_job(session=db_session, job_id=job.id) is None
 
     completed = await get_job(session=db_session, job_id=job.id)
-    assert completed is not None and completed.status is JobStatus.COMPLETED and completed.error_code is None
+    assert (
+        completed is not None
+        and completed.status is AnalysisStatus.COMPLETED
+        and completed.error_code is None
+    )
 
 
 async def test_deleting_a_job_deletes_its_utterances(db_session: AsyncSession) -> None:
@@ -400,7 +412,7 @@ async def test_redrive_starts_a_new_attempt_once(db_session: AsyncSession) -> No
 
     requeued = await get_job(session=db_session, job_id=job.id)
     assert requeued is not None
-    assert (requeued.status, requeued.stage, requeued.attempt) == (JobStatus.QUEUED, None, 2)
+    assert (requeued.status, requeued.stage, requeued.attempt) == (AnalysisStatus.QUEUED, None, 2)
     assert not await mark_stage(session=db_session, job_id=job.id, stage=Stage.FUSE, attempt=1)
     assert await mark_stage(session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, attempt=2)
     assert await redrive_job(session=db_session, job_id=job.id) == 3

@@ -11,12 +11,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from emotion_contract.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
+from emotion_contract.labels import Modality
 from services.fusion.parts import put_part
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
 from services.gateway.state import Gateway
-from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
-from shared.labels import Modality
 from shared.storage import ObjectStore
 from tests.integration.db_fixtures import tables_mentioning
 from tests.integration.gateway_fixtures import (

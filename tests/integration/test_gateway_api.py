@@ -20,11 +20,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
+from emotion_contract.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
+from emotion_contract.results import AnalysisResult
 from services.gateway.state import Gateway
 from services.gateway.sweeper import SWEEPER_LOCK_KEY, run_sweeper, sweep_if_leader, sweep_once
 from services.gateway.upload_expiry import expire_unclaimed_uploads
-from shared.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
-from shared.results import AnalysisResult
 from shared.storage import ObjectStore
 from tests.integration.gateway_fixtures import (
     MAX_UPLOAD_BYTES,
@@ -134,7 +134,7 @@ async def test_unknown_keys_are_404(
     never_uploaded = f"uploads/{account.id}/{uuid.uuid4().hex}/clip.mp4"
     # An object that exists but under another owner's prefix.
     foreign = f"uploads/someone-else/{uuid.uuid4().hex}/clip.mp4"
-    put = object_store.presigned_put_url("uploads", foreign, timedelta(minutes=1))
+    put = str(object_store.client.presigned_put_object("uploads", foreign, expires=timedelta(minutes=1)))
     async with httpx.AsyncClient() as s3:
         assert (await s3.put(put, content=video)).status_code == 200
 

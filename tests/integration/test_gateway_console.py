@@ -16,12 +16,12 @@ from fastapi import FastAPI
 from starlette.requests import Request
 
 from devstack import LocalStack
+from emotion_contract.events import AnalysisCompleted, AnalysisFailed, Event, Stage
 from services.gateway.console.cookies import CookiePolicy
 from services.gateway.main import create_app
 from services.gateway.media_types import served_type
 from services.gateway.settings import Settings
 from shared.db.migrate import upgrade
-from shared.events import AnalysisCompleted, AnalysisFailed, Event, Stage
 from tests.integration.gateway_fixtures import (
     STATUS_TIMEOUT_S,
     Account,

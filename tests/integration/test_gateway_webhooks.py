@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.events import AnalysisCompleted, AnalysisProgress, Event, Stage
+from emotion_contract.events import AnalysisCompleted, AnalysisProgress, Event, Stage
 from tests.integration.gateway_fixtures import Account, error_of, register, result_of_one_utterance
 from tests.webhook_receiver import Plan, Receiver, running_receiver
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span, VideoTrack
+from emotion_contract.events import MediaInfo, ModalityFeatures, Span, VideoTrack
+from shared.feature_matrix import to_matrix
 from shared.media.decode import probe
 from shared.metrics import InferenceModality, StageMetrics
 from shared.model.bundle import LocalBundle
@@ -77,7 +78,7 @@ def test_no_video_stream_means_no_inference_and_no_observation(
 def test_the_fusion_observes_its_prediction(bundle: LocalBundle) -> None:
     rng = np.random.default_rng(3)
     n = 4
-    text = ModalityFeatures(features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True] * n)
+    text = ModalityFeatures(features=to_matrix(rng.random((n, 128))), present=[True] * n)
     missing = ModalityFeatures(features=None, present=[False] * n, missing_reason="none here")
     registry = CollectorRegistry()
     fuse(

@@ -7,10 +7,11 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from emotion_contract.analyses import AnalysisStatus
+from emotion_contract.events import Stage
 from services.gateway.db.jobs import create_job, fail_job, mark_stage
 from services.gateway.job_gauges import JobGauges, count_jobs_by_status, refresh_job_gauges, run_job_gauges
-from shared.db import Job, JobCreate, JobStatus
-from shared.events import Stage
+from shared.db import Job, JobCreate
 
 pytest_plugins = ["tests.integration.db_fixtures"]
 
@@ -26,7 +27,7 @@ async def _jobs(sessions: async_sessionmaker[AsyncSession], count: int) -> list[
 
 
 def _shown(registry: CollectorRegistry) -> dict[str, float | None]:
-    return {s.value: registry.get_sample_value("ea_jobs", {"status": s.value}) for s in JobStatus}
+    return {s.value: registry.get_sample_value("ea_jobs", {"status": s.value}) for s in AnalysisStatus}
 
 
 async def test_every_status_is_counted_and_absent_ones_are_zero(
@@ -38,9 +39,9 @@ async def test_every_status_is_counted_and_absent_ones_are_zero(
         await mark_stage(session=session, job_id=second.id, stage=Stage.TRANSCRIBE, attempt=1)
         await fail_job(session=session, job_id=third.id, stage=Stage.UPLOAD, code="timeout", reason="stuck")
     assert await count_jobs_by_status(db_sessions) == {
-        JobStatus.QUEUED: 3,
-        JobStatus.PROCESSING: 2,
-        JobStatus.FAILED: 1,
+        AnalysisStatus.QUEUED: 3,
+        AnalysisStatus.PROCESSING: 2,
+        AnalysisStatus.FAILED: 1,
     }
     registry = CollectorRegistry()
     await refresh_job_gauges(db_sessions, JobGauges(registry))

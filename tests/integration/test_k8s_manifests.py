@@ -31,8 +31,8 @@ from kubernetes_validate import utils as kubernetes_validate  # type: ignore[imp
 from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 
+from emotion_contract.events import Topic
 from services.gateway.consumer import STATUS_TOPICS
-from shared.events import Topic
 from shared.settings import KafkaSettings
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]

@@ -30,7 +30,7 @@ from devstack import (
 from devstack.config import StackSettings
 from devstack.probes import NotReadyError
 from devstack.processes import is_running, port_is_open
-from shared.events import Topic
+from emotion_contract.events import Topic
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped, unused-ignore]
 
 from devstack import LocalStack
-from shared.claim_check import ClaimCheck, ClaimCheckError, ClaimTicket, forget_job
-from shared.deliveries import DeliveryLedger
-from shared.events import (
+from emotion_contract.events import (
     AnalysisCompleted,
     AnalysisFailed,
     AnalysisRequested,
@@ -23,7 +21,9 @@ from shared.events import (
     Stage,
     Topic,
 )
-from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from shared.claim_check import ClaimCheck, ClaimCheckError, ClaimTicket, forget_job
+from shared.deliveries import DeliveryLedger
 from shared.service import DELIVERY_FAILED, ServiceKit, publish, subscriber_options
 from shared.settings import PipelineSettings
 from shared.storage import ObjectStore

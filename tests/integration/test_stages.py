@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from emotion_contract.events import Span
+from emotion_contract.labels import EMOTIONS, Modality
+from emotion_contract.results import AnalysisResult
 from shared.assets import whisper_model_dir
-from shared.events import Span
-from shared.labels import EMOTIONS, Modality
+from shared.feature_matrix import to_array
 from shared.media.container import MediaError
 from shared.media.decode import probe
 from shared.model.bundle import LocalBundle
@@ -22,7 +24,6 @@ from shared.model.inference import (
     VideoFeaturizer,
     pool_video_track,
 )
-from shared.results import AnalysisResult
 from shared.stages import FACE_INTERVAL_S, encode_audio_file, fuse, track_video_file, transcribe_file
 from shared.transcription import Transcriber
 from tests.bundle_fixtures import bundle, bundle_dir
@@ -151,7 +152,7 @@ def test_a_talking_video_without_sound_is_analysed_from_the_face(
     missing = {m.modality.value: m.reason for m in result.missing_modalities}
     assert missing == {"text": NO_AUDIO, "audio": NO_AUDIO}
     assert video.face_emotions is not None
-    faces = video.face_emotions.to_array()
+    faces = to_array(video.face_emotions)
     for row, utterance in enumerate(result.utterances):
         face = utterance.modalities[Modality.VIDEO]
         assert face.available and face.emotions is not None
@@ -197,8 +198,8 @@ def test_the_face_is_followed_over_the_whole_video_and_pooled_per_utterance(
     assert track.interval_s == FACE_INTERVAL_S == 1.0
     assert track.samples == int(duration + 0.5) and len(track.face_times) == track.samples
     assert track.face_times == sorted(track.face_times) and 0.5 <= track.face_times[0] < 0.6
-    assert track.face_emotions is not None and track.face_emotions.to_array().shape == (track.samples, 7)
-    assert track.face_emotions.to_array().sum(axis=1) == pytest.approx(1.0, abs=1e-4)
+    assert track.face_emotions is not None and to_array(track.face_emotions).shape == (track.samples, 7)
+    assert to_array(track.face_emotions).sum(axis=1) == pytest.approx(1.0, abs=1e-4)
     # R3D-18 (run untrained here) embeds fixed 2 s windows of the whole file.
     assert track.clip_features is not None and track.clip_features.rows == len(track.windows)
     assert track.windows[0] == (0.0, 2.0)
@@ -206,9 +207,9 @@ def test_the_face_is_followed_over_the_whole_video_and_pooled_per_utterance(
     video = pool_video_track(track, spans)
     # A short span still meets the picture whose second it falls in; one past the end meets none.
     assert video.video.present == [True, True, True, False]
-    assert video.video.features is not None and video.video.features.to_array().shape == (4, 128)
+    assert video.video.features is not None and to_array(video.video.features).shape == (4, 128)
     assert video.face_emotions is not None
-    pooled, frames = video.face_emotions.to_array(), track.face_emotions.to_array()
+    pooled, frames = to_array(video.face_emotions), to_array(track.face_emotions)
     first = [i for i, t in enumerate(track.face_times) if t - 0.5 < 2.4]
     assert pooled[0] == pytest.approx(frames[first].mean(axis=0), abs=1e-6)
     assert pooled[3].tolist() == [0.0] * 7
@@ -242,7 +243,7 @@ def test_audio_stage_embeds_each_utterance(media: MediaSet, bundle: LocalBundle)
     )
     features = encoded.audio
     assert features.present == [True, True]
-    assert features.features is not None and features.features.to_array().shape == (2, 128)
+    assert features.features is not None and to_array(features.features).shape == (2, 128)
 
 
 def test_cli_json_is_the_api_result_and_bad_input_exits_2(

@@ -29,7 +29,7 @@ def test_stack_creates_the_buckets_services_use(object_store: ObjectStore, stack
 def test_presigned_put_then_stat_and_get(object_store: ObjectStore) -> None:
     key = _key("clip.mp4")
     body = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
-    put_url = object_store.presigned_put_url("uploads", key, timedelta(minutes=5))
+    put_url = str(object_store.client.presigned_put_object("uploads", key, expires=timedelta(minutes=5)))
 
     response = httpx.put(put_url, content=body, headers={"Content-Type": "video/mp4"})
 
@@ -43,7 +43,7 @@ def test_presigned_put_then_stat_and_get(object_store: ObjectStore) -> None:
 
 def test_tampered_presigned_url_is_refused(object_store: ObjectStore) -> None:
     key = _key("clip.mp4")
-    put_url = object_store.presigned_put_url("uploads", key, timedelta(minutes=5))
+    put_url = str(object_store.client.presigned_put_object("uploads", key, expires=timedelta(minutes=5)))
     # Same signature, other object: the server must recompute and reject it.
     tampered = put_url.replace(key, _key("other.mp4"))
 

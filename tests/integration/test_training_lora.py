@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModel
 
 from shared.assets import MPNET, minilm_dir
-from shared.labels import Modality
+from emotion_contract.labels import Modality
 from shared.model.bundle import open_bundle, sha256_file
 from shared.model.inference import TextFeaturizer
 from tests.meld_factory import meld_row, write_meld_csv

@@ -8,6 +8,9 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from emotion_contract.analyses import AnalysisStatus
+from emotion_contract.events import Stage
+from emotion_contract.results import AnalysisResult
 from services.gateway.db.jobs import (
     QuotaCharge,
     complete_job,
@@ -24,9 +27,7 @@ from services.gateway.db.usage import (
     get_usage,
     period_end,
 )
-from shared.db import Job, JobCreate, JobStatus
-from shared.events import Stage
-from shared.results import AnalysisResult
+from shared.db import Job, JobCreate
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.db_fixtures"]
@@ -211,7 +212,7 @@ async def test_requeueing_a_job_that_never_reached_the_queue_charges_it_again_on
     requeued = [found for found in await asyncio.gather(*(requeue() for _ in range(8))) if found]
     assert len(requeued) == 1
     assert requeued[0].id == job.id and requeued[0].attempt == job.attempt + 1
-    assert requeued[0].status is JobStatus.QUEUED and requeued[0].error_code is None
+    assert requeued[0].status is AnalysisStatus.QUEUED and requeued[0].error_code is None
     async with db_sessions() as session:
         usage = await get_usage(session=session, owner=owner, period=PERIOD)
     assert (usage.analyses, usage.video_seconds) == (1, 20)
@@ -240,5 +241,5 @@ async def test_only_a_job_failed_with_the_given_code_is_requeued_and_only_within
             quota=quota(5, analyses=1),
         )
     jobs = {job.id: job for job in await list_jobs(session=db_session, owner=owner)}
-    assert jobs[unqueued.id].status is JobStatus.FAILED and jobs[unqueued.id].attempt == unqueued.attempt
+    assert jobs[unqueued.id].status is AnalysisStatus.FAILED and jobs[unqueued.id].attempt == unqueued.attempt
     assert (await get_usage(session=db_session, owner=owner, period=PERIOD)).analyses == 1

@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from emotion_contract.events import Stage
+from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from emotion_contract.webhooks import DeliveryStatus, WebhookEventType
 from services.gateway.db.jobs import complete_job, create_job, fail_job, get_job, mark_stage
 from services.gateway.db.webhook_deliveries import (
     AttemptResult,
@@ -41,21 +44,12 @@ from services.gateway.db.webhook_subscriptions import (
     list_subscriptions,
 )
 from services.gateway.pg_listener import PgListener
-from services.gateway.schemas import Analysis
+from services.gateway.schemas import analysis_of
 from services.gateway.settings import Settings
 from services.gateway.webhooks.answers import KEPT_BYTES
 from services.gateway.webhooks.dispatcher import WebhookDispatcher
 from services.gateway.webhooks.targets import AddressInfo
-from shared.db import (
-    DeliveryStatus,
-    JobCreate,
-    WebhookDelivery,
-    WebhookEvent,
-    WebhookEventType,
-    WebhookSubscription,
-)
-from shared.events import Stage
-from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from shared.db import JobCreate, WebhookDelivery, WebhookEvent, WebhookSubscription
 from tests.servers import free_port
 from tests.webhook_receiver import GZIP_BOMB_BYTES, Plan, Receiver, gzip_bomb, running_receiver
 
@@ -285,7 +279,7 @@ async def test_deliveries_are_signed_and_carry_the_analysis_at_each_event(
     assert (encoding["data"]["stage"], encoding["data"]["status"]) == ("encode_audio", "processing")
     completed = by_id[str(job_event_id(job_id, WebhookEventType.ANALYSIS_COMPLETED, 1, Stage.FUSE))]
     assert completed["type"] == "analysis.completed"
-    assert completed["data"] == Analysis.from_job(job).model_dump(mode="json")
+    assert completed["data"] == analysis_of(job).model_dump(mode="json")
     assert all(request.headers["content-type"] == "application/json" for request in received)
     records = await _deliveries(db_sessions, subscription)
     assert all([attempt.status_code for attempt in record.attempts] == [200] for record in records)

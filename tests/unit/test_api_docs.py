@@ -49,7 +49,7 @@ def test_the_openapi_document_has_every_public_route(generated: dict[str, str]) 
 
 
 def test_the_asyncapi_document_has_a_channel_and_a_payload_per_topic(generated: dict[str, str]) -> None:
-    from shared.events import Topic
+    from emotion_contract.events import Topic
 
     document = json.loads(generated["asyncapi.json"])
     assert document["asyncapi"].startswith("3.")

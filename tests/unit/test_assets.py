@@ -8,7 +8,6 @@ import pytest
 from shared.assets import (
     WHISPER_BASE_PACKAGES,
     AssetNotFoundError,
-    fer_weights_path,
     minilm_dir,
     package_file,
     whisper_model_dir,
@@ -73,8 +72,3 @@ def test_minilm_dir() -> None:
     assert {"config.json", "model.safetensors", "tokenizer.json", "vocab.txt"} <= {
         path.name for path in model_dir.iterdir()
     }
-
-
-def test_fer_weights_path() -> None:
-    path = fer_weights_path()
-    assert path.name == "model.pkl" and path.stat().st_size > 10_000_000

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from shared.events import FeatureMatrix, MediaInfo, ModalityFeatures, Span, VideoTrack
-from shared.labels import EMOTIONS, SENTIMENTS, Modality
+from emotion_contract.events import MediaInfo, ModalityFeatures, Span, VideoTrack
+from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
+from shared.feature_matrix import to_array, to_matrix
 from shared.model.build import build_initial_bundle
 from shared.model.bundle import COMPONENTS, MANIFEST, BundleError, LocalBundle, open_bundle
 from shared.model.inference import (
@@ -73,7 +74,7 @@ def test_text_embeddings_have_the_shared_shape(bundle: LocalBundle) -> None:
     text = TextFeaturizer(bundle)
     features = text.encode(["I am so happy today!", "", "This is terrible."])
     assert features.present == [True, False, True]
-    assert features.features is not None and features.features.to_array().shape == (3, 128)
+    assert features.features is not None and to_array(features.features).shape == (3, 128)
     assert text.encode(["", " "]).missing_reason == "no speech was found"
 
 
@@ -87,7 +88,7 @@ def test_untrained_branches_are_masked_unless_asked(bundle: LocalBundle) -> None
         and "no trained weights" in (skipped.missing_reason or "")
     )
     forced = AudioFeaturizer(bundle, run_untrained=True).encode(audio, spans)
-    assert forced.audio.features is not None and forced.audio.features.to_array().shape == (2, 128)
+    assert forced.audio.features is not None and to_array(forced.audio.features).shape == (2, 128)
     assert forced.voice_emotions is None  # the mel CNN gives an embedding, not an expert's distribution
     missing = AudioFeaturizer(bundle).encode(None, spans).audio
     assert missing.missing_reason == "the file has no audio track"
@@ -104,10 +105,8 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
     rng = np.random.default_rng(1)
     n = 3
     spans = [Span(index=i, start=float(i), end=i + 0.9, text=f"words {i}") for i in range(n)]
-    text = ModalityFeatures(features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True] * n)
-    audio = ModalityFeatures(
-        features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True, False, True]
-    )
+    text = ModalityFeatures(features=to_matrix(rng.random((n, 128))), present=[True] * n)
+    audio = ModalityFeatures(features=to_matrix(rng.random((n, 128))), present=[True, False, True])
     transcript = TranscriptionOutput(
         media=MediaInfo(duration_s=3.0, has_video=True, has_audio=True),
         language="en",
@@ -137,14 +136,14 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
 def test_face_expression_is_pooled_into_the_fused_distribution(bundle: LocalBundle) -> None:
     rng = np.random.default_rng(2)
     n = 2
-    text = ModalityFeatures(features=FeatureMatrix.from_array(rng.random((n, 128))), present=[True, True])
+    text = ModalityFeatures(features=to_matrix(rng.random((n, 128))), present=[True, True])
     absent = ModalityFeatures(features=None, present=[False] * n, missing_reason="untrained")
     video = ModalityFeatures(features=None, present=[True, False], trained=False)
     joyful = np.zeros((n, 7), dtype=np.float32)
     joyful[0, EMOTIONS.index("joy")] = 1.0
     predictor = FusionPredictor(bundle)
     without = predictor.predict(n, text, absent, absent)
-    with_face = predictor.predict(n, text, video, absent, face_emotions=FeatureMatrix.from_array(joyful))
+    with_face = predictor.predict(n, text, video, absent, face_emotions=to_matrix(joyful))
     joy = EMOTIONS.index("joy")
     assert with_face["fused"][0][0][joy] > without["fused"][0][0][joy]  # the face pulls towards joy
     np.testing.assert_allclose(

@@ -11,8 +11,9 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModel
 
+from emotion_contract.events import ModalityFeatures
 from shared.assets import text_backbone_dir
-from shared.events import ModalityFeatures
+from shared.feature_matrix import to_array
 from shared.model.bundle import MANIFEST, LocalBundle, open_bundle, sha256_file
 from shared.model.context import window_inputs
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
@@ -161,7 +162,7 @@ def test_the_voice_hears_a_ravdess_clip_and_is_pooled_with_the_words(bundle: Loc
     encoded = AudioFeaturizer(bundle).encode(audio, spans)
     assert encoded.audio.trained and encoded.audio.present == [True, False]
     assert encoded.voice_emotions is not None
-    voice = encoded.voice_emotions.to_array()
+    voice = to_array(encoded.voice_emotions)
     assert voice.shape == (2, 7) and (voice[0] > 0).all()
     np.testing.assert_allclose(voice[0].sum(), 1.0, atol=1e-5)
     words = TextFeaturizer(bundle).encode(["Dogs are sitting by the door."] * 2)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from shared.events import (
+from emotion_contract.events import (
     AnalysisCompleted,
     AnalysisFailed,
     AnalysisProgress,
@@ -21,7 +21,8 @@ from shared.events import (
     TranscriptReady,
     VideoFeaturesReady,
 )
-from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from shared.feature_matrix import to_array, to_matrix
 
 JOB = uuid.UUID("00000000-0000-0000-0000-000000000001")
 
@@ -39,18 +40,18 @@ def _requested(attempt: int = 1) -> AnalysisRequested:
 
 def test_feature_matrix_round_trips_float32() -> None:
     array = np.random.default_rng(0).standard_normal((5, 128)).astype(np.float32)
-    matrix = FeatureMatrix.from_array(array)
-    restored = FeatureMatrix.model_validate_json(matrix.model_dump_json()).to_array()
+    matrix = to_matrix(array)
+    restored = to_array(FeatureMatrix.model_validate_json(matrix.model_dump_json()))
     assert restored.shape == (5, 128)
     assert np.array_equal(restored, array)
 
 
 def test_feature_matrix_refuses_short_data_and_non_matrices() -> None:
-    matrix = FeatureMatrix.from_array(np.ones((2, 4), dtype=np.float32))
+    matrix = to_matrix(np.ones((2, 4), dtype=np.float32))
     with pytest.raises(ValidationError):
         FeatureMatrix(rows=3, cols=4, data=matrix.data)
     with pytest.raises(ValueError):
-        FeatureMatrix.from_array(np.ones(4, dtype=np.float32))
+        to_matrix(np.ones(4, dtype=np.float32))
 
 
 def test_event_id_is_stable_per_job_topic_and_attempt() -> None:
@@ -78,7 +79,7 @@ def test_every_topic_has_exactly_one_event_model() -> None:
 
 def test_events_survive_json_and_carry_schema_version() -> None:
     spans = [Span(index=0, start=0.0, end=1.5, text="hello")]
-    features = ModalityFeatures(features=FeatureMatrix.from_array(np.zeros((1, 128))), present=[True])
+    features = ModalityFeatures(features=to_matrix(np.zeros((1, 128))), present=[True])
     event = TranscriptReady(
         job_id=JOB,
         bucket="b",

@@ -3,8 +3,8 @@ import uuid
 
 import pytest
 
+from emotion_contract.accounts import CredentialKind, Introspection, Limits
 from services.gateway.credentials import AuthUnavailableError, CredentialCache
-from shared.accounts_api import CredentialKind, Introspection, Limits
 
 LIMITS = Limits(monthly_analyses=10, monthly_video_seconds=600, rate_limit_per_minute=60)
 USER = uuid.uuid4()

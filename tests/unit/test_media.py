@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.media.container import MediaError, MediaErrorCode, read_declared_duration
+from emotion_contract.errors import FailureCode
+from shared.media.container import MediaError, read_declared_duration
 from shared.media.decode import load_audio, probe
 from shared.media.frames import Span, Uint8Array, sample_span_frames, sample_stills
 from shared.model.face_detection import FaceBox, FaceTracker, crop_face, detect_faces
@@ -80,16 +81,16 @@ def test_probe_wav(media: MediaSet) -> None:
 @pytest.mark.parametrize(
     ("kind", "code"),
     [
-        ("empty", MediaErrorCode.EMPTY_FILE),
-        ("random", MediaErrorCode.NOT_MEDIA),
-        ("png", MediaErrorCode.NOT_MEDIA),
-        ("jpeg", MediaErrorCode.NOT_MEDIA),
-        ("text", MediaErrorCode.NOT_MEDIA),
-        ("truncated", MediaErrorCode.CORRUPT_MEDIA),
-        ("truncated_faststart", MediaErrorCode.CORRUPT_MEDIA),
+        ("empty", FailureCode.EMPTY_FILE),
+        ("random", FailureCode.NOT_MEDIA),
+        ("png", FailureCode.NOT_MEDIA),
+        ("jpeg", FailureCode.NOT_MEDIA),
+        ("text", FailureCode.NOT_MEDIA),
+        ("truncated", FailureCode.CORRUPT_MEDIA),
+        ("truncated_faststart", FailureCode.CORRUPT_MEDIA),
     ],
 )
-def test_probe_rejects_unusable_files(media: MediaSet, kind: str, code: MediaErrorCode) -> None:
+def test_probe_rejects_unusable_files(media: MediaSet, kind: str, code: FailureCode) -> None:
     with pytest.raises(MediaError) as raised:
         probe(getattr(media, kind))
     assert raised.value.code == code
@@ -110,13 +111,13 @@ def test_probe_accepts_streams_of_different_lengths(
     truncated = truncated_copy(path, tmp_path / f"cut{suffix}", keep_fraction=0.4)
     with pytest.raises(MediaError) as raised:
         probe(truncated)
-    assert raised.value.code == MediaErrorCode.CORRUPT_MEDIA
+    assert raised.value.code == FailureCode.CORRUPT_MEDIA
 
 
 def test_probe_too_long(media: MediaSet) -> None:
     with pytest.raises(MediaError) as raised:
         probe(media.speech_mp4, max_duration_s=2.0)
-    assert raised.value.code == MediaErrorCode.TOO_LONG
+    assert raised.value.code == FailureCode.TOO_LONG
     assert probe(media.speech_mp4, max_duration_s=60.0).has_audio
 
 
@@ -126,7 +127,7 @@ def test_bytes_that_look_like_another_riff_type_are_not_media(tmp_path: Path) ->
     webp.write_bytes(b"RIFF\x24\x08\x00\x00WEBPVP8 " + bytes(64))
     with pytest.raises(MediaError) as raised:
         probe(webp)
-    assert raised.value.code == MediaErrorCode.NOT_MEDIA
+    assert raised.value.code == FailureCode.NOT_MEDIA
 
 
 @pytest.mark.parametrize("kind", ["speech_mp4", "video_no_audio", "speech_m4a", "speech_flac"])
@@ -138,7 +139,7 @@ def test_the_header_duration_is_what_probe_finds(media: MediaSet, kind: str) -> 
 def test_a_header_that_cannot_be_read_is_a_media_error(media: MediaSet) -> None:
     with pytest.raises(MediaError) as raised:
         read_declared_duration(str(media.truncated))
-    assert raised.value.code == MediaErrorCode.CORRUPT_MEDIA
+    assert raised.value.code == FailureCode.CORRUPT_MEDIA
 
 
 def test_probe_missing_file_is_not_a_media_error(tmp_path: Path) -> None:
@@ -185,19 +186,19 @@ def test_load_audio_resamples(media: MediaSet) -> None:
 def test_load_audio_without_audio_track(media: MediaSet) -> None:
     with pytest.raises(MediaError) as raised:
         load_audio(media.video_no_audio)
-    assert raised.value.code == MediaErrorCode.NO_AUDIO_TRACK
+    assert raised.value.code == FailureCode.NO_AUDIO_TRACK
 
 
 @pytest.mark.parametrize(
     ("kind", "code"),
     [
-        ("empty", MediaErrorCode.EMPTY_FILE),
-        ("random", MediaErrorCode.NOT_MEDIA),
-        ("png", MediaErrorCode.NOT_MEDIA),
-        ("truncated", MediaErrorCode.CORRUPT_MEDIA),
+        ("empty", FailureCode.EMPTY_FILE),
+        ("random", FailureCode.NOT_MEDIA),
+        ("png", FailureCode.NOT_MEDIA),
+        ("truncated", FailureCode.CORRUPT_MEDIA),
     ],
 )
-def test_load_audio_rejects_unusable_files(media: MediaSet, kind: str, code: MediaErrorCode) -> None:
+def test_load_audio_rejects_unusable_files(media: MediaSet, kind: str, code: FailureCode) -> None:
     with pytest.raises(MediaError) as raised:
         load_audio(getattr(media, kind))
     assert raised.value.code == code
@@ -206,7 +207,7 @@ def test_load_audio_rejects_unusable_files(media: MediaSet, kind: str, code: Med
 def test_load_audio_stops_at_the_limit(media: MediaSet) -> None:
     with pytest.raises(MediaError) as raised:
         load_audio(media.speech.path, max_duration_s=3.0)
-    assert raised.value.code == MediaErrorCode.TOO_LONG
+    assert raised.value.code == FailureCode.TOO_LONG
 
 
 @pytest.mark.parametrize("kind", ["speech_mp4", "speech_mp3", "speech_m4a", "speech_flac"])
@@ -289,7 +290,7 @@ def test_sample_frames_no_spans(media: MediaSet) -> None:
 def test_sample_frames_of_unusable_file(media: MediaSet) -> None:
     with pytest.raises(MediaError) as raised:
         sample_frames(media.random, [(0.0, 1.0)])
-    assert raised.value.code == MediaErrorCode.NOT_MEDIA
+    assert raised.value.code == FailureCode.NOT_MEDIA
 
 
 def test_stills_are_grey_frames_inside_the_span(media: MediaSet) -> None:
@@ -459,4 +460,4 @@ def test_a_header_over_the_limits_is_refused_before_decoding(
     for read in (probe, load_audio):
         with pytest.raises(MediaError) as refused:
             read(path)
-        assert refused.value.code is MediaErrorCode.OVER_LIMITS and refusal in refused.value.message
+        assert refused.value.code is FailureCode.MEDIA_OVER_LIMITS and refusal in refused.value.message

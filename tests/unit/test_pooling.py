@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.labels import EMOTIONS, Modality
+from emotion_contract.labels import EMOTIONS, Modality
 from shared.model.pooling import MIN_FLOOR, HeadRule, PoolingRule, pool
 
 T, V, A = Modality.TEXT, Modality.VIDEO, Modality.AUDIO

@@ -3,15 +3,15 @@
 import csv
 import io
 
-from services.gateway.result_csv import defused, header, result_csv
-from shared.labels import Modality
-from shared.results import (
+from emotion_contract.labels import Modality
+from emotion_contract.results import (
     AnalysisResult,
     ModalityPrediction,
     UtteranceResult,
     emotion_scores,
     sentiment_scores,
 )
+from services.gateway.result_csv import defused, header, result_csv
 
 
 def test_formula_like_cells_are_defused_and_others_left_alone() -> None:

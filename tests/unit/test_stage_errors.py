@@ -1,12 +1,13 @@
 import urllib3
 
-from shared.media.container import MediaError, MediaErrorCode
+from emotion_contract.errors import FailureCode
+from shared.media.container import MediaError
 from shared.stage_errors import INTERNAL_ERROR_REASON, classify
 from shared.storage import ObjectNotFoundError
 
 
 def test_media_errors_keep_their_code_and_message() -> None:
-    failure = classify(MediaError(MediaErrorCode.NO_AUDIO_TRACK, "the video has no audio track"))
+    failure = classify(MediaError(FailureCode.NO_AUDIO_TRACK, "the video has no audio track"))
     assert failure is not None
     assert (failure.code, failure.reason) == ("no_audio_track", "the video has no audio track")
 

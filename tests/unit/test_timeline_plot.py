@@ -11,8 +11,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
 from analyzer.timeline import EMOTION_COLOURS, PlotUnavailableError, plot_timeline
-from shared.labels import EMOTIONS, Emotion, Modality
-from shared.results import (
+from emotion_contract.labels import EMOTIONS, Emotion, Modality
+from emotion_contract.results import (
     AnalysisResult,
     ModalityPrediction,
     UtteranceResult,

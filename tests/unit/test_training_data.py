@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared.labels import EMOTIONS, SENTIMENTS, Modality
+from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.audio import AudioEncoder
 from shared.model.config import ModelConfig
 from shared.model.preprocess import LogMel, min_mel_frames

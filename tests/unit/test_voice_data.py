@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.labels import EMOTIONS
+from emotion_contract.labels import EMOTIONS
 from training.voice_augment import VARIANTS, codec_round_trip
 from training.voice_data import EMODB_CLASSES, list_clips, parse_clip
 

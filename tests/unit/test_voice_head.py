@@ -6,7 +6,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from shared.labels import EMOTIONS
+from emotion_contract.labels import EMOTIONS
 from shared.model.bundle import load_state, save_state
 from shared.model.voice import MARGINS_S, POOLED_DIM, VoiceHead
 from training.voice import train_linear

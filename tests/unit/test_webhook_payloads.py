@@ -6,12 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.gateway.schemas import Analysis
+from emotion_contract.analyses import AnalysisStatus
+from emotion_contract.events import Stage
+from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from emotion_contract.webhooks import WebhookEventType
+from services.gateway.schemas import analysis_of
 from services.gateway.webhooks.payloads import event_body, event_payload
-from shared.db.models import Job, JobStatus
-from shared.db.webhook_models import WebhookEvent, WebhookEventType
-from shared.events import Stage
-from shared.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
+from shared.db.models import Job
+from shared.db.webhook_models import WebhookEvent
 
 EVENT_AT = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
 
@@ -36,7 +38,7 @@ def _job(**changes: object) -> Job:
         object_key="owner-a/x/clip.mp4",
         filename="clip.mp4",
         size_bytes=1234,
-        status=JobStatus.PROCESSING,
+        status=AnalysisStatus.PROCESSING,
         stage=Stage.FUSE,
         attempt=2,
         created_at=datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC),
@@ -60,7 +62,7 @@ def _event(type_: WebhookEventType, job: Job | None, stage: Stage | None = None)
 
 
 def test_progress_shows_the_stage_of_the_event_not_the_current_one() -> None:
-    job = _job(status=JobStatus.COMPLETED, stage=Stage.FUSE, result=_result().model_dump(mode="json"))
+    job = _job(status=AnalysisStatus.COMPLETED, stage=Stage.FUSE, result=_result().model_dump(mode="json"))
     payload = event_payload(_event(WebhookEventType.ANALYSIS_PROGRESS, job, Stage.TRANSCRIBE), job)
     assert payload.type is WebhookEventType.ANALYSIS_PROGRESS
     assert payload.timestamp == EVENT_AT
@@ -71,18 +73,18 @@ def test_progress_shows_the_stage_of_the_event_not_the_current_one() -> None:
 
 def test_completed_carries_the_analysis_with_its_result() -> None:
     job = _job(
-        status=JobStatus.COMPLETED,
+        status=AnalysisStatus.COMPLETED,
         result=_result().model_dump(mode="json"),
         completed_at=datetime(2026, 3, 1, 12, 0, 9, tzinfo=UTC),
     )
     payload = event_payload(_event(WebhookEventType.ANALYSIS_COMPLETED, job, Stage.FUSE), job)
-    assert payload.data == Analysis.from_job(job).model_dump(mode="json")
+    assert payload.data == analysis_of(job).model_dump(mode="json")
     assert payload.data["result"]["utterances"][0]["text"] == "hello there"
 
 
 def test_failed_carries_the_error() -> None:
     job = _job(
-        status=JobStatus.FAILED, stage=Stage.ENCODE_AUDIO, error_code="no_audio", error_reason="silent"
+        status=AnalysisStatus.FAILED, stage=Stage.ENCODE_AUDIO, error_code="no_audio", error_reason="silent"
     )
     payload = event_payload(_event(WebhookEventType.ANALYSIS_FAILED, job, Stage.ENCODE_AUDIO), job)
     assert payload.data["error"] == {"code": "no_audio", "stage": "encode_audio", "message": "silent"}

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends, status
 
-from shared.accounts_api import Introspection, IntrospectRequest
+from emotion_contract.accounts import Introspection, IntrospectRequest
 
 from ..credentials import authenticate, introspection_of, kind_of
 from ..deps import SessionDep, StateDep, require_internal_token

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from shared.accounts_api import ApiKeyCreate, ApiKeyCreated, ApiKeyList
+from emotion_contract.accounts import ApiKeyCreate, ApiKeyCreated, ApiKeyList
 
 from .. import repository
 from ..deps import CurrentPrincipal, SessionDep, StateDep

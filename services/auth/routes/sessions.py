@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Response, status
 
-from shared.accounts_api import CredentialKind, Credentials, SessionToken
+from emotion_contract.accounts import CredentialKind, SessionToken
+from emotion_contract.credentials import Credentials
 
 from .. import repository
 from ..deps import CurrentPrincipal, SessionDep, StateDep, unauthorized

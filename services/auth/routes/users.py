@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter, status
 
-from shared.accounts_api import Credentials, Registration, User
+from emotion_contract.accounts import Registration, User
+from emotion_contract.credentials import Credentials
 
 from .. import repository
 from ..deps import CurrentPrincipal, SessionDep, StateDep

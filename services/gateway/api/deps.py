@@ -7,7 +7,7 @@ from fastapi import Depends, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.accounts_api import MAX_CREDENTIAL_CHARS
+from emotion_contract.accounts import MAX_CREDENTIAL_CHARS
 
 from ..console.cookies import CSRF_HEADER, UNSAFE_METHODS, check_csrf, cookie_policy
 from ..credentials import AuthUnavailableError, Principal

@@ -6,8 +6,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from shared.accounts_api import ApiKeyCreated, ApiKeyList, Registration, SessionToken
-from shared.api_errors import ErrorResponse
+from emotion_contract.accounts import ApiKeyCreated, ApiKeyList, Registration, SessionToken
+from emotion_contract.errors import ErrorResponse
 
 from ..credentials import AuthUnavailableError
 from ..state import Gateway

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from ..api.deps import GatewayDep, SessionDep
 from ..db.jobs import count_jobs, get_job, list_jobs
 from ..media_types import SUPPORTED_EXTENSIONS
-from ..schemas import Analysis
+from ..schemas import analysis_of
 from .pages import CONSOLE, PAGE_SIZE, SignedIn, error_page, render
 from .views import LEGEND, MODALITY_NAMES, utterance_views
 
@@ -27,7 +27,7 @@ async def analyses_page(
     owner = visitor.principal.owner
     jobs = await list_jobs(session=session, owner=owner, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     total = await count_jobs(session=session, owner=owner)
-    rows = [(Analysis.from_job(job, with_result=False), job.duration_s) for job in jobs]
+    rows = [(analysis_of(job, with_result=False), job.duration_s) for job in jobs]
     context = {
         "signed_in": True,
         "nav": "analyses",
@@ -48,7 +48,7 @@ async def analysis_page(
     job = await get_job(session=session, job_id=analysis_id, owner=visitor.principal.owner)
     if job is None:
         return error_page(request, "No analysis of yours has this address.", status.HTTP_404_NOT_FOUND)
-    analysis = Analysis.from_job(job)
+    analysis = analysis_of(job)
     result = analysis.result
     context = {
         "signed_in": True,

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from shared.accounts_api import ApiKeyCreated
+from emotion_contract.accounts import ApiKeyCreated
 
 from ..api.deps import GatewayDep
 from ..state import Gateway

@@ -9,7 +9,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from shared.accounts_api import Credentials, Registration
+from emotion_contract.accounts import Registration
+from emotion_contract.credentials import Credentials
 
 from ..api.deps import GatewayDep
 from ..client_address import request_client_address

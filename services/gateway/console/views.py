@@ -4,8 +4,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from shared.labels import EMOTIONS, Modality
-from shared.results import AnalysisResult, EmotionScore, ModalityPrediction, SentimentScore, UtteranceResult
+from emotion_contract.labels import EMOTIONS, Modality
+from emotion_contract.results import (
+    AnalysisResult,
+    EmotionScore,
+    ModalityPrediction,
+    SentimentScore,
+    UtteranceResult,
+)
 
 # What a person calls each modality: the video is read for the face, the audio for the voice.
 MODALITY_NAMES: Final = {Modality.VIDEO: "face", Modality.AUDIO: "voice", Modality.TEXT: "words"}

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from ..api.deps import SessionDep
 from ..db.webhook_deliveries import list_deliveries
 from ..db.webhook_subscriptions import get_subscription, list_subscriptions
-from ..webhook_schemas import Delivery, Webhook
+from ..webhook_schemas import delivery_of, webhook_of
 from .pages import CONSOLE, SignedIn, error_page, render
 
 router = APIRouter(include_in_schema=False)
@@ -20,7 +20,7 @@ async def webhooks_page(request: Request, visitor: SignedIn, session: SessionDep
     context = {
         "signed_in": True,
         "nav": "webhooks",
-        "webhooks": [Webhook.from_subscription(subscription) for subscription in subscriptions],
+        "webhooks": [webhook_of(subscription) for subscription in subscriptions],
         "events": ["analysis.completed", "analysis.failed", "analysis.progress"],
     }
     return render(request, "webhooks.html", context)
@@ -38,7 +38,7 @@ async def webhook_page(
     context = {
         "signed_in": True,
         "nav": "webhooks",
-        "webhook": Webhook.from_subscription(subscription),
-        "deliveries": [Delivery.from_record(record) for record in records],
+        "webhook": webhook_of(subscription),
+        "deliveries": [delivery_of(record) for record in records],
     }
     return render(request, "webhook.html", context)

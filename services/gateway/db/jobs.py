@@ -15,10 +15,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db.models import ACTIVE_STATUSES, FusionPart, Job, JobCreate, JobStatus, UtteranceRecord
-from shared.db.webhook_models import WebhookEventType
-from shared.events import Stage
-from shared.results import AnalysisResult, UtteranceResult
+from emotion_contract.analyses import AnalysisStatus
+from emotion_contract.events import Stage
+from emotion_contract.results import AnalysisResult, UtteranceResult
+from emotion_contract.webhooks import WebhookEventType
+from shared.db.models import ACTIVE_STATUSES, FusionPart, Job, JobCreate, UtteranceRecord
 
 from .usage import QuotaLimits, charge, charge_more, refund
 from .webhook_outbox import record_job_event
@@ -56,7 +57,12 @@ async def create_job(
     inserted = await session.exec(
         insert(Job)
         .values(
-            id=uuid.uuid4(), owner=owner, status=JobStatus.QUEUED, attempt=1, **job_in.model_dump(), **charged
+            id=uuid.uuid4(),
+            owner=owner,
+            status=AnalysisStatus.QUEUED,
+            attempt=1,
+            **job_in.model_dump(),
+            **charged,
         )
         .on_conflict_do_nothing(index_elements=["owner", "object_key"])
         .returning(col(Job.id))
@@ -95,7 +101,7 @@ async def requeue_failed_job(
         .where(
             col(Job.owner) == owner,
             col(Job.object_key) == object_key,
-            col(Job.status) == JobStatus.FAILED,
+            col(Job.status) == AnalysisStatus.FAILED,
             col(Job.error_code) == code,
         )
         .values(**_new_attempt(), error_code=None, error_reason=None, completed_at=None, **charged)
@@ -117,7 +123,7 @@ def _new_attempt() -> dict[str, object]:
     """The columns that start a job's next attempt, queued and in no stage yet."""
     return {
         "attempt": col(Job.attempt) + 1,
-        "status": JobStatus.QUEUED,
+        "status": AnalysisStatus.QUEUED,
         "stage": None,
         "stage_started_at": None,
         "updated_at": func.now(),
@@ -191,24 +197,14 @@ async def delete_job(*, session: AsyncSession, job_id: uuid.UUID, owner: str) ->
     return deleted
 
 
-async def list_utterances(*, session: AsyncSession, job_id: uuid.UUID) -> list[UtteranceRecord]:
-    statement = (
-        select(UtteranceRecord)
-        .where(UtteranceRecord.job_id == job_id)
-        .order_by(col(UtteranceRecord.index))
-        .execution_options(**_FRESH)
-    )
-    return list((await session.exec(statement)).all())
-
-
 async def mark_stage(*, session: AsyncSession, job_id: uuid.UUID, stage: Stage, attempt: int) -> bool:
     """Move a live job of this attempt to `processing` in `stage`; False for stale or finished jobs."""
-    entering_stage = or_(col(Job.status) == JobStatus.QUEUED, col(Job.stage).is_distinct_from(stage))
+    entering_stage = or_(col(Job.status) == AnalysisStatus.QUEUED, col(Job.stage).is_distinct_from(stage))
     statement = (
         update(Job)
         .where(col(Job.id) == job_id, col(Job.attempt) == attempt, col(Job.status).in_(_ACTIVE))
         .values(
-            status=JobStatus.PROCESSING,
+            status=AnalysisStatus.PROCESSING,
             stage=stage,
             # A redelivered progress event must not restart the clock the stuck-job sweeper reads.
             stage_started_at=case((entering_stage, func.now()), else_=col(Job.stage_started_at)),
@@ -238,7 +234,7 @@ async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: Anal
         update(Job)
         .where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
         .values(
-            status=JobStatus.COMPLETED,
+            status=AnalysisStatus.COMPLETED,
             stage=Stage.FUSE,  # the last stage, even when its progress event arrives after the result
             result=result.model_dump(mode="json"),
             bundle_version=result.model_version,
@@ -290,7 +286,7 @@ async def fail_job(
         update(Job)
         .where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
         .values(
-            status=JobStatus.FAILED,
+            status=AnalysisStatus.FAILED,
             stage=stage,
             error_code=code,
             error_reason=reason,
@@ -328,9 +324,9 @@ async def find_stuck_jobs(
     # The database clock, the one that wrote the timestamps, decides.
     allowance = older_than.total_seconds() + col(Job.charged_seconds) * per_media_second
     cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, allowance)
-    stuck_queued = and_(col(Job.status) == JobStatus.QUEUED, col(Job.updated_at) < cutoff)
+    stuck_queued = and_(col(Job.status) == AnalysisStatus.QUEUED, col(Job.updated_at) < cutoff)
     stuck_processing = and_(
-        col(Job.status) == JobStatus.PROCESSING,
+        col(Job.status) == AnalysisStatus.PROCESSING,
         func.coalesce(col(Job.stage_started_at), col(Job.updated_at)) < cutoff,
     )
     statement = (

@@ -15,15 +15,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from emotion_contract.webhooks import DeliveryStatus, WebhookEventType
 from shared.db.models import Job
-from shared.db.webhook_models import (
-    DeliveryStatus,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEvent,
-    WebhookEventType,
-    WebhookSubscription,
-)
+from shared.db.webhook_models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 
 from .webhook_outbox import WEBHOOK_CHANNEL
 from .webhook_subscriptions import FRESH, get_subscription

@@ -10,8 +10,8 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db.webhook_models import WebhookEventType
-from shared.events import Stage
+from emotion_contract.events import Stage
+from emotion_contract.webhooks import WebhookEventType
 
 WEBHOOK_CHANNEL: Final = "webhook_deliveries"
 """NOTIFY channel the dispatcher LISTENs on; the payload is empty, it only wakes it."""

@@ -14,7 +14,8 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db.webhook_models import WebhookEventType, WebhookSubscription
+from emotion_contract.webhooks import WebhookEventType
+from shared.db.webhook_models import WebhookSubscription
 
 SECRET_PREFIX: Final = "whsec_"
 SECRET_BYTES: Final = 32

@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from emotion_contract.webhooks import DeliveryStatus
 from shared.db.models import utcnow
-from shared.db.webhook_models import DeliveryStatus
 
 from ..db.webhook_deliveries import AttemptResult, ClaimedDelivery, claim_due_deliveries, record_attempt
 from ..db.webhook_outbox import WEBHOOK_CHANNEL

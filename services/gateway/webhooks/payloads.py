@@ -5,21 +5,14 @@ reports, not the job's current one: deliveries may be sent late or again, and ea
 what happened at its moment.
 """
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from emotion_contract.analyses import Analysis, AnalysisStatus
+from emotion_contract.webhooks import WebhookEventType, WebhookPayload
+from shared.db.models import Job
+from shared.db.webhook_models import WebhookEvent
 
-from shared.db.models import Job, JobStatus
-from shared.db.webhook_models import WebhookEvent, WebhookEventType
-
-from ..schemas import Analysis
-
-
-class WebhookPayload(BaseModel):
-    type: WebhookEventType
-    timestamp: datetime = Field(description="When the event happened (ISO 8601)")
-    data: dict[str, Any]
+from ..schemas import analysis_of
 
 
 def event_payload(event: WebhookEvent, job: Job | None) -> WebhookPayload:
@@ -39,9 +32,9 @@ def _data(event: WebhookEvent, job: Job | None) -> dict[str, Any]:
         raise ValueError(f"event {event.id} ({event.type.value}) needs its job {event.job_id}")
     match event.type:
         case WebhookEventType.ANALYSIS_COMPLETED:
-            analysis = Analysis.from_job(job)
+            analysis = analysis_of(job)
         case WebhookEventType.ANALYSIS_FAILED:
-            analysis = Analysis.from_job(job, with_result=False)
+            analysis = analysis_of(job, with_result=False)
         case WebhookEventType.ANALYSIS_PROGRESS:
             analysis = _progress(event, job)
     return analysis.model_dump(mode="json")
@@ -49,10 +42,10 @@ def _data(event: WebhookEvent, job: Job | None) -> dict[str, Any]:
 
 def _progress(event: WebhookEvent, job: Job) -> Analysis:
     """The analysis as it was when it entered the event's stage."""
-    current = Analysis.from_job(job, with_result=False)
+    current = analysis_of(job, with_result=False)
     return current.model_copy(
         update={
-            "status": JobStatus.PROCESSING,
+            "status": AnalysisStatus.PROCESSING,
             "stage": event.stage,
             "attempt": event.attempt if event.attempt is not None else job.attempt,
             "error": None,

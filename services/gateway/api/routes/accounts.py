@@ -1,6 +1,6 @@
 """The account routes, relayed to the auth service so that clients see one API at one address.
 
-The gateway validates each body against the same models the auth service uses (shared.accounts_api),
+The gateway validates each body against the same models the auth service uses (emotion_contract.accounts),
 forwards it with the caller's Authorization header, and returns the auth service's answer as it is.
 Registration and login are rate-limited per client address here, to slow password guessing.
 """
@@ -10,15 +10,15 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from shared.accounts_api import (
+from emotion_contract.accounts import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyList,
-    Credentials,
     Registration,
     SessionToken,
     User,
 )
+from emotion_contract.credentials import Credentials
 
 from ...client_address import request_client_address
 from ...credentials import AuthUnavailableError

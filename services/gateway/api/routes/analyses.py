@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
+from emotion_contract.analyses import Analysis, AnalysisList
 from shared.claim_check import forget_job as forget_job_payloads
 from shared.db import Job
 
@@ -32,7 +33,7 @@ from ...intake import (
 )
 from ...media_types import content_type_for
 from ...multipart_upload import MalformedUploadError, UploadTooLargeError, receive_file
-from ...schemas import Analysis, AnalysisCreate, AnalysisList
+from ...schemas import AnalysisCreate, analysis_of
 from ...state import Gateway
 from ...watch_slots import TooManyWatches
 from ...watching import job_changes
@@ -101,7 +102,7 @@ async def create_analysis(
     else:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = str(request.url_for("get_analysis", analysis_id=job.id))
-    return Analysis.from_job(job)
+    return analysis_of(job)
 
 
 @router.get("", responses=error_responses(status.HTTP_401_UNAUTHORIZED))
@@ -114,7 +115,7 @@ async def list_analyses(
     """List your analyses, newest first, without their results."""
     jobs = await list_jobs(session=session, owner=owner, limit=limit, offset=offset)
     total = await count_jobs(session=session, owner=owner)
-    items = [Analysis.from_job(job, with_result=False) for job in jobs]
+    items = [analysis_of(job, with_result=False) for job in jobs]
     return AnalysisList(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -146,7 +147,7 @@ async def get_analysis(
         # Only status and stage changes are yielded; read the row once more for its latest timestamps.
         async with gateway.sessions() as session:
             latest = await get_job(session=session, job_id=analysis_id, owner=owner) or latest
-    return Analysis.from_job(latest)
+    return analysis_of(latest)
 
 
 @router.get(
@@ -193,9 +194,9 @@ async def _status_events(
     try:
         async for job in _changes(gateway, job_id, owner, None):
             if job.status.is_terminal:
-                yield ServerSentEvent(event=job.status.value, data=Analysis.from_job(job).model_dump_json())
+                yield ServerSentEvent(event=job.status.value, data=analysis_of(job).model_dump_json())
             else:
-                data = Analysis.from_job(job, with_result=False).model_dump_json(exclude={"result"})
+                data = analysis_of(job, with_result=False).model_dump_json(exclude={"result"})
                 yield ServerSentEvent(event="status", data=data)
     finally:
         release()

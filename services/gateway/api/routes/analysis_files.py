@@ -8,7 +8,7 @@ from typing import Final
 from fastapi import APIRouter, Response, status
 from fastapi.responses import RedirectResponse
 
-from shared.db import JobStatus
+from emotion_contract.analyses import AnalysisStatus
 from shared.media.container import SNIFF_BYTES
 
 from ...db.jobs import get_job
@@ -75,7 +75,7 @@ async def export_analysis_csv(analysis_id: uuid.UUID, owner: CurrentOwner, sessi
     job = await get_job(session=session, job_id=analysis_id, owner=owner)
     if job is None:
         raise _not_found(analysis_id)
-    result = job.analysis_result() if job.status is JobStatus.COMPLETED else None
+    result = job.analysis_result() if job.status is AnalysisStatus.COMPLETED else None
     if result is None:
         raise ApiError(
             status.HTTP_409_CONFLICT,

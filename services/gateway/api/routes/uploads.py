@@ -1,9 +1,11 @@
 from fastapi import APIRouter, status
 
+from emotion_contract.analyses import UploadUrl
+
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import upload_url
 from ...media_types import ACCEPTED_CONTENT_TYPES
-from ...schemas import UploadUrl, UploadUrlRequest
+from ...schemas import UploadUrlRequest
 from ..deps import CurrentOwner, GatewayDep
 
 router = APIRouter(tags=["uploads"], responses=authenticated_responses())

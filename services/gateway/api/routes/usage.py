@@ -1,26 +1,12 @@
-from datetime import date, datetime
-
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+
+from emotion_contract.analyses import Meter, UsageReport
 
 from ...db.usage import current_period, get_usage
 from ...errors import authenticated_responses
 from ..deps import CurrentPrincipal, SessionDep
 
 router = APIRouter(tags=["usage"], responses=authenticated_responses())
-
-
-class Meter(BaseModel):
-    used: float
-    limit: float
-    remaining: float
-
-
-class UsageReport(BaseModel):
-    period_start: date = Field(description="First day of the current month (UTC)")
-    resets_at: datetime = Field(description="When this month's usage returns to zero")
-    analyses: Meter = Field(description="Analyses created this month; a failed one is given back")
-    video_seconds: Meter = Field(description="Seconds of video or audio analysed this month")
 
 
 def _meter(used: float, limit: float) -> Meter:

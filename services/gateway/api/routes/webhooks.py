@@ -5,7 +5,15 @@ from typing import Final
 
 from fastapi import APIRouter, Request, Response, status
 
-from shared.db import WebhookEventType
+from emotion_contract.webhooks import (
+    Delivery,
+    DeliveryList,
+    DeliveryQueued,
+    Webhook,
+    WebhookCreated,
+    WebhookEventType,
+    WebhookList,
+)
 
 from ...db.webhook_deliveries import (
     count_deliveries,
@@ -22,15 +30,7 @@ from ...db.webhook_subscriptions import (
     list_subscriptions,
 )
 from ...errors import ApiError, authenticated_responses, error_responses
-from ...webhook_schemas import (
-    Delivery,
-    DeliveryList,
-    DeliveryQueued,
-    Webhook,
-    WebhookCreate,
-    WebhookCreated,
-    WebhookList,
-)
+from ...webhook_schemas import WebhookCreate, delivery_of, webhook_created_of, webhook_of
 from ...webhooks.targets import InvalidTargetError, validate_subscription_url
 from ..deps import CurrentOwner, GatewayDep, PageLimit, PageOffset, SessionDep
 
@@ -76,14 +76,14 @@ async def create_webhook(
         description=body.description,
     )
     response.headers["Location"] = str(request.url_for("get_webhook", webhook_id=subscription.id))
-    return WebhookCreated.from_new_subscription(subscription)
+    return webhook_created_of(subscription)
 
 
 @router.get("", responses=error_responses(status.HTTP_401_UNAUTHORIZED))
 async def list_webhooks(owner: CurrentOwner, session: SessionDep) -> WebhookList:
     """List your webhooks, without their secrets."""
     subscriptions = await list_subscriptions(session=session, owner=owner)
-    return WebhookList(items=[Webhook.from_subscription(subscription) for subscription in subscriptions])
+    return WebhookList(items=[webhook_of(subscription) for subscription in subscriptions])
 
 
 @router.get(
@@ -94,7 +94,7 @@ async def get_webhook(webhook_id: uuid.UUID, owner: CurrentOwner, session: Sessi
     subscription = await get_subscription(session=session, owner=owner, subscription_id=webhook_id)
     if subscription is None:
         raise _webhook_not_found(webhook_id)
-    return Webhook.from_subscription(subscription)
+    return webhook_of(subscription)
 
 
 @router.delete(
@@ -140,7 +140,7 @@ async def list_webhook_deliveries(
         raise _webhook_not_found(webhook_id)
     total = await count_deliveries(session=session, owner=owner, subscription_id=webhook_id)
     return DeliveryList(
-        items=[Delivery.from_record(record) for record in records], total=total, limit=limit, offset=offset
+        items=[delivery_of(record) for record in records], total=total, limit=limit, offset=offset
     )
 
 
@@ -157,7 +157,7 @@ async def get_webhook_delivery(
     )
     if record is None:
         raise _delivery_not_found(delivery_id)
-    return Delivery.from_record(record)
+    return delivery_of(record)
 
 
 @router.post(

@@ -5,17 +5,14 @@ Events are keyed by job id (`Event.key`) so that one job's events stay ordered w
 carries the same id and consumers can deduplicate on it.
 """
 
-import base64
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from shared.results import AnalysisResult
+from emotion_contract.results import AnalysisResult
 
 SCHEMA_VERSION: Final = 1
 _EVENT_NAMESPACE: Final = uuid.UUID("5b0f7c1e-8d7a-4c55-9a61-3f4e2f1d9a10")
@@ -95,24 +92,14 @@ class Span(BaseModel):
 
 
 class FeatureMatrix(BaseModel):
-    """A float32 matrix (one row per utterance) carried as base64, a third of the size of a JSON list."""
+    """A float32 matrix (one row per utterance) carried as base64, a third of the size of a JSON list.
+
+    The contract carries it as text; `shared.feature_matrix` turns it into a numpy array and back, so that
+    the contract needs no numpy."""
 
     rows: int = Field(ge=0)
     cols: int = Field(ge=0)
     data: str = Field(description="base64 of the little-endian float32 values, row-major")
-
-    @classmethod
-    def from_array(cls, array: npt.NDArray[np.floating]) -> "FeatureMatrix":
-        matrix = np.ascontiguousarray(array, dtype="<f4")
-        if matrix.ndim != 2:
-            raise ValueError(f"expected a 2-d array, got shape {matrix.shape}")
-        return cls(
-            rows=matrix.shape[0], cols=matrix.shape[1], data=base64.b64encode(matrix.tobytes()).decode()
-        )
-
-    def to_array(self) -> npt.NDArray[np.float32]:
-        flat = np.frombuffer(base64.b64decode(self.data), dtype="<f4")
-        return flat.reshape(self.rows, self.cols).astype(np.float32)
 
     @model_validator(mode="after")
     def _sized(self) -> "FeatureMatrix":
@@ -159,7 +146,7 @@ class TranscriptReady(Event):
 class VideoTrack(BaseModel):
     """The picture over the whole video, independent of the utterances: the face's expression at a fixed
     rate and, once R3D-18 is trained, its clip embeddings over fixed windows. Fusion pools it per utterance
-    (`shared.model.inference.pool_video_track`)."""
+    (`shared.model.inference.pool_video_track` on the server)."""
 
     interval_s: float = Field(gt=0, description="Seconds between the pictures looked at")
     samples: int = Field(default=0, ge=0, description="Pictures looked at")

@@ -7,8 +7,9 @@
         for utterance in analysis.result.utterances:
             print(utterance.text, utterance.emotions[0].label)
 
-It never imports the services; it shares the contract modules of `shared` (events, labels, results,
-accounts) with them. The command line that drives it (`analyzer.remote`) lives in the application.
+It needs httpx and the contract (`emotion_contract`, pydantic alone), whose models are the very ones the
+server answers with; it never imports server code. The command line that drives it (`analyzer.remote`)
+lives in the server's application package.
 """
 
 from .async_client import AsyncEmotionAnalyzer

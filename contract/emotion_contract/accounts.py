@@ -1,6 +1,7 @@
-"""The account API's bodies, shared by the auth service that serves them and the gateway that relays them.
+"""The account API's bodies: served by auth, relayed by the gateway, read by the client.
 
-Services never import each other; both import these models, so the two ends cannot drift apart.
+Services never import each other; both import these models, so the two ends cannot drift apart. The
+credentials a user signs up and in with are in `emotion_contract.credentials` (they need `pydantic[email]`).
 """
 
 import uuid
@@ -8,17 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
-
-MIN_PASSWORD_LENGTH = 10
-MAX_PASSWORD_LENGTH = 256
-
-
-class Credentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    email: EmailStr = Field(examples=["ada@example.com"])
-    password: SecretStr = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Limits(BaseModel):

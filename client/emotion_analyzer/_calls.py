@@ -21,12 +21,12 @@ from .models import (
     DeliveryQueued,
     Registration,
     SessionToken,
-    UploadTicket,
-    Usage,
+    UploadUrl,
+    UsageReport,
     User,
     Webhook,
     WebhookCreated,
-    WebhookEvent,
+    WebhookEventType,
     WebhookList,
 )
 
@@ -40,7 +40,7 @@ MAX_LONG_POLL_S: Final = 60.0
 USER_AGENT: Final = "emotion-analyzer-python/1"
 DEFAULT_TIMEOUT_S: Final = 30.0
 DEFAULT_WAIT_S: Final = 600.0
-DEFAULT_EVENTS: Final = (WebhookEvent.ANALYSIS_COMPLETED, WebhookEvent.ANALYSIS_FAILED)
+DEFAULT_EVENTS: Final = (WebhookEventType.ANALYSIS_COMPLETED, WebhookEventType.ANALYSIS_FAILED)
 
 
 @dataclass(frozen=True)
@@ -106,16 +106,16 @@ def revoke_key(key_id: Id) -> Call[None]:
     return Call("DELETE", f"/keys/{key_id}", _nothing)
 
 
-def usage() -> Call[Usage]:
-    return Call("GET", "/usage", _model(Usage))
+def usage() -> Call[UsageReport]:
+    return Call("GET", "/usage", _model(UsageReport))
 
 
 # --- uploads and analyses ------------------------------------------------------------------------------
 
 
-def upload_url(filename: str, content_type: str | None) -> Call[UploadTicket]:
+def upload_url(filename: str, content_type: str | None) -> Call[UploadUrl]:
     body = {"filename": filename} | ({"content_type": content_type} if content_type else {})
-    return Call("POST", "/upload-url", _model(UploadTicket), json=body)
+    return Call("POST", "/upload-url", _model(UploadUrl), json=body)
 
 
 def create_analysis(key: str) -> Call[Analysis]:
@@ -151,7 +151,7 @@ def events_path(analysis_id: Id) -> str:
 
 
 def create_webhook(
-    url: str, events: Sequence[WebhookEvent | str], description: str | None
+    url: str, events: Sequence[WebhookEventType | str], description: str | None
 ) -> Call[WebhookCreated]:
     body: dict[str, Any] = {"url": url, "events": [str(event) for event in events]}
     if description is not None:

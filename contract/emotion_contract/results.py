@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.labels import EMOTIONS, SENTIMENTS, Emotion, Modality, Sentiment
+from emotion_contract.labels import EMOTIONS, SENTIMENTS, Emotion, Modality, Sentiment
 
 
 class EmotionScore(BaseModel):

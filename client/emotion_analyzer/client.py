@@ -32,11 +32,11 @@ from .models import (
     DeliveryQueued,
     Registration,
     SessionToken,
-    Usage,
+    UsageReport,
     User,
     Webhook,
     WebhookCreated,
-    WebhookEvent,
+    WebhookEventType,
     WebhookList,
 )
 from .sse import SseParser
@@ -76,7 +76,7 @@ class Webhooks:
     def create(
         self,
         url: str,
-        events: Sequence[WebhookEvent | str] = DEFAULT_EVENTS,
+        events: Sequence[WebhookEventType | str] = DEFAULT_EVENTS,
         *,
         description: str | None = None,
     ) -> WebhookCreated:
@@ -176,7 +176,7 @@ class EmotionAnalyzer:
     def me(self) -> User:
         return self._send(calls.me())
 
-    def usage(self) -> Usage:
+    def usage(self) -> UsageReport:
         """This month's analyses and video seconds against the account's quota."""
         return self._send(calls.usage())
 

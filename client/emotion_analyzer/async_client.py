@@ -24,11 +24,11 @@ from .models import (
     DeliveryQueued,
     Registration,
     SessionToken,
-    Usage,
+    UsageReport,
     User,
     Webhook,
     WebhookCreated,
-    WebhookEvent,
+    WebhookEventType,
     WebhookList,
 )
 from .sse import SseParser
@@ -66,7 +66,7 @@ class AsyncWebhooks:
     async def create(
         self,
         url: str,
-        events: Sequence[WebhookEvent | str] = DEFAULT_EVENTS,
+        events: Sequence[WebhookEventType | str] = DEFAULT_EVENTS,
         *,
         description: str | None = None,
     ) -> WebhookCreated:
@@ -166,7 +166,7 @@ class AsyncEmotionAnalyzer:
     async def me(self) -> User:
         return await self._send(calls.me())
 
-    async def usage(self) -> Usage:
+    async def usage(self) -> UsageReport:
         """This month's analyses and video seconds against the account's quota."""
         return await self._send(calls.usage())
 
