@@ -1,6 +1,5 @@
 """Checkpoints: everything to resume a run (mid-epoch too), and to rebuild its model without this code."""
 
-import argparse
 import os
 import shutil
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import torch
 from shared.model.config import ModelConfig
 from training.evaluate import ViewScores
 from training.model import MultimodalClassifier
+from training.train_config import TrainConfig
 
 CHECKPOINT: Final = "checkpoint.pth"
 BEST: Final = "best.pth"
@@ -31,11 +31,6 @@ class EpochProgress:
         return dict(vars(self))
 
 
-def args_dict(args: argparse.Namespace) -> dict[str, Any]:
-    """The arguments as plain values: checkpoints load with weights_only=True."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-
-
 def checkpoint_state(
     *,
     model: MultimodalClassifier,
@@ -45,7 +40,7 @@ def checkpoint_state(
     best_metric: float,
     best_epoch: int,
     dev: ViewScores | None,
-    args: argparse.Namespace,
+    options: TrainConfig,
     config: ModelConfig,
     modality_samples: dict[str, int],
     seconds_per_epoch: list[float],
@@ -62,7 +57,7 @@ def checkpoint_state(
         "best_metric": best_metric,
         "best_epoch": best_epoch,
         "dev": None if dev is None else dev.model_dump(),
-        "args": args_dict(args),
+        "args": options.to_dict(),
         "config": config.to_dict(),
         "modality_samples": modality_samples,
         "seconds_per_epoch": seconds_per_epoch,

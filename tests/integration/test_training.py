@@ -18,6 +18,7 @@ from tests.meld_factory import Clip, MeldSplit, Row, make_split
 from training import calibrate, evaluate, train
 from training.data import read_meld_csv
 from training.model import MultimodalClassifier, Temperatures
+from training.train_config import parse_config
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,7 @@ def text_only_dir(
 
 
 def run_training(*argv: str | Path) -> train.TrainSummary:
-    return train.main(train.get_args_parser().parse_args([str(a) for a in argv]))
+    return train.main(parse_config([str(a) for a in argv]))
 
 
 def run_evaluate(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> dict[str, object]:

@@ -2,6 +2,7 @@
 epoch, a merged bundle the services load without peft, and the small text weights the default bundle is
 built from."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,8 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from shared.assets import MPNET, minilm_dir
 from emotion_contract.labels import Modality
+from shared.assets import MPNET, minilm_dir
 from shared.model.bundle import open_bundle, sha256_file
 from shared.model.inference import TextFeaturizer
 from tests.meld_factory import meld_row, write_meld_csv
@@ -19,6 +20,7 @@ from training.data import Collate, MeldDataset, read_meld_csv
 from training.default_bundle import build_default_bundle
 from training.model import MultimodalClassifier, load_tokenizer
 from training.text_weights import load_text_weights, read_card
+from training.train_config import parse_config
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +61,7 @@ def test_lora_training_exports_a_merged_bundle_and_the_text_weights(meld_csvs: P
         "--lora-rank", "4", "--lr-lora", "1e-2", "--batch-size", "3", "--threads", "2", "--no-progress",
         "--text-weights", weights,
     ]  # fmt: skip
-    summary = train.main(train.get_args_parser().parse_args([str(a) for a in argv]), command="make it so")
+    summary = train.main(parse_config([str(a) for a in argv]), command="make it so")
 
     assert summary.trained_modalities == ["text"] and summary.text_weights == str(weights)
     checkpoint = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
@@ -95,17 +97,6 @@ def test_lora_training_exports_a_merged_bundle_and_the_text_weights(meld_csvs: P
     assert not default.components["video"].trained and default.components["audio"].trained  # the voice
 
 
-def test_lora_settings_that_cannot_work_are_refused(meld_csvs: Path, tmp_path: Path) -> None:
-    base = ["--data", str(meld_csvs), "--output-dir", str(tmp_path), "--modalities", "text"]
-    for extra, message in (
-        (["--lora-rank", "4", "--freeze-text"], "exclude each other"),
-        (["--text-weights", str(tmp_path / "w.safetensors")], "give --lora-rank"),
-        (["--lora-rank", "4", "--lora-dropout", "1.5"], "dropout"),
-    ):
-        with pytest.raises(SystemExit, match=message):
-            train.main(train.get_args_parser().parse_args(base + extra))
-
-
 def test_mpnet_with_context_trains_and_its_default_bundle_reads_what_training_read(
     meld_csvs: Path, tmp_path: Path
 ) -> None:
@@ -115,7 +106,7 @@ def test_mpnet_with_context_trains_and_its_default_bundle_reads_what_training_re
         "--text-backbone", MPNET, "--context-before", "2", "--context-after", "1",
         "--lora-rank", "2", "--batch-size", "4", "--threads", "2", "--no-progress", "--text-weights", weights,
     ]  # fmt: skip
-    train.main(train.get_args_parser().parse_args([str(a) for a in argv]), command="mpnet")
+    train.main(parse_config([str(a) for a in argv]), command="mpnet")
     stored = load_text_weights(weights)
     assert stored.config.text_backbone == MPNET and stored.config.text_hidden == 768
     assert len(stored.lora_state) == 12 * 6 * 2  # twelve layers: q, k, v, o, intermediate, output; A and B
@@ -156,7 +147,7 @@ def test_a_run_killed_mid_epoch_resumes_at_the_batch_it_had_saved(
         "--data", meld_csvs, "--output-dir", out, "--modalities", "text", "--epochs", "1", "--lora-rank", "2",
         "--batch-size", "2", "--threads", "2", "--no-progress", "--save-every-minutes", "1e-9",
     ]  # fmt: skip
-    args = train.get_args_parser().parse_args([str(a) for a in argv])
+    args = parse_config([str(a) for a in argv])
     real_save = checkpoints.save_checkpoint
 
     def save_then_die(path: Path, state: dict[str, object]) -> None:
@@ -172,9 +163,7 @@ def test_a_run_killed_mid_epoch_resumes_at_the_batch_it_had_saved(
     assert not (out / "best.pth").exists()
 
     monkeypatch.setattr(train, "save_checkpoint", real_save)
-    args.resume = out / "checkpoint.pth"
-    args.save_every_minutes = 0.0
-    summary = train.main(args)
+    summary = train.main(replace(args, resume=out / "checkpoint.pth", save_every_minutes=0.0))
     done = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
     assert done["epoch"] == 0 and done["in_epoch"] is None
     assert done["modality_samples"]["text"] == len(TRAIN)  # every sample once: the saved batch was not redone
@@ -189,7 +178,7 @@ def test_recalibrating_text_weights_fits_class_biases_and_rewrites_file_and_card
         "--data", meld_csvs, "--output-dir", tmp_path / "run", "--modalities", "text", "--epochs", "1",
         "--lora-rank", "2", "--batch-size", "3", "--threads", "2", "--no-progress", "--text-weights", weights,
     ]  # fmt: skip
-    train.main(train.get_args_parser().parse_args([str(a) for a in argv]))
+    train.main(parse_config([str(a) for a in argv]))
     before = read_card(weights)
     args = calibrate.get_args_parser().parse_args(
         ["--text-weights", str(weights), "--meld-csv", str(meld_csvs / "dev_sent_emo.csv")]
