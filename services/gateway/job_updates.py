@@ -1,8 +1,9 @@
 """Job-change notifications over PostgreSQL LISTEN/NOTIFY, fanned out to the requests waiting on a job.
 
-Whoever changes a job runs `notify_job_updated` after committing. The process's one LISTEN connection
-(`PgListener`) carries the channel; a request waiting on a job subscribes before it reads the job, so a
-change between its read and its wait still wakes it. Waiters also wake every `fallback_s`, and all of them
+Every job change NOTIFYs its id in its own transaction (`db.jobs`), which PostgreSQL delivers when, and
+only if, it commits. The process's one LISTEN connection (`PgListener`) carries the channel; a request
+waiting on a job subscribes before it reads the job, so a change between its read and its wait still
+wakes it. Waiters also wake every `fallback_s`, and all of them
 whenever the listener may have missed a notification.
 """
 
@@ -11,21 +12,9 @@ import contextlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Final
 
-from sqlalchemy import func, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
+from .db.jobs import JOB_CHANNEL
 from .pg_listener import PgListener
-
-CHANNEL: Final = "ea_job_updates"
-
-
-async def notify_job_updated(session: AsyncSession, job_id: uuid.UUID) -> None:
-    """Tell every gateway process that the job changed; call after the change is committed."""
-    connection = await session.connection()
-    await connection.execute(select(func.pg_notify(CHANNEL, str(job_id))))
-    await session.commit()
 
 
 class Subscription:
@@ -56,7 +45,7 @@ class JobUpdates:
         self._listener = listener
         self._fallback_s = fallback_s
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
-        listener.listen(CHANNEL, on_notify=self._on_notification, on_lost=self._wake_all)
+        listener.listen(JOB_CHANNEL, on_notify=self._on_notification, on_lost=self._wake_all)
 
     @property
     def listening(self) -> bool:

@@ -18,6 +18,7 @@ from shared.metrics_server import metrics_server
 from shared.service import make_broker
 from shared.storage import ObjectStore
 
+from .api.domain_errors import install_domain_error_handlers
 from .api.routes import accounts, analyses, analysis_files, health, uploads, usage, webhooks
 from .console.routes import install_console
 from .consumer import STATUS_TOPICS, add_status_subscriber
@@ -25,6 +26,7 @@ from .credentials import AuthClient, CredentialCache
 from .errors import install_error_handlers
 from .job_gauges import JobGauges, run_job_gauges
 from .job_updates import JobUpdates
+from .kafka_relay import KafkaOutboxRelay
 from .metrics import GatewayMetrics, RequestMetricsMiddleware
 from .multipart_upload import MULTIPART_OVERHEAD_BYTES
 from .pg_listener import PgListener
@@ -85,6 +87,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if settings.webhook_dispatcher
                 else None
             )
+            relay = (
+                KafkaOutboxRelay(
+                    sessions=sessions,
+                    publish=lambda event: app.state.gateway.publish(event),
+                    registry=registry,
+                    listener=listener,
+                    poll_interval_s=settings.kafka_outbox_poll_interval_s,
+                )
+                if settings.kafka_outbox_relay
+                else None
+            )
             await listener.start()
             stack.push_async_callback(listener.stop)
             token = settings.internal_token
@@ -126,7 +139,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async def sweep() -> SweepReport:
                 report = await sweep_once(
                     sessions=gateway.sessions,
-                    publish=gateway.publish,
                     stuck_after_s=settings.stuck_job_timeout_s,
                     max_attempts=settings.max_attempts,
                     per_media_second=settings.stuck_job_seconds_per_media_second,
@@ -135,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metrics.jobs_swept.labels("failed").inc(len(report.failed))
                 return report
 
+            if relay is not None:
+                stack.push_async_callback(_cancel, asyncio.create_task(relay.run()))
             sweeper = asyncio.create_task(run_sweeper(engine, sweep, settings.sweep_interval_s))
             stack.push_async_callback(_cancel, sweeper)
             gauges = asyncio.create_task(run_job_gauges(gateway.sessions, job_gauges))
@@ -166,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     add_status_subscriber(broker, settings, claims, lambda: app.state.gateway)
     install_error_handlers(app)
+    install_domain_error_handlers(app)
     # Every body is small except the file of a multipart analysis (its parts' headers on top).
     upload_body = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     app.add_middleware(BodyLimitMiddleware, routes={("POST", f"{API_PREFIX}/analyses"): upload_body})

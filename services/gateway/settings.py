@@ -68,6 +68,10 @@ class Settings(PipelineSettings, DatabaseSettings):
     publish_timeout_s: float = Field(
         default=10.0, gt=0, description="How long to wait for Kafka to take an event"
     )
+    kafka_outbox_relay: bool = Field(default=True, description="Run the Kafka outbox relay in this process")
+    kafka_outbox_poll_interval_s: float = Field(
+        default=2.0, gt=0, description="Check the Kafka outbox this often besides its NOTIFY wake-ups"
+    )
 
     stuck_job_timeout_s: float = Field(
         default=600.0, gt=0, description="No progress for this long means stuck"

@@ -1,6 +1,8 @@
 """The stuck-job sweeper: a job that has not moved for a while is re-driven, or failed once out of attempts.
 
-Every replica runs the loop; a PostgreSQL advisory lock lets only one of them sweep at a time.
+Every replica runs the loop; a PostgreSQL advisory lock lets only one of them sweep at a time. A re-drive
+is a change of the job like any other: its `analysis.requested` is written to the Kafka outbox in the
+same transaction, and the relay publishes it.
 """
 
 import asyncio
@@ -15,37 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from emotion_contract.analyses import AnalysisStatus
-from emotion_contract.events import AnalysisRequested, Stage
+from emotion_contract.errors import FailureCode
+from emotion_contract.events import Stage
 from shared.db import Job
 
-from .db.jobs import fail_job, find_stuck_jobs, redrive_job
-from .job_updates import notify_job_updated
-from .status_events import lock_job
+from .db.jobs import change_job, find_stuck_jobs, lock_job
+from .job_machine import Fail, Redrive
 
 # pg_advisory_lock key: an arbitrary constant that only the sweeper uses ('EA-SWEEP' as bytes).
 SWEEPER_LOCK_KEY: Final = 0x45412D5357454550
-TIMEOUT_CODE: Final = "timeout"
 
 logger = logging.getLogger(__name__)
-
-Publisher = Callable[[AnalysisRequested], Awaitable[None]]
 
 
 @dataclass
 class SweepReport:
     redriven: list[Job] = field(default_factory=list)
     failed: list[Job] = field(default_factory=list)
-
-
-def requested_event(job: Job, attempt: int) -> AnalysisRequested:
-    return AnalysisRequested(
-        job_id=job.id,
-        attempt=attempt,
-        bucket=job.bucket,
-        object_key=job.stored_key,
-        filename=job.filename,
-        size_bytes=job.size_bytes,
-    )
 
 
 def timeout_reason(job: Job, timeout_s: float) -> str:
@@ -58,7 +46,6 @@ def timeout_reason(job: Job, timeout_s: float) -> str:
 async def sweep_once(
     *,
     sessions: async_sessionmaker[AsyncSession],
-    publish: Publisher,
     stuck_after_s: float,
     max_attempts: int,
     per_media_second: float = 0.0,
@@ -72,25 +59,21 @@ async def sweep_once(
         )
     for job in stuck:
         if job.attempt < max_attempts:
-            if await _redrive(sessions, job, publish):
+            if await _redrive(sessions, job):
                 report.redriven.append(job)
         elif await _fail(sessions, job, stuck_after_s):
             report.failed.append(job)
     return report
 
 
-async def _redrive(sessions: async_sessionmaker[AsyncSession], job: Job, publish: Publisher) -> bool:
+async def _redrive(sessions: async_sessionmaker[AsyncSession], job: Job) -> bool:
     async with sessions() as session:
-        attempt = await redrive_job(session=session, job_id=job.id, expected_attempt=job.attempt)
-        if attempt is None:
-            return False
-        await notify_job_updated(session, job.id)
-    logger.warning("job %s stuck %s; re-driving as attempt %d", job.id, job.stage or "queued", attempt)
-    try:
-        await publish(requested_event(job, attempt))
-    except Exception:
-        # The job stays queued under the new attempt: a later sweep finds it stuck again.
-        logger.exception("could not publish the re-drive of job %s", job.id)
+        redriven = await change_job(session=session, job_id=job.id, change=Redrive(seen_attempt=job.attempt))
+    if redriven is None:
+        return False
+    logger.warning(
+        "job %s stuck %s; re-driving as attempt %d", job.id, job.stage or "queued", redriven.attempt
+    )
     return True
 
 
@@ -100,18 +83,15 @@ async def _fail(sessions: async_sessionmaker[AsyncSession], job: Job, stuck_afte
         if current is None or _moved_since(current, job):
             await session.rollback()
             return False
-        failed = await fail_job(
-            session=session,
-            job_id=job.id,
+        timed_out = Fail(
             stage=job.stage or Stage.UPLOAD,
-            code=TIMEOUT_CODE,
+            code=FailureCode.TIMEOUT,
             reason=timeout_reason(job, stuck_after_s),
             # A job that timed out in a stage had workers spend on it (and may have made them spend on
             # purpose): its units stay charged. One that no worker ever picked up gets them back.
-            refund_units=current.stage is None,
+            refund=current.stage is None,
         )
-        if failed:
-            await notify_job_updated(session, job.id)
+        failed = await change_job(session=session, job_id=job.id, change=timed_out) is not None
     if failed:
         logger.warning("job %s failed: stuck %s", job.id, job.stage or "queued")
     return failed

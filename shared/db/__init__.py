@@ -12,6 +12,7 @@ from shared.db.models import (
     Job,
     JobBase,
     JobCreate,
+    KafkaOutboxEvent,
     UtteranceRecord,
 )
 from shared.db.session import create_engine, ensure_database, session_factory
@@ -31,6 +32,7 @@ __all__ = [
     "Job",
     "JobBase",
     "JobCreate",
+    "KafkaOutboxEvent",
     "UserAccount",
     "UtteranceRecord",
     "WebhookAttempt",

@@ -154,6 +154,20 @@ class FusionPart(SQLModel, table=True):
     created_at: datetime = timestamp_field(nullable=False)
 
 
+class KafkaOutboxEvent(SQLModel, table=True):
+    """A Kafka event written in the transaction of the job change that owes it, until the gateway's relay
+    has published it (and deletes the row): no change is committed without its event, and no event is
+    sent for a change that rolled back."""
+
+    __tablename__ = "kafka_outbox"
+    __table_args__ = (sa.Index("ix_kafka_outbox_created_at", "created_at"),)
+
+    event_id: uuid.UUID = Field(primary_key=True, description="The event's id: recording it twice is a no-op")
+    topic: str = Field(max_length=255)
+    payload: dict[str, Any] = Field(sa_type=JSONB, description="The serialized event")
+    created_at: datetime = timestamp_field(nullable=False)
+
+
 class UsageCounter(SQLModel, table=True):
     """What an owner used in one calendar month (UTC); charged and refunded with conditional UPDATEs."""
 

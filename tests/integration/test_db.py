@@ -21,17 +21,15 @@ from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_sc
 from services.fusion.parts import delete_parts, get_parts, put_part
 from services.gateway.db.jobs import (
     QuotaCharge,
-    complete_job,
+    change_job,
     count_jobs,
     create_job,
-    fail_job,
     find_stuck_jobs,
     get_job,
     list_jobs,
-    mark_stage,
-    redrive_job,
 )
 from services.gateway.db.usage import QuotaLimits
+from services.gateway.job_machine import Complete, Fail, Progress, Redrive
 from shared.db import Job, JobCreate, UtteranceRecord, create_engine, ensure_database
 from shared.db.migrate import current_revision, downgrade, head_revision, upgrade
 from tests.integration.db_fixtures import create_database, drop_database, fresh_database_url
@@ -52,6 +50,7 @@ TABLES = {
     "webhook_event",
     "webhook_delivery",
     "webhook_attempt",
+    "kafka_outbox",
 }
 
 
@@ -120,7 +119,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
         process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode == 0, stderr.decode()
-        assert await current_revision(url) == head_revision() == "0006"
+        assert await current_revision(url) == head_revision() == "0007"
         assert await ensure_database(url) is False
 
         engine = create_engine(url)
@@ -136,7 +135,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
                 assert await connection.run_sync(table_names) == {"alembic_version"}
 
             await upgrade(url)
-            assert await current_revision(url) == "0006"
+            assert await current_revision(url) == "0007"
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) >= TABLES
                 assert await connection.run_sync(schema_differences) == []
@@ -232,37 +231,47 @@ async def test_list_jobs_pages_the_owners_jobs_newest_first(
 # --- the lifecycle ------------------------------------------------------------------------------------
 
 
-async def test_mark_stage_moves_a_live_job_of_the_current_attempt(db_session: AsyncSession) -> None:
+async def test_progress_moves_a_live_job_of_the_current_attempt(db_session: AsyncSession) -> None:
     job, _ = await create_job(session=db_session, owner="key-1", job_in=upload())
 
-    assert await mark_stage(session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, attempt=1)
+    assert await change_job(
+        session=db_session, job_id=job.id, change=Progress(stage=Stage.TRANSCRIBE, attempt=1)
+    )
     transcribing = await get_job(session=db_session, job_id=job.id)
     assert transcribing is not None and transcribing.stage_started_at is not None
     assert (transcribing.status, transcribing.stage) == (AnalysisStatus.PROCESSING, Stage.TRANSCRIBE)
     # The session hands out one object per row, refreshed by every read: keep the value, not the object.
     transcribe_started = transcribing.stage_started_at
 
-    # A redelivered progress event keeps the stage's start time (in a later transaction: a later now()).
+    # A redelivered progress event changes nothing, so it keeps the stage's start time (in a later
+    # transaction: a later now()).
     await db_session.commit()
-    assert await mark_stage(session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, attempt=1)
+    redelivery = Progress(stage=Stage.TRANSCRIBE, attempt=1)
+    assert await change_job(session=db_session, job_id=job.id, change=redelivery) is None
     redelivered = await get_job(session=db_session, job_id=job.id)
     assert redelivered is not None and redelivered.stage_started_at == transcribe_started
 
-    assert await mark_stage(session=db_session, job_id=job.id, stage=Stage.ENCODE_VIDEO, attempt=1)
+    assert await change_job(
+        session=db_session, job_id=job.id, change=Progress(stage=Stage.ENCODE_VIDEO, attempt=1)
+    )
     encoding = await get_job(session=db_session, job_id=job.id)
     assert encoding is not None and encoding.stage == Stage.ENCODE_VIDEO
     assert encoding.stage_started_at is not None and encoding.stage_started_at > transcribe_started
 
-    assert not await mark_stage(session=db_session, job_id=job.id, stage=Stage.FUSE, attempt=2)
-    assert not await mark_stage(session=db_session, job_id=uuid.uuid4(), stage=Stage.FUSE, attempt=1)
+    assert not await change_job(
+        session=db_session, job_id=job.id, change=Progress(stage=Stage.FUSE, attempt=2)
+    )
+    assert not await change_job(
+        session=db_session, job_id=uuid.uuid4(), change=Progress(stage=Stage.FUSE, attempt=1)
+    )
 
 
 async def test_complete_job_stores_result_and_utterances_once(db_session: AsyncSession) -> None:
     job, _ = await create_job(session=db_session, owner="key-1", job_in=upload())
-    await mark_stage(session=db_session, job_id=job.id, stage=Stage.FUSE, attempt=1)
+    await change_job(session=db_session, job_id=job.id, change=Progress(stage=Stage.FUSE, attempt=1))
     result = analysis_result(n_utterances=2)
 
-    assert await complete_job(session=db_session, job_id=job.id, result=result)
+    assert await change_job(session=db_session, job_id=job.id, change=Complete(result=result))
 
     done = await get_job(session=db_session, job_id=job.id)
     assert done is not None and done.status is AnalysisStatus.COMPLETED and done.completed_at is not None
@@ -277,7 +286,7 @@ async def test_complete_job_stores_result_and_utterances_once(db_session: AsyncS
     assert rows[1].emotions[1] == {"label": "sadness", "confidence": pytest.approx(0.15)}
 
     other = analysis_result(n_utterances=3)
-    assert not await complete_job(session=db_session, job_id=job.id, result=other)
+    assert not await change_job(session=db_session, job_id=job.id, change=Complete(result=other))
     assert len(await list_utterances(session=db_session, job_id=job.id)) == 2
     again = await get_job(session=db_session, job_id=job.id)
     assert again is not None and again.analysis_result() == result
@@ -289,7 +298,8 @@ async def test_concurrent_completions_store_one_result(db_sessions: async_sessio
 
     async def complete(n_utterances: int) -> bool:
         async with db_sessions() as session:
-            return await complete_job(session=session, job_id=job.id, result=analysis_result(n_utterances))
+            change = Complete(result=analysis_result(n_utterances))
+            return await change_job(session=session, job_id=job.id, change=change) is not None
 
     outcomes = await asyncio.gather(*(complete(n) for n in (1, 2, 3, 4)))
 
@@ -301,16 +311,22 @@ async def test_concurrent_completions_store_one_result(db_sessions: async_sessio
 
 async def test_fail_job_is_final_and_never_overwrites(db_session: AsyncSession) -> None:
     job, _ = await create_job(session=db_session, owner="key-1", job_in=upload())
-    await mark_stage(session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, attempt=1)
+    await change_job(session=db_session, job_id=job.id, change=Progress(stage=Stage.TRANSCRIBE, attempt=1))
 
-    assert await fail_job(
-        session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, code="no_audio_track", reason="no audio"
+    assert await change_job(
+        session=db_session,
+        job_id=job.id,
+        change=Fail(stage=Stage.TRANSCRIBE, code="no_audio_track", reason="no audio"),
     )
-    assert not await fail_job(
-        session=db_session, job_id=job.id, stage=Stage.FUSE, code="fusion_error", reason="a later failure"
+    assert not await change_job(
+        session=db_session,
+        job_id=job.id,
+        change=Fail(stage=Stage.FUSE, code="fusion_error", reason="a later failure"),
     )
-    assert not await complete_job(session=db_session, job_id=job.id, result=analysis_result())
-    assert not await mark_stage(session=db_session, job_id=job.id, stage=Stage.FUSE, attempt=1)
+    assert not await change_job(session=db_session, job_id=job.id, change=Complete(result=analysis_result()))
+    assert not await change_job(
+        session=db_session, job_id=job.id, change=Progress(stage=Stage.FUSE, attempt=1)
+    )
 
     failed = await get_job(session=db_session, job_id=job.id)
     assert failed is not None
@@ -322,16 +338,22 @@ async def test_fail_job_is_final_and_never_overwrites(db_session: AsyncSession) 
     )
     assert failed.result is None and await list_utterances(session=db_session, job_id=job.id) == []
     with pytest.raises(ValueError, match="code and a reason"):
-        await fail_job(session=db_session, job_id=job.id, stage=Stage.FUSE, code="", reason="x")
+        await change_job(
+            session=db_session, job_id=job.id, change=Fail(stage=Stage.FUSE, code="", reason="x")
+        )
 
 
 async def test_a_completed_job_cannot_fail_or_move(db_session: AsyncSession) -> None:
     job, _ = await create_job(session=db_session, owner="key-1", job_in=upload())
-    assert await complete_job(session=db_session, job_id=job.id, result=analysis_result())
+    assert await change_job(session=db_session, job_id=job.id, change=Complete(result=analysis_result()))
 
-    assert not await fail_job(session=db_session, job_id=job.id, stage=Stage.FUSE, code="late", reason="late")
-    assert not await mark_stage(session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, attempt=1)
-    assert await redrive_job(session=db_session, job_id=job.id) is None
+    assert not await change_job(
+        session=db_session, job_id=job.id, change=Fail(stage=Stage.FUSE, code="late", reason="late")
+    )
+    assert not await change_job(
+        session=db_session, job_id=job.id, change=Progress(stage=Stage.TRANSCRIBE, attempt=1)
+    )
+    assert await change_job(session=db_session, job_id=job.id, change=Redrive(seen_attempt=1)) is None
 
     completed = await get_job(session=db_session, job_id=job.id)
     assert (
@@ -343,7 +365,7 @@ async def test_a_completed_job_cannot_fail_or_move(db_session: AsyncSession) -> 
 
 async def test_deleting_a_job_deletes_its_utterances(db_session: AsyncSession) -> None:
     job, _ = await create_job(session=db_session, owner="key-1", job_in=upload())
-    await complete_job(session=db_session, job_id=job.id, result=analysis_result())
+    await change_job(session=db_session, job_id=job.id, change=Complete(result=analysis_result()))
 
     await db_session.delete(job)
     await db_session.commit()
@@ -364,13 +386,19 @@ async def test_find_stuck_jobs_finds_live_jobs_that_sat_still(db_session: AsyncS
         await new_job(name) for name in ("old-q", "old-s", "fresh-s", "old-c", "old-f", "fresh-q")
     ]
     for job in (old_stage, fresh_stage):
-        await mark_stage(session=db_session, job_id=job.id, stage=Stage.ENCODE_AUDIO, attempt=1)
-    await complete_job(session=db_session, job_id=old_completed.id, result=analysis_result())
-    await fail_job(session=db_session, job_id=old_failed.id, stage=Stage.FUSE, code="x", reason="y")
+        await change_job(
+            session=db_session, job_id=job.id, change=Progress(stage=Stage.ENCODE_AUDIO, attempt=1)
+        )
+    await change_job(session=db_session, job_id=old_completed.id, change=Complete(result=analysis_result()))
+    await change_job(
+        session=db_session, job_id=old_failed.id, change=Fail(stage=Stage.FUSE, code="x", reason="y")
+    )
     old = [old_queued.id, old_stage.id, old_completed.id, old_failed.id]
     await age_jobs(db_session, old, by=timedelta(hours=1))
     # Progress in the same stage touches updated_at but must not hide a stage that is stuck.
-    await mark_stage(session=db_session, job_id=old_stage.id, stage=Stage.ENCODE_AUDIO, attempt=1)
+    await change_job(
+        session=db_session, job_id=old_stage.id, change=Progress(stage=Stage.ENCODE_AUDIO, attempt=1)
+    )
 
     stuck = await find_stuck_jobs(session=db_session, older_than=timedelta(minutes=30))
 
@@ -393,7 +421,9 @@ async def test_a_long_file_is_allowed_more_time_in_a_stage(db_session: AsyncSess
         session=db_session, owner="key-2", job_in=upload("uploads/long.mp4"), quota=quota
     )
     for job in (short, long):
-        await mark_stage(session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, attempt=1)
+        await change_job(
+            session=db_session, job_id=job.id, change=Progress(stage=Stage.TRANSCRIBE, attempt=1)
+        )
     await age_jobs(db_session, [short.id, long.id], by=timedelta(hours=1))
 
     stuck = await find_stuck_jobs(session=db_session, older_than=timedelta(minutes=10), per_media_second=0.5)
@@ -404,19 +434,25 @@ async def test_a_long_file_is_allowed_more_time_in_a_stage(db_session: AsyncSess
 
 async def test_redrive_starts_a_new_attempt_once(db_session: AsyncSession) -> None:
     job, _ = await create_job(session=db_session, owner="key-1", job_in=upload())
-    await mark_stage(session=db_session, job_id=job.id, stage=Stage.ENCODE_VIDEO, attempt=1)
+    await change_job(session=db_session, job_id=job.id, change=Progress(stage=Stage.ENCODE_VIDEO, attempt=1))
 
-    assert await redrive_job(session=db_session, job_id=job.id, expected_attempt=1) == 2
+    redriven = await change_job(session=db_session, job_id=job.id, change=Redrive(seen_attempt=1))
+    assert redriven is not None and redriven.attempt == 2
     # A second sweeper that saw attempt 1 must not start a third attempt.
-    assert await redrive_job(session=db_session, job_id=job.id, expected_attempt=1) is None
+    assert await change_job(session=db_session, job_id=job.id, change=Redrive(seen_attempt=1)) is None
 
     requeued = await get_job(session=db_session, job_id=job.id)
     assert requeued is not None
     assert (requeued.status, requeued.stage, requeued.attempt) == (AnalysisStatus.QUEUED, None, 2)
-    assert not await mark_stage(session=db_session, job_id=job.id, stage=Stage.FUSE, attempt=1)
-    assert await mark_stage(session=db_session, job_id=job.id, stage=Stage.TRANSCRIBE, attempt=2)
-    assert await redrive_job(session=db_session, job_id=job.id) == 3
-    assert await redrive_job(session=db_session, job_id=uuid.uuid4()) is None
+    assert not await change_job(
+        session=db_session, job_id=job.id, change=Progress(stage=Stage.FUSE, attempt=1)
+    )
+    assert await change_job(
+        session=db_session, job_id=job.id, change=Progress(stage=Stage.TRANSCRIBE, attempt=2)
+    )
+    redriven = await change_job(session=db_session, job_id=job.id, change=Redrive(seen_attempt=2))
+    assert redriven is not None and redriven.attempt == 3
+    assert await change_job(session=db_session, job_id=uuid.uuid4(), change=Redrive(seen_attempt=1)) is None
 
 
 # --- processed events ---------------------------------------------------------------------------------
@@ -481,6 +517,8 @@ async def test_each_service_role_reaches_only_its_own_tables() -> None:
         assert await allowed("ea_gateway", "SELECT count(*) FROM job")
         assert await allowed("ea_gateway", "SELECT count(*) FROM webhook_delivery")
         assert await allowed("ea_gateway", "DELETE FROM fusion_part")
+        assert await allowed("ea_gateway", "DELETE FROM kafka_outbox")
+        assert not await allowed("ea_fusion", "SELECT count(*) FROM kafka_outbox")
         assert not await allowed("ea_gateway", "SELECT password_hash FROM user_account")
         assert not await allowed("ea_gateway", "SELECT count(*) FROM api_key")
         assert await allowed("ea_auth", "SELECT password_hash FROM user_account")

@@ -381,9 +381,7 @@ async def _sweep_then_fail(
     await wait_until(client, job_id, lambda body: body["stage"] == "transcribe")
 
     async def sweep() -> Any:
-        return await sweep_once(
-            sessions=gateway.sessions, publish=gateway.publish, stuck_after_s=0.2, max_attempts=2
-        )
+        return await sweep_once(sessions=gateway.sessions, stuck_after_s=0.2, max_attempts=2)
 
     await asyncio.sleep(0.3)
     report = await sweep_if_leader(gateway.engine, sweep)

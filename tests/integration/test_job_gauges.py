@@ -9,8 +9,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from emotion_contract.analyses import AnalysisStatus
 from emotion_contract.events import Stage
-from services.gateway.db.jobs import create_job, fail_job, mark_stage
+from services.gateway.db.jobs import change_job, create_job
 from services.gateway.job_gauges import JobGauges, count_jobs_by_status, refresh_job_gauges, run_job_gauges
+from services.gateway.job_machine import Fail, Progress
 from shared.db import Job, JobCreate
 
 pytest_plugins = ["tests.integration.db_fixtures"]
@@ -35,9 +36,13 @@ async def test_every_status_is_counted_and_absent_ones_are_zero(
 ) -> None:
     first, second, third, *_ = await _jobs(db_sessions, 6)
     async with db_sessions() as session:
-        await mark_stage(session=session, job_id=first.id, stage=Stage.TRANSCRIBE, attempt=1)
-        await mark_stage(session=session, job_id=second.id, stage=Stage.TRANSCRIBE, attempt=1)
-        await fail_job(session=session, job_id=third.id, stage=Stage.UPLOAD, code="timeout", reason="stuck")
+        await change_job(session=session, job_id=first.id, change=Progress(stage=Stage.TRANSCRIBE, attempt=1))
+        await change_job(
+            session=session, job_id=second.id, change=Progress(stage=Stage.TRANSCRIBE, attempt=1)
+        )
+        await change_job(
+            session=session, job_id=third.id, change=Fail(stage=Stage.UPLOAD, code="timeout", reason="stuck")
+        )
     assert await count_jobs_by_status(db_sessions) == {
         AnalysisStatus.QUEUED: 3,
         AnalysisStatus.PROCESSING: 2,
@@ -65,7 +70,11 @@ async def test_the_background_task_follows_the_table(db_sessions: async_sessionm
             await asyncio.sleep(0.05)
         assert _shown(registry)["queued"] == 1
         async with db_sessions() as session:
-            await fail_job(session=session, job_id=job.id, stage=Stage.UPLOAD, code="timeout", reason="stuck")
+            await change_job(
+                session=session,
+                job_id=job.id,
+                change=Fail(stage=Stage.UPLOAD, code="timeout", reason="stuck"),
+            )
         for _ in range(200):
             if _shown(registry)["failed"] == 1:
                 break

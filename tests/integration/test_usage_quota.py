@@ -13,11 +13,9 @@ from emotion_contract.events import Stage
 from emotion_contract.results import AnalysisResult
 from services.gateway.db.jobs import (
     QuotaCharge,
-    complete_job,
+    change_job,
     create_job,
-    fail_job,
     list_jobs,
-    requeue_failed_job,
 )
 from services.gateway.db.usage import (
     QuotaExceededError,
@@ -27,6 +25,7 @@ from services.gateway.db.usage import (
     get_usage,
     period_end,
 )
+from services.gateway.job_machine import Complete, Fail, Requeue
 from shared.db import Job, JobCreate
 
 pytestmark = pytest.mark.integration
@@ -134,12 +133,14 @@ async def test_a_failed_job_gives_its_units_back_once_and_a_completed_one_keeps_
     owner = f"user-{uuid.uuid4()}"
     failing, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(20))
     done, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 2), quota=quota(30))
-    assert await fail_job(session=db_session, job_id=failing.id, stage=Stage.TRANSCRIBE, code="x", reason="y")
-    assert not await fail_job(
-        session=db_session, job_id=failing.id, stage=Stage.TRANSCRIBE, code="x", reason="y"
+    assert await change_job(
+        session=db_session, job_id=failing.id, change=Fail(stage=Stage.TRANSCRIBE, code="x", reason="y")
+    )
+    assert not await change_job(
+        session=db_session, job_id=failing.id, change=Fail(stage=Stage.TRANSCRIBE, code="x", reason="y")
     )
     result = AnalysisResult(model_version="t", duration_s=30.0, language="en", utterances=[])
-    assert await complete_job(session=db_session, job_id=done.id, result=result)
+    assert await change_job(session=db_session, job_id=done.id, change=Complete(result=result))
     usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
     assert (usage.analyses, usage.video_seconds) == (1, 30)
 
@@ -153,10 +154,10 @@ async def test_the_charge_follows_the_measured_duration_not_the_header(db_sessio
     )
     honest, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 2), quota=quota(10))
     measured = AnalysisResult(model_version="t", duration_s=60.0, language="en", utterances=[])
-    assert await complete_job(session=db_session, job_id=lying.id, result=measured)
-    assert not await complete_job(session=db_session, job_id=lying.id, result=measured)  # once
+    assert await change_job(session=db_session, job_id=lying.id, change=Complete(result=measured))
+    assert not await change_job(session=db_session, job_id=lying.id, change=Complete(result=measured))  # once
     shorter = AnalysisResult(model_version="t", duration_s=9.5, language="en", utterances=[])
-    assert await complete_job(session=db_session, job_id=honest.id, result=shorter)
+    assert await change_job(session=db_session, job_id=honest.id, change=Complete(result=shorter))
     usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
     assert usage.analyses == 2 and usage.video_seconds == pytest.approx(70.0)
     [first, second] = sorted(await list_jobs(session=db_session, owner=owner), key=lambda j: j.object_key)
@@ -170,13 +171,10 @@ async def test_the_charge_follows_the_measured_duration_not_the_header(db_sessio
 async def test_a_job_failed_after_work_was_spent_on_it_keeps_its_units(db_session: AsyncSession) -> None:
     owner = f"user-{uuid.uuid4()}"
     job, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(20))
-    assert await fail_job(
+    assert await change_job(
         session=db_session,
         job_id=job.id,
-        stage=Stage.ENCODE_VIDEO,
-        code="timeout",
-        reason="t",
-        refund_units=False,
+        change=Fail(stage=Stage.ENCODE_VIDEO, code="timeout", reason="t", refund=False),
     )
     usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
     assert (usage.analyses, usage.video_seconds) == (1, 20)
@@ -186,7 +184,9 @@ async def test_a_job_made_without_a_quota_is_never_refunded(db_session: AsyncSes
     owner = f"user-{uuid.uuid4()}"
     job, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 1))
     assert job.quota_period is None
-    assert await fail_job(session=db_session, job_id=job.id, stage=Stage.UPLOAD, code="x", reason="y")
+    assert await change_job(
+        session=db_session, job_id=job.id, change=Fail(stage=Stage.UPLOAD, code="x", reason="y")
+    )
     assert (await get_usage(session=db_session, owner=owner, period=PERIOD)).analyses == 0
 
 
@@ -196,17 +196,15 @@ async def test_requeueing_a_job_that_never_reached_the_queue_charges_it_again_on
     owner = f"user-{uuid.uuid4()}"
     async with db_sessions() as session:
         job, _ = await create_job(session=session, owner=owner, job_in=upload(owner, 1), quota=quota(20))
-        await fail_job(session=session, job_id=job.id, stage=Stage.UPLOAD, code=UNQUEUED, reason="r")
+        await change_job(
+            session=session, job_id=job.id, change=Fail(stage=Stage.UPLOAD, code=UNQUEUED, reason="r")
+        )
         assert (await get_usage(session=session, owner=owner, period=PERIOD)).analyses == 0
 
     async def requeue() -> Job | None:
         async with db_sessions() as session:
-            return await requeue_failed_job(
-                session=session,
-                owner=owner,
-                object_key=job.object_key,
-                code=UNQUEUED,
-                quota=quota(20),
+            return await change_job(
+                session=session, job_id=job.id, change=Requeue(code=UNQUEUED), quota=quota(20)
             )
 
     requeued = [found for found in await asyncio.gather(*(requeue() for _ in range(8))) if found]
@@ -223,22 +221,22 @@ async def test_only_a_job_failed_with_the_given_code_is_requeued_and_only_within
 ) -> None:
     owner = f"user-{uuid.uuid4()}"
     other, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(5))
-    await fail_job(session=db_session, job_id=other.id, stage=Stage.TRANSCRIBE, code="no_speech", reason="r")
+    await change_job(
+        session=db_session, job_id=other.id, change=Fail(stage=Stage.TRANSCRIBE, code="no_speech", reason="r")
+    )
     unqueued, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 2), quota=quota(5))
-    await fail_job(session=db_session, job_id=unqueued.id, stage=Stage.UPLOAD, code=UNQUEUED, reason="r")
+    await change_job(
+        session=db_session, job_id=unqueued.id, change=Fail(stage=Stage.UPLOAD, code=UNQUEUED, reason="r")
+    )
     await create_job(session=db_session, owner=owner, job_in=upload(owner, 3), quota=quota(5))
 
     assert (
-        await requeue_failed_job(session=db_session, owner=owner, object_key=other.object_key, code=UNQUEUED)
+        await change_job(session=db_session, job_id=other.id, change=Requeue(code=UNQUEUED), quota=quota(5))
         is None
     )
     with pytest.raises(QuotaExceededError):
-        await requeue_failed_job(
-            session=db_session,
-            owner=owner,
-            object_key=unqueued.object_key,
-            code=UNQUEUED,
-            quota=quota(5, analyses=1),
+        await change_job(
+            session=db_session, job_id=unqueued.id, change=Requeue(code=UNQUEUED), quota=quota(5, analyses=1)
         )
     jobs = {job.id: job for job in await list_jobs(session=db_session, owner=owner)}
     assert jobs[unqueued.id].status is AnalysisStatus.FAILED and jobs[unqueued.id].attempt == unqueued.attempt

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from emotion_contract.events import Stage
 from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
 from emotion_contract.webhooks import DeliveryStatus, WebhookEventType
-from services.gateway.db.jobs import complete_job, create_job, fail_job, get_job, mark_stage
+from services.gateway.db.jobs import change_job, create_job, get_job
 from services.gateway.db.webhook_deliveries import (
     AttemptResult,
     DeliveryRecord,
@@ -43,6 +43,7 @@ from services.gateway.db.webhook_subscriptions import (
     get_subscription,
     list_subscriptions,
 )
+from services.gateway.job_machine import Complete, Fail, Progress
 from services.gateway.pg_listener import PgListener
 from services.gateway.schemas import analysis_of
 from services.gateway.settings import Settings
@@ -215,13 +216,17 @@ async def test_job_changes_queue_one_delivery_per_wanting_subscription_exactly_o
     others = await _subscribe(db_sessions, "https://b.example.com/all", owner=OTHER_OWNER)
     completed_job, failed_job = await _new_job(db_sessions), await _new_job(db_sessions)
     async with db_sessions() as session:
-        for _ in range(2):  # a redelivered status event changes the job again but is the same event
-            assert await mark_stage(session=session, job_id=completed_job, stage=Stage.TRANSCRIBE, attempt=1)
-        assert await complete_job(session=session, job_id=completed_job, result=_result())
-        assert not await complete_job(session=session, job_id=completed_job, result=_result())
-        assert await fail_job(session=session, job_id=failed_job, stage=Stage.UPLOAD, code="bad", reason="x")
-        assert not await fail_job(
-            session=session, job_id=failed_job, stage=Stage.UPLOAD, code="bad", reason="x"
+        transcribing = Progress(stage=Stage.TRANSCRIBE, attempt=1)
+        assert await change_job(session=session, job_id=completed_job, change=transcribing)
+        # Redelivered, it changes nothing, so it queues nothing more.
+        assert await change_job(session=session, job_id=completed_job, change=transcribing) is None
+        assert await change_job(session=session, job_id=completed_job, change=Complete(result=_result()))
+        assert not await change_job(session=session, job_id=completed_job, change=Complete(result=_result()))
+        assert await change_job(
+            session=session, job_id=failed_job, change=Fail(stage=Stage.UPLOAD, code="bad", reason="x")
+        )
+        assert not await change_job(
+            session=session, job_id=failed_job, change=Fail(stage=Stage.UPLOAD, code="bad", reason="x")
         )
 
     def kinds(records: list[DeliveryRecord]) -> list[tuple[WebhookEventType, uuid.UUID | None]]:
@@ -252,9 +257,9 @@ async def test_deliveries_are_signed_and_carry_the_analysis_at_each_event(
     receiver.expect(subscription.url, subscription.secret)
     job_id = await _new_job(db_sessions)
     async with db_sessions() as session:
-        await mark_stage(session=session, job_id=job_id, stage=Stage.TRANSCRIBE, attempt=1)
-        await mark_stage(session=session, job_id=job_id, stage=Stage.ENCODE_AUDIO, attempt=1)
-        await complete_job(session=session, job_id=job_id, result=_result())
+        await change_job(session=session, job_id=job_id, change=Progress(stage=Stage.TRANSCRIBE, attempt=1))
+        await change_job(session=session, job_id=job_id, change=Progress(stage=Stage.ENCODE_AUDIO, attempt=1))
+        await change_job(session=session, job_id=job_id, change=Complete(result=_result()))
         job = await get_job(session=session, job_id=job_id)
     assert job is not None
     harness = make_harness(db_sessions, webhook_settings)
@@ -556,7 +561,9 @@ async def test_the_dispatcher_loop_wakes_on_a_notification(
             await asyncio.sleep(0.1)
             job_id = await _new_job(db_sessions)
             async with db_sessions() as session:
-                await mark_stage(session=session, job_id=job_id, stage=Stage.TRANSCRIBE, attempt=1)
+                await change_job(
+                    session=session, job_id=job_id, change=Progress(stage=Stage.TRANSCRIBE, attempt=1)
+                )
             await receiver.arrivals(subscription.url, 1)
     finally:
         running.cancel()

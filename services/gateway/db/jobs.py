@@ -1,8 +1,11 @@
-"""The job lifecycle: queued → processing (one stage after another) → completed or failed.
+"""The job aggregate's store. A change is read under the job's row lock, decided by the one pure function
+`services.gateway.job_machine.transition`, and committed in one transaction with everything it owes: the
+row, its quota charge or refund, its webhook events (the webhook outbox), its Kafka event (the Kafka
+outbox, which `services.gateway.kafka_relay` publishes) and the NOTIFY that wakes the requests watching the
+job (delivered by PostgreSQL at that commit, and only if it commits).
 
-Terminal states are final. Each function commits its own work. Functions that change a job say whether
-they did (False for a missing job, a stale attempt or a terminal job), so a redelivered or late event
-finds nothing to do rather than an error.
+A change that no longer applies (a redelivered or late event, another attempt's failure, anything on a
+finished job) changes nothing and returns None rather than raising.
 """
 
 import uuid
@@ -10,22 +13,25 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from sqlalchemy import and_, case, delete, func, or_, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from emotion_contract.analyses import AnalysisStatus
-from emotion_contract.events import Stage
-from emotion_contract.results import AnalysisResult, UtteranceResult
-from emotion_contract.webhooks import WebhookEventType
-from shared.db.models import ACTIVE_STATUSES, FusionPart, Job, JobCreate, UtteranceRecord
+from emotion_contract.events import AnalysisRequested, Event
+from emotion_contract.results import UtteranceResult
+from shared.db.models import FusionPart, Job, JobCreate, KafkaOutboxEvent, UtteranceRecord
 
+from ..job_machine import Change, Complete, Fail, JobState, Transition, transition
 from .usage import QuotaLimits, charge, charge_more, refund
 from .webhook_outbox import record_job_event
 
+JOB_CHANNEL: Final = "ea_job_updates"
+"""NOTIFY channel of job changes; the payload is the job's id (`services.gateway.job_updates`)."""
+KAFKA_OUTBOX_CHANNEL: Final = "ea_kafka_outbox"
+"""NOTIFY channel that wakes the Kafka relay; the payload is empty."""
 MAX_PAGE_SIZE: Final = 500
-_ACTIVE: Final = sorted(ACTIVE_STATUSES)
 # Our own UPDATEs are followed by fresh SELECTs, so the session need not patch loaded objects.
 _NO_SYNC: Final = {"synchronize_session": False}
 # With expire_on_commit=False a session keeps rows it loaded earlier; a read must overwrite them.
@@ -46,8 +52,9 @@ async def create_job(
 ) -> tuple[Job, bool]:
     """The job for (owner, object key), and whether this call created it; safe under concurrent calls.
 
-    With `quota`, a new job is charged to it in the same transaction; when the quota does not cover it,
-    `QuotaExceededError` is raised and nothing is created. An existing job is returned uncharged.
+    A new job is queued: its `analysis.requested` goes into the Kafka outbox in the same transaction. With
+    `quota`, it is charged in that transaction too; when the quota does not cover it, `QuotaExceededError`
+    is raised and nothing is created. An existing job is returned uncharged.
     """
     if not owner:
         raise ValueError("owner must not be empty")
@@ -74,6 +81,9 @@ async def create_job(
         select(Job).where(Job.owner == owner, Job.object_key == job_in.object_key).execution_options(**_FRESH)
     )
     job = stored.one()
+    if created:
+        await _record_kafka_event(session, requested_event(job))
+        await _notify_job_changed(session, job.id)
     await session.commit()
     return job, created
 
@@ -84,50 +94,6 @@ async def find_job_by_key(*, session: AsyncSession, owner: str, object_key: str)
         select(Job).where(Job.owner == owner, Job.object_key == object_key).execution_options(**_FRESH)
     )
     return (await session.exec(statement)).first()
-
-
-async def requeue_failed_job(
-    *, session: AsyncSession, owner: str, object_key: str, code: str, quota: QuotaCharge | None = None
-) -> Job | None:
-    """Queue again, as a new attempt, the owner's job of this key that failed with `code`; charge it again.
-
-    For a job whose request never reached the queue: sending its key again retries it without a new
-    upload. None when there is no such job (another call requeued it first, or it failed otherwise);
-    `QuotaExceededError` when the quota no longer covers it, and the job stays failed.
-    """
-    charged = _charged_columns(quota)
-    revived = await session.exec(
-        update(Job)
-        .where(
-            col(Job.owner) == owner,
-            col(Job.object_key) == object_key,
-            col(Job.status) == AnalysisStatus.FAILED,
-            col(Job.error_code) == code,
-        )
-        .values(**_new_attempt(), error_code=None, error_reason=None, completed_at=None, **charged)
-        .returning(col(Job.id))
-        .execution_options(**_NO_SYNC)
-    )
-    job_id = revived.scalar_one_or_none()
-    if job_id is None:
-        await session.commit()
-        return None
-    if quota is not None:
-        await _charge_or_roll_back(session, owner, quota)
-    job = (await session.exec(select(Job).where(Job.id == job_id).execution_options(**_FRESH))).one()
-    await session.commit()
-    return job
-
-
-def _new_attempt() -> dict[str, object]:
-    """The columns that start a job's next attempt, queued and in no stage yet."""
-    return {
-        "attempt": col(Job.attempt) + 1,
-        "status": AnalysisStatus.QUEUED,
-        "stage": None,
-        "stage_started_at": None,
-        "updated_at": func.now(),
-    }
 
 
 def _charged_columns(quota: QuotaCharge | None) -> dict[str, object]:
@@ -197,120 +163,6 @@ async def delete_job(*, session: AsyncSession, job_id: uuid.UUID, owner: str) ->
     return deleted
 
 
-async def mark_stage(*, session: AsyncSession, job_id: uuid.UUID, stage: Stage, attempt: int) -> bool:
-    """Move a live job of this attempt to `processing` in `stage`; False for stale or finished jobs."""
-    entering_stage = or_(col(Job.status) == AnalysisStatus.QUEUED, col(Job.stage).is_distinct_from(stage))
-    statement = (
-        update(Job)
-        .where(col(Job.id) == job_id, col(Job.attempt) == attempt, col(Job.status).in_(_ACTIVE))
-        .values(
-            status=AnalysisStatus.PROCESSING,
-            stage=stage,
-            # A redelivered progress event must not restart the clock the stuck-job sweeper reads.
-            stage_started_at=case((entering_stage, func.now()), else_=col(Job.stage_started_at)),
-            updated_at=func.now(),
-        )
-        .returning(col(Job.id))
-        .execution_options(**_NO_SYNC)
-    )
-    changed = (await session.exec(statement)).scalar_one_or_none() is not None
-    if changed:
-        await record_job_event(
-            session, job_id=job_id, type_=WebhookEventType.ANALYSIS_PROGRESS, attempt=attempt, stage=stage
-        )
-    await session.commit()
-    return changed
-
-
-async def complete_job(*, session: AsyncSession, job_id: uuid.UUID, result: AnalysisResult) -> bool:
-    """Store the result and its utterances and finish the job, in one transaction; False if already final.
-
-    The seconds charged when the job was made came from the file's header; the transcriber measured the
-    file itself. Whatever it measured beyond the charge is charged now (a header can claim 0.00006 s for
-    a minute of video), past the limit if need be: the work is done, and the next file is refused.
-    """
-    measured = round(result.duration_s, 3)
-    statement = (
-        update(Job)
-        .where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
-        .values(
-            status=AnalysisStatus.COMPLETED,
-            stage=Stage.FUSE,  # the last stage, even when its progress event arrives after the result
-            result=result.model_dump(mode="json"),
-            bundle_version=result.model_version,
-            duration_s=result.duration_s,
-            charged_seconds=func.greatest(col(Job.charged_seconds), measured),
-            completed_at=func.now(),
-            updated_at=func.now(),
-        )
-        .returning(col(Job.attempt), col(Job.owner), col(Job.quota_period), col(Job.charged_seconds))
-        .execution_options(**_NO_SYNC)
-    )
-    # RETURNING gives the row after the update: the charge before it is what it had to be raised from.
-    before = await session.exec(
-        select(Job.charged_seconds).where(col(Job.id) == job_id).execution_options(**_FRESH)
-    )
-    charged_before = before.one_or_none()
-    updated = (await session.exec(statement)).one_or_none()
-    if updated is None:
-        # Commit, not rollback: nothing changed, and a rollback would expire the caller's loaded rows.
-        await session.commit()
-        return False
-    attempt, owner, quota_period, charged_after = updated
-    if quota_period is not None and charged_before is not None:
-        await charge_more(
-            session=session, owner=owner, period=quota_period, video_seconds=charged_after - charged_before
-        )
-    session.add_all(_utterance_record(job_id, utterance) for utterance in result.utterances)
-    await record_job_event(
-        session, job_id=job_id, type_=WebhookEventType.ANALYSIS_COMPLETED, attempt=attempt, stage=Stage.FUSE
-    )
-    await session.commit()
-    return True
-
-
-async def fail_job(
-    *,
-    session: AsyncSession,
-    job_id: uuid.UUID,
-    stage: Stage,
-    code: str,
-    reason: str,
-    refund_units: bool = True,
-) -> bool:
-    """End a live job as failed in `stage`, giving its units back unless told not to (work was spent on
-    it); False when the job is missing or already final."""
-    if not code or not reason:
-        raise ValueError("a failure needs both a code and a reason")
-    statement = (
-        update(Job)
-        .where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
-        .values(
-            status=AnalysisStatus.FAILED,
-            stage=stage,
-            error_code=code,
-            error_reason=reason,
-            completed_at=func.now(),
-            updated_at=func.now(),
-        )
-        .returning(col(Job.owner), col(Job.attempt), col(Job.quota_period), col(Job.charged_seconds))
-        .execution_options(**_NO_SYNC)
-    )
-    failed = (await session.exec(statement)).one_or_none()
-    if failed is None:
-        await session.commit()
-        return False
-    owner, attempt, quota_period, charged_seconds = failed
-    if quota_period is not None and refund_units:
-        # A failed analysis gives its units back, exactly once: a job fails only once.
-        await refund(session=session, owner=owner, period=quota_period, video_seconds=charged_seconds)
-    await record_job_event(
-        session, job_id=job_id, type_=WebhookEventType.ANALYSIS_FAILED, attempt=attempt, stage=stage
-    )
-    await session.commit()
-    return True
-
-
 async def find_stuck_jobs(
     *, session: AsyncSession, older_than: timedelta, per_media_second: float = 0.0, limit: int = 100
 ) -> list[Job]:
@@ -339,21 +191,123 @@ async def find_stuck_jobs(
     return list((await session.exec(statement)).all())
 
 
-async def redrive_job(
-    *, session: AsyncSession, job_id: uuid.UUID, expected_attempt: int | None = None
-) -> int | None:
-    """Queue a live job again as a new attempt and return that attempt's number.
+async def change_job(
+    *, session: AsyncSession, job_id: uuid.UUID, change: Change, quota: QuotaCharge | None = None
+) -> Job | None:
+    """Apply `change` to the job and commit it with all it owes; the job as changed, or None when the
+    change does not apply (nothing is written then).
 
-    None when the job is missing, already final, or (with `expected_attempt`) was re-driven by someone
-    else meanwhile, so two sweepers never start two attempts.
+    `quota`: what a requeued job is charged again; `QuotaExceededError` when it no longer covers it, and
+    the job stays as it was.
     """
-    statement = update(Job).where(col(Job.id) == job_id, col(Job.status).in_(_ACTIVE))
-    if expected_attempt is not None:
-        statement = statement.where(col(Job.attempt) == expected_attempt)
-    statement = statement.values(**_new_attempt()).returning(col(Job.attempt)).execution_options(**_NO_SYNC)
-    attempt: int | None = (await session.exec(statement)).scalar_one_or_none()
+    job = await lock_job(session, job_id)
+    moved = None if job is None else transition(state_of(job), change)
+    if job is None or moved is None:
+        # Commit, not rollback: nothing changed, and a rollback would expire the caller's loaded rows.
+        await session.commit()
+        return None
+    await session.exec(
+        update(Job)
+        .where(col(Job.id) == job_id)
+        .values(**_columns(job, moved, change, quota))
+        .execution_options(**_NO_SYNC)
+    )
+    await _settle_quota(session, job, moved, change, quota)
+    if isinstance(change, Complete):
+        session.add_all(_utterance_record(job_id, utterance) for utterance in change.result.utterances)
+    if moved.webhook is not None:
+        state = moved.state
+        await record_job_event(
+            session, job_id=job_id, type_=moved.webhook, attempt=state.attempt, stage=state.stage
+        )
+    changed = await lock_job(session, job_id)
+    assert changed is not None  # locked since the start of this transaction
+    if moved.request:
+        await _record_kafka_event(session, requested_event(changed))
+    await _notify_job_changed(session, job_id)
     await session.commit()
-    return attempt
+    return changed
+
+
+async def lock_job(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    """Read the job and hold its row until the session commits, so no other change slips in between."""
+    statement = select(Job).where(Job.id == job_id).with_for_update().execution_options(**_FRESH)
+    return (await session.exec(statement)).one_or_none()
+
+
+def state_of(job: Job) -> JobState:
+    return JobState(status=job.status, stage=job.stage, attempt=job.attempt, error_code=job.error_code)
+
+
+def requested_event(job: Job) -> AnalysisRequested:
+    """The event that sends the job's current attempt down the pipeline."""
+    return AnalysisRequested(
+        job_id=job.id,
+        attempt=job.attempt,
+        bucket=job.bucket,
+        object_key=job.stored_key,
+        filename=job.filename,
+        size_bytes=job.size_bytes,
+    )
+
+
+def _columns(job: Job, moved: Transition, change: Change, quota: QuotaCharge | None) -> dict[str, object]:
+    state = moved.state
+    values: dict[str, object] = {
+        "status": state.status,
+        "stage": state.stage,
+        "attempt": state.attempt,
+        "updated_at": func.now(),
+    }
+    if moved.clock_starts:
+        values["stage_started_at"] = func.now()
+    if state.attempt != job.attempt:  # a new attempt: queued, in no stage, nothing of the last one kept
+        values |= {"stage_started_at": None, "error_code": None, "error_reason": None, "completed_at": None}
+        values |= _charged_columns(quota) if moved.charge else {}
+    match change:
+        case Complete(result=result):
+            values |= {
+                "result": result.model_dump(mode="json"),
+                "bundle_version": result.model_version,
+                "duration_s": result.duration_s,
+                "charged_seconds": max(job.charged_seconds, round(result.duration_s, 3)),
+                "completed_at": func.now(),
+            }
+        case Fail(code=code, reason=reason):
+            values |= {"error_code": code, "error_reason": reason, "completed_at": func.now()}
+    return values
+
+
+async def _settle_quota(
+    session: AsyncSession, job: Job, moved: Transition, change: Change, quota: QuotaCharge | None
+) -> None:
+    """The quota side of a change: a requeue is charged again, a failure that spent no work refunded, and a
+    completion charged what the transcriber measured beyond the header's claim (a header can claim 0.00006
+    s for a minute of video), past the limit if need be: the work is done, and the next file is refused."""
+    if moved.charge and quota is not None:
+        await _charge_or_roll_back(session, job.owner, quota)
+    if job.quota_period is None:
+        return
+    if moved.refund:
+        # A failed analysis gives its units back, exactly once: a job fails only once.
+        await refund(
+            session=session, owner=job.owner, period=job.quota_period, video_seconds=job.charged_seconds
+        )
+    if isinstance(change, Complete):
+        extra = round(change.result.duration_s, 3) - job.charged_seconds
+        if extra > 0:
+            await charge_more(session=session, owner=job.owner, period=job.quota_period, video_seconds=extra)
+
+
+async def _record_kafka_event(session: AsyncSession, event: Event) -> None:
+    """Queue `event` for the relay in the caller's transaction; the same event twice is one row."""
+    row = {"event_id": event.event_id, "topic": event.TOPIC.value, "payload": event.model_dump(mode="json")}
+    await session.exec(insert(KafkaOutboxEvent).values(**row).on_conflict_do_nothing())
+    await session.exec(select(func.pg_notify(KAFKA_OUTBOX_CHANNEL, "")))
+
+
+async def _notify_job_changed(session: AsyncSession, job_id: uuid.UUID) -> None:
+    await session.exec(select(func.pg_notify(JOB_CHANNEL, str(job_id))))
 
 
 def _utterance_record(job_id: uuid.UUID, utterance: UtteranceResult) -> UtteranceRecord:

@@ -11,14 +11,17 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from emotion_contract.analyses import Analysis, AnalysisList
+from emotion_contract.errors import FailureCode
 from shared.claim_check import forget_job as forget_job_payloads
 from shared.db import Job
 
 from ...credentials import Principal
 from ...db.jobs import count_jobs, delete_job, find_job_by_key, get_job, list_jobs
+from ...db.usage import QuotaExceededError
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import (
-    QUEUE_UNAVAILABLE,
+    FileTooLarge,
+    IntakeError,
     check_received_file,
     check_uploaded_object,
     filename_of_key,
@@ -28,7 +31,6 @@ from ...intake import (
     received_duration_s,
     safe_filename,
     submit_job,
-    too_large,
     uploaded_duration_s,
 )
 from ...media_types import content_type_for
@@ -249,9 +251,9 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
     bucket, store = settings.uploads_bucket, gateway.store
     async with gateway.sessions() as session:
         existing = await find_job_by_key(session=session, owner=owner, object_key=key)
-    if existing is not None and existing.error_code != QUEUE_UNAVAILABLE:
+    if existing is not None and existing.error_code != FailureCode.QUEUE_UNAVAILABLE:
         return existing, False
-    if existing is not None:  # never queued: queue it again, from the copy frozen and checked before
+    if existing is not None:  # refused by the queue before the outbox: queue it again, from its copy
         duration_s = await uploaded_duration_s(store, bucket, existing.stored_key)
         return await submit_job(
             gateway,
@@ -279,9 +281,8 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
             size=size,
             duration_s=duration_s,
         )
-    except ApiError as exc:
-        if exc.code != QUEUE_UNAVAILABLE:  # else the failed job keeps its copy, to be queued again
-            await asyncio.to_thread(store.remove, bucket, media_key)
+    except (IntakeError, QuotaExceededError):
+        await asyncio.to_thread(store.remove, bucket, media_key)  # no job holds the copy
         raise
     if job.media_key != media_key:  # a concurrent request for the key made the job with its own copy
         await asyncio.to_thread(store.remove, bucket, media_key)
@@ -296,7 +297,7 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
     declared = request.headers.get("content-length")
     limit = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(settings.max_upload_bytes)
+        raise FileTooLarge(settings.max_upload_bytes)
     try:
         received = await receive_file(
             request.headers["content-type"],
@@ -306,7 +307,7 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
             accept_filename=safe_filename,
         )
     except UploadTooLargeError as exc:
-        raise too_large(exc.max_bytes) from exc
+        raise FileTooLarge(exc.max_bytes) from exc
     except MalformedUploadError as exc:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_upload", str(exc)) from exc
     try:
@@ -331,10 +332,9 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
             size=received.size,
             duration_s=duration_s,
         )
-    except Exception as exc:
-        if not (isinstance(exc, ApiError) and exc.code == QUEUE_UNAVAILABLE):
-            await asyncio.to_thread(gateway.store.remove, bucket, media_key)  # no job holds the object
-        raise  # else the failed job keeps its object, so that sending its key again retries it
+    except Exception:
+        await asyncio.to_thread(gateway.store.remove, bucket, media_key)  # no job holds the object
+        raise
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
