@@ -4,9 +4,12 @@ A service's `app.py` builds its broker and app with these, registers its handler
 """
 
 import asyncio
+import contextlib
+import functools
+import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
@@ -91,7 +94,7 @@ def run(app: AsgiFastStream, settings: BaseServiceSettings, default_port: int) -
     uvicorn.run(app, host=settings.http_host, port=settings.metrics_port or default_port, log_level="warning")
 
 
-Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
+Handler = Callable[..., Awaitable[Event | None]]
 
 
 class ServiceKit:
@@ -121,15 +124,46 @@ class ServiceKit:
             interval_s=settings.consumer_lag_interval_s,
         )
 
-    def consumer(self, *topics: str) -> Callable[[Handler], Handler]:
-        """Register a handler for `topics` in the service's consumer group (see `subscriber_options`)."""
+    def consumer(
+        self, *topics: str, after_publish: Callable[..., Awaitable[None]] | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler for `topics` in the service's consumer group (see `subscriber_options`).
+
+        The handler returns its next event, or None; the kit publishes it (to its own topic, keyed by its
+        job, through the claim check), before the offset is committed, then awaits `after_publish` with
+        the handler's own arguments (what may only go once the event is out). The handler's other
+        parameters are faststream's: `Annotated[T, Context("name")]` for what the lifespan `provide`d."""
 
         def register(handler: Handler) -> Handler:
-            self.broker.subscriber(*topics, **subscriber_options(self.settings, self.claims))(handler)
+            @functools.wraps(handler)
+            async def publishing(*args: Any, **kwargs: Any) -> None:
+                output = await handler(*args, **kwargs)
+                if output is not None:
+                    await self.claims.publish(self.broker, output)
+                    if after_publish is not None:
+                        await after_publish(*args, **kwargs)
+
+            # faststream reads the handler's parameters (the event's type, the context it asks for); what
+            # the wrapper returns is nothing for it to publish or cast.
+            publishing.__signature__ = inspect.signature(handler).replace(  # type: ignore[attr-defined]
+                return_annotation=None
+            )
+
+            self.broker.subscriber(*topics, **subscriber_options(self.settings, self.claims))(publishing)
             self.consumer_lag.add_topics(*topics)
             return handler
 
         return register
+
+    @contextlib.asynccontextmanager
+    async def provide(self, name: str, value: object) -> AsyncIterator[None]:
+        """Put `value` in the broker's context as `name` while the block runs (a lifespan's resources):
+        handlers take it as `Annotated[T, Context(name)]`."""
+        self.broker.context.set_global(name, value)
+        try:
+            yield
+        finally:
+            self.broker.context.reset_global(name)
 
     def app(self, lifespan: Callable[..., Any]) -> AsgiFastStream:
         app = make_app(self.broker, self.registry, lifespan=lifespan)
@@ -139,8 +173,9 @@ class ServiceKit:
 
     async def run_stage(
         self, event: Event, stage: Stage, work: Callable[[], Awaitable[Event]], *, announce: bool = True
-    ) -> None:
-        """Announce the stage (unless told not to), do the work, publish its output or the job's failure.
+    ) -> Event:
+        """Announce the stage (unless told not to), do the work, and give back its output or the job's
+        failure: the event the handler returns.
 
         A transient failure is re-raised after a pause, so the event is redelivered rather than lost, up to
         `max_deliveries` deliveries (a crash counts too): then it is dead-lettered and the job failed.
@@ -148,8 +183,7 @@ class ServiceKit:
         service = self.settings.service_name
         delivery = await asyncio.to_thread(self.deliveries.begin, event.event_id)
         if self.deliveries.exhausted(delivery):
-            await self._dead_letter(event, stage, delivery)
-            return
+            return await self._dead_letter(event, stage, delivery)
         if announce:
             await publish(
                 self.broker,
@@ -182,10 +216,10 @@ class ServiceKit:
                 reason=failure.reason,
             )
         self._observe(stage, "failed" if isinstance(output, AnalysisFailed) else "ok", started)
-        await self.claims.publish(self.broker, output)
         await asyncio.to_thread(self.deliveries.done, event.event_id)
+        return output
 
-    async def _dead_letter(self, event: Event, stage: Stage, delivery: Delivery) -> None:
+    async def _dead_letter(self, event: Event, stage: Stage, delivery: Delivery) -> AnalysisFailed:
         tried = delivery.number - 1
         why = delivery.last_error or "the worker stopped during each of them (a crash, or killed for memory)"
         logger.error("job %s: giving up on %s after %d deliveries: %s", event.job_id, stage.value, tried, why)
@@ -208,9 +242,9 @@ class ServiceKit:
             reason=f"the {stage.value} stage could not finish after {tried} tries; "
             "the operators have the details",
         )
-        await self.claims.publish(self.broker, failed)
         self._observe(stage, "dead_lettered", time.perf_counter())
         await asyncio.to_thread(self.deliveries.done, event.event_id)
+        return failed
 
     def _observe(self, stage: Stage, outcome: str, started: float) -> None:
         self.metrics.stage_seconds.labels(stage.value, outcome).observe(time.perf_counter() - started)

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel
 
 from emotion_contract.errors import FailureCode
-from emotion_contract.events import MediaInfo, ModalityFeatures, Span, VideoTrack
+from emotion_contract.events import MediaInfo, ModalityFeatures, Span, Transcript, VideoTrack, VoiceFeatures
 from emotion_contract.labels import Modality
 from emotion_contract.results import (
     AnalysisResult,
@@ -37,7 +36,6 @@ from shared.model.inference import (
     NO_AUDIO,
     NO_SPEECH,
     UNTRAINED,
-    AudioEncoding,
     AudioFeaturizer,
     FusionPredictor,
     TextFeaturizer,
@@ -52,14 +50,6 @@ FACE_INTERVAL_S = 1.0
 """The face is looked at once a second, about three times in a typical utterance (as many stills as the
 per-utterance sampling before it took). On 2 cores the 65 s bench video then took 1.09x (in-process) and
 1.23x (stack) its transcription alone; at twice a second 1.26-1.36x and 1.34-1.46x."""
-
-
-class TranscriptionOutput(BaseModel):
-    media: MediaInfo
-    language: str | None
-    utterances: list[Span]
-    speech_found: bool
-    text: ModalityFeatures
 
 
 @contextmanager
@@ -104,7 +94,7 @@ def transcribe_file(
     text: TextFeaturizer,
     max_duration_s: float,
     observe_inference: InferenceObserver | None = None,
-) -> TranscriptionOutput:
+) -> Transcript:
     media = check_media(path, max_duration_s=max_duration_s)
     utterances: list[Span] = []
     language = None
@@ -119,7 +109,7 @@ def transcribe_file(
         features = text.encode([u.text for u in utterances])
     if not media.has_audio:
         features = features.model_copy(update={"missing_reason": NO_AUDIO})
-    return TranscriptionOutput(
+    return Transcript(
         media=media,
         language=language,
         utterances=utterances,
@@ -201,11 +191,11 @@ def encode_audio_file(
     speech_found: bool,
     states: npt.NDArray[np.float32] | None = None,
     observe_inference: InferenceObserver | None = None,
-) -> AudioEncoding:
+) -> VoiceFeatures:
     """The voice of each utterance; without speech there is no voice to read (noise, music or silence).
     `states`: the featurizer's `file_states` of this file, where they were computed beforehand."""
     if media.has_audio and not speech_found:
-        return AudioEncoding(
+        return VoiceFeatures(
             audio=ModalityFeatures(features=None, present=[False] * len(utterances), missing_reason=NO_SPEECH)
         )
     audio = load_audio(path) if media.has_audio else None
@@ -230,9 +220,9 @@ def _prediction(
 
 def fuse(
     *,
-    transcript: TranscriptionOutput,
+    transcript: Transcript,
     video_track: VideoTrack,
-    audio: AudioEncoding,
+    audio: VoiceFeatures,
     predictor: FusionPredictor,
     bundle_version: str,
     observe_inference: InferenceObserver | None = None,

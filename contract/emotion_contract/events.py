@@ -129,18 +129,24 @@ class AnalysisRequested(Event):
     size_bytes: int = Field(ge=0)
 
 
-class TranscriptReady(Event):
-    """Utterances were found and their text encoded; the video and audio encoders start."""
+class Transcript(BaseModel):
+    """What the transcription stage finds in a file: its media, its utterances and their text features."""
+
+    media: MediaInfo
+    language: str | None = None
+    utterances: list[Span]
+    text: ModalityFeatures
+    speech_found: bool = Field(description="False when no speech was detected: one span covers the file")
+
+
+class TranscriptReady(Event, Transcript):
+    """Utterances were found and their text encoded; the video and audio encoders start. The event is the
+    stage's `Transcript` with the job's file and model version."""
 
     TOPIC: ClassVar[Topic] = Topic.TRANSCRIPT_READY
     bucket: str
     object_key: str
-    media: MediaInfo
-    language: str | None = None
     bundle_version: str
-    utterances: list[Span]
-    text: ModalityFeatures
-    speech_found: bool = Field(description="False when no speech was detected: one span covers the file")
 
 
 class VideoTrack(BaseModel):
@@ -183,14 +189,21 @@ class VideoFeaturesReady(Event):
     track: VideoTrack
 
 
-class AudioFeaturesReady(Event):
-    TOPIC: ClassVar[Topic] = Topic.FEATURES_AUDIO
-    bundle_version: str
+class VoiceFeatures(BaseModel):
+    """What the audio stage finds: mel-CNN embeddings, or per utterance the voice's emotions."""
+
     audio: ModalityFeatures
     voice_emotions: FeatureMatrix | None = Field(
         default=None,
         description="(n_utterances, 7) calibrated voice-emotion probabilities where a voice was heard",
     )
+
+
+class AudioFeaturesReady(Event, VoiceFeatures):
+    """The audio stage's `VoiceFeatures` for every utterance of the transcript."""
+
+    TOPIC: ClassVar[Topic] = Topic.FEATURES_AUDIO
+    bundle_version: str
 
 
 class AnalysisProgress(Event):

@@ -1,7 +1,10 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from emotion_contract.events import AnalysisRequested, Stage, Topic, TranscriptReady
+from faststream import Context
+
+from emotion_contract.events import AnalysisRequested, Event, Stage, Topic, TranscriptReady
 from shared.model.bundle import open_for_service
 from shared.model.inference import AudioFeaturizer
 from shared.service import EncoderResources, ServiceKit
@@ -14,19 +17,21 @@ from .states_cache import StatesCache
 settings = Settings()
 kit = ServiceKit(settings)
 kit.broker.publisher(Topic.FEATURES_AUDIO.value, title="features.audio")
-resources: list[EncoderResources[AudioFeaturizer]] = []
-cache = StatesCache(settings.states_cache_mb * 1024 * 1024)
+Resources = Annotated[EncoderResources[AudioFeaturizer], Context("resources")]
+StatesCacheDep = Annotated[StatesCache, Context("states_cache")]
 
 
 # One consumer for both topics, so a job's two events (same key, same partition number) meet here.
 @kit.consumer(Topic.ANALYSIS_REQUESTED.value, Topic.TRANSCRIPT_READY.value)
-async def on_event(event: AnalysisRequested | TranscriptReady) -> None:
+async def on_event(
+    event: AnalysisRequested | TranscriptReady, resources: Resources, cache: StatesCacheDep
+) -> Event | None:
     if isinstance(event, AnalysisRequested):
-        await compute_states(event, resources[0], cache, settings)
-    else:
-        await kit.run_stage(
-            event, Stage.ENCODE_AUDIO, lambda: encode_audio(event, resources[0], cache, settings)
-        )
+        await compute_states(event, resources, cache, settings)  # only ahead of the transcript: no event
+        return None
+    return await kit.run_stage(
+        event, Stage.ENCODE_AUDIO, lambda: encode_audio(event, resources, cache, settings)
+    )
 
 
 @asynccontextmanager
@@ -36,16 +41,15 @@ async def lifespan() -> AsyncIterator[None]:
     featurizer = AudioFeaturizer(
         bundle, settings.device, run_untrained=settings.run_untrained, cpu_threads=settings.whisper_threads
     )
-    resources.append(
-        EncoderResources(
-            store=store,
-            featurizer=featurizer,
-            bundle_version=bundle.version,
-            observe_inference=kit.metrics.observe_inference,
-        )
+    resources = EncoderResources(
+        store=store,
+        featurizer=featurizer,
+        bundle_version=bundle.version,
+        observe_inference=kit.metrics.observe_inference,
     )
-    yield
-    resources.clear()
+    cache = StatesCache(settings.states_cache_mb * 1024 * 1024)
+    async with kit.provide("resources", resources), kit.provide("states_cache", cache):
+        yield
 
 
 app = kit.app(lifespan)

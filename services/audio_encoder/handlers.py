@@ -90,6 +90,5 @@ async def encode_audio(
         job_id=event.job_id,
         attempt=event.attempt,
         bundle_version=resources.bundle_version,
-        audio=features.audio,
-        voice_emotions=features.voice_emotions,
+        **dict(features),  # the stage's VoiceFeatures, field by field: the event is that model, and more
     )

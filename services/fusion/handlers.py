@@ -16,8 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from emotion_contract.events import AnalysisCompleted, AudioFeaturesReady, TranscriptReady, VideoFeaturesReady
 from emotion_contract.labels import Modality
 from shared.metrics import InferenceObserver
-from shared.model.inference import AudioEncoding, FusionPredictor
-from shared.stages import TranscriptionOutput, fuse
+from shared.model.inference import FusionPredictor
+from shared.stages import fuse
 
 from .parts import delete_parts, get_parts, put_part
 
@@ -63,9 +63,9 @@ def fuse_parts(parts: dict[Modality, dict[str, Any]], resources: Resources) -> A
     video = VideoFeaturesReady.model_validate(parts[Modality.VIDEO])
     audio = AudioFeaturesReady.model_validate(parts[Modality.AUDIO])
     result = fuse(
-        transcript=TranscriptionOutput.model_validate(transcript.model_dump()),
+        transcript=transcript,
         video_track=video.track,
-        audio=AudioEncoding(audio=audio.audio, voice_emotions=audio.voice_emotions),
+        audio=audio,
         predictor=resources.predictor,
         bundle_version=resources.bundle_version,
         observe_inference=resources.observe_inference,

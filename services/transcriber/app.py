@@ -1,8 +1,11 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
-from emotion_contract.events import AnalysisRequested, Stage, Topic
+from faststream import Context
+
+from emotion_contract.events import AnalysisRequested, Event, Stage, Topic
 from shared.assets import whisper_model_dir
 from shared.model.bundle import open_for_service
 from shared.model.inference import TextFeaturizer
@@ -16,12 +19,12 @@ from .settings import Settings
 settings = Settings()
 kit = ServiceKit(settings)
 kit.broker.publisher(Topic.TRANSCRIPT_READY.value, title="transcript.ready")
-resources: list[EncoderResources[Models]] = []
+Resources = Annotated[EncoderResources[Models], Context("resources")]
 
 
 @kit.consumer(Topic.ANALYSIS_REQUESTED.value)
-async def on_analysis_requested(event: AnalysisRequested) -> None:
-    await kit.run_stage(event, Stage.TRANSCRIBE, lambda: transcribe(event, resources[0], settings))
+async def on_analysis_requested(event: AnalysisRequested, resources: Resources) -> Event:
+    return await kit.run_stage(event, Stage.TRANSCRIBE, lambda: transcribe(event, resources, settings))
 
 
 @asynccontextmanager
@@ -38,16 +41,14 @@ async def lifespan() -> AsyncIterator[None]:
         ),
         text=TextFeaturizer(bundle, settings.device),
     )
-    resources.append(
-        EncoderResources(
-            store=store,
-            featurizer=models,
-            bundle_version=bundle.version,
-            observe_inference=kit.metrics.observe_inference,
-        )
+    resources = EncoderResources(
+        store=store,
+        featurizer=models,
+        bundle_version=bundle.version,
+        observe_inference=kit.metrics.observe_inference,
     )
-    yield
-    resources.clear()
+    async with kit.provide("resources", resources):
+        yield
 
 
 app = kit.app(lifespan)

@@ -45,5 +45,5 @@ async def transcribe(
         bucket=event.bucket,
         object_key=event.object_key,
         bundle_version=resources.bundle_version,
-        **output.model_dump(),
+        **dict(output),  # the stage's Transcript, field by field: the event is that model, and more
     )

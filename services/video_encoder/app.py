@@ -1,7 +1,10 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from emotion_contract.events import AnalysisRequested, Stage, Topic
+from faststream import Context
+
+from emotion_contract.events import AnalysisRequested, Event, Stage, Topic
 from shared.model.bundle import open_for_service
 from shared.model.inference import VideoFeaturizer
 from shared.service import EncoderResources, ServiceKit
@@ -13,15 +16,15 @@ from .settings import Settings
 settings = Settings()
 kit = ServiceKit(settings)
 kit.broker.publisher(Topic.FEATURES_VIDEO.value, title="features.video")
-resources: list[EncoderResources[VideoFeaturizer]] = []
+Resources = Annotated[EncoderResources[VideoFeaturizer], Context("resources")]
 
 
 @kit.consumer(Topic.ANALYSIS_REQUESTED.value)
-async def on_analysis_requested(event: AnalysisRequested) -> None:
+async def on_analysis_requested(event: AnalysisRequested, resources: Resources) -> Event:
     # Beside the transcriber, which announces the job's progress: a second voice would move the job's
     # stage back and forth.
-    await kit.run_stage(
-        event, Stage.ENCODE_VIDEO, lambda: encode_video(event, resources[0], settings), announce=False
+    return await kit.run_stage(
+        event, Stage.ENCODE_VIDEO, lambda: encode_video(event, resources, settings), announce=False
     )
 
 
@@ -30,16 +33,14 @@ async def lifespan() -> AsyncIterator[None]:
     store = ObjectStore.from_settings(settings)
     bundle = open_for_service(settings, store, "video", "face")
     featurizer = VideoFeaturizer(bundle, settings.device, run_untrained=settings.run_untrained)
-    resources.append(
-        EncoderResources(
-            store=store,
-            featurizer=featurizer,
-            bundle_version=bundle.version,
-            observe_inference=kit.metrics.observe_inference,
-        )
+    resources = EncoderResources(
+        store=store,
+        featurizer=featurizer,
+        bundle_version=bundle.version,
+        observe_inference=kit.metrics.observe_inference,
     )
-    yield
-    resources.clear()
+    async with kit.provide("resources", resources):
+        yield
 
 
 app = kit.app(lifespan)

@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, Field
 from transformers import AutoModel, AutoTokenizer
 
-from emotion_contract.events import FeatureMatrix, ModalityFeatures, VideoTrack
+from emotion_contract.events import FeatureMatrix, ModalityFeatures, VideoTrack, VoiceFeatures
 from emotion_contract.labels import Modality
 from shared.feature_matrix import to_array, to_matrix
 from shared.model.audio import AudioEncoder
@@ -87,16 +87,6 @@ class VideoEncoding(BaseModel):
     face_emotions: FeatureMatrix | None = Field(
         default=None,
         description="(n, 7) calibrated face-expression probabilities, MELD order; zeros where no face",
-    )
-
-
-class AudioEncoding(BaseModel):
-    """The audio encoder's output: mel-CNN embeddings, or per utterance the voice's emotions."""
-
-    audio: ModalityFeatures
-    voice_emotions: FeatureMatrix | None = Field(
-        default=None,
-        description="(n, 7) calibrated voice-emotion probabilities, MELD order; zeros where no voice",
     )
 
 
@@ -255,19 +245,19 @@ class AudioFeaturizer:
         audio: npt.NDArray[np.float32] | None,
         spans: Sequence[tuple[float, float]],
         states: npt.NDArray[np.float32] | None = None,
-    ) -> AudioEncoding:
+    ) -> VoiceFeatures:
         n = len(spans)
         if audio is None:
-            return AudioEncoding(audio=_missing(n, NO_AUDIO))
+            return VoiceFeatures(audio=_missing(n, NO_AUDIO))
         if self.model is None and self.voice is None:
-            return AudioEncoding(audio=_missing(n, UNTRAINED.format(Modality.AUDIO.value), trained=False))
+            return VoiceFeatures(audio=_missing(n, UNTRAINED.format(Modality.AUDIO.value), trained=False))
         if self.voice is not None:
             duration = len(audio) / self.config.sample_rate
             present = [end > start and start < duration for start, end in spans]
             emotions = (
                 self.voice_emotions(audio, spans, states) * np.asarray(present, dtype=np.float32)[:, None]
             )
-            return AudioEncoding(
+            return VoiceFeatures(
                 audio=ModalityFeatures(features=None, present=present, trained=True),
                 voice_emotions=to_matrix(emotions),
             )
@@ -279,7 +269,7 @@ class AudioFeaturizer:
             batch = pad_batch(mels, min_mel_frames(self.config)).to(self.device)  # (B, 1, n_mels, F)
             out[first : first + len(mels)] = self.model(batch).cpu().numpy()
         present = [len(s) > 0 for s in segments]
-        return AudioEncoding(
+        return VoiceFeatures(
             audio=ModalityFeatures(features=to_matrix(out), present=present, trained=self.trained)
         )
 

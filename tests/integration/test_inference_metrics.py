@@ -5,18 +5,13 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from emotion_contract.events import MediaInfo, ModalityFeatures, Span, VideoTrack
+from emotion_contract.events import MediaInfo, ModalityFeatures, Span, Transcript, VideoTrack, VoiceFeatures
 from shared.feature_matrix import to_matrix
 from shared.media.decode import probe
 from shared.metrics import InferenceModality, StageMetrics
 from shared.model.bundle import LocalBundle
-from shared.model.inference import (
-    AudioEncoding,
-    AudioFeaturizer,
-    FusionPredictor,
-    VideoFeaturizer,
-)
-from shared.stages import TranscriptionOutput, encode_audio_file, fuse, track_video_file
+from shared.model.inference import AudioFeaturizer, FusionPredictor, VideoFeaturizer
+from shared.stages import encode_audio_file, fuse, track_video_file
 from tests.bundle_fixtures import bundle, bundle_dir
 from tests.media_factory import SpeechClip, speech_wav
 
@@ -82,7 +77,7 @@ def test_the_fusion_observes_its_prediction(bundle: LocalBundle) -> None:
     missing = ModalityFeatures(features=None, present=[False] * n, missing_reason="none here")
     registry = CollectorRegistry()
     fuse(
-        transcript=TranscriptionOutput(
+        transcript=Transcript(
             media=MediaInfo(duration_s=4.0, has_video=False, has_audio=True),
             language="en",
             utterances=[Span(index=i, start=float(i), end=i + 0.9, text="words") for i in range(n)],
@@ -90,7 +85,7 @@ def test_the_fusion_observes_its_prediction(bundle: LocalBundle) -> None:
             text=text,
         ),
         video_track=VideoTrack(interval_s=0.5, missing_reason="none here"),
-        audio=AudioEncoding(audio=missing),
+        audio=VoiceFeatures(audio=missing),
         predictor=FusionPredictor(bundle),
         bundle_version=bundle.version,
         observe_inference=StageMetrics(registry).observe_inference,

@@ -1,20 +1,26 @@
-"""The stage runner every worker shares (`ServiceKit.run_stage`), on the real broker and S3 server: an event
-whose stage keeps failing is redelivered a bounded number of times, then dead-lettered with its job failed,
-so that it no longer holds up its partition."""
+"""The kit every worker is wired from (`ServiceKit`): on the real broker and S3 server, an event whose stage
+keeps failing is redelivered a bounded number of times, then dead-lettered with its job failed, so that it
+no longer holds up its partition; on faststream's `TestKafkaBroker` (S3 real), each path of `run_stage`
+and of the consumers it wires: the returned event published, failures, the lifespan's context."""
 
 import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped, unused-ignore]
+from faststream import Context
+from faststream.kafka import TestKafkaBroker
 
 from devstack import LocalStack
+from emotion_contract.errors import FailureCode
 from emotion_contract.events import (
     AnalysisCompleted,
     AnalysisFailed,
+    AnalysisProgress,
     AnalysisRequested,
     DeadLettered,
     Event,
@@ -24,6 +30,7 @@ from emotion_contract.events import (
 from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
 from shared.claim_check import ClaimCheck, ClaimCheckError, ClaimTicket, forget_job
 from shared.deliveries import DeliveryLedger
+from shared.media.container import MediaError
 from shared.service import DELIVERY_FAILED, ServiceKit, publish, subscriber_options
 from shared.settings import PipelineSettings
 from shared.storage import ObjectStore
@@ -76,15 +83,15 @@ async def test_an_event_that_keeps_failing_is_dead_lettered_and_its_job_failed(
     tries: list[float] = []
 
     @kit.consumer(Topic.ANALYSIS_REQUESTED.value)
-    async def on_requested(event: AnalysisRequested) -> None:
+    async def on_requested(event: AnalysisRequested) -> Event | None:
         if event.job_id != job_id:
-            return  # another test's job on the shared topic
+            return None  # another test's job on the shared topic
 
         async def never_heals() -> Event:
             tries.append(time.monotonic())
             raise ConnectionError("the object store is unreachable")
 
-        await kit.run_stage(event, Stage.TRANSCRIBE, never_heals)
+        return await kit.run_stage(event, Stage.TRANSCRIBE, never_heals)
 
     failed: list[bytes] = []
     dead: list[bytes] = []
@@ -198,3 +205,131 @@ async def test_a_large_event_travels_as_a_ticket_and_arrives_whole(
     assert forget_job(object_store, "uploads", job_id) == 1
     with pytest.raises(ClaimCheckError):
         claims.redeem(ticket)
+
+
+# --- on faststream's TestKafkaBroker ------------------------------------------------------------------
+
+
+def _request() -> AnalysisRequested:
+    return AnalysisRequested(
+        job_id=uuid.uuid4(),
+        bucket="uploads",
+        object_key="media/x/clip.mp4",
+        filename="clip.mp4",
+        size_bytes=1,
+    )
+
+
+def _listen(kit: ServiceKit, *topics: Topic) -> dict[Topic, list[dict[str, Any]]]:
+    heard: dict[Topic, list[dict[str, Any]]] = {topic: [] for topic in topics}
+    for topic in topics:
+        kit.broker.subscriber(topic.value, group_id=f"listener-{topic.value}")(_collector(heard[topic]))
+    return heard
+
+
+def _collector(into: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    async def on_event(body: dict[str, Any]) -> None:  # one parameter: the whole message body
+        into.append(body)
+
+    return on_event
+
+
+async def test_a_consumer_publishes_the_event_its_stage_returns_with_the_lifespans_resources(
+    kit: ServiceKit,
+) -> None:
+    heard = _listen(kit, Topic.ANALYSIS_PROGRESS, Topic.ANALYSIS_COMPLETED)
+    forgotten: list[uuid.UUID] = []
+
+    async def forget(event: AnalysisRequested, version: str) -> None:
+        forgotten.append(event.job_id)
+
+    @kit.consumer(Topic.ANALYSIS_REQUESTED.value, after_publish=forget)
+    async def on_requested(event: AnalysisRequested, version: Annotated[str, Context("version")]) -> Event:
+        async def work() -> Event:
+            result = AnalysisResult(model_version=version, duration_s=1.0, utterances=[])
+            return AnalysisCompleted(job_id=event.job_id, attempt=event.attempt, result=result)
+
+        return await kit.run_stage(event, Stage.FUSE, work)
+
+    event = _request()
+    async with kit.provide("version", "bundle-7"), TestKafkaBroker(kit.broker) as broker:
+        await publish(broker, event)
+
+    [progress] = [AnalysisProgress.model_validate(body) for body in heard[Topic.ANALYSIS_PROGRESS]]
+    assert (progress.job_id, progress.stage, progress.service) == (
+        event.job_id,
+        Stage.FUSE,
+        kit.settings.service_name,
+    )
+    [completed] = [AnalysisCompleted.model_validate(body) for body in heard[Topic.ANALYSIS_COMPLETED]]
+    assert completed.job_id == event.job_id and completed.result.model_version == "bundle-7"
+    assert forgotten == [event.job_id]  # after the publish
+    assert "version" not in kit.broker.context.context  # the lifespan's block is over
+
+
+async def test_a_consumer_that_returns_nothing_publishes_nothing(kit: ServiceKit) -> None:
+    heard = _listen(kit, Topic.ANALYSIS_PROGRESS, Topic.ANALYSIS_FAILED)
+    after: list[object] = []
+
+    async def never(event: AnalysisRequested) -> None:
+        after.append(event)
+
+    @kit.consumer(Topic.ANALYSIS_REQUESTED.value, after_publish=never)
+    async def on_requested(event: AnalysisRequested) -> None:
+        return None
+
+    async with TestKafkaBroker(kit.broker) as broker:
+        await publish(broker, _request())
+    assert heard == {Topic.ANALYSIS_PROGRESS: [], Topic.ANALYSIS_FAILED: []} and after == []
+
+
+async def test_a_stage_that_cannot_work_returns_the_jobs_failure_and_announces_nothing_when_told(
+    kit: ServiceKit,
+) -> None:
+    heard = _listen(kit, Topic.ANALYSIS_PROGRESS, Topic.ANALYSIS_FAILED)
+
+    @kit.consumer(Topic.ANALYSIS_REQUESTED.value)
+    async def on_requested(event: AnalysisRequested) -> Event:
+        async def broken() -> Event:
+            raise MediaError(FailureCode.CORRUPT_MEDIA, "the file's video stream is damaged")
+
+        return await kit.run_stage(event, Stage.ENCODE_VIDEO, broken, announce=False)
+
+    event = _request()
+    async with TestKafkaBroker(kit.broker) as broker:
+        await publish(broker, event)
+
+    assert heard[Topic.ANALYSIS_PROGRESS] == []
+    [failed] = [AnalysisFailed.model_validate(body) for body in heard[Topic.ANALYSIS_FAILED]]
+    assert (failed.job_id, failed.stage, failed.code) == (event.job_id, Stage.ENCODE_VIDEO, "corrupt_media")
+    assert failed.reason == "the file's video stream is damaged"
+
+
+async def test_a_transient_failure_is_raised_for_redelivery_until_the_event_is_dead_lettered(
+    kit: ServiceKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shared.service.TRANSIENT_RETRY_PAUSE_S", 0.0)
+    heard = _listen(kit, Topic.ANALYSIS_FAILED, Topic.DEAD_LETTER)
+    tries: list[uuid.UUID] = []
+
+    @kit.consumer(Topic.ANALYSIS_REQUESTED.value)
+    async def on_requested(event: AnalysisRequested) -> Event:
+        async def unreachable() -> Event:
+            tries.append(event.job_id)
+            raise ConnectionError("the object store is unreachable")
+
+        return await kit.run_stage(event, Stage.TRANSCRIBE, unreachable)
+
+    event = _request()
+    async with TestKafkaBroker(kit.broker) as broker:
+        for _ in range(kit.settings.max_deliveries):  # the broker delivers it again after each raise
+            with pytest.raises(ConnectionError):
+                await publish(broker, event)
+        assert heard[Topic.ANALYSIS_FAILED] == []
+        await publish(broker, event)  # one delivery too many: not run, dead-lettered
+
+    assert len(tries) == kit.settings.max_deliveries
+    [letter] = [DeadLettered.model_validate(body) for body in heard[Topic.DEAD_LETTER]]
+    assert letter.deliveries == kit.settings.max_deliveries and "unreachable" in (letter.last_error or "")
+    [failed] = [AnalysisFailed.model_validate(body) for body in heard[Topic.ANALYSIS_FAILED]]
+    assert failed.code == DELIVERY_FAILED

@@ -5,20 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from emotion_contract.events import MediaInfo, ModalityFeatures, Span, VideoTrack
+from emotion_contract.events import MediaInfo, ModalityFeatures, Span, Transcript, VideoTrack, VoiceFeatures
 from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.feature_matrix import to_array, to_matrix
 from shared.model.build import build_initial_bundle
 from shared.model.bundle import COMPONENTS, MANIFEST, BundleError, LocalBundle, open_bundle
-from shared.model.inference import (
-    AudioEncoding,
-    AudioFeaturizer,
-    FusionPredictor,
-    TextFeaturizer,
-    VideoFeaturizer,
-)
+from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from shared.model.video import VideoEncoder
-from shared.stages import TranscriptionOutput, fuse
+from shared.stages import fuse
 from tests.bundle_fixtures import bundle, bundle_dir
 from training.face import DEFAULT_FACE_WEIGHTS
 
@@ -107,7 +101,7 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
     spans = [Span(index=i, start=float(i), end=i + 0.9, text=f"words {i}") for i in range(n)]
     text = ModalityFeatures(features=to_matrix(rng.random((n, 128))), present=[True] * n)
     audio = ModalityFeatures(features=to_matrix(rng.random((n, 128))), present=[True, False, True])
-    transcript = TranscriptionOutput(
+    transcript = Transcript(
         media=MediaInfo(duration_s=3.0, has_video=True, has_audio=True),
         language="en",
         utterances=spans,
@@ -117,7 +111,7 @@ def test_fusion_gives_valid_fused_and_per_modality_distributions(bundle: LocalBu
     result = fuse(
         transcript=transcript,
         video_track=VideoTrack(interval_s=0.5, missing_reason="no face was found in the video"),
-        audio=AudioEncoding(audio=audio),
+        audio=VoiceFeatures(audio=audio),
         predictor=FusionPredictor(bundle),
         bundle_version=bundle.version,
     )
