@@ -155,6 +155,17 @@ class ServiceKit:
 
         return register
 
+    def encoder_resources(
+        self, store: ObjectStore, featurizer: Featurizer, bundle_version: str
+    ) -> "EncoderResources[Featurizer]":
+        """What an encoder's handler needs, reporting its model's time to this kit's metrics."""
+        return EncoderResources(
+            store=store,
+            featurizer=featurizer,
+            bundle_version=bundle_version,
+            observe_inference=self.metrics.observe_inference,
+        )
+
     @contextlib.asynccontextmanager
     async def provide(self, name: str, value: object) -> AsyncIterator[None]:
         """Put `value` in the broker's context as `name` while the block runs (a lifespan's resources):

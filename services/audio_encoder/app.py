@@ -41,12 +41,7 @@ async def lifespan() -> AsyncIterator[None]:
     featurizer = AudioFeaturizer(
         bundle, settings.device, run_untrained=settings.run_untrained, cpu_threads=settings.whisper_threads
     )
-    resources = EncoderResources(
-        store=store,
-        featurizer=featurizer,
-        bundle_version=bundle.version,
-        observe_inference=kit.metrics.observe_inference,
-    )
+    resources = kit.encoder_resources(store, featurizer, bundle.version)
     cache = StatesCache(settings.states_cache_mb * 1024 * 1024)
     async with kit.provide("resources", resources), kit.provide("states_cache", cache):
         yield

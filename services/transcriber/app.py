@@ -41,12 +41,7 @@ async def lifespan() -> AsyncIterator[None]:
         ),
         text=TextFeaturizer(bundle, settings.device),
     )
-    resources = EncoderResources(
-        store=store,
-        featurizer=models,
-        bundle_version=bundle.version,
-        observe_inference=kit.metrics.observe_inference,
-    )
+    resources = kit.encoder_resources(store, models, bundle.version)
     async with kit.provide("resources", resources):
         yield
 

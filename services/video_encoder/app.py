@@ -33,12 +33,7 @@ async def lifespan() -> AsyncIterator[None]:
     store = ObjectStore.from_settings(settings)
     bundle = open_for_service(settings, store, "video", "face")
     featurizer = VideoFeaturizer(bundle, settings.device, run_untrained=settings.run_untrained)
-    resources = EncoderResources(
-        store=store,
-        featurizer=featurizer,
-        bundle_version=bundle.version,
-        observe_inference=kit.metrics.observe_inference,
-    )
+    resources = kit.encoder_resources(store, featurizer, bundle.version)
     async with kit.provide("resources", resources):
         yield
 
