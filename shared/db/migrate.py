@@ -94,7 +94,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     upgrade_parser.add_argument("revision", nargs="?", default="head")
     downgrade_parser = actions.add_parser("downgrade", help="migrate down")
     downgrade_parser.add_argument("revision", help='a revision id, "-1", or "base" for an empty database')
-    actions.add_parser("current", help="print the database's revision")
+    actions.add_parser(
+        "current", help="print the database's revision, and the newest one when it is behind (exit 1 then)"
+    )
     return parser
 
 
@@ -106,7 +108,14 @@ async def run(args: argparse.Namespace) -> None:
         case "downgrade":
             await downgrade(url, args.revision)
         case "current":
-            print(await current_revision(url) or "base")
+            current, head = await current_revision(url), head_revision()
+            print(
+                current or "base"
+                if current == head
+                else f"{current or 'base'} (behind: the newest is {head})"
+            )
+            if current != head:
+                raise SystemExit(1)
         case _:
             await upgrade(url, getattr(args, "revision", "head"))
 

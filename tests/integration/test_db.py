@@ -111,6 +111,15 @@ def table_names(connection: Connection) -> set[str]:
 # --- migrations ---------------------------------------------------------------------------------------
 
 
+async def migrate_current(url: str) -> tuple[int, str]:
+    """`python -m shared.db.migrate current`: its exit status and what it prints."""
+    command = [sys.executable, "-m", "shared.db.migrate", "--url", url, "current"]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode().strip()
+
+
 async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
     url = fresh_database_url("ea_test_migrate")
     try:
@@ -129,8 +138,10 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
                 # The migrations build exactly what the models describe.
                 assert await connection.run_sync(schema_differences) == []
 
+            assert await migrate_current(url) == (0, "0007")
             await downgrade(url, "base")
             assert await current_revision(url) is None
+            assert await migrate_current(url) == (1, "base (behind: the newest is 0007)")
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) == {"alembic_version"}
 
