@@ -3,6 +3,7 @@
 emotion-analyzer analyze talk.mp4                   a table of utterances, with a progress display
 emotion-analyzer analyze talk.mp4 --json            exactly the REST API's `result` object
 emotion-analyzer analyze talk.mp4 --plot talk.png   also a picture of the emotions over time
+emotion-analyzer analyze talk.mp4 --vtt talk.vtt    also subtitles a player shows over the video (--srt)
 emotion-analyzer analyze a.mp4 b.wav recordings/ --jsonl
                                                     several files or folders, the models loaded once: one JSON
                                                     line per file, {"path", "result"} or {"path", "error"}
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from emotion_contract.events import Stage
 from emotion_contract.results import AnalysisResult
+from emotion_contract.subtitles import to_srt, to_webvtt
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -39,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--jsonl", action="store_true", help="one JSON line per file: {path, result} or {path, error}"
     )
+    analyze.add_argument(
+        "--vtt",
+        type=Path,
+        metavar="VTT",
+        help="write WebVTT subtitles: each utterance with its emotion",
+    )
+    analyze.add_argument("--srt", type=Path, metavar="SRT", help="the same subtitles as SubRip")
     analyze.add_argument(
         "--plot", type=Path, metavar="PNG", help="draw the utterances over time into this file"
     )
@@ -199,8 +208,8 @@ def analyze(args: argparse.Namespace) -> int:
         err.print("[red]error:[/] no video or audio files there")
         return EXIT_BAD_INPUT
     batch = args.jsonl or len(paths) > 1
-    if batch and (args.plot or args.json):
-        err.print("[red]error:[/] --plot and --json take one file; several are analysed with --jsonl")
+    if batch and (args.plot or args.json or args.vtt or args.srt):
+        err.print("[red]error:[/] --plot, --vtt, --srt and --json take one file; several go with --jsonl")
         return EXIT_BAD_INPUT
     if args.server and not args.key:
         err.print("[red]error:[/] an API key is needed with --server: --key or EA_API_KEY")
@@ -221,7 +230,15 @@ def analyze(args: argparse.Namespace) -> int:
         Console().print(_table(outcome))
         for missing in outcome.missing_modalities:
             Console().print(f"[yellow]{missing.modality.value} missing:[/] {missing.reason}")
+    _write_subtitles(outcome, args, err)
     return _plot(outcome, args, err) if args.plot else 0
+
+
+def _write_subtitles(result: AnalysisResult, args: argparse.Namespace, err: Console) -> None:
+    for path, render in ((args.vtt, to_webvtt), (args.srt, to_srt)):
+        if path is not None:
+            path.write_text(render(result), encoding="utf-8")
+            err.log(f"subtitles: {path}")
 
 
 def _analyze_batch(paths: list[Path], analyze_one: Analyze) -> int:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import webvtt
 from fastapi import FastAPI
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -620,13 +621,15 @@ async def finished_cli(process: asyncio.subprocess.Process) -> tuple[int, str, s
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-async def test_the_remote_cli_prints_the_apis_result_and_draws_the_timeline(
+async def test_the_remote_cli_prints_the_apis_result_draws_the_timeline_and_writes_subtitles(
     api: AsyncEmotionAnalyzer, base_url: str, video_file: Path, tmp_path: Path, pipeline: Publish
 ) -> None:
-    picture = tmp_path / "timeline.png"
+    picture, subtitles = tmp_path / "timeline.png", tmp_path / "talk.vtt"
     assert api.api_key is not None
     env = {"EA_SERVER": base_url, "EA_API_KEY": api.api_key}
-    process = await run_cli(str(video_file), "--json", "--plot", str(picture), env=env)
+    process = await run_cli(
+        str(video_file), "--json", "--plot", str(picture), "--vtt", str(subtitles), env=env
+    )
     job_id = await only_analysis(api)
     await pipeline(AnalysisProgress(job_id=job_id, stage=Stage.TRANSCRIBE, service="transcriber"))
     async with asyncio.timeout(STATUS_TIMEOUT_S):
@@ -643,6 +646,8 @@ async def test_the_remote_cli_prints_the_apis_result_and_draws_the_timeline(
     assert json.loads(stdout) == raw.json()["result"]
     assert "transcribe: transcribing speech" in stderr  # the stage, from the status events
     assert picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and picture.stat().st_size > 10_000
+    [cue] = webvtt.read(str(subtitles)).captions
+    assert cue.text.splitlines() == ["hello there", "[joy 55% · positive 60%]"]
 
 
 async def test_the_remote_cli_exits_2_with_the_code_of_a_failed_or_refused_analysis(

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import webvtt
 from fastapi import FastAPI
 from starlette.requests import Request
 
@@ -333,6 +334,31 @@ async def test_the_csv_export_has_a_row_per_utterance_once_completed(
     assert row["text"] == "hello there" and row["top_emotion"] == "joy"
     assert row["top_emotion_confidence"] == "0.5500" and row["emotion_joy"] == "0.5500"
     assert row["text_available"] == "true" and row["video_available"] == "false"
+
+
+async def test_the_subtitle_exports_have_a_cue_per_utterance_once_completed(
+    client: httpx.AsyncClient, video: bytes, pipeline: Callable[[Event], Any]
+) -> None:
+    job_id = await new_analysis(client, video)
+    early = await client.get(f"/v1/analyses/{job_id}/export.vtt")
+    await pipeline(AnalysisCompleted(job_id=job_id, result=result_of_one_utterance()))
+    await client.get(f"/v1/analyses/{job_id}", params={"wait": STATUS_TIMEOUT_S})
+
+    vtt = await client.get(f"/v1/analyses/{job_id}/export.vtt")
+    srt = await client.get(f"/v1/analyses/{job_id}/export.srt")
+    elsewhere = await client.get(f"/v1/analyses/{uuid.uuid4()}/export.srt")
+
+    assert error_of(early) == (409, "analysis_not_completed")
+    assert error_of(elsewhere) == (404, "analysis_not_found")
+    assert vtt.status_code == 200 and vtt.headers["content-type"].startswith("text/vtt")
+    assert vtt.headers["content-disposition"] == f'attachment; filename="analysis-{job_id}.vtt"'
+    assert srt.headers["content-type"].startswith("application/x-subrip")
+    for captions in (
+        webvtt.from_string(vtt.text, strict=True).captions,
+        webvtt.from_buffer(io.StringIO(srt.text), format="srt").captions,
+    ):
+        [cue] = captions
+        assert cue.text.splitlines() == ["hello there", "[joy 55% · positive 60%]"]
 
 
 async def test_a_failed_analysis_page_names_the_stage_and_the_reason(

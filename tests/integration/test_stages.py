@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import webvtt
 
 from emotion_contract.events import Span
 from emotion_contract.labels import EMOTIONS, Modality
@@ -246,6 +247,12 @@ def test_audio_stage_embeds_each_utterance(media: MediaSet, bundle: LocalBundle)
     assert features.features is not None and to_array(features.features).shape == (2, 128)
 
 
+def seconds(timestamp: str) -> float:
+    """`00:01:02.345` → 62.345 (webvtt-py's own `start_in_seconds` drops the milliseconds)."""
+    hours, minutes, rest = timestamp.split(":")
+    return round(int(hours) * 3600 + int(minutes) * 60 + float(rest), 3)
+
+
 def test_cli_json_is_the_api_result_and_bad_input_exits_2(
     media: MediaSet, bundle_dir: Path, tmp_path: Path
 ) -> None:
@@ -260,7 +267,15 @@ def test_cli_json_is_the_api_result_and_bad_input_exits_2(
         "tiny.en",
     ]
     done = subprocess.run(
-        [*command, str(media.speech_m4a), "--json", "--plot", str(tmp_path / "timeline.png")],
+        [
+            *command,
+            str(media.speech_m4a),
+            "--json",
+            "--plot",
+            str(tmp_path / "timeline.png"),
+            "--srt",
+            str(tmp_path / "speech.srt"),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -271,6 +286,9 @@ def test_cli_json_is_the_api_result_and_bad_input_exits_2(
     result = AnalysisResult.model_validate(json.loads(done.stdout))
     assert len(result.utterances) == 2 and result.model_version == "0.0.0-test"
     assert (tmp_path / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    cues = webvtt.from_srt(str(tmp_path / "speech.srt")).captions
+    assert [seconds(cue.start) for cue in cues] == [u.start_time for u in result.utterances]
+    assert [cue.text.splitlines()[0] for cue in cues] == [u.text for u in result.utterances]
     refused = subprocess.run(
         [*command, str(media.truncated)],
         capture_output=True,

@@ -1,4 +1,4 @@
-"""An analysis' files: its uploaded media (for a player) and its result as CSV."""
+"""An analysis' files: its uploaded media (for a player) and its result as CSV, WebVTT and SubRip."""
 
 import asyncio
 import uuid
@@ -9,6 +9,8 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import RedirectResponse
 
 from emotion_contract.analyses import AnalysisStatus
+from emotion_contract.results import AnalysisResult
+from emotion_contract.subtitles import to_srt, to_webvtt
 from shared.media.container import SNIFF_BYTES
 
 from ...db.jobs import get_job
@@ -72,6 +74,53 @@ async def get_analysis_media(
 )
 async def export_analysis_csv(analysis_id: uuid.UUID, owner: CurrentOwner, session: SessionDep) -> Response:
     """The result of a completed analysis as CSV; 409 while it has no result."""
+    result = await _completed_result(session, analysis_id, owner)
+    return _attachment(result_csv(result), "text/csv; charset=utf-8", f"analysis-{analysis_id}.csv")
+
+
+SUBTITLES_DESCRIPTION: Final = (
+    "One cue per utterance, over its time span: its words, then its fused top emotion and sentiment with "
+    "their confidences (`[joy 82% · positive 64%]`)"
+)
+
+
+@router.get(
+    "/{analysis_id}/export.vtt",
+    response_class=Response,
+    responses={
+        status.HTTP_200_OK: {
+            "content": {"text/vtt": {"schema": {"type": "string"}}},
+            "description": f"WebVTT. {SUBTITLES_DESCRIPTION}",
+        },
+        **error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND, status.HTTP_409_CONFLICT),
+    },
+)
+async def export_analysis_webvtt(
+    analysis_id: uuid.UUID, owner: CurrentOwner, session: SessionDep
+) -> Response:
+    """The result of a completed analysis as WebVTT subtitles (a player's <track>); 409 while it has none."""
+    result = await _completed_result(session, analysis_id, owner)
+    return _attachment(to_webvtt(result), "text/vtt; charset=utf-8", f"analysis-{analysis_id}.vtt")
+
+
+@router.get(
+    "/{analysis_id}/export.srt",
+    response_class=Response,
+    responses={
+        status.HTTP_200_OK: {
+            "content": {"application/x-subrip": {"schema": {"type": "string"}}},
+            "description": f"SubRip. {SUBTITLES_DESCRIPTION}",
+        },
+        **error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND, status.HTTP_409_CONFLICT),
+    },
+)
+async def export_analysis_srt(analysis_id: uuid.UUID, owner: CurrentOwner, session: SessionDep) -> Response:
+    """The result of a completed analysis as SubRip subtitles; 409 while it has none."""
+    result = await _completed_result(session, analysis_id, owner)
+    return _attachment(to_srt(result), "application/x-subrip; charset=utf-8", f"analysis-{analysis_id}.srt")
+
+
+async def _completed_result(session: SessionDep, analysis_id: uuid.UUID, owner: str) -> AnalysisResult:
     job = await get_job(session=session, job_id=analysis_id, owner=owner)
     if job is None:
         raise _not_found(analysis_id)
@@ -82,10 +131,12 @@ async def export_analysis_csv(analysis_id: uuid.UUID, owner: CurrentOwner, sessi
             "analysis_not_completed",
             f"analysis {analysis_id} is {job.status.value}; only a completed analysis has a result",
         )
+    return result
+
+
+def _attachment(body: str, media_type: str, filename: str) -> Response:
     return Response(
-        result_csv(result),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="analysis-{analysis_id}.csv"'},
+        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
 
 
