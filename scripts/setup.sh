@@ -5,7 +5,8 @@ VENV=${VENV:-.venv}
 
 need=()
 # chromium: the headless browser the web console's tests drive (through PyPI playwright).
-for tool in ffmpeg:ffmpeg espeak-ng:espeak-ng sox:sox chromium:chromium; do
+# prometheus: promtool for the alert rules' tests, and the server the monitoring test scrapes the stack with.
+for tool in ffmpeg:ffmpeg espeak-ng:espeak-ng sox:sox chromium:chromium promtool:prometheus; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if ((${#need[@]})); then
