@@ -63,8 +63,8 @@ lint: setup  ## ruff and mypy
 docs: setup  ## regenerate docs/openapi.json (REST API) and docs/asyncapi.json (Kafka events) from the code
 	$(PY) scripts/export_api_docs.py
 
-up: model  ## start broker, PostgreSQL, S3 server and the six services as processes
-	$(PY) -m devstack up --bundle $(BUNDLE)
+up: model  ## start broker, PostgreSQL, S3 server and the six services as processes (MONITORING=1: Prometheus)
+	$(PY) -m devstack up --bundle $(BUNDLE) $(if $(MONITORING),--monitoring)
 
 down:  ## stop what `make up` started
 	$(PY) -m devstack down

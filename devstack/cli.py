@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from devstack import prometheus
 from devstack.binaries import BinaryNotFoundError
 from devstack.config import (
     DEFAULT_AUTH_PORT,
@@ -88,6 +89,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--service-timeout", type=float, default=None, help="seconds each service may take to be healthy"
     )
+    up.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also start a Prometheus that scrapes every service (Debian's prometheus package)",
+    )
+    up.add_argument(
+        "--prometheus-port", type=int, default=prometheus.DEFAULT_PORT, help="(default: %(default)s)"
+    )
 
     down = with_root(commands.add_parser("down", help="stop what the state file lists"))
     down.add_argument("--grace", type=float, default=None, help="seconds between SIGTERM and SIGKILL")
@@ -154,10 +163,18 @@ def _up(args: argparse.Namespace) -> int:
         database_name=args.database,
         services=_services(args),
         bundle_dir=args.bundle.resolve() if args.bundle else None,
+        monitoring=args.monitoring,
+        prometheus_port=args.prometheus_port,
     )
     try:
         stack = LocalStack(config).start()
-    except (StackStartError, NotReadyError, PostgresError, BinaryNotFoundError) as exc:
+    except (
+        StackStartError,
+        NotReadyError,
+        PostgresError,
+        BinaryNotFoundError,
+        prometheus.PrometheusMissingError,
+    ) as exc:
         print(f"up failed: {exc}", file=sys.stderr)
         return 1
     state = stack.state()

@@ -6,6 +6,7 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, Field
 
+from devstack import prometheus
 from shared.settings import DatabaseSettings, ModelSettings, PipelineSettings
 from shared.transcription import threads_beside
 
@@ -131,6 +132,12 @@ class StackConfig(BaseModel):
         default=None, description="A local model bundle to publish to the models bucket for the services"
     )
     attached: bool = Field(default=True, description="Children die when the starting process dies")
+    monitoring: bool = Field(
+        default=False,
+        description="Also start a Prometheus that scrapes every service (`make up MONITORING=1`)",
+    )
+    prometheus_port: Port = 0
+    scrape_interval_s: float = Field(default=5.0, gt=0)
     infra_ready_timeout_s: float = Field(default=20.0, gt=0)
     stop_grace_s: float = Field(default=10.0, ge=0)
 
@@ -147,6 +154,10 @@ class StackConfig(BaseModel):
         return self.root / "s3"
 
     @property
+    def prometheus_dir(self) -> Path:
+        return self.root / "prometheus"
+
+    @property
     def private_postgres_dir(self) -> Path:
         return self.postgres_data_dir or self.root / "postgres"
 
@@ -157,6 +168,7 @@ class StackConfig(BaseModel):
             "kafka_port": DEFAULT_KAFKA_PORT,
             "s3_port": DEFAULT_S3_PORT,
             "private_postgres_port": DEFAULT_PRIVATE_POSTGRES_PORT,
+            "prometheus_port": prometheus.DEFAULT_PORT,
             "services": [ServiceSpec.default(name, fixed_ports=True) for name in ServiceName],
             "attached": False,
         }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self
 
-from devstack import postgres
+from devstack import postgres, prometheus
 from devstack.binaries import rclone_binary, tansu_binary
 from devstack.config import REPO_ROOT, PostgresMode, ServiceName, ServiceSpec, StackConfig, StackSettings
 from devstack.probes import create_topics, http_ok, kafka_ready, s3_ready, wait_ready, wait_until
@@ -106,6 +106,8 @@ class LocalStack:
             self._start_infrastructure(began)
             self._publish_bundle(began)
             self._start_services(began)
+            if self.config.monitoring:
+                self.start_monitoring()
         except BaseException:
             self._stop_processes()
             self._started_at = None
@@ -158,6 +160,37 @@ class LocalStack:
         if self._started_at is not None:
             self.state().write(self.config.state_path)
         return seconds
+
+    def start_monitoring(self, scrape_interval_s: float | None = None) -> str:
+        """Start a Prometheus scraping every service's /metrics (job `local/<service>`), and wait until it
+        is ready; its URL. Safe to call when it runs: the URL of the one running."""
+        if "prometheus" in self._ports:
+            return self.prometheus_url
+        port = self._claim_port("prometheus", self.config.prometheus_port, "--prometheus-port")
+        interval = self.config.scrape_interval_s if scrape_interval_s is None else scrape_interval_s
+        targets = {spec.name.value: self.metrics_url(spec.name) for spec in self._services}
+        root = self.config.prometheus_dir
+        config = prometheus.write_config(root / "prometheus.yml", targets, interval_s=interval)
+        process = self._spawn(
+            "prometheus",
+            prometheus.command(config, root / "data", self.config.host, port),
+            port=port,
+            readiness=Readiness.HTTP,
+            health_url=f"{self.prometheus_url}/-/ready",
+        )
+        wait_until(
+            functools.partial(http_ok, f"{self.prometheus_url}/-/ready"),
+            what="Prometheus",
+            timeout_s=self.config.infra_ready_timeout_s,
+            process=process,
+        )
+        if self._started_at is not None:
+            self.state().write(self.config.state_path)
+        return self.prometheus_url
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.config.host}:{self._port('prometheus')}"
 
     def _process(self, name: str) -> tuple[int, ManagedProcess]:
         for index, process in enumerate(self._processes):
@@ -267,6 +300,7 @@ class LocalStack:
             "kafka": self.kafka_bootstrap,
             "s3": f"http://{self.s3_endpoint}",
             **({"s3-public": self.public_s3_url} if "s3-cors" in self._ports else {}),
+            **({"prometheus": self.prometheus_url} if "prometheus" in self._ports else {}),
             "postgres": self.database_url,
         }
         for spec in self._services:

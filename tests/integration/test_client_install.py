@@ -2,27 +2,22 @@
 pydantic and httpx (and what they need) from the package index, and nothing of the server."""
 
 import json
-import shutil
 import subprocess
-import sys
-import venv
 from pathlib import Path
 from typing import Final
 
 import pytest
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+from tests.client_env import install_client
+
 OURS: Final = {"emotion-analyzer-contract", "emotion-analyzer-client"}
 # A fresh environment's own tools, which pip may put there beside what was asked for.
 TOOLS: Final = {"pip", "setuptools", "wheel"}
-OUR_FOLDERS: Final = ("contract", "client")
-UNBUILT: Final = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
 
 # Run inside the fresh environment: what is installed, and what pydantic and httpx require (transitively,
 # their extras left out), by the installed packages' own metadata.
 CLOSURE: Final = """
 import json
-import shutil
 from importlib import metadata
 from pip._vendor.packaging.requirements import Requirement  # the fresh environment's one copy of packaging
 
@@ -98,28 +93,7 @@ ANALYSIS: Final = {
 
 @pytest.fixture(scope="module")
 def fresh_client_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("client-env")
-    wheels = root / "wheels"
-    build = [
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--quiet",
-        "--no-deps",
-        "-w",
-        str(wheels),
-    ]
-    # Built from copies: a build leaves build/ and *.egg-info beside the sources it reads.
-    sources = [shutil.copytree(REPO_ROOT / name, root / "src" / name, ignore=UNBUILT) for name in OUR_FOLDERS]
-    subprocess.run([*build, *map(str, sources)], check=True)
-    venv.create(root / "env", with_pip=True)
-    python = root / "env" / "bin" / "python"
-    install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run(
-        [*install, "--find-links", str(wheels), "emotion-analyzer-client"], check=True, timeout=300
-    )
-    return python
+    return install_client(tmp_path_factory.mktemp("client-env"))
 
 
 def test_the_client_installs_with_pydantic_and_httpx_alone(fresh_client_env: Path) -> None:
