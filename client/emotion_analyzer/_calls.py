@@ -118,8 +118,14 @@ def upload_url(filename: str, content_type: str | None) -> Call[UploadUrl]:
     return Call("POST", "/upload-url", _model(UploadUrl), json=body)
 
 
-def create_analysis(key: str) -> Call[Analysis]:
-    return Call("POST", "/analyses", _model(Analysis), json={"key": key})
+def create_analysis(key: str, callback_url: str | None = None) -> Call[Analysis]:
+    body = {"key": key} if callback_url is None else {"key": key, "callback_url": callback_url}
+    return Call("POST", "/analyses", _model(Analysis), json=body)
+
+
+def multipart_fields(callback_url: str | None) -> dict[str, str]:
+    """The form fields sent beside a file."""
+    return {} if callback_url is None else {"callback_url": callback_url}
 
 
 def get_analysis(analysis_id: Id, *, wait_s: float = 0.0) -> Call[Analysis]:

@@ -188,9 +188,10 @@ class AsyncEmotionAnalyzer:
             raise upload_error_from_response(response)
         return ticket.key
 
-    async def analyze(self, key: str) -> Analysis:
-        """Analyse an uploaded file. The same key twice gives the first analysis back."""
-        return await self._send(calls.create_analysis(key))
+    async def analyze(self, key: str, *, callback_url: str | None = None) -> Analysis:
+        """Analyse an uploaded file. The same key twice gives the first analysis back. With `callback_url`,
+        its completion or failure is POSTed there, signed like a webhook (`analysis.callback.secret`)."""
+        return await self._send(calls.create_analysis(key, callback_url))
 
     async def analyze_file(
         self,
@@ -199,16 +200,20 @@ class AsyncEmotionAnalyzer:
         presigned: bool = True,
         content_type: str | None = None,
         progress: ProgressCallback | None = None,
+        callback_url: str | None = None,
     ) -> Analysis:
-        """Upload and analyse a file: over a presigned URL (with progress), or in one multipart request."""
+        """Upload and analyse a file: over a presigned URL (with progress), or in one multipart request.
+        `callback_url`: as `analyze`'s."""
         path = Path(path)
         if presigned:
-            return await self.analyze(await self.upload(path, content_type=content_type, progress=progress))
+            key = await self.upload(path, content_type=content_type, progress=progress)
+            return await self.analyze(key, callback_url=callback_url)
         file = await asyncio.to_thread(path.open, "rb")
         try:
             response = await self._http.post(
                 "/analyses",
                 files={"file": (path.name, file, content_type or content_type_of(path))},
+                data=calls.multipart_fields(callback_url),
                 headers=self._auth(),
             )
         finally:

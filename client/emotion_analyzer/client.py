@@ -197,9 +197,10 @@ class EmotionAnalyzer:
             raise upload_error_from_response(response)
         return ticket.key
 
-    def analyze(self, key: str) -> Analysis:
-        """Analyse an uploaded file. The same key twice gives the first analysis back."""
-        return self._send(calls.create_analysis(key))
+    def analyze(self, key: str, *, callback_url: str | None = None) -> Analysis:
+        """Analyse an uploaded file. The same key twice gives the first analysis back. With `callback_url`,
+        its completion or failure is POSTed there, signed like a webhook (`analysis.callback.secret`)."""
+        return self._send(calls.create_analysis(key, callback_url))
 
     def analyze_file(
         self,
@@ -208,15 +209,19 @@ class EmotionAnalyzer:
         presigned: bool = True,
         content_type: str | None = None,
         progress: ProgressCallback | None = None,
+        callback_url: str | None = None,
     ) -> Analysis:
-        """Upload and analyse a file: over a presigned URL (with progress), or in one multipart request."""
+        """Upload and analyse a file: over a presigned URL (with progress), or in one multipart request.
+        `callback_url`: as `analyze`'s."""
         path = Path(path)
         if presigned:
-            return self.analyze(self.upload(path, content_type=content_type, progress=progress))
+            key = self.upload(path, content_type=content_type, progress=progress)
+            return self.analyze(key, callback_url=callback_url)
         with path.open("rb") as file:
             response = self._http.post(
                 "/analyses",
                 files={"file": (path.name, file, content_type or content_type_of(path))},
+                data=calls.multipart_fields(callback_url),
                 headers=self._auth(),
             )
         raise_for_error(response)

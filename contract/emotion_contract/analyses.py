@@ -34,6 +34,15 @@ class AnalysisError(BaseModel):
     message: str
 
 
+class AnalysisCallback(BaseModel):
+    """The webhook an analysis was created with (`callback_url`): its completion or failure is POSTed
+    there, signed with `secret` and retried exactly like a subscribed webhook's."""
+
+    webhook_id: uuid.UUID = Field(description="Its deliveries: GET /v1/webhooks/{webhook_id}/deliveries")
+    url: str
+    secret: str = Field(description="The `whsec_…` signing secret, shown only in the answer that created it")
+
+
 class Analysis(BaseModel):
     id: uuid.UUID
     status: AnalysisStatus
@@ -46,6 +55,9 @@ class Analysis(BaseModel):
     completed_at: datetime | None = None
     attempt: int
     result: AnalysisResult | None = Field(default=None, description="Once completed; never in lists")
+    callback: AnalysisCallback | None = Field(
+        default=None, description="Only in the answer that created the analysis with a `callback_url`"
+    )
 
     @property
     def done(self) -> bool:

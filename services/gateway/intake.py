@@ -25,6 +25,7 @@ from .db.usage import QuotaExceededError, QuotaLimits, current_period
 from .job_machine import Requeue
 from .media_types import UnsupportedFileTypeError, content_type_for, sanitise_filename
 from .state import Gateway
+from .webhooks.targets import InvalidTargetError, validate_subscription_url
 
 KEY_ROOT: Final = "uploads"
 # Frozen copies of what was checked, under keys no presigned URL is ever made for: a client can write its
@@ -73,6 +74,18 @@ class UnsupportedFile(IntakeError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class InvalidCallbackUrl(IntakeError):
+    code = "invalid_callback_url"
+
+
+def check_callback_url(url: str, *, allow_private: bool) -> str:
+    """A callback URL passes the webhooks' checks (public addresses only, no credentials, http(s))."""
+    try:
+        return validate_subscription_url(url, allow_private=allow_private)
+    except InvalidTargetError as exc:
+        raise InvalidCallbackUrl(f"callback_url: {exc}") from exc
 
 
 class UnreadableMedia(IntakeError):
@@ -202,6 +215,7 @@ async def submit_job(
     filename: str,
     size: int,
     duration_s: float,
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Create the job for (owner, key) analysing the frozen `media_key`, charged to the owner's quota and
     queued (its `analysis.requested` committed with it to the Kafka outbox, which the relay publishes, so
@@ -209,7 +223,8 @@ async def submit_job(
 
     An existing job is returned as it is, not charged again, with one exception: a job that failed because
     the queue refused it (before the outbox, the gateway published beside its commit) is charged and queued
-    again, so that sending its key again retries it.
+    again, so that sending its key again retries it. A new job gets its callback (`callback_url`, checked
+    by the caller) in the same transaction; an existing one keeps what it had.
     """
     owner = principal.owner
     job_in = JobCreate(
@@ -228,7 +243,9 @@ async def submit_job(
     )
     try:
         async with gateway.sessions() as session:
-            job, created = await create_job(session=session, owner=owner, job_in=job_in, quota=quota)
+            job, created = await create_job(
+                session=session, owner=owner, job_in=job_in, quota=quota, callback_url=callback_url
+            )
             if not created and job.error_code == FailureCode.QUEUE_UNAVAILABLE:
                 retry = Requeue(code=FailureCode.QUEUE_UNAVAILABLE)
                 requeued = await change_job(session=session, job_id=job.id, change=retry, quota=quota)

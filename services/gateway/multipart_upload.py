@@ -18,7 +18,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
-# Bytes of other form fields we read and discard; a client has no reason to send more.
+# Bytes of the other form fields (text fields we keep, and those we read and discard); a client has no
+# reason to send more.
 MAX_OTHER_FIELD_BYTES: Final = 64 * 1024
 # What a multipart body may carry around its file (boundaries, part headers, those other fields): the
 # route's body limit is the largest file plus this.
@@ -40,6 +41,8 @@ class ReceivedFile:
     path: Path
     filename: str
     size: int
+    fields: dict[str, str] = field(default_factory=dict)
+    """The text fields asked for (`text_fields`) that the form carried."""
 
 
 @dataclass
@@ -48,6 +51,7 @@ class _Part:
     header_value: bytes = b""
     disposition: bytes | None = None
     is_wanted_file: bool = False
+    text_field: str | None = None
 
 
 @dataclass
@@ -57,6 +61,8 @@ class _Collector:
     field_name: str
     max_bytes: int
     accept_filename: Callable[[str], str]
+    text_fields: frozenset[str] = frozenset()
+    texts: dict[str, bytearray] = field(default_factory=dict)
     part: _Part = field(default_factory=_Part)
     pending: list[bytes] = field(default_factory=list)
     filename: str | None = None
@@ -91,7 +97,14 @@ class _Collector:
 
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self.part.disposition)
-        if options.get(b"name", b"").decode("utf-8", "replace") != self.field_name:
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name in self.text_fields and b"filename" not in options:
+            if name in self.texts:
+                raise MalformedUploadError(f"send the {name!r} field once")
+            self.part.text_field = name
+            self.texts[name] = bytearray()
+            return
+        if name != self.field_name:
             return
         if b"filename" not in options:
             raise MalformedUploadError(f"the {self.field_name!r} field is not a file")
@@ -111,6 +124,8 @@ class _Collector:
             self.other_bytes += end - start
             if self.other_bytes > MAX_OTHER_FIELD_BYTES:
                 raise MalformedUploadError("the form's other fields are too large")
+            if self.part.text_field is not None:
+                self.texts[self.part.text_field] += data[start:end]
 
     def on_part_end(self) -> None:
         if self.part.is_wanted_file:
@@ -124,16 +139,20 @@ async def receive_file(
     field_name: str,
     max_bytes: int,
     accept_filename: Callable[[str], str],
+    text_fields: frozenset[str] = frozenset(),
 ) -> ReceivedFile:
     """Stream the file in `field_name` to a temporary file; the caller deletes `path` when done.
 
     `accept_filename` gets the client's filename and returns the one to keep, or raises to refuse the file.
+    The `text_fields` the form carries (UTF-8) are kept; any other field is read and discarded.
     """
     media_type, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if media_type != b"multipart/form-data" or not boundary:
         raise MalformedUploadError("expected multipart/form-data with a boundary")
-    collector = _Collector(field_name=field_name, max_bytes=max_bytes, accept_filename=accept_filename)
+    collector = _Collector(
+        field_name=field_name, max_bytes=max_bytes, accept_filename=accept_filename, text_fields=text_fields
+    )
     parser = MultipartParser(boundary, collector.callbacks())
     descriptor, name = tempfile.mkstemp(prefix="ea-upload-")
     path = Path(name)
@@ -153,4 +172,9 @@ async def receive_file(
     except BaseException:
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
-    return ReceivedFile(path=path, filename=collector.filename, size=collector.size)
+    try:
+        texts = {name: bytes(value).decode("utf-8") for name, value in collector.texts.items()}
+    except UnicodeDecodeError as exc:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        raise MalformedUploadError("a text field is not UTF-8") from exc
+    return ReceivedFile(path=path, filename=collector.filename, size=collector.size, fields=texts)

@@ -5,10 +5,12 @@ The answers themselves are the contract's (`emotion_contract.analyses`), the ver
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from emotion_contract.analyses import Analysis, AnalysisError, AnalysisStatus
+from emotion_contract.analyses import Analysis, AnalysisCallback, AnalysisError, AnalysisStatus
 from shared.db.models import Job
+from shared.db.webhook_models import WebhookSubscription
 
 from .media_types import CONTENT_TYPE_PATTERN, FILENAME_PATTERN, SUPPORTED_EXTENSIONS
+from .webhooks.targets import MAX_URL_LENGTH
 
 
 class UploadUrlRequest(BaseModel):
@@ -35,6 +37,18 @@ class AnalysisCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(min_length=1, max_length=1024, description="The key POST /v1/upload-url returned")
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="Where to POST this analysis' completion or failure: an http(s) URL of a public host, "
+        "signed and retried like a webhook (the secret is in the answer's `callback`)",
+        examples=["https://example.com/hooks/analysis-done"],
+    )
+
+
+def callback_of(subscription: WebhookSubscription) -> AnalysisCallback:
+    return AnalysisCallback(webhook_id=subscription.id, url=subscription.url, secret=subscription.secret)
 
 
 def analysis_of(job: Job, *, with_result: bool = True) -> Analysis:

@@ -19,7 +19,10 @@ from shared.db.models import enum_type, timestamp_field
 
 class WebhookSubscription(SQLModel, table=True):
     __tablename__ = "webhook_subscription"
-    __table_args__ = (sa.Index("ix_webhook_subscription_owner", "owner"),)
+    __table_args__ = (
+        sa.Index("ix_webhook_subscription_owner", "owner"),
+        sa.Index("ix_webhook_subscription_job_id", "job_id"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     owner: str = Field(max_length=255)
@@ -27,6 +30,12 @@ class WebhookSubscription(SQLModel, table=True):
     events: list[str] = Field(sa_type=JSONB, description="WebhookEventType values")
     secret: str = Field(max_length=128, description="whsec_<base64>, Standard Webhooks")
     description: str | None = Field(default=None, max_length=255)
+    job_id: uuid.UUID | None = Field(
+        default=None,
+        foreign_key="job.id",
+        ondelete="CASCADE",
+        description="A callback: it gets only this analysis' events, and goes with it",
+    )
     created_at: datetime = timestamp_field(nullable=False)
 
 

@@ -28,6 +28,7 @@ from emotion_analyzer import (
     AsyncEmotionAnalyzer,
     Conflict,
     EmotionAnalyzer,
+    InvalidRequest,
     NotFound,
     QuotaExceeded,
     RateLimited,
@@ -341,6 +342,29 @@ class BreakingProxy:
                 await http.aclose()
 
         return StreamingResponse(first_event(), media_type="text/event-stream")
+
+
+async def test_a_callback_url_goes_with_the_file_both_ways_and_its_secret_comes_back_once(
+    api: AsyncEmotionAnalyzer, video_file: Path, sync_api: EmotionAnalyzer
+) -> None:
+    hook = "https://example.com/hooks/done"  # checked when given; nothing is sent before the analysis ends
+    presigned = await api.analyze_file(video_file, callback_url=hook)
+    multipart = await api.analyze_file(video_file, presigned=False, callback_url=hook)
+    # The sync client blocks: off the loop that serves the gateway.
+    plain = await asyncio.to_thread(sync_api.analyze_file, video_file, callback_url=None)
+    sync_hooked = await asyncio.to_thread(sync_api.analyze_file, video_file, callback_url=hook)
+    assert sync_hooked.callback is not None and sync_hooked.callback.url == hook
+
+    for analysis in (presigned, multipart):
+        assert analysis.callback is not None and analysis.callback.url == hook
+        assert analysis.callback.secret.startswith("whsec_")
+        assert (await api.get(analysis.id)).callback is None
+        deliveries = await api.webhooks.deliveries(analysis.callback.webhook_id)
+        assert deliveries.items == []
+    assert plain.callback is None
+    with pytest.raises(InvalidRequest) as refused:
+        await api.analyze_file(video_file, callback_url="ftp://example.com/hooks")
+    assert refused.value.code == "invalid_callback_url"
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])

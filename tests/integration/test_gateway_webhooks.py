@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from emotion_contract.events import AnalysisCompleted, AnalysisProgress, Event, Stage
-from tests.integration.gateway_fixtures import Account, error_of, register, result_of_one_utterance
+from tests.integration.gateway_fixtures import Account, error_of, register, result_of_one_utterance, upload
 from tests.webhook_receiver import Plan, Receiver, running_receiver
 
 pytestmark = pytest.mark.integration
@@ -146,3 +146,63 @@ async def test_no_user_can_see_or_use_another_users_webhooks(
     assert (await alice.get(f"/v1/webhooks/{webhook['id']}")).status_code == 200
     assert (await alice.delete(f"/v1/webhooks/{webhook['id']}")).status_code == 204
     assert (await alice.get(f"/v1/webhooks/{webhook['id']}")).status_code == 404
+
+
+# --- a callback per analysis ---------------------------------------------------------------------------
+
+
+async def test_an_analysis_created_with_a_callback_announces_its_end_there_and_only_its_own(
+    alice: httpx.AsyncClient, receiver: Receiver, wav: bytes, pipeline: Callable[[Event], Any]
+) -> None:
+    url = receiver.endpoint()
+    created = await alice.post(
+        "/v1/analyses", files={"file": ("memo.wav", wav, "audio/wav")}, data={"callback_url": url}
+    )
+    assert created.status_code == 201, created.text
+    callback = created.json()["callback"]
+    assert callback["url"] == url and callback["secret"].startswith("whsec_")
+    receiver.expect(url, callback["secret"])
+    job_id = uuid.UUID(created.json()["id"])
+    other = uuid.UUID(
+        (await alice.post("/v1/analyses", files={"file": ("b.wav", wav, "audio/wav")})).json()["id"]
+    )
+
+    await pipeline(AnalysisProgress(job_id=job_id, stage=Stage.TRANSCRIBE, service="transcriber"))
+    await pipeline(AnalysisCompleted(job_id=other, result=result_of_one_utterance()))
+    await pipeline(AnalysisCompleted(job_id=job_id, result=result_of_one_utterance()))
+    [completed] = await receiver.arrivals(url, 1, ARRIVAL_TIMEOUT_S)
+
+    assert completed.verified and completed.json["type"] == "analysis.completed"
+    assert completed.json["data"]["id"] == str(job_id)
+    await asyncio.sleep(1.0)  # neither the progress nor the other analysis' completion comes
+    assert len(receiver.at(url)) == 1
+    [delivery] = await deliveries_settled(alice, callback["webhook_id"], 1)
+    assert delivery["status"] == "delivered" and delivery["analysis_id"] == str(job_id)
+    assert callback["webhook_id"] not in [
+        item["id"] for item in (await alice.get("/v1/webhooks")).json()["items"]
+    ]
+    assert (await alice.get(f"/v1/analyses/{job_id}")).json()["callback"] is None  # the secret, once
+
+
+async def test_a_callback_url_is_checked_like_a_webhooks_and_goes_with_its_analysis(
+    alice: httpx.AsyncClient, receiver: Receiver, video: bytes, pipeline: Callable[[Event], Any]
+) -> None:
+    key = await upload(alice, "clip.mp4", video)
+    before = (await alice.get("/v1/analyses")).json()["total"]
+    for bad in ("ftp://example.com/hook", "https://user:pw@example.com/hook", "http://[::1"):
+        refused = await alice.post("/v1/analyses", json={"key": key, "callback_url": bad})
+        assert error_of(refused) == (422, "invalid_callback_url"), bad
+    assert (await alice.get("/v1/analyses")).json()["total"] == before
+
+    created = await alice.post("/v1/analyses", json={"key": key, "callback_url": receiver.endpoint()})
+    assert created.status_code == 201, created.text
+    again = await alice.post("/v1/analyses", json={"key": key, "callback_url": receiver.endpoint()})
+    assert again.status_code == 200 and again.json()["callback"] is None  # the same analysis, as it was
+    webhook_id = created.json()["callback"]["webhook_id"]
+    assert (await alice.get(f"/v1/webhooks/{webhook_id}")).status_code == 200
+
+    job_id = uuid.UUID(created.json()["id"])
+    await pipeline(AnalysisCompleted(job_id=job_id, result=result_of_one_utterance()))
+    await alice.get(f"/v1/analyses/{job_id}", params={"wait": ARRIVAL_TIMEOUT_S})
+    assert (await alice.delete(f"/v1/analyses/{job_id}")).status_code == 204
+    assert error_of(await alice.get(f"/v1/webhooks/{webhook_id}")) == (404, "webhook_not_found")

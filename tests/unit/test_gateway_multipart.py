@@ -87,3 +87,36 @@ async def test_other_content_types_are_malformed() -> None:
         await receive_file(
             "application/json", aiter(BodyStream(b"{}")), field_name="file", max_bytes=10, accept_filename=str
         )
+
+
+async def _received_fields(body: bytes) -> dict[str, str]:
+    received = await receive_file(
+        CONTENT_TYPE,
+        aiter(BodyStream(body, chunk=7)),  # small chunks: a field's text arrives in pieces
+        field_name="file",
+        max_bytes=10_000,
+        accept_filename=sanitise_filename,
+        text_fields=frozenset({"callback_url"}),
+    )
+    received.path.unlink()
+    return received.fields
+
+
+async def test_the_text_fields_asked_for_are_kept_and_the_others_dropped() -> None:
+    url = "https://example.com/hooks/done?token=é"
+    body = _form(
+        _part("note", b"hello"), _part("callback_url", url.encode()), _part("file", b"RIFF", "a.wav")
+    )
+    assert await _received_fields(body) == {"callback_url": url}
+    assert await _received_fields(_form(_part("file", b"RIFF", "a.wav"))) == {}
+
+
+async def test_a_text_field_twice_or_not_utf8_is_refused() -> None:
+    twice = _form(
+        _part("callback_url", b"https://a"), _part("callback_url", b"https://b"), _part("file", b"x", "a.wav")
+    )
+    with pytest.raises(MalformedUploadError, match="once"):
+        await _received_fields(twice)
+    latin1 = _form(_part("callback_url", "https://é".encode("latin-1")), _part("file", b"x", "a.wav"))
+    with pytest.raises(MalformedUploadError, match="UTF-8"):
+        await _received_fields(latin1)

@@ -9,7 +9,15 @@ from fastapi.responses import JSONResponse
 
 from ..db.usage import QuotaExceededError
 from ..errors import ApiError, error_response
-from ..intake import EmptyFile, FileTooLarge, IntakeError, UnknownUpload, UnreadableMedia, UnsupportedFile
+from ..intake import (
+    EmptyFile,
+    FileTooLarge,
+    IntakeError,
+    InvalidCallbackUrl,
+    UnknownUpload,
+    UnreadableMedia,
+    UnsupportedFile,
+)
 
 STATUS_OF: dict[type[IntakeError], int] = {
     UnknownUpload: status.HTTP_404_NOT_FOUND,
@@ -17,6 +25,7 @@ STATUS_OF: dict[type[IntakeError], int] = {
     FileTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
     UnsupportedFile: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     UnreadableMedia: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    InvalidCallbackUrl: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 
 

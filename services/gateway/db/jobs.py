@@ -26,6 +26,7 @@ from shared.db.models import FusionPart, Job, JobCreate, KafkaOutboxEvent, Utter
 from ..job_machine import Change, Complete, Fail, JobState, Transition, transition
 from .usage import QuotaLimits, charge, charge_more, refund
 from .webhook_outbox import record_job_event
+from .webhook_subscriptions import new_callback
 
 JOB_CHANNEL: Final = "ea_job_updates"
 """NOTIFY channel of job changes; the payload is the job's id (`services.gateway.job_updates`)."""
@@ -48,13 +49,20 @@ class QuotaCharge:
 
 
 async def create_job(
-    *, session: AsyncSession, owner: str, job_in: JobCreate, quota: QuotaCharge | None = None
+    *,
+    session: AsyncSession,
+    owner: str,
+    job_in: JobCreate,
+    quota: QuotaCharge | None = None,
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """The job for (owner, object key), and whether this call created it; safe under concurrent calls.
 
     A new job is queued: its `analysis.requested` goes into the Kafka outbox in the same transaction. With
     `quota`, it is charged in that transaction too; when the quota does not cover it, `QuotaExceededError`
-    is raised and nothing is created. An existing job is returned uncharged.
+    is raised and nothing is created. An existing job is returned uncharged. With `callback_url` (validated
+    by the caller), a new job gets its own webhook subscription to its completion or failure
+    (`find_callback`), in the same transaction.
     """
     if not owner:
         raise ValueError("owner must not be empty")
@@ -82,6 +90,8 @@ async def create_job(
     )
     job = stored.one()
     if created:
+        if callback_url is not None:
+            session.add(new_callback(owner=owner, job_id=job.id, url=callback_url))
         await _record_kafka_event(session, requested_event(job))
         await _notify_job_changed(session, job.id)
     await session.commit()

@@ -18,14 +18,15 @@ WEBHOOK_CHANNEL: Final = "webhook_deliveries"
 
 _EVENT_NAMESPACE: Final = uuid.UUID("5a0f3b1e-8c57-4f0e-9d6e-3f1b2d7c9a44")
 
-# One statement: the event (only when some subscription wants it) and a pending delivery per subscription.
+# One statement: the event (only when some subscription wants it) and a pending delivery per subscription:
+# the owner's own, and the job's callback.
 _RECORD: Final = text(
     """
     WITH job_owner AS (
         SELECT owner FROM job WHERE id = :job_id
     ), subscribers AS (
         SELECT s.id FROM webhook_subscription s, job_owner
-        WHERE s.owner = job_owner.owner AND s.events ? :type
+        WHERE s.owner = job_owner.owner AND s.events ? :type AND (s.job_id IS NULL OR s.job_id = :job_id)
     ), event AS (
         INSERT INTO webhook_event (id, owner, type, job_id, stage, attempt, created_at)
         SELECT :event_id, job_owner.owner, :type, :job_id, :stage, :attempt, now() FROM job_owner

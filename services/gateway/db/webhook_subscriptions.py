@@ -57,11 +57,34 @@ async def create_subscription(
     return subscription
 
 
+CALLBACK_EVENTS: Final = (WebhookEventType.ANALYSIS_COMPLETED, WebhookEventType.ANALYSIS_FAILED)
+
+
+def new_callback(*, owner: str, job_id: uuid.UUID, url: str) -> WebhookSubscription:
+    """An analysis' own subscription to its completion or failure, for the caller to add to the
+    transaction that creates the job. The URL is stored as given: the caller validates it."""
+    return WebhookSubscription(
+        owner=owner,
+        url=url,
+        events=[event.value for event in CALLBACK_EVENTS],
+        secret=new_secret(),
+        description=f"callback of analysis {job_id}",
+        job_id=job_id,
+    )
+
+
+async def find_callback(*, session: AsyncSession, job_id: uuid.UUID) -> WebhookSubscription | None:
+    statement = (
+        select(WebhookSubscription).where(WebhookSubscription.job_id == job_id).execution_options(**FRESH)
+    )
+    return (await session.exec(statement)).first()
+
+
 async def list_subscriptions(*, session: AsyncSession, owner: str) -> list[WebhookSubscription]:
-    """The owner's subscriptions, oldest first."""
+    """The owner's subscriptions, oldest first; an analysis' callback is the analysis', not listed here."""
     statement = (
         select(WebhookSubscription)
-        .where(WebhookSubscription.owner == owner)
+        .where(WebhookSubscription.owner == owner, col(WebhookSubscription.job_id).is_(None))
         .order_by(col(WebhookSubscription.created_at), col(WebhookSubscription.id))
         .execution_options(**FRESH)
     )
@@ -70,7 +93,9 @@ async def list_subscriptions(*, session: AsyncSession, owner: str) -> list[Webho
 
 async def count_subscriptions(*, session: AsyncSession, owner: str) -> int:
     statement = (
-        select(func.count()).select_from(WebhookSubscription).where(WebhookSubscription.owner == owner)
+        select(func.count())
+        .select_from(WebhookSubscription)
+        .where(WebhookSubscription.owner == owner, col(WebhookSubscription.job_id).is_(None))
     )
     return (await session.exec(statement)).one()
 

@@ -18,10 +18,12 @@ from shared.db import Job
 from ...credentials import Principal
 from ...db.jobs import count_jobs, delete_job, find_job_by_key, get_job, list_jobs
 from ...db.usage import QuotaExceededError
+from ...db.webhook_subscriptions import find_callback
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import (
     FileTooLarge,
     IntakeError,
+    check_callback_url,
     check_received_file,
     check_uploaded_object,
     filename_of_key,
@@ -35,7 +37,7 @@ from ...intake import (
 )
 from ...media_types import content_type_for
 from ...multipart_upload import MalformedUploadError, UploadTooLargeError, receive_file
-from ...schemas import AnalysisCreate, analysis_of
+from ...schemas import AnalysisCreate, analysis_of, callback_of
 from ...state import Gateway
 from ...watch_slots import TooManyWatches
 from ...watching import job_changes
@@ -48,6 +50,7 @@ MULTIPART_OVERHEAD_BYTES: Final = 1024 * 1024
 SSE_PING_S: Final = 15
 
 _FILE_FIELD: Final = "file"
+_CALLBACK_FIELD: Final = "callback_url"
 _MULTIPART_SCHEMA: Final = {
     "type": "object",
     "properties": {_FILE_FIELD: {"type": "string", "format": "binary"}},
@@ -85,7 +88,10 @@ router = APIRouter(prefix="/analyses", tags=["analyses"], responses=authenticate
 async def create_analysis(
     request: Request, response: Response, principal: CurrentPrincipal, gateway: GatewayDep
 ) -> Analysis:
-    """Analyse an uploaded file (JSON `{"key"}`) or the file sent in this request (multipart `file`)."""
+    """Analyse an uploaded file (JSON `{"key"}`) or the file sent in this request (multipart `file`).
+
+    With `callback_url` (a JSON field, or a form field beside the file), the analysis' completion or
+    failure is POSTed there, signed like a webhook; the answer's `callback` carries its secret, once."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         job, created = await _analyse_sent_file(request, principal, gateway)
@@ -104,7 +110,13 @@ async def create_analysis(
     else:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = str(request.url_for("get_analysis", analysis_id=job.id))
-    return analysis_of(job)
+    analysis = analysis_of(job)
+    if created:  # its callback's secret is shown this once
+        async with gateway.sessions() as session:
+            callback = await find_callback(session=session, job_id=job.id)
+        if callback is not None:
+            analysis.callback = callback_of(callback)
+    return analysis
 
 
 @router.get("", responses=error_responses(status.HTTP_401_UNAUTHORIZED))
@@ -241,13 +253,15 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
     owner = principal.owner
     body = await _read_limited(request, MAX_JSON_BODY_BYTES)
     try:
-        key = AnalysisCreate.model_validate_json(body).key
+        create = AnalysisCreate.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
         ) from exc
-    filename = filename_of_key(owner, key)
+    key = create.key
     settings = gateway.settings
+    callback_url = _callback_url(create.callback_url, gateway)
+    filename = filename_of_key(owner, key)
     bucket, store = settings.uploads_bucket, gateway.store
     async with gateway.sessions() as session:
         existing = await find_job_by_key(session=session, owner=owner, object_key=key)
@@ -263,6 +277,7 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
             filename=filename,
             size=existing.size_bytes,
             duration_s=duration_s,
+            callback_url=callback_url,
         )
     # A quick refusal on what the client uploaded, then the checks again on the frozen copy, which is what
     # the workers will read: the client may still write its upload key, never that copy.
@@ -280,6 +295,7 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
             filename=filename,
             size=size,
             duration_s=duration_s,
+            callback_url=callback_url,
         )
     except (IntakeError, QuotaExceededError):
         await asyncio.to_thread(store.remove, bucket, media_key)  # no job holds the copy
@@ -305,12 +321,14 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
             field_name=_FILE_FIELD,
             max_bytes=settings.max_upload_bytes,
             accept_filename=safe_filename,
+            text_fields=frozenset({_CALLBACK_FIELD}),
         )
     except UploadTooLargeError as exc:
         raise FileTooLarge(exc.max_bytes) from exc
     except MalformedUploadError as exc:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_upload", str(exc)) from exc
     try:
+        callback_url = _callback_url(received.fields.get(_CALLBACK_FIELD), gateway)
         await check_received_file(received.path, received.size)
         duration_s = await received_duration_s(received.path)
         # The job's name; the file goes straight to a key no client can write.
@@ -331,10 +349,17 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
             filename=received.filename,
             size=received.size,
             duration_s=duration_s,
+            callback_url=callback_url,
         )
     except Exception:
         await asyncio.to_thread(gateway.store.remove, bucket, media_key)  # no job holds the object
         raise
+
+
+def _callback_url(url: str | None, gateway: Gateway) -> str | None:
+    if url is None:
+        return None
+    return check_callback_url(url, allow_private=gateway.settings.webhook_allow_private_targets)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
