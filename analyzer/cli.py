@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     analyze = commands.add_parser("analyze", help="analyse video or audio files")
-    analyze.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="files, or folders of them")
+    analyze.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files, folders of them, or an http(s) URL (with --server)"
+    )
     analyze.add_argument("--json", action="store_true", help="print the result as the API's JSON")
     analyze.add_argument(
         "--jsonl", action="store_true", help="one JSON line per file: {path, result} or {path, error}"
@@ -142,16 +144,18 @@ def _analyzer_here(args: argparse.Namespace, err: Console) -> Analyze:
     return analyze_one
 
 
-def _analyzer_remote(args: argparse.Namespace, err: Console) -> Analyze:
+def _analyzer_remote(
+    args: argparse.Namespace, err: Console
+) -> Callable[[Path | str], "AnalysisResult | Failure"]:
     from analyzer.remote import RemoteAnalysisError, RemoteOptions, analyze_remotely
 
     options = RemoteOptions(
         server=args.server, key=args.key, presigned=not args.multipart, timeout_s=args.timeout
     )
 
-    def analyze_one(path: Path) -> AnalysisResult | Failure:
+    def analyze_one(source: Path | str) -> AnalysisResult | Failure:
         try:
-            return analyze_remotely(path, options, err)
+            return analyze_remotely(source, options, err)
         except RemoteAnalysisError as exc:
             return Failure(exc.exit_code, exc.code, exc.message)
 
@@ -201,9 +205,15 @@ def _plot(result: AnalysisResult, args: argparse.Namespace, err: Console) -> int
     return 0
 
 
+def is_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
 def analyze(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
-    paths = expand_paths(args.paths)
+    if any(is_url(source) for source in args.paths):
+        return _analyze_url(args, err)
+    paths = expand_paths([Path(source) for source in args.paths])
     if not paths:
         err.print("[red]error:[/] no video or audio files there")
         return EXIT_BAD_INPUT
@@ -220,7 +230,11 @@ def analyze(args: argparse.Namespace) -> int:
     analyze_one = _analyzer_remote(args, err) if args.server else _analyzer_here(args, err)
     if batch:
         return _analyze_batch(paths, analyze_one)
-    outcome = analyze_one(paths[0])
+    return _report(analyze_one(paths[0]), args, err)
+
+
+def _report(outcome: "AnalysisResult | Failure", args: argparse.Namespace, err: Console) -> int:
+    """One file's outcome: the error, or the result as a table or JSON, and the files asked for."""
     if isinstance(outcome, Failure):
         err.print(f"[red]error ({outcome.code}):[/] {outcome.message}")
         return outcome.exit_code
@@ -232,6 +246,18 @@ def analyze(args: argparse.Namespace) -> int:
             Console().print(f"[yellow]{missing.modality.value} missing:[/] {missing.reason}")
     _write_subtitles(outcome, args, err)
     return _plot(outcome, args, err) if args.plot else 0
+
+
+def _analyze_url(args: argparse.Namespace, err: Console) -> int:
+    """One URL, which the server fetches: the in-process analyser reads local files only."""
+    if len(args.paths) > 1 or args.jsonl:
+        err.print("[red]error:[/] a URL is analysed on its own, without other paths or --jsonl")
+        return EXIT_BAD_INPUT
+    if not args.server or not args.key:
+        err.print("[red]error:[/] a URL is fetched and analysed by a server: give --server and --key")
+        return EXIT_BAD_INPUT
+    outcome = _analyzer_remote(args, err)(args.paths[0])
+    return _report(outcome, args, err)
 
 
 def _write_subtitles(result: AnalysisResult, args: argparse.Namespace, err: Console) -> None:

@@ -56,8 +56,9 @@ def _refusal(error: ApiError) -> RemoteAnalysisError:
     return RemoteAnalysisError(error.code, error.message, exit_code)
 
 
-def analyze_remotely(path: Path, options: RemoteOptions, console: Console) -> AnalysisResult:
-    """Upload and analyse `path` through the API; its result, or RemoteAnalysisError."""
+def analyze_remotely(source: Path | str, options: RemoteOptions, console: Console) -> AnalysisResult:
+    """Upload and analyse the file at `source` (or have the server fetch it, for an http(s) URL) through the
+    API; its result, or RemoteAnalysisError."""
     try:
         with EmotionAnalyzer(options.server, options.key) as api, console.status("connecting…") as display:
 
@@ -76,8 +77,12 @@ def analyze_remotely(path: Path, options: RemoteOptions, console: Console) -> An
                 display.update(f"[bold]{name}[/]: {message}…")
                 console.log(f"{name}: {message}")
 
-            console.log(f"upload: {path.name}, {_size(path.stat().st_size)}")
-            created = api.analyze_file(path, presigned=options.presigned, progress=uploaded)
+            if isinstance(source, str):
+                console.log(f"fetch: {source}, by the server")
+                created = api.analyze_url(source)
+            else:
+                console.log(f"upload: {source.name}, {_size(source.stat().st_size)}")
+                created = api.analyze_file(source, presigned=options.presigned, progress=uploaded)
             console.log(f"analysis {created.id} at {options.server}")
             finished = api.wait(created.id, options.timeout_s, on_status=moved)
     except ApiError as exc:

@@ -123,6 +123,11 @@ def create_analysis(key: str, callback_url: str | None = None) -> Call[Analysis]
     return Call("POST", "/analyses", _model(Analysis), json=body)
 
 
+def create_analysis_of_url(url: str, callback_url: str | None = None) -> Call[Analysis]:
+    body = {"url": url} if callback_url is None else {"url": url, "callback_url": callback_url}
+    return Call("POST", "/analyses", _model(Analysis), json=body)
+
+
 def multipart_fields(callback_url: str | None) -> dict[str, str]:
     """The form fields sent beside a file."""
     return {} if callback_url is None else {"callback_url": callback_url}

@@ -202,6 +202,11 @@ class EmotionAnalyzer:
         its completion or failure is POSTed there, signed like a webhook (`analysis.callback.secret`)."""
         return self._send(calls.create_analysis(key, callback_url))
 
+    def analyze_url(self, url: str, *, callback_url: str | None = None) -> Analysis:
+        """Analyse the video or audio file at `url`, which the service fetches itself (public hosts only, no
+        web pages, the upload limits). `callback_url`: as `analyze`'s."""
+        return self._send(calls.create_analysis_of_url(url, callback_url))
+
     def analyze_file(
         self,
         path: str | Path,

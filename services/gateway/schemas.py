@@ -3,7 +3,7 @@
 The answers themselves are the contract's (`emotion_contract.analyses`), the very models the client reads.
 """
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emotion_contract.analyses import Analysis, AnalysisCallback, AnalysisError, AnalysisStatus
 from shared.db.models import Job
@@ -36,7 +36,17 @@ class UploadUrlRequest(BaseModel):
 class AnalysisCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(min_length=1, max_length=1024, description="The key POST /v1/upload-url returned")
+    key: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="The key POST /v1/upload-url returned"
+    )
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="Instead of `key`: an http(s) URL of the video or audio file on a public host, which "
+        "the service fetches itself (no web pages; the same size and duration limits as an upload)",
+        examples=["https://example.com/media/interview.mp4"],
+    )
     callback_url: str | None = Field(
         default=None,
         min_length=1,
@@ -45,6 +55,12 @@ class AnalysisCreate(BaseModel):
         "signed and retried like a webhook (the secret is in the answer's `callback`)",
         examples=["https://example.com/hooks/analysis-done"],
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "AnalysisCreate":
+        if (self.key is None) == (self.url is None):
+            raise ValueError("give the uploaded file's `key` or the file's `url`, one of the two")
+        return self
 
 
 def callback_of(subscription: WebhookSubscription) -> AnalysisCallback:

@@ -68,6 +68,14 @@ class Settings(PipelineSettings, DatabaseSettings):
     publish_timeout_s: float = Field(
         default=10.0, gt=0, description="How long to wait for Kafka to take an event"
     )
+    url_fetch_timeout_s: float = Field(
+        default=300.0, gt=0, description="POST /v1/analyses {url}: the whole fetch, headers to last byte"
+    )
+    url_fetch_connect_timeout_s: float = Field(default=10.0, gt=0)
+    url_fetch_allow_private_targets: bool = Field(
+        default=False,
+        description="Allow analysis URLs that resolve to private, loopback or link-local addresses",
+    )
     kafka_outbox_relay: bool = Field(default=True, description="Run the Kafka outbox relay in this process")
     kafka_outbox_poll_interval_s: float = Field(
         default=2.0, gt=0, description="Check the Kafka outbox this often besides its NOTIFY wake-ups"

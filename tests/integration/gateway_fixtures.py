@@ -87,6 +87,9 @@ async def auth_url(settings: StackSettings, gateway_database_url: str) -> AsyncI
         yield url
 
 
+URL_FETCH_TIMEOUT_S = 3.0
+
+
 @pytest.fixture(scope="module")
 def gateway_settings(
     settings: StackSettings, gateway_database_url: str, auth_url: str, stack: LocalStack
@@ -101,6 +104,8 @@ def gateway_settings(
             # Short, so that the test of how late a revocation takes effect waits only this long.
             "auth_cache_ttl_s": AUTH_CACHE_TTL_S,
             "webhook_allow_private_targets": True,  # the tests' receivers listen on loopback
+            "url_fetch_allow_private_targets": True,  # and so do the servers analyses are fetched from
+            "url_fetch_timeout_s": URL_FETCH_TIMEOUT_S,
             "webhook_backoff_base_s": 0.2,
             "webhook_poll_interval_s": 0.2,
             "max_upload_bytes": MAX_UPLOAD_BYTES,

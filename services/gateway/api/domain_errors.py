@@ -18,6 +18,7 @@ from ..intake import (
     UnreadableMedia,
     UnsupportedFile,
 )
+from ..url_fetch import InvalidUrl, UrlTooSlow, UrlUnreachable
 
 STATUS_OF: dict[type[IntakeError], int] = {
     UnknownUpload: status.HTTP_404_NOT_FOUND,
@@ -26,6 +27,9 @@ STATUS_OF: dict[type[IntakeError], int] = {
     UnsupportedFile: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     UnreadableMedia: status.HTTP_422_UNPROCESSABLE_CONTENT,
     InvalidCallbackUrl: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    InvalidUrl: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    UrlUnreachable: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    UrlTooSlow: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 
 

@@ -78,10 +78,10 @@ def validate_subscription_url(url: str, *, allow_private: bool) -> str:
         raise InvalidTargetError("the URL names no host")
     if not allow_private:
         if _is_localhost_name(host):
-            raise InvalidTargetError(f"{host} is this machine; webhooks go to public hosts")
+            raise InvalidTargetError(f"{host} is this machine; only public hosts are reached")
         address = _literal_address(host)
         if address is not None and not is_public(address):
-            raise InvalidTargetError(f"{address} is not a public address; webhooks go to public hosts")
+            raise InvalidTargetError(f"{address} is not a public address; only public hosts are reached")
     return url
 
 

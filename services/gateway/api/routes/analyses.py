@@ -2,6 +2,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -39,6 +40,7 @@ from ...media_types import content_type_for
 from ...multipart_upload import MalformedUploadError, UploadTooLargeError, receive_file
 from ...schemas import AnalysisCreate, analysis_of, callback_of
 from ...state import Gateway
+from ...url_fetch import FetchLimits, fetch_to_file
 from ...watch_slots import TooManyWatches
 from ...watching import job_changes
 from ..deps import CurrentOwner, CurrentPrincipal, GatewayDep, PageLimit, PageOffset, SessionDep
@@ -258,9 +260,12 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
         ) from exc
-    key = create.key
     settings = gateway.settings
     callback_url = _callback_url(create.callback_url, gateway)
+    if create.url is not None:
+        return await _analyse_fetched(create.url, callback_url, principal, gateway)
+    assert create.key is not None  # one of the two, by AnalysisCreate's validation
+    key = create.key
     filename = filename_of_key(owner, key)
     bucket, store = settings.uploads_bucket, gateway.store
     async with gateway.sessions() as session:
@@ -308,7 +313,6 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
 
 
 async def _analyse_sent_file(request: Request, principal: Principal, gateway: Gateway) -> tuple[Job, bool]:
-    owner = principal.owner
     settings = gateway.settings
     declared = request.headers.get("content-length")
     limit = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
@@ -329,25 +333,55 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
         raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_upload", str(exc)) from exc
     try:
         callback_url = _callback_url(received.fields.get(_CALLBACK_FIELD), gateway)
-        await check_received_file(received.path, received.size)
-        duration_s = await received_duration_s(received.path)
+    except IntakeError:
+        await asyncio.to_thread(received.path.unlink, missing_ok=True)
+        raise
+    return await _analyse_local_file(
+        received.path, received.filename, received.size, principal, gateway, callback_url
+    )
+
+
+async def _analyse_fetched(
+    url: str, callback_url: str | None, principal: Principal, gateway: Gateway
+) -> tuple[Job, bool]:
+    settings = gateway.settings
+    limits = FetchLimits(
+        max_bytes=settings.max_upload_bytes,
+        timeout_s=settings.url_fetch_timeout_s,
+        connect_timeout_s=settings.url_fetch_connect_timeout_s,
+        allow_private=settings.url_fetch_allow_private_targets,
+    )
+    fetched = await fetch_to_file(url, limits)
+    return await _analyse_local_file(
+        fetched.path, fetched.filename, fetched.size, principal, gateway, callback_url
+    )
+
+
+async def _analyse_local_file(
+    path: Path, filename: str, size: int, principal: Principal, gateway: Gateway, callback_url: str | None
+) -> tuple[Job, bool]:
+    """A file this process holds (sent in the request, or fetched): checked, stored under a key no client
+    can write, and submitted; the local file is deleted either way."""
+    owner, bucket = principal.owner, gateway.settings.uploads_bucket
+    try:
+        await check_received_file(path, size)
+        duration_s = await received_duration_s(path)
         # The job's name; the file goes straight to a key no client can write.
-        key = new_upload_key(owner, received.filename)
-        media_key = new_media_key(owner, received.filename)
-        bucket = settings.uploads_bucket
+        key = new_upload_key(owner, filename)
+        media_key = new_media_key(owner, filename)
         await asyncio.to_thread(
-            gateway.store.upload_file, bucket, media_key, received.path, content_type_for(received.filename)
+            gateway.store.upload_file, bucket, media_key, path, content_type_for(filename)
         )
     finally:
-        await asyncio.to_thread(received.path.unlink, missing_ok=True)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
     try:
         return await submit_job(
             gateway,
             principal=principal,
             key=key,
             media_key=media_key,
-            filename=received.filename,
-            size=received.size,
+            filename=filename,
+            size=size,
             duration_s=duration_s,
             callback_url=callback_url,
         )
