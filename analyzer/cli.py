@@ -193,11 +193,16 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
+def _title(source: str) -> str:
+    """A plot's title: the file's name, or the last part of a URL's path."""
+    return source.rstrip("/").rsplit("/", 1)[-1] or source
+
+
 def _plot(result: AnalysisResult, args: argparse.Namespace, err: Console) -> int:
     from analyzer.timeline import PlotUnavailableError, plot_timeline
 
     try:
-        plot_timeline(result, args.plot, title=args.paths[0].name)
+        plot_timeline(result, args.plot, title=_title(args.paths[0]))
     except PlotUnavailableError as exc:
         err.print(f"[red]error:[/] {exc}")
         return EXIT_FAILED

@@ -209,13 +209,16 @@ async def test_unsupported_extensions_are_415(client: httpx.AsyncClient, video: 
 
 
 async def test_errors_have_one_shape(client: httpx.AsyncClient) -> None:
-    missing_field = await client.post("/v1/analyses", json={})
+    missing_field = await client.post("/v1/analyses", json={"callback_url": None})
+    wrong_type = await client.post("/v1/analyses", json={"key": 7})
     bad_wait = await client.get(f"/v1/analyses/{uuid.uuid4()}", params={"wait": 61})
     no_route = await client.get("/v1/nothing-here")
     other_owner_or_unknown = await client.get(f"/v1/analyses/{uuid.uuid4()}")
 
     assert error_of(missing_field) == (422, "validation_error")
-    assert missing_field.json()["error"]["details"][0]["loc"] == ["body", "key"]
+    [missing] = missing_field.json()["error"]["details"]
+    assert missing["loc"] == ["body"] and "`key` or the file's `url`" in missing["message"]
+    assert wrong_type.json()["error"]["details"][0]["loc"] == ["body", "key"]
     assert error_of(bad_wait) == (422, "validation_error")
     assert error_of(no_route) == (404, "not_found")
     assert error_of(other_owner_or_unknown) == (404, "analysis_not_found")
