@@ -20,8 +20,6 @@ from emotion_contract.events import Stage
 from emotion_contract.results import AnalysisResult
 from emotion_contract.webhooks import WebhookEventType
 
-ACTIVE = frozenset({AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING})
-
 
 @dataclass(frozen=True)
 class JobState:
@@ -96,7 +94,7 @@ class Transition:
 
 def transition(state: JobState, change: Change) -> Transition | None:
     """The change applied to the state, or None when it does not apply (or changes nothing)."""
-    live = state.status in ACTIVE
+    live = not state.status.is_terminal
     match change:
         case Progress(stage=stage, attempt=attempt):
             if not live or attempt != state.attempt:

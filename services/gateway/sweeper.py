@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from emotion_contract.analyses import AnalysisStatus
 from emotion_contract.errors import FailureCode
 from emotion_contract.events import Stage
 from shared.db import Job
@@ -103,7 +102,7 @@ def _moved_since(current: Job, seen: Job) -> bool:
         seen.stage,
         seen.attempt,
         seen.stage_started_at,
-    ) or current.status not in (AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING)
+    ) or current.status.is_terminal
 
 
 async def sweep_if_leader(

@@ -6,8 +6,6 @@ The functions that read and change the tables live with the one service that use
 
 from shared.db.account_models import ApiKey, AuthSession, UserAccount
 from shared.db.models import (
-    ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
     FusionPart,
     Job,
     JobBase,
@@ -24,8 +22,6 @@ from shared.db.webhook_models import (
 )
 
 __all__ = [
-    "ACTIVE_STATUSES",
-    "TERMINAL_STATUSES",
     "ApiKey",
     "AuthSession",
     "FusionPart",

@@ -7,7 +7,7 @@ as PostgreSQL enum types, so that adding a stage later is a plain migration and 
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -59,10 +59,6 @@ def timestamp_field(*, nullable: bool) -> Any:
         nullable=False,
         sa_column_kwargs={"server_default": sa.func.now()},
     )
-
-
-TERMINAL_STATUSES: Final = frozenset({AnalysisStatus.COMPLETED, AnalysisStatus.FAILED})
-ACTIVE_STATUSES: Final = frozenset({AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING})
 
 
 class JobBase(SQLModel):
