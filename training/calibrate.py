@@ -24,13 +24,12 @@ from typing import Final, cast
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from emotion_contract.labels import Modality
 from shared.assets import text_backbone_dir
 from shared.model.bundle import MANIFEST, FileEntry, open_bundle, read_manifest, save_state, sha256_file
 from shared.model.fusion import FusionClassifier
-from training.data import Collate, MeldDataset, read_meld_csv
+from training.data import MeldDataset, conversation_loader, read_meld_csv
 from training.evaluate import FUSED, bundle_predictions, score_view
 from training.model import (
     UNCALIBRATED,
@@ -150,9 +149,7 @@ def recalibrate_text_weights(
         modalities=frozenset({Modality.TEXT}),
         tokenizer=tokenizer,
     )
-    loader = DataLoader(
-        dataset, batch_size=64, collate_fn=Collate(stored.config, tokenizer.pad_token_id or 0)
-    )
+    loader = conversation_loader(dataset, batch_size=64, pad_token_id=tokenizer.pad_token_id or 0)
     predictions = predict(model, loader, torch.device("cpu"))
     temperatures = calibrate_fusion(model.fusion, predictions)
     save_text_weights(weights, model, stored.lora)

@@ -19,7 +19,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.media.container import MediaError
@@ -196,21 +196,38 @@ def load_utterance_media(
     return UtteranceMedia(clip=clip, audio=samples)
 
 
+def dialogue_rows(utterances: Sequence[MeldUtterance]) -> list[list[int]]:
+    """Each dialogue's rows (indices into `utterances`) in Utterance_ID order: the conversations, in the
+    order a transcript of each would give them."""
+    dialogues: dict[int, list[int]] = {}
+    for index, utterance in enumerate(utterances):
+        dialogues.setdefault(utterance.dialogue_id, []).append(index)
+    return [sorted(rows, key=lambda i: utterances[i].utterance_id) for rows in dialogues.values()]
+
+
 def meld_window_inputs(
     utterances: Sequence[MeldUtterance], tokenizer: WordPieceTokenizer, window: ContextWindow
 ) -> list[WindowInput]:
     """Each utterance's text-encoder input, its context taken from its own dialogue in Utterance_ID order:
     the windows a transcript of the same conversation gives the services (shared.model.context)."""
-    dialogues: dict[int, list[int]] = {}
-    for index, utterance in enumerate(utterances):
-        dialogues.setdefault(utterance.dialogue_id, []).append(index)
     out: list[WindowInput | None] = [None] * len(utterances)
-    for rows in dialogues.values():
-        rows.sort(key=lambda i: utterances[i].utterance_id)
+    for rows in dialogue_rows(utterances):
         windows = window_inputs(tokenizer, [utterances[i].text for i in rows], window)
         for row, item in zip(rows, windows, strict=True):
             out[row] = item
     return [item for item in out if item is not None]
+
+
+def dialogue_batches(utterances: Sequence[MeldUtterance], max_rows: int) -> list[list[int]]:
+    """Batches (indices into `utterances`) of whole dialogues, each in Utterance_ID order, packed up to
+    `max_rows` rows (a longer dialogue is a batch of its own): what a model that reads conversations needs."""
+    batches: list[list[int]] = []
+    for rows in dialogue_rows(utterances):
+        if batches and len(batches[-1]) + len(rows) <= max_rows:
+            batches[-1].extend(rows)
+        else:
+            batches.append(rows)
+    return batches
 
 
 @dataclass(frozen=True)
@@ -229,6 +246,8 @@ class Sample:
     """(3,) 0/1 for text, video, audio."""
     emotion: int
     sentiment: int
+    dialogue: int = -1
+    """The MELD dialogue it belongs to (a dialogue model reads consecutive rows of one as a conversation)."""
 
 
 @dataclass
@@ -242,6 +261,7 @@ class Batch:
     present: torch.Tensor  # (B, 3)
     emotion: torch.Tensor  # (B,)
     sentiment: torch.Tensor  # (B,)
+    dialogue: torch.Tensor | None = None  # (B,) dialogue ids: whole dialogues, in order (dialogue_batches)
 
     def __len__(self) -> int:
         return int(self.present.shape[0])
@@ -260,6 +280,7 @@ class Batch:
             present=self.present.to(device),
             emotion=self.emotion.to(device),
             sentiment=self.sentiment.to(device),
+            dialogue=self.dialogue,
         )
 
 
@@ -331,6 +352,7 @@ class MeldDataset(Dataset[Sample]):
             present=present,
             emotion=utterance.emotion,
             sentiment=utterance.sentiment,
+            dialogue=utterance.dialogue_id,
         )
 
 
@@ -381,4 +403,18 @@ class Collate:
             present=torch.stack([s.present for s in samples]),
             emotion=torch.tensor([s.emotion for s in samples], dtype=torch.long),
             sentiment=torch.tensor([s.sentiment for s in samples], dtype=torch.long),
+            dialogue=torch.tensor([s.dialogue for s in samples], dtype=torch.long),
         )
+
+
+def conversation_loader(
+    dataset: MeldDataset, *, batch_size: int, pad_token_id: int, workers: int = 0
+) -> DataLoader[Sample]:
+    """Evaluation batches of whole dialogues in spoken order, so that a model that reads conversations
+    (shared.model.dialogue) reads each one as the services read a file; other models score the same."""
+    return DataLoader(
+        dataset,
+        batch_sampler=dialogue_batches(dataset.utterances, batch_size),
+        num_workers=workers,
+        collate_fn=Collate(dataset.config, pad_token_id=pad_token_id),
+    )

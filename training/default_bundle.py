@@ -65,12 +65,18 @@ BUNDLE_NAME: Final = "emotion-analyzer-default"
 
 def context_description(config: ModelConfig) -> str:
     window = config.context_window
-    if window.alone:
-        return "each utterance read alone"
-    return (
-        f"each utterance read with the {window.before} before and {window.after} after it in the "
+    read = (
+        "each utterance read alone"
+        if window.alone
+        else f"each utterance read with the {window.before} before and {window.after} after it in the "
         f"conversation ({window.window_tokens} tokens at most), pooled over its own tokens"
     )
+    if config.text_dialogue_hidden:
+        read += (
+            f", then the file's embeddings read in order by a bidirectional GRU "
+            f"({config.text_dialogue_hidden} per direction)"
+        )
+    return read
 
 
 def _text_source(card: TextWeightsCard, weights: Path, backbone: str, config: ModelConfig) -> str:

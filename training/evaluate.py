@@ -21,12 +21,11 @@ import matplotlib
 import numpy as np
 import torch
 from pydantic import BaseModel, Field
-from torch.utils.data import DataLoader
 
 from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.bundle import ComponentName, LocalBundle, open_bundle, torch_device
 from shared.model.fusion import FusionClassifier
-from training.data import MODALITY_COLUMN, Collate, MeldDataset, read_meld_csv
+from training.data import MODALITY_COLUMN, MeldDataset, conversation_loader, read_meld_csv
 from training.metrics import HeadScores, confusion_text, score_head
 from training.model import MultimodalClassifier, Predictions, Temperatures, load_tokenizer, predict_views
 
@@ -142,11 +141,8 @@ def bundle_predictions(
         tokenizer=tokenizer,
         clips_dir=clips_dir,
     )
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=Collate(config, pad_token_id=tokenizer.pad_token_id or 0),
+    loader = conversation_loader(
+        dataset, batch_size=batch_size, pad_token_id=tokenizer.pad_token_id or 0, workers=workers
     )
     views: dict[str, torch.Tensor | None] = {FUSED: None}
     if per_modality:

@@ -15,14 +15,16 @@ from pydantic import BaseModel, Field
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from emotion_contract.labels import Modality
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle
 from shared.model.config import ModelConfig
 from shared.model.context import WindowInput
+from shared.model.dialogue import batch_conversations
 from shared.model.fusion import FusionClassifier, calibrated_softmax
 from shared.model.text import TextEncoder, mean_pool, pad_windows
 from shared.model.video import VideoEncoder
-from training.data import Batch
+from training.data import MODALITY_COLUMN, Batch
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +53,19 @@ class MultimodalClassifier(nn.Module):
     def _text(self, batch: Batch) -> torch.Tensor:
         if batch.text_features is not None:
             embedding: torch.Tensor = self.text.projection(batch.text_features)  # (B, 128)
-            return embedding
-        if batch.input_ids is None or batch.attention_mask is None:
+        elif batch.input_ids is None or batch.attention_mask is None:
             return batch.present.new_zeros(len(batch), self.config.embed_dim)
-        embedding = self.text(batch.input_ids, batch.attention_mask, batch.pool_mask)  # (B, 128)
-        return embedding
+        else:
+            embedding = self.text(batch.input_ids, batch.attention_mask, batch.pool_mask)  # (B, 128)
+        dialogue = self.text.projection.dialogue
+        if dialogue is None:
+            return embedding
+        if batch.dialogue is None:
+            raise ValueError("this model reads conversations: give it whole dialogues (dialogue_batches)")
+        spoken = (batch.present[:, MODALITY_COLUMN[Modality.TEXT]] > 0).tolist()
+        conversations = batch_conversations(batch.dialogue.tolist(), spoken)
+        read: torch.Tensor = dialogue.conversations(embedding, conversations)
+        return read
 
     def _rows(self, encoder: nn.Module, inputs: torch.Tensor | None, present: torch.Tensor) -> torch.Tensor:
         """Runs the encoder only on the rows that have the modality (the rest stay zero, and are masked)."""

@@ -93,7 +93,7 @@ def measure(weights: Path, conversations: list[list[str]], threads: int, repeats
         sentiment_weighted_f1=dev.sentiment_weighted_f1,
         emotion_ece=dev.emotion_ece,
         sentiment_ece=dev.sentiment_ece,
-        train_minutes=sum(card.seconds_per_epoch) / 60,
+        train_minutes=card.training_seconds / 60,
         epochs=len(card.seconds_per_epoch),
         train_threads=threads_used if isinstance(threads_used, int) else None,
         ms_per_utterance=statistics.median(times),

@@ -64,6 +64,19 @@ class DataFile(BaseModel):
     rows: int
 
 
+class DialogueTraining(BaseModel):
+    """How a dialogue model (shared.model.dialogue) was trained on top of finished text weights."""
+
+    encoder_weights: str = Field(description="the text weights it reads the embeddings of")
+    encoder_sha256: str
+    encoder_command: str | None
+    hidden: int
+    best_epoch: int
+    seconds_per_epoch: list[float]
+    seconds_embedding: float = Field(description="encoding MELD train and dev once, to train on")
+    dev_per_epoch: list[Figures] = Field(description="calibrated on dev after each epoch")
+
+
 class TextWeightsCard(BaseModel):
     """The JSON beside the weights: how to make them again, from what, and what they score."""
 
@@ -86,6 +99,17 @@ class TextWeightsCard(BaseModel):
     calibrated_by: str | None = Field(
         default=None, description="the command that refitted the calibration after training, if one did"
     )
+    dialogue: DialogueTraining | None = Field(
+        default=None, description="the conversation model trained over the encoder's embeddings, if any"
+    )
+
+    @property
+    def training_seconds(self) -> float:
+        """The encoder's epochs, and the dialogue model's with the encoding it trained on."""
+        seconds = sum(self.seconds_per_epoch)
+        if self.dialogue is not None:
+            seconds += sum(self.dialogue.seconds_per_epoch) + self.dialogue.seconds_embedding
+        return seconds
 
 
 def card_path(weights: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 import torch
+from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
 from emotion_contract.labels import EMOTIONS, SENTIMENTS
@@ -95,10 +96,12 @@ def build_initial_bundle(
     face_weights: Path | None = None,
     text_backbone: str = MINILM,
     context: tuple[int, int] = (0, 0),
+    dialogue_hidden: int = 0,
     model_cache: Path = Path("var/cache"),
 ) -> BundleManifest:
     """Every component in its final format and shape; only the text backbone is pretrained. `context`: the
-    utterances the text encoder reads before and after each one."""
+    utterances the text encoder reads before and after each one; `dialogue_hidden`: the size of the GRU
+    that reads a file's utterance embeddings in order (0: none)."""
     torch.manual_seed(seed)
     backbone_dir = text_backbone_dir(text_backbone, model_cache)
     backbone = AutoModel.from_pretrained(str(backbone_dir))
@@ -107,6 +110,7 @@ def build_initial_bundle(
         text_backbone=text_backbone,
         text_context_before=context[0],
         text_context_after=context[1],
+        text_dialogue_hidden=dialogue_hidden,
     )
     writer = BundleWriter(
         out,
@@ -116,6 +120,10 @@ def build_initial_bundle(
         notes="Initialised bundle: final format and shapes; heads and branches untrained.",
     )
     projection = TextProjection(config)
+    if projection.dialogue is not None:
+        # A trained one starts from zero (the identity); an untrained bundle's should still read the
+        # conversation, so that what runs it is exercised.
+        nn.init.normal_(projection.dialogue.out.weight, std=0.1)
     writer.add_text(
         backbone_dir,
         projection,
@@ -148,6 +156,7 @@ def main() -> None:
     parser.add_argument(
         "--context", type=int, nargs=2, default=(0, 0), metavar=("BEFORE", "AFTER"), help="utterances read"
     )
+    parser.add_argument("--dialogue-hidden", type=int, default=0, help="GRU over the utterances (0: none)")
     args = parser.parse_args()
     pairs = meld_label_pairs(args.meld_csv) if args.meld_csv else []
     manifest = build_initial_bundle(
@@ -157,6 +166,7 @@ def main() -> None:
         label_pairs=pairs,
         text_backbone=args.text_backbone,
         context=tuple(args.context),
+        dialogue_hidden=args.dialogue_hidden,
     )
     size = sum(f.size for c in manifest.components.values() for f in c.files)
     print(f"wrote bundle {manifest.version} to {args.out} ({size / 1e6:.1f} MB)")

@@ -23,6 +23,7 @@ from shared.feature_matrix import to_array, to_matrix
 from shared.model.audio import AudioEncoder
 from shared.model.bundle import LocalBundle, torch_device
 from shared.model.context import WindowInput, window_inputs
+from shared.model.dialogue import spoken_conversation
 from shared.model.face import FaceExpressionNet, faces_tensor
 from shared.model.fusion import FusionClassifier
 from shared.model.pooling import PoolingRule, pool
@@ -59,8 +60,8 @@ class TextFeaturizer:
 
     @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """(n, 128) embeddings of utterances in spoken order; empty strings get one too (the caller masks
-        them) and are no one's context."""
+        """(n, 128) embeddings of utterances in spoken order, read in their conversation where the bundle
+        has a dialogue model; empty strings get one too (the caller masks them) and are no one's context."""
         inputs = self.inputs(texts)
         out = np.zeros((len(texts), self.config.embed_dim), dtype=np.float32)
         # Batches of similar length: a window's length varies far more than an utterance's.
@@ -71,6 +72,11 @@ class TextFeaturizer:
                 t.to(self.device) for t in pad_windows([inputs[i] for i in rows], self.pad_token_id)
             )
             out[rows] = self.model(ids, attention, pool).cpu().numpy()
+        dialogue = self.model.projection.dialogue
+        if dialogue is not None:
+            # The file is one conversation: its spoken utterances in order.
+            spoken = spoken_conversation([bool(t.strip()) for t in texts])
+            out = dialogue.conversations(torch.from_numpy(out).to(self.device), spoken).cpu().numpy()
         return out
 
     def encode(self, texts: Sequence[str]) -> ModalityFeatures:

@@ -7,6 +7,7 @@ from torch import nn
 
 from shared.model.config import ModelConfig
 from shared.model.context import WindowInput
+from shared.model.dialogue import DialogueContext
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -31,11 +32,17 @@ def pad_windows(
 
 
 class TextProjection(nn.Module):
-    """What the bundle's text component trains on top of the (frozen or fine-tuned) backbone."""
+    """What the bundle's text component trains on top of the (frozen or fine-tuned) backbone: the projection
+    of each utterance, and the conversation model over a file's projections when the config has one."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.proj = nn.Sequential(nn.Linear(config.text_hidden, config.embed_dim), nn.ReLU())
+        self.dialogue = (
+            DialogueContext(config.embed_dim, config.text_dialogue_hidden, config.dropout)
+            if config.text_dialogue_hidden
+            else None
+        )
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         embedding: torch.Tensor = self.proj(pooled)  # (B, 128)

@@ -15,7 +15,7 @@ from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
 from devstack import LocalStack, ServiceName
 from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from emotion_contract.results import AnalysisResult, UtteranceResult
-from tests.bundle_fixtures import TEST_CONTEXT
+from tests.bundle_fixtures import TEST_CONTEXT, TEST_DIALOGUE_HIDDEN
 from tests.e2e.conftest import MAX_UPLOAD_BYTES
 from tests.integration.db_fixtures import tables_mentioning
 from tests.media_factory import MediaSet
@@ -313,6 +313,7 @@ def test_the_stack_and_the_in_process_analyzer_read_the_words_in_the_same_contex
     # Which can fail: each utterance read alone is another input than read beside the other.
     window = analyzer.text.config.context_window
     assert (window.before, window.after) == TEST_CONTEXT
+    assert analyzer.text.config.text_dialogue_hidden == TEST_DIALOGUE_HIDDEN  # and the GRU read the file
     together = analyzer.text.embed(texts)
     alone = [analyzer.text.embed([text])[0] for text in texts]
     assert all(abs(together[i] - alone[i]).max() > 1e-3 for i in range(len(texts)))

@@ -8,13 +8,11 @@ import torch
 from emotion_contract.events import MediaInfo, ModalityFeatures, Span, Transcript, VideoTrack, VoiceFeatures
 from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.feature_matrix import to_array, to_matrix
-from shared.model.build import build_initial_bundle
 from shared.model.bundle import COMPONENTS, MANIFEST, BundleError, LocalBundle, open_bundle
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from shared.model.video import VideoEncoder
 from shared.stages import fuse
-from tests.bundle_fixtures import bundle, bundle_dir
-from training.face import DEFAULT_FACE_WEIGHTS
+from tests.bundle_fixtures import build_test_bundle, bundle, bundle_dir
 
 __all__ = ["bundle", "bundle_dir"]
 
@@ -32,9 +30,7 @@ def test_manifest_lists_every_component_with_checksums(bundle: LocalBundle) -> N
 
 
 def test_build_is_deterministic(bundle_dir: Path, tmp_path: Path) -> None:
-    again = build_initial_bundle(
-        tmp_path / "again", version="0.0.0-test", seed=0, face_weights=DEFAULT_FACE_WEIGHTS
-    )
+    again = build_test_bundle(tmp_path / "again")
     first = json.loads((bundle_dir / MANIFEST).read_text())
     for name in COMPONENTS:
         assert [f.sha256 for f in again.components[name].files] == [
