@@ -26,6 +26,7 @@ from emotion_contract.events import Span  # noqa: E402
 from shared.media.decode import load_audio, probe  # noqa: E402
 from shared.media.frames import sample_span_frames, sample_stills  # noqa: E402
 from shared.model.bundle import open_bundle  # noqa: E402
+from shared.model.config import ModelConfig  # noqa: E402
 from shared.model.face_detection import FaceTracker, crop_face  # noqa: E402
 from shared.model.inference import (  # noqa: E402
     AudioFeaturizer,
@@ -39,6 +40,13 @@ from shared.stages import FACE_INTERVAL_S, track_video_file  # noqa: E402
 VIDEO = REPO.parent / "shared" / "data" / "talking" / "vr_face_1.mp4"
 SENTENCES = ["My biggest weakness is asking for help when I need it.", "I'd like to do better at that."]
 SPANS = [(0.0, 2.38), (3.28, 4.48)]
+
+
+def text_label(config: ModelConfig) -> str:
+    parts = [config.text_backbone, "projection"]
+    if config.text_dialogue_hidden:
+        parts.append(f"GRU {config.text_dialogue_hidden}")
+    return " + ".join(parts)
 
 
 def per_utterance_ms(work: Callable[[], object], utterances: int, repeats: int) -> float:
@@ -89,7 +97,7 @@ def main() -> None:
     # The video is read over the whole file, not per utterance: its rows are this file's cost shared
     # among its utterances, which is what an utterance of a talking video costs on average.
     rows = {
-        "text (MiniLM + projection)": lambda: text.encode(SENTENCES),
+        f"text ({text_label(bundle.config)})": lambda: text.encode(SENTENCES),
         f"video: pictures at {1 / FACE_INTERVAL_S:g} Hz, decoded": lambda: list(
             sample_stills(VIDEO, interval_s=FACE_INTERVAL_S)
         ),

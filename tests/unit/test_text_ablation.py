@@ -4,7 +4,7 @@ from pathlib import Path
 
 from tests.meld_factory import meld_row, write_meld_csv
 from training.data import read_meld_csv
-from training.text_ablation import AblationRow, dialogues, markdown
+from training.text_ablation import AblationRow, dialogues, machine_description, markdown
 
 
 def test_each_dialogue_becomes_one_transcript_in_utterance_order(tmp_path: Path) -> None:
@@ -40,6 +40,12 @@ def test_rows_over_the_inference_budget_say_so() -> None:
     assert "| 12.5 |" in table and "| 55.0 (over 40) |" in table
 
 
+def test_a_dialogue_row_counts_the_grus_epochs_after_the_encoders() -> None:
+    table = markdown([row(17.5).model_copy(update={"dialogue_epochs": 15})])
+    assert "| 12 min, 7 epochs, 2 threads, then the GRU 15 epochs |" in table
+    assert "then the GRU" not in markdown([row(17.5)])
+
+
 def test_untrained_rows_show_their_time_and_no_figures() -> None:
     untrained = row(30.0).model_copy(
         update={
@@ -51,3 +57,17 @@ def test_untrained_rows_show_their_time_and_no_figures() -> None:
     )
     line = markdown([untrained]).splitlines()[-1]
     assert line.startswith("| (not trained) |") and "| - |" in line and line.endswith("| 30.0 |")
+
+
+def test_the_machine_the_times_were_read_on_is_named(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+        "flags\t\t: fpu sse avx2 avx512f avx512_vnni amx_bf16 amx_tile\n"
+    )
+    described = machine_description(cpuinfo)
+    assert described.startswith("Intel(R) Xeon(R) Platinum 8480+, ")
+    assert described.endswith("avx2 avx512f avx512_vnni amx_bf16")
+    cpuinfo.write_text("model name\t: Old CPU\nflags\t\t: fpu sse\n")
+    assert machine_description(cpuinfo).endswith("no AVX2")
+    assert machine_description(tmp_path / "absent") == "unknown CPU"
