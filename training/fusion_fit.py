@@ -1,6 +1,6 @@
 """Fits the fusion rule (`shared.model.pooling`): each expert's weight and floor, for both heads, on data.
 
-    python -m training.fusion_fit --bundle var/bundles/default --out training/weights/fusion-rule-v1.json
+    python -m training.fusion_fit --bundle var/bundles/unfitted --out training/weights/fusion-rule-v2.json
 
 No corpus here holds face, voice and words together, so the fit uses what exists:
 - real co-occurrence: every RAVDESS clip's voice (its out-of-fold distribution from `training.voice`, so
@@ -240,7 +240,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--bundle", type=Path, default=Path("var/bundles/default"))
-    parser.add_argument("--out", type=Path, default=Path("training/weights/fusion-rule-v1.json"))
+    parser.add_argument("--out", type=Path, default=Path("training/weights/fusion-rule-v2.json"))
     parser.add_argument("--meld-csv", type=Path, default=Path("../shared/data/meld/dev_sent_emo.csv"))
     parser.add_argument("--voice-data", type=Path, default=Path("../shared/data/voice"))
     parser.add_argument("--spans", type=Path, default=Path("var/cache/voice/spans.json"))
