@@ -25,9 +25,9 @@ sys.path.insert(0, str(REPO))
 from shared.assets import text_backbone_dir  # noqa: E402
 from training.data import read_meld_csv  # noqa: E402
 from training.evaluate import fitted_temperatures, score_view  # noqa: E402
-from training.model import Predictions, load_tokenizer  # noqa: E402
+from training.model import load_tokenizer  # noqa: E402
 from training.text_weights import load_text_weights, text_classifier  # noqa: E402
-from training.train_dialogue import TEXT_ONLY, EncodedSplit  # noqa: E402
+from training.train_dialogue import EncodedSplit, split_predictions  # noqa: E402
 
 
 def main() -> None:
@@ -64,15 +64,7 @@ def main() -> None:
     for name, read in readings.items():
         with torch.no_grad():
             text = read()[rows]
-            blank = torch.zeros_like(text)
-            emotion, sentiment = model.fusion(text, blank, blank, TEXT_ONLY.expand(len(text), 3))
-        predictions = Predictions(
-            emotion_logits=emotion,
-            sentiment_logits=sentiment,
-            emotion=split.emotion[rows],
-            sentiment=split.sentiment[rows],
-            present=TEXT_ONLY.expand(len(rows), 3).clone(),
-        )
+        predictions = split_predictions(model, split, text, rows)
         scores = score_view(predictions, calibration)
         print(f"  {name:<34} {scores.emotion_weighted_f1:.3f} / {scores.sentiment_weighted_f1:.3f}")
 

@@ -261,7 +261,7 @@ class Batch:
     present: torch.Tensor  # (B, 3)
     emotion: torch.Tensor  # (B,)
     sentiment: torch.Tensor  # (B,)
-    dialogue: torch.Tensor | None = None  # (B,) dialogue ids: whole dialogues, in order (dialogue_batches)
+    dialogue: torch.Tensor  # (B,) dialogue ids; a model that reads conversations needs dialogue_batches
 
     def __len__(self) -> int:
         return int(self.present.shape[0])

@@ -60,8 +60,6 @@ class MultimodalClassifier(nn.Module):
         dialogue = self.text.projection.dialogue
         if dialogue is None:
             return embedding
-        if batch.dialogue is None:
-            raise ValueError("this model reads conversations: give it whole dialogues (dialogue_batches)")
         spoken = (batch.present[:, MODALITY_COLUMN[Modality.TEXT]] > 0).tolist()
         conversations = batch_conversations(batch.dialogue.tolist(), spoken)
         read: torch.Tensor = dialogue.conversations(embedding, conversations)

@@ -30,7 +30,7 @@ from shared.model.build import build_initial_bundle
 from shared.model.bundle import open_bundle
 from shared.model.config import ModelConfig
 from shared.model.inference import TextFeaturizer
-from training.data import MeldUtterance, read_meld_csv
+from training.data import MeldUtterance, dialogue_rows, read_meld_csv
 from training.default_bundle import build_default_bundle, context_description
 from training.text_weights import load_text_weights, read_card
 
@@ -58,10 +58,7 @@ class AblationRow(BaseModel):
 
 def dialogues(utterances: list[MeldUtterance]) -> list[list[str]]:
     """Each dialogue's texts in Utterance_ID order: what a transcript of it would hold."""
-    grouped: dict[int, list[MeldUtterance]] = {}
-    for utterance in utterances:
-        grouped.setdefault(utterance.dialogue_id, []).append(utterance)
-    return [[u.text for u in sorted(g, key=lambda u: u.utterance_id)] for g in grouped.values()]
+    return [[utterances[i].text for i in rows] for rows in dialogue_rows(utterances)]
 
 
 def time_featurizer(featurizer: TextFeaturizer, conversations: list[list[str]], repeats: int) -> list[float]:

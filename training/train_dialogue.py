@@ -88,30 +88,45 @@ class EncodedSplit:
         )
 
 
-def dialogue_logits(
+def read_dialogues(
     model: MultimodalClassifier, split: EncodedSplit, dialogues: list[list[int]]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(emotion, sentiment) logits of the dialogues' rows, text only, and those rows (in that order)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dialogues' rows of `split` read by the GRU, (n, 128), and those rows (in that order)."""
     dialogue = model.text.projection.dialogue
     assert dialogue is not None
     rows = torch.tensor([i for d in dialogues for i in d])
-    read = dialogue.conversations(split.embeddings, dialogues)[rows]
-    blank = torch.zeros_like(read)
-    emotion, sentiment = model.fusion(read, blank, blank, TEXT_ONLY.expand(len(read), 3))
-    return emotion, sentiment, rows
+    return dialogue.conversations(split.embeddings, dialogues)[rows], rows
+
+
+def text_logits(model: MultimodalClassifier, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fusion's (emotion, sentiment) logits of (n, 128) text embeddings, the text alone present."""
+    blank = torch.zeros_like(text)
+    logits: tuple[torch.Tensor, torch.Tensor] = model.fusion(
+        text, blank, blank, TEXT_ONLY.expand(len(text), 3)
+    )
+    return logits
+
+
+def split_predictions(
+    model: MultimodalClassifier, split: EncodedSplit, text: torch.Tensor, rows: torch.Tensor
+) -> Predictions:
+    """Raw logits and labels of `split`'s `rows`, whose embeddings (as read) are `text`."""
+    with torch.no_grad():
+        emotion, sentiment = text_logits(model, text)
+    return Predictions(
+        emotion_logits=emotion,
+        sentiment_logits=sentiment,
+        emotion=split.emotion[rows],
+        sentiment=split.sentiment[rows],
+        present=TEXT_ONLY.expand(len(rows), 3).clone(),
+    )
 
 
 def dev_predictions(model: MultimodalClassifier, dev: EncodedSplit) -> Predictions:
     model.eval()
     with torch.no_grad():
-        emotion, sentiment, rows = dialogue_logits(model, dev, dev.dialogues)
-    return Predictions(
-        emotion_logits=emotion,
-        sentiment_logits=sentiment,
-        emotion=dev.emotion[rows],
-        sentiment=dev.sentiment[rows],
-        present=TEXT_ONLY.expand(len(rows), 3).clone(),
-    )
+        text, rows = read_dialogues(model, dev, dev.dialogues)
+    return split_predictions(model, dev, text, rows)
 
 
 def calibrated_figures(model: MultimodalClassifier, dev: EncodedSplit) -> Figures:
@@ -177,7 +192,8 @@ def train_dialogue(args: argparse.Namespace, command: str | None = None) -> Path
         shuffled = order.permutation(len(train.dialogues))
         for first in range(0, len(shuffled), args.dialogues_per_batch):
             batch = [train.dialogues[i] for i in shuffled[first : first + args.dialogues_per_batch]]
-            emotion, sentiment, rows = dialogue_logits(model, train, batch)
+            text, rows = read_dialogues(model, train, batch)
+            emotion, sentiment = text_logits(model, text)
             loss = criterion_emotion(emotion, train.emotion[rows]) + criterion_sentiment(
                 sentiment, train.sentiment[rows]
             )
