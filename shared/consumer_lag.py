@@ -3,7 +3,8 @@
 Each consumer service polls its own group in the background: the group's committed offsets against the end
 offsets of its topics' partitions. A partition the group never committed on counts from its log start, where
 the groups begin (`auto_offset_reset="earliest"`). When the broker refuses a query the gauge is left absent
-rather than stale, and the service carries on.
+rather than stale, the service carries on, and the next poll comes sooner than the interval so that a passing
+refusal leaves only a short gap.
 """
 
 import asyncio
@@ -21,6 +22,8 @@ REQUEST_TIMEOUT_MS: Final = 5_000
 # One poll makes four requests in a row; past this it is abandoned, and the next poll starts afresh.
 POLL_TIMEOUT_S: Final = 4 * REQUEST_TIMEOUT_MS / 1000
 NO_COMMITTED_OFFSET: Final = -1
+RETRY_AFTER_FAILURE_S: Final = 1.0
+UNKNOWN_TOPIC_OR_PARTITION: Final = 3
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,14 @@ class PartitionOffsets(NamedTuple):
         # Below the log start the messages are gone: the group resumes from the log start.
         position = self.log_start if self.committed is None else max(self.committed, self.log_start)
         return max(self.end - position, 0)
+
+
+def next_poll_delay(interval_s: float, failures: int) -> float:
+    """Seconds until the next poll: the interval, or after `failures` failed polls in a row a retry that
+    starts at a second and doubles up to the interval."""
+    if failures == 0:
+        return interval_s
+    return min(interval_s, RETRY_AFTER_FAILURE_S * 2.0 ** (failures - 1))
 
 
 def lag_by_topic(offsets: Iterable[PartitionOffsets]) -> dict[str, int]:
@@ -91,7 +102,7 @@ class ConsumerLagPoller:
         self._task: asyncio.Task[None] | None = None
         self._admin: Any = None
         self._consumer: Any = None
-        self._failing = False
+        self._failures = 0
 
     def add_topics(self, *topics: str) -> None:
         """Watch `topics` too (a service learns its topics as it registers its handlers)."""
@@ -117,24 +128,28 @@ class ConsumerLagPoller:
             # The broker is away or refuses an admin request: no lag rather than a stale one.
             self.gauge.hide(self.group)
             await self._close_clients()
-            if not self._failing:
+            if not self._failures:
                 logger.warning("consumer lag of group %s unavailable: %r", self.group, exc)
-            self._failing = True
+            self._failures += 1
             return None
-        if self._failing:
+        if self._failures:
             logger.info("consumer lag of group %s available again", self.group)
-        self._failing = False
+        self._failures = 0
         self.gauge.show(self.group, lags)
         return lags
 
     async def _run(self) -> None:
         while True:
             await self.poll_once()
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(next_poll_delay(self.interval_s, self._failures))
 
     async def _query(self) -> dict[str, int]:
         admin, consumer = await self._clients()
         described = await admin.describe_topics(self.topics)
+        # A topic not created yet holds nothing to read; any other error (no leader yet, say) fails the poll.
+        refused = [t["topic"] for t in described if t["error_code"] not in (0, UNKNOWN_TOPIC_OR_PARTITION)]
+        if refused:
+            raise RuntimeError(f"the broker could not describe topics {refused}")
         partitions = [
             TopicPartition(topic["topic"], partition["partition"])
             for topic in described

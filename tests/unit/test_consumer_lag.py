@@ -2,7 +2,7 @@
 
 from prometheus_client import CollectorRegistry
 
-from shared.consumer_lag import ConsumerLagGauge, PartitionOffsets, lag_by_topic
+from shared.consumer_lag import ConsumerLagGauge, PartitionOffsets, lag_by_topic, next_poll_delay
 
 
 def _offsets(
@@ -54,3 +54,9 @@ def test_the_gauge_shows_each_topic_and_drops_what_a_later_poll_lacks() -> None:
     assert (lag("fusion", "a"), lag("fusion", "b"), lag("other", "a")) == (None, 2, 1)
     gauge.hide("fusion")
     assert (lag("fusion", "b"), lag("other", "a")) == (None, 1)
+
+
+def test_polls_come_at_the_interval_and_sooner_after_a_failure() -> None:
+    assert next_poll_delay(10.0, failures=0) == 10.0
+    assert [next_poll_delay(10.0, failures=n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert next_poll_delay(0.5, failures=1) == 0.5
