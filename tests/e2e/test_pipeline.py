@@ -242,7 +242,7 @@ def _unmet_metrics(scraped: dict[str, str]) -> list[str]:
     at_least = [
         ("gateway", "ea_gateway_jobs_created_total", 1),
         # progress of transcribe, encode audio and fuse (the video encoder runs unannounced beside the
-        # audio), then completed
+        # transcriber), then completed
         ("gateway", "ea_gateway_events_consumed_total", 4),
         ("gateway", "ea_gateway_request_seconds_count", 3),
         ("gateway", "ea_gateway_auth_checks_total", 1),

@@ -1,6 +1,8 @@
 """Webhooks against the whole stack: a real analysis is announced to a receiver on loopback, signed, and a
 gateway killed while a delivery is in flight sends it again after restarting (the outbox loses nothing)."""
 
+import time
+
 import httpx
 import pytest
 
@@ -12,6 +14,7 @@ from tests.webhook_receiver import Plan, ThreadedReceiver
 pytestmark = pytest.mark.e2e
 
 ARRIVAL_TIMEOUT_S = 60.0
+RECORD_TIMEOUT_S = 10.0
 
 
 def test_a_completed_analysis_is_announced_even_across_a_gateway_crash(
@@ -41,7 +44,14 @@ def test_a_completed_analysis_is_announced_even_across_a_gateway_crash(
     assert again.json["type"] == "analysis.completed" and again.json["data"]["id"] == analysis["id"]
     assert again.json["data"]["result"]["utterances"]
 
-    [delivery] = api.get(f"/webhooks/{webhook['id']}/deliveries").json()["items"]
+    # The gateway records the attempt after the receiver has answered it: a moment after the arrival.
+    deadline = time.monotonic() + RECORD_TIMEOUT_S
+    while True:
+        [delivery] = api.get(f"/webhooks/{webhook['id']}/deliveries").json()["items"]
+        metrics = httpx.get(full_stack.metrics_url(ServiceName.GATEWAY), timeout=10).text
+        counted = 'ea_webhook_deliveries_total{outcome="delivered"}' in metrics
+        if (delivery["status"] == "delivered" and counted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert delivery["status"] == "delivered" and delivery["attempts"][-1]["status_code"] == 200
-    metrics = httpx.get(full_stack.metrics_url(ServiceName.GATEWAY), timeout=10).text
-    assert 'ea_webhook_deliveries_total{outcome="delivered"}' in metrics
+    assert counted
