@@ -1,9 +1,9 @@
 """Through the gateway's REST API, against the six services running as separate processes over Kafka."""
 
 import asyncio
+import contextlib
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
 from devstack import LocalStack, ServiceName
+from devstack.probes import NotReadyError, wait_until
 from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from emotion_contract.results import AnalysisResult, UtteranceResult
 from tests.bundle_fixtures import TEST_CONTEXT, TEST_DIALOGUE_HIDDEN
@@ -221,14 +222,16 @@ def test_a_crashed_service_loses_no_job(api: httpx.Client, media: MediaSet, full
 
 
 METRICS_SETTLE_S = 30.0
+_SERVICES = frozenset(n.value for n in ServiceName)
 _CONSUMERS = ("transcriber", "video_encoder", "audio_encoder", "fusion")
+_LAG_GROUPS = (*_CONSUMERS, "gateway")
 
 
 def _scrape_services(stack: LocalStack) -> dict[str, str]:
     """Each running service's Prometheus text, by service name."""
     scraped = {}
     for record in stack.state().processes:
-        if record.name in {n.value for n in ServiceName} and record.port is not None:
+        if record.name in _SERVICES and record.port is not None:
             response = httpx.get(stack.metrics_url(record.name), timeout=10)
             assert response.status_code == 200, record.name
             scraped[record.name] = response.text
@@ -237,7 +240,7 @@ def _scrape_services(stack: LocalStack) -> dict[str, str]:
 
 def _unmet_metrics(scraped: dict[str, str]) -> list[str]:
     """The expectations on the services' metrics after one analysis that `scraped` does not meet."""
-    if set(scraped) != {n.value for n in ServiceName}:
+    if set(scraped) != _SERVICES:
         return [f"metrics scraped from {sorted(scraped)} only"]
     at_least = [
         ("gateway", "ea_gateway_jobs_created_total", 1),
@@ -255,12 +258,9 @@ def _unmet_metrics(scraped: dict[str, str]) -> list[str]:
             (consumer, "faststream_received_messages_total", 1),
             (consumer, "ea_stage_seconds_count", 1),
         ]
-    # This clip shows no face, so the face model never runs: the talking-video test checks its timing.
-    at_least += [
-        (consumer, "ea_inference_seconds_per_utterance_count", 1)
-        for consumer in _CONSUMERS
-        if consumer != "video_encoder"
-    ]
+        # This clip shows no face, so the face model never runs: the talking-video test checks its timing.
+        if consumer != "video_encoder":
+            at_least.append((consumer, "ea_inference_seconds_per_utterance_count", 1))
     unmet = [
         f"{service} {metric} = {total} < {least}"
         for service, metric, least in at_least
@@ -269,7 +269,7 @@ def _unmet_metrics(scraped: dict[str, str]) -> list[str]:
     # Each consumer reports its own group's lag.
     unmet += [
         f"{group} has no ea_consumer_lag series"
-        for group in (*_CONSUMERS, "gateway")
+        for group in _LAG_GROUPS
         if f'ea_consumer_lag{{group="{group}",topic=' not in scraped[group]
     ]
     unmet += [
@@ -283,7 +283,7 @@ def _unmet_metrics(scraped: dict[str, str]) -> list[str]:
 def _lag_log_lines(stack: LocalStack) -> str:
     """What the services' logs say of their lag polls: the reason a lag series may be missing."""
     lines = []
-    for name in (*_CONSUMERS, "gateway"):
+    for name in _LAG_GROUPS:
         log = stack.config.logs_dir / f"{name}.log"
         text = log.read_text(errors="replace") if log.exists() else ""
         lines += [f"{name}: {line}" for line in text.splitlines() if "consumer lag" in line][-5:]
@@ -307,14 +307,13 @@ def test_every_service_exposes_metrics_that_moved(
     assert analysis["status"] == "completed"
     # Metrics settle after the job does: the gateway may read a progress event after the completion, and the
     # lag gauge is polled in the background (absent between a refused poll and the retry after it).
-    deadline = time.monotonic() + METRICS_SETTLE_S
-    while True:
-        scraped = _scrape_services(full_stack)
-        unmet = _unmet_metrics(scraped)
-        if not unmet or time.monotonic() > deadline:
-            break
-        time.sleep(1.0)
-    assert unmet == [], _lag_log_lines(full_stack)
+    with contextlib.suppress(NotReadyError):
+        wait_until(
+            lambda: not _unmet_metrics(_scrape_services(full_stack)),
+            what="the services' metrics",
+            timeout_s=METRICS_SETTLE_S,
+        )
+    assert _unmet_metrics(_scrape_services(full_stack)) == [], _lag_log_lines(full_stack)
 
 
 def test_deleting_an_analysis_leaves_nothing_of_it_in_any_table_or_bucket(

@@ -1,12 +1,11 @@
 """Webhooks against the whole stack: a real analysis is announced to a receiver on loopback, signed, and a
 gateway killed while a delivery is in flight sends it again after restarting (the outbox loses nothing)."""
 
-import time
-
 import httpx
 import pytest
 
 from devstack import LocalStack, ServiceName
+from devstack.probes import wait_until
 from tests.e2e.test_pipeline import _analyse, _upload_three_steps, _wait
 from tests.media_factory import MediaSet
 from tests.webhook_receiver import Plan, ThreadedReceiver
@@ -44,14 +43,17 @@ def test_a_completed_analysis_is_announced_even_across_a_gateway_crash(
     assert again.json["type"] == "analysis.completed" and again.json["data"]["id"] == analysis["id"]
     assert again.json["data"]["result"]["utterances"]
 
-    # The gateway records the attempt after the receiver has answered it: a moment after the arrival.
-    deadline = time.monotonic() + RECORD_TIMEOUT_S
-    while True:
+    def recorded() -> bool:
         [delivery] = api.get(f"/webhooks/{webhook['id']}/deliveries").json()["items"]
         metrics = httpx.get(full_stack.metrics_url(ServiceName.GATEWAY), timeout=10).text
-        counted = 'ea_webhook_deliveries_total{outcome="delivered"}' in metrics
-        if (delivery["status"] == "delivered" and counted) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return (
+            delivery["status"] == "delivered"
+            and 'ea_webhook_deliveries_total{outcome="delivered"}' in metrics
+        )
+
+    # The gateway records and counts the attempt after the receiver has answered: a moment after the arrival.
+    wait_until(recorded, what="the delivery's record", timeout_s=RECORD_TIMEOUT_S)
+    [delivery] = api.get(f"/webhooks/{webhook['id']}/deliveries").json()["items"]
     assert delivery["status"] == "delivered" and delivery["attempts"][-1]["status_code"] == 200
-    assert counted
+    metrics = httpx.get(full_stack.metrics_url(ServiceName.GATEWAY), timeout=10).text
+    assert 'ea_webhook_deliveries_total{outcome="delivered"}' in metrics
