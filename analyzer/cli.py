@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("EA_WHISPER_MODEL", "base"),
         help="Whisper model: base, tiny.en or a CTranslate2 directory (default: %(default)s)",
     )
+    here.add_argument(
+        "--no-translate",
+        action="store_true",
+        help="list the words of speech that is not English as missing instead of reading Whisper's "
+        "English translation of them",
+    )
     here.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     here.add_argument("--cache-dir", type=Path, default=Path("var/cache"))
     remote = analyze.add_argument_group("through a server's REST API")
@@ -117,6 +123,7 @@ def _analyzer_here(args: argparse.Namespace, err: Console) -> Analyze:
 
     from analyzer.pipeline import InProcessAnalyzer, PipelineOptions
     from shared.media.container import MediaError
+    from shared.transcription import WordsPolicy
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # we show our own progress
     with err.status("loading models…"):
@@ -126,6 +133,7 @@ def _analyzer_here(args: argparse.Namespace, err: Console) -> Analyze:
                 whisper_model=args.whisper,
                 cache_dir=args.cache_dir,
                 device=args.device,
+                words=WordsPolicy(translate=not args.no_translate),
             )
         )
 

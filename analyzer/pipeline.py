@@ -19,7 +19,7 @@ from shared.media.decode import load_audio
 from shared.model.bundle import open_bundle
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from shared.stages import encode_audio_file, fuse, track_video_file, transcribe_file
-from shared.transcription import Transcriber, threads_beside
+from shared.transcription import Transcriber, WordsPolicy, threads_beside
 
 ProgressCallback = Callable[[Stage, str], None]
 T = TypeVar("T")
@@ -39,6 +39,9 @@ class PipelineOptions(BaseModel):
         ge=0,
         description="CTranslate2 threads of the transcriber; None: every core but the one the work beside "
         "it uses (shared.transcription.threads_beside)",
+    )
+    words: WordsPolicy = Field(
+        default_factory=WordsPolicy, description="How speech that is not English reaches the words model"
     )
     voice_threads: int = Field(
         default=1,
@@ -62,6 +65,7 @@ class InProcessAnalyzer:
             whisper_model_dir(options.whisper_model, options.cache_dir / "whisper"),
             device=options.device,
             cpu_threads=threads_beside() if whisper_threads is None else whisper_threads,
+            words=options.words,
         )
         self.text = TextFeaturizer(bundle, options.device)
         self.video = VideoFeaturizer(bundle, options.device, run_untrained=options.run_untrained)

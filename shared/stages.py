@@ -11,13 +11,14 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from emotion_contract.errors import FailureCode
 from emotion_contract.events import MediaInfo, ModalityFeatures, Span, Transcript, VideoTrack, VoiceFeatures
-from emotion_contract.labels import Modality
+from emotion_contract.labels import Modality, WordsSource
 from emotion_contract.results import (
     AnalysisResult,
     MissingModality,
@@ -42,7 +43,7 @@ from shared.model.inference import (
     VideoFeaturizer,
     pool_video_track,
 )
-from shared.transcription import Transcriber
+from shared.transcription import Transcriber, WordsDecision
 
 SEGMENT_S = 2.0
 """Without speech a video is cut into windows of this length, so the face's course is seen over time."""
@@ -97,25 +98,38 @@ def transcribe_file(
 ) -> Transcript:
     media = check_media(path, max_duration_s=max_duration_s)
     utterances: list[Span] = []
-    language = None
+    language, probability, words = None, None, WordsDecision(WordsSource.MISSING, NO_SPEECH)
     if media.has_audio:
         transcript = transcriber.transcribe(load_audio(path))
         utterances = [span.model_copy(update={"index": i}) for i, span in enumerate(transcript.spans)]
-        language = transcript.language
+        language, probability, words = transcript.language, transcript.language_probability, transcript.words
     speech_found = bool(utterances)
     if not speech_found:
         utterances = _no_speech_segments(media)
     with _inference(observe_inference, "text", len(utterances)):
-        features = text.encode([u.text for u in utterances])
+        features = text.encode([readable_words(u, words.source) for u in utterances])
     if not media.has_audio:
         features = features.model_copy(update={"missing_reason": NO_AUDIO})
+    elif speech_found and not any(features.present) and words.missing_reason is not None:
+        features = features.model_copy(update={"missing_reason": words.missing_reason})
     return Transcript(
         media=media,
         language=language,
+        language_probability=None if probability is None else round(probability, 4),
+        words=words.source,
         utterances=utterances,
         speech_found=speech_found,
         text=features,
     )
+
+
+def readable_words(utterance: Span, source: WordsSource) -> str:
+    """What the (English) words model reads of an utterance; empty where it reads nothing."""
+    if source is WordsSource.TRANSCRIPT:
+        return utterance.text
+    if source is WordsSource.TRANSLATION:
+        return utterance.translation or ""
+    return ""
 
 
 def _spans(utterances: Sequence[Span]) -> list[tuple[float, float]]:
@@ -203,14 +217,18 @@ def encode_audio_file(
         return featurizer.encode(audio, _spans(utterances), states)
 
 
+UNTRANSLATED: Final = "Whisper's English translation left this utterance out"
+
+
 def _prediction(
     outputs: dict[str, tuple[np.ndarray, np.ndarray]],
     modality: Modality,
     row: int,
     features: ModalityFeatures,
+    reason: str | None = None,
 ) -> ModalityPrediction:
     if modality.value not in outputs or not features.present[row]:
-        reason = features.missing_reason or f"no {modality.value} for this utterance"
+        reason = reason or features.missing_reason or f"no {modality.value} for this utterance"
         return ModalityPrediction(available=False, reason=reason)
     emotion, sentiment = outputs[modality.value]
     return ModalityPrediction(
@@ -246,15 +264,25 @@ def fuse(
             voice_emotions=audio.voice_emotions,
         )
     fused_emotion, fused_sentiment = outputs["fused"]
+
+    def words_reason(u: Span) -> str | None:
+        translated = transcript.words is WordsSource.TRANSLATION
+        return UNTRANSLATED if translated and u.text.strip() and not u.translation else None
+
     results = [
         UtteranceResult(
             index=u.index,
             start_time=round(u.start, 3),
             end_time=round(u.end, 3),
             text=u.text,
+            translation=u.translation,
+            words=transcript.words if transcript.text.present[i] else WordsSource.MISSING,
             emotions=emotion_scores(fused_emotion[i]),
             sentiments=sentiment_scores(fused_sentiment[i]),
-            modalities={m: _prediction(outputs, m, i, f) for m, f in features.items()},
+            modalities={
+                m: _prediction(outputs, m, i, f, words_reason(u) if m is Modality.TEXT else None)
+                for m, f in features.items()
+            },
         )
         for i, u in enumerate(utterances)
     ]
@@ -267,6 +295,7 @@ def fuse(
         model_version=bundle_version,
         duration_s=round(transcript.media.duration_s, 3),
         language=transcript.language,
+        language_probability=transcript.language_probability,
         utterances=results,
         missing_modalities=missing,
     )

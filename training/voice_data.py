@@ -1,9 +1,11 @@
-"""The kit's emotional speech (RAVDESS, Emo-DB): labels from the file names, speakers, and each clip's
-utterance span as the pipeline's own transcriber finds it.
+"""The kit's emotional speech (RAVDESS, Emo-DB, the Javanese takes): labels from the file names, speakers,
+and each clip's utterance span as the pipeline's own transcriber finds it.
 
 Label mapping onto MELD's seven emotions: RAVDESS calm → neutral (a kind of neutral delivery); Emo-DB
-boredom → left out (neither neutral nor any MELD class: 81 clips). Emo-DB has no surprise: its clips are
-trained with that class masked out of the softmax (`CorpusClip.classes`), never as a negative.
+boredom → left out (neither neutral nor any MELD class: 81 clips). Emo-DB has no surprise and the Javanese
+takes no disgust: their clips are trained with that class masked out of the softmax
+(`CorpusClip.classes`), never as a negative. The Javanese takes are the speech of the kit's face + voice
+clips' actors (take 01 is the matching clip's sound), so their speaker is the clip's actor.
 
 Spans: the pipeline analyses an utterance's span as Whisper's word timestamps give it, not the whole file
 (RAVDESS clips hold ~0.7 s of silence before the speech). Transcribing 1,735 three-second files one by one
@@ -47,14 +49,24 @@ EMODB_EMOTIONS: Final = {
     "T": "sadness",
 }
 EMODB_LEFT_OUT: Final = {"L": "boredom"}
+JAVANESE_EMOTIONS: Final = {
+    "01": "neutral",
+    "02": "sadness",
+    "03": "joy",
+    "04": "surprise",
+    "05": "fear",
+    "06": "anger",
+}
 ALL_CLASSES: Final = tuple(range(len(EMOTIONS)))
 EMODB_CLASSES: Final = tuple(EMOTIONS.index(e) for e in EMOTIONS if e in EMODB_EMOTIONS.values())
+JAVANESE_CLASSES: Final = tuple(EMOTIONS.index(e) for e in EMOTIONS if e in JAVANESE_EMOTIONS.values())
 RAVDESS_SOURCE: Final = (
     "RAVDESS speech, actors 01-20 (Livingstone & Russo 2018; CC BY-NC-SA 4.0: non-commercial use only)"
 )
 EMODB_SOURCE: Final = "Emo-DB (Burkhardt et al. 2005; freely distributed by its authors for research)"
 _RAVDESS_NAME: Final = re.compile(r"^03-01-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 _EMODB_NAME: Final = re.compile(r"^(\d\d)([a-z]\d\d)([A-Z])([a-z])$")
+_JAVANESE_NAME: Final = re.compile(r"^(\d\d)-(\d\d)-(\d\d)_(\d\d)$")
 GAP_S: Final = 1.0
 WINDOW_S: Final = 28.0
 
@@ -62,8 +74,8 @@ WINDOW_S: Final = 28.0
 @dataclass(frozen=True)
 class CorpusClip:
     path: Path
-    corpus: str  # "ravdess" | "emodb"
-    speaker: str  # unique across corpora, e.g. "ravdess-14", "emodb-03"
+    corpus: str  # "ravdess" | "emodb" | "javanese"
+    speaker: str  # unique across corpora, e.g. "ravdess-14", "emodb-03", "javanese-02"
     label: int  # index into EMOTIONS
     classes: tuple[int, ...]  # the classes this corpus can label; the others are masked in the loss
     intensity: str = ""
@@ -89,15 +101,27 @@ def parse_clip(path: Path) -> CorpusClip | None:
         return CorpusClip(
             path, "emodb", f"emodb-{speaker}", EMOTIONS.index(EMODB_EMOTIONS[letter]), EMODB_CLASSES
         )
+    if match := _JAVANESE_NAME.match(path.stem):
+        actor, _, expression, _ = match.groups()
+        if expression not in JAVANESE_EMOTIONS:
+            return None
+        return CorpusClip(
+            path,
+            "javanese",
+            f"javanese-{actor}",
+            EMOTIONS.index(JAVANESE_EMOTIONS[expression]),
+            JAVANESE_CLASSES,
+        )
     return None
 
 
 def list_clips(directory: Path) -> list[CorpusClip]:
-    """Every labelled clip under `directory` (RAVDESS or Emo-DB names; .flac or .wav), sorted by path."""
+    """Every labelled clip under `directory` (RAVDESS, Emo-DB or Javanese names; .flac or .wav), sorted by
+    path."""
     paths = sorted(p for p in directory.rglob("*") if p.suffix.lower() in {".flac", ".wav"})
     clips = [clip for p in paths if (clip := parse_clip(p)) is not None]
     if not clips:
-        raise FileNotFoundError(f"no RAVDESS or Emo-DB clips under {directory}")
+        raise FileNotFoundError(f"no RAVDESS, Emo-DB or Javanese clips under {directory}")
     return clips
 
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from emotion_contract.labels import WordsSource
 from emotion_contract.results import AnalysisResult
 
 SCHEMA_VERSION: Final = 1
@@ -83,6 +84,9 @@ class Span(BaseModel):
     start: float = Field(ge=0.0, description="Seconds from the start of the file")
     end: float = Field(ge=0.0)
     text: str
+    translation: str | None = Field(
+        default=None, description="Whisper's English translation of the words, when the speech is not English"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "Span":
@@ -134,6 +138,12 @@ class Transcript(BaseModel):
 
     media: MediaInfo
     language: str | None = None
+    language_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    words: WordsSource = Field(
+        default=WordsSource.TRANSCRIPT,
+        description="What the words model read: the transcript, the translation, or nothing "
+        "(text.missing_reason says why)",
+    )
     utterances: list[Span]
     text: ModalityFeatures
     speech_found: bool = Field(description="False when no speech was detected: one span covers the file")

@@ -26,6 +26,15 @@ class Modality(StrEnum):
     AUDIO = "audio"
 
 
+class WordsSource(StrEnum):
+    """What the words model read for an utterance: the English transcript, Whisper's English translation of
+    speech in another language, or nothing (the reason is the text modality's)."""
+
+    TRANSCRIPT = "transcript"
+    TRANSLATION = "translation"
+    MISSING = "missing"
+
+
 EMOTIONS: Final[tuple[str, ...]] = tuple(e.value for e in Emotion)
 SENTIMENTS: Final[tuple[str, ...]] = tuple(s.value for s in Sentiment)
 MODALITIES: Final[tuple[str, ...]] = tuple(m.value for m in Modality)

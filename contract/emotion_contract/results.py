@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field, model_validator
 
-from emotion_contract.labels import EMOTIONS, SENTIMENTS, Emotion, Modality, Sentiment
+from emotion_contract.labels import EMOTIONS, SENTIMENTS, Emotion, Modality, Sentiment, WordsSource
 
 
 class EmotionScore(BaseModel):
@@ -61,7 +61,15 @@ class UtteranceResult(BaseModel):
     index: int = Field(ge=0)
     start_time: float = Field(ge=0.0, description="Seconds from the start of the file")
     end_time: float = Field(ge=0.0)
-    text: str
+    text: str = Field(description="The words as spoken, in the language spoken")
+    translation: str | None = Field(
+        default=None, description="Whisper's English translation of the words, when the speech is not English"
+    )
+    words: WordsSource = Field(
+        default=WordsSource.TRANSCRIPT,
+        description="What the words model read: the transcript (English speech), the translation, or nothing "
+        "(modalities.text.reason says why)",
+    )
     emotions: list[EmotionScore] = Field(description="Fused emotion distribution, sorted by confidence")
     sentiments: list[SentimentScore] = Field(description="Fused sentiment distribution, sorted by confidence")
     modalities: dict[Modality, ModalityPrediction] = Field(default_factory=dict)
@@ -84,6 +92,9 @@ class AnalysisResult(BaseModel):
     model_version: str = Field(description="Version of the model bundle that produced the result")
     duration_s: float = Field(ge=0.0, description="Duration of the analysed file in seconds")
     language: str | None = Field(default=None, description="Spoken language detected by the transcriber")
+    language_probability: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="How sure the transcriber was of the language (0-1)"
+    )
     utterances: list[UtteranceResult]
     missing_modalities: list[MissingModality] = Field(
         default_factory=list, description="Modalities that were missing for the whole file, and why"

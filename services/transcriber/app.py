@@ -11,7 +11,7 @@ from shared.model.bundle import open_for_service
 from shared.model.inference import TextFeaturizer
 from shared.service import EncoderResources, ServiceKit
 from shared.storage import ObjectStore
-from shared.transcription import Transcriber
+from shared.transcription import Transcriber, WordsPolicy
 
 from .handlers import Models, transcribe
 from .settings import Settings
@@ -38,6 +38,10 @@ async def lifespan() -> AsyncIterator[None]:
             beam_size=settings.whisper_beam_size,
             device=settings.device,
             cpu_threads=settings.whisper_threads,
+            words=WordsPolicy(
+                translate=settings.translate_words,
+                min_language_probability=settings.min_language_probability,
+            ),
         ),
         text=TextFeaturizer(bundle, settings.device),
     )

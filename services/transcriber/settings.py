@@ -10,3 +10,11 @@ class Settings(EncoderSettings):
     )
     whisper_cache_dir: str = "var/cache/whisper"
     whisper_beam_size: int = Field(default=1, ge=1)
+    translate_words: bool = Field(
+        default=True,
+        description="Read Whisper's English translation of speech that is not English (a second decoding "
+        "pass); false lists such words as missing",
+    )
+    min_language_probability: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Below it the language is too uncertain to read the words"
+    )

@@ -9,7 +9,7 @@ import pytest
 import webvtt
 
 from emotion_contract.events import Span
-from emotion_contract.labels import EMOTIONS, Modality
+from emotion_contract.labels import EMOTIONS, Modality, WordsSource
 from emotion_contract.results import AnalysisResult
 from shared.assets import whisper_model_dir
 from shared.feature_matrix import to_array
@@ -325,3 +325,54 @@ def test_cli_batch_prints_a_line_per_file_in_order(media: MediaSet, bundle_dir: 
     assert {m.modality.value for m in silent.missing_modalities} == {"text", "audio", "video"}
     assert lines[2]["error"]["code"] == "not_a_file"
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def multilingual(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
+    return Transcriber(whisper_model_dir("base", tmp_path_factory.mktemp("whisper-base")))
+
+
+@pytest.mark.parametrize(
+    ("clip", "source"),
+    [("01-01-05_01.mp4", WordsSource.TRANSLATION), ("01-02-03_01.mp4", WordsSource.MISSING)],
+)
+def test_a_javanese_clip_is_read_through_translation_or_not_at_all_never_as_english(
+    talking_videos: Path, multilingual: Transcriber, bundle: LocalBundle, clip: str, source: WordsSource
+) -> None:
+    path = talking_videos.parent / "av" / "javanese" / "clips" / clip
+    if not path.is_file():
+        pytest.skip(f"{path} is not there")
+    output = transcribe_file(path, transcriber=multilingual, text=TextFeaturizer(bundle), max_duration_s=60)
+    assert output.speech_found and output.words is source
+    assert output.language not in (None, "en") and output.language_probability is not None
+    track = track_video_file(path, featurizer=VideoFeaturizer(bundle), max_duration_s=60)
+    audio = encode_audio_file(
+        path,
+        media=output.media,
+        utterances=output.utterances,
+        featurizer=AudioFeaturizer(bundle),
+        speech_found=output.speech_found,
+    )
+    result = fuse(
+        transcript=output,
+        video_track=track,
+        audio=audio,
+        predictor=FusionPredictor(bundle),
+        bundle_version="t",
+    )
+    assert result.language == output.language and result.language_probability == output.language_probability
+    assert all(u.words is not WordsSource.TRANSCRIPT for u in result.utterances)
+    for u in result.utterances:
+        words = u.modalities[Modality.TEXT]
+        assert u.text  # the original words are kept
+        if u.words is WordsSource.TRANSLATION:
+            assert words.available and u.translation
+        else:
+            assert not words.available and words.reason
+    if source is WordsSource.MISSING:
+        assert [m.reason for m in result.missing_modalities if m.modality is Modality.TEXT] == [
+            output.text.missing_reason
+        ]
+        assert "uncertain" in (output.text.missing_reason or "")
+    else:
+        assert any(u.words is WordsSource.TRANSLATION for u in result.utterances)

@@ -29,13 +29,24 @@ def test_emodb_names_mask_surprise_and_leave_boredom_out() -> None:
 
 
 @pytest.mark.skipif(not VOICE.is_dir(), reason="the kit's voice data is not beside the checkout")
-def test_the_kit_holds_both_corpora_with_distinct_speakers() -> None:
+def test_the_kit_holds_three_corpora_with_distinct_speakers() -> None:
     clips = list_clips(VOICE)
     speakers = {c.speaker for c in clips}
-    assert {c.corpus for c in clips} == {"ravdess", "emodb"}
+    assert {c.corpus for c in clips} == {"ravdess", "emodb", "javanese"}
     assert len([s for s in speakers if s.startswith("ravdess-")]) == 20
     assert len([s for s in speakers if s.startswith("emodb-")]) == 10
+    assert sorted(s for s in speakers if s.startswith("javanese-")) == [f"javanese-0{n}" for n in range(1, 6)]
     assert not any(EMOTIONS[c.label] == "surprise" for c in clips if c.corpus == "emodb")
+    javanese = [c for c in clips if c.corpus == "javanese"]
+    assert len(javanese) == 840 and not any(EMOTIONS[c.label] == "disgust" for c in javanese)
+    assert all(EMOTIONS.index("disgust") not in c.classes for c in javanese)
+
+
+def test_a_javanese_take_is_named_actor_sentence_expression_take() -> None:
+    clip = parse_clip(Path("03-02-04_07.flac"))
+    assert clip is not None and clip.corpus == "javanese" and clip.speaker == "javanese-03"
+    assert EMOTIONS[clip.label] == "surprise"
+    assert parse_clip(Path("03-02-07_01.flac")) is None  # no such expression
 
 
 def test_every_variant_keeps_speech_at_16_khz() -> None:
