@@ -10,11 +10,12 @@ VIDEO     ?= ../shared/data/talking/vr_face_1.mp4
 STAMP     := $(VENV)/.setup-$(shell cat pyproject.toml contract/pyproject.toml client/pyproject.toml scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
 PYTEST    := $(PY) -m pytest
 MELD      ?= ../shared/data/meld
+AV        ?= ../shared/data/av/javanese
 TEXT_WEIGHTS := training/weights/meld-text-mpnet-dialogue-v1.safetensors
 TEXT_ENCODER := training/weights/meld-text-mpnet-v1.safetensors
 
 .PHONY: help setup hooks model demo test unit-tests integration-tests e2e-tests lint up down status restart bench bench-auth clean \
-	train-text text-ablation eval docs crd-schemas
+	train-text text-ablation eval eval-av docs crd-schemas
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,6 +44,9 @@ text-ablation: setup  ## the text encoders' table: dev figures, training time, m
 
 eval: model  ## score the default bundle on MELD dev (JSON: weighted F1, accuracy, ECE)
 	$(PY) -m training.evaluate --meld-csv $(MELD)/dev_sent_emo.csv --bundle $(BUNDLE) --json
+
+eval-av: model  ## the whole analysis of the kit's real face + voice clips, by actor: each modality and fused
+	$(PY) -m training.eval_av --clips $(AV) --bundle $(BUNDLE) --reliability-png var/reliability-av.png
 
 demo: model  ## analyse a real video in-process: make demo [VIDEO=path]
 	$(VENV)/bin/emotion-analyzer analyze $(VIDEO) --bundle $(BUNDLE)

@@ -172,6 +172,10 @@ class VideoTrack(BaseModel):
     face_emotions: FeatureMatrix | None = Field(
         default=None, description="(len(face_times), 7) calibrated face-expression probabilities, MELD order"
     )
+    face_quality: list[float] | None = Field(
+        default=None,
+        description="Per face picture, how far it can be trusted (0-1: its size and sharpness); None: all 1",
+    )
     windows: list[tuple[float, float]] = Field(
         default_factory=list, description="[start, end) seconds of each R3D-18 clip (empty while it is off)"
     )
@@ -185,6 +189,8 @@ class VideoTrack(BaseModel):
     def _aligned(self) -> "VideoTrack":
         if self.face_emotions is not None and self.face_emotions.rows != len(self.face_times):
             raise ValueError(f"{self.face_emotions.rows} face distributions for {len(self.face_times)} times")
+        if self.face_quality is not None and len(self.face_quality) != len(self.face_times):
+            raise ValueError(f"{len(self.face_quality)} face qualities for {len(self.face_times)} times")
         if self.clip_features is not None and self.clip_features.rows != len(self.windows):
             raise ValueError(f"{self.clip_features.rows} clip embeddings for {len(self.windows)} windows")
         return self

@@ -53,6 +53,13 @@ class ModalityPrediction(BaseModel):
 
     available: bool = Field(description="False when the modality was missing for this utterance")
     reason: str | None = Field(default=None, description="Why the modality is missing, when it is")
+    quality: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="The face: how far its pictures could be trusted (size and sharpness, 0-1), which scales "
+        "its weight in the fused answer",
+    )
     emotions: list[EmotionScore] | None = None
     sentiments: list[SentimentScore] | None = None
 

@@ -2,7 +2,7 @@
 expression network (`shared.model.face`)."""
 
 from functools import cache
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import numpy as np
 
@@ -113,3 +113,32 @@ def crop_face(gray: Uint8Array, box: FaceBox | tuple[int, int, int, int], size: 
         raise ValueError(f"box {tuple(box)} lies outside the {gray.shape} image")
     scaled = resize(crop, (size, size), anti_aliasing=True, preserve_range=True)  # type: ignore[no-untyped-call]
     return np.asarray(np.clip(np.rint(scaled), 0, 255), dtype=np.uint8)
+
+
+# The detector's box runs from the eyebrows to the lips; FER2013's faces show the forehead and the chin.
+# Chosen on the kit's real clips by actor folds (`training.face_video`): margin 1.2 and the centre 0.1 box
+# lower gave clip-level weighted F1 0.36 against 0.24 for the bare box (the network's "surprise" for 78 of
+# 120 clips fell to 50); wider (1.4, 1.6) or lower (0.15, 0.2) framings scored 0.25-0.33.
+FACE_MARGIN: Final = 1.2
+FACE_SHIFT: Final = 0.1
+
+
+def frame_face(
+    gray: Uint8Array,
+    box: FaceBox,
+    *,
+    margin: float = FACE_MARGIN,
+    shift: float = FACE_SHIFT,
+    size: int = 48,
+) -> Uint8Array:
+    """The face as the expression network learnt it: a square `margin` boxes wide around the detector's box,
+    its centre `shift` boxes lower, resized to (size, size); edge-padded where it leaves the picture."""
+    side = max(box.width, box.height)
+    square = max(1, round(side * margin))
+    left = round(box.x + box.width / 2 - square / 2)
+    top = round(box.y + box.height / 2 + shift * side - square / 2)
+    height, width = gray.shape
+    pad = max(0, -left, -top, left + square - width, top + square - height)
+    if pad:
+        gray = np.pad(gray, pad, mode="edge")
+    return crop_face(gray, (left + pad, top + pad, square, square), size)

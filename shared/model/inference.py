@@ -94,6 +94,10 @@ class VideoEncoding(BaseModel):
         default=None,
         description="(n, 7) calibrated face-expression probabilities, MELD order; zeros where no face",
     )
+    face_quality: list[float] | None = Field(
+        default=None,
+        description="(n,) mean quality of the face pictures each utterance overlaps; 0 where none",
+    )
 
 
 class VideoFeaturizer:
@@ -153,7 +157,8 @@ def _overlapping(
 
 def pool_video_track(track: VideoTrack, spans: Sequence[tuple[float, float]]) -> VideoEncoding:
     """The video per utterance: the mean face distribution over the pictures its span overlaps (present
-    where a face was seen in one of them), and the mean R3D-18 embedding of the windows it overlaps."""
+    where a face was seen in one of them) and their mean quality, and the mean R3D-18 embedding of the
+    windows it overlaps."""
     n = len(spans)
     if track.missing_reason is not None:
         return VideoEncoding(video=_missing(n, track.missing_reason, trained=track.trained))
@@ -164,6 +169,8 @@ def pool_video_track(track: VideoTrack, spans: Sequence[tuple[float, float]]) ->
     if not any(present):
         return VideoEncoding(video=_missing(n, "no face was seen while anyone spoke"))
     face_emotions = None
+    quality = np.ones(len(times)) if track.face_quality is None else np.asarray(track.face_quality)
+    face_quality = [round(float(quality[inside].mean()), 4) if inside.any() else 0.0 for inside in overlaps]
     if track.face_emotions is not None:
         distributions = to_array(track.face_emotions)
         pooled = np.zeros((n, distributions.shape[1]), dtype=np.float32)
@@ -184,6 +191,7 @@ def pool_video_track(track: VideoTrack, spans: Sequence[tuple[float, float]]) ->
     return VideoEncoding(
         video=ModalityFeatures(features=features, present=present, trained=track.trained),
         face_emotions=face_emotions,
+        face_quality=face_quality,
     )
 
 
@@ -330,12 +338,14 @@ class FusionPredictor:
         audio: ModalityFeatures,
         face_emotions: FeatureMatrix | None = None,
         voice_emotions: FeatureMatrix | None = None,
+        face_quality: Sequence[float] | None = None,
     ) -> dict[str, Distributions]:
         """{'fused' | modality: ((n, 7) emotion, (n, 3) sentiment probabilities)} for what is present.
 
         Each modality's own distribution: the fusion MLP given that modality's embedding alone, or, for the
         face and the voice, their calibrated expert distributions (sentiment through P(sentiment | emotion)).
-        The fused one pools them by the bundle's rule. Rows a modality lacks are NaN in its output."""
+        The fused one pools them by the bundle's rule, the face's weight scaled by `face_quality` (per
+        utterance, 0-1; None: 1). Rows a modality lacks are NaN in its output."""
         (t, t_p), (v, v_p), (a, a_p) = (self._matrix(m, n) for m in (text, video, audio))
         present = torch.stack([t_p, v_p, a_p], dim=1).to(self.device)  # (n, 3)
         t, v, a = (x.to(self.device) for x in (t, v, a))
@@ -368,8 +378,9 @@ class FusionPredictor:
             outputs["fused"] = (prior_e, prior_s)
             return outputs
         presence = {m: here for m, (_, here) in own.items()}
-        emotion = pool({m: d[0] for m, (d, _) in own.items()}, presence, self.rule.emotion)
-        sentiment = pool({m: d[1] for m, (d, _) in own.items()}, presence, self.rule.sentiment)
+        scales = {} if face_quality is None else {Modality.VIDEO: np.asarray(face_quality, dtype=np.float64)}
+        emotion = pool({m: d[0] for m, (d, _) in own.items()}, presence, self.rule.emotion, scales)
+        sentiment = pool({m: d[1] for m, (d, _) in own.items()}, presence, self.rule.sentiment, scales)
         nothing = ~np.any(np.stack(list(presence.values())), axis=0)
         outputs["fused"] = (
             np.where(nothing[:, None], prior_e, emotion).astype(np.float32),

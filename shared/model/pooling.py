@@ -6,6 +6,9 @@ distribution p_m over K classes,
     log p(y) = Σ_m w_m · log((1 − ε_m) · p_m(y) + ε_m / K) + const,
 
 and an utterance with one expert gets that expert's distribution unchanged (it is calibrated already).
+An expert may also carry a per-utterance scale s_m in [0, 1] (the face: its pictures' quality), which
+multiplies its weight: a poor picture counts for less (at 0, as if it were not there), and alone it gives
+p_m^s_m renormalised, flatter the poorer it is (uniform at 0).
 The weights w_m say how far to trust each expert against the others; the floors ε_m say how little any one
 expert may give a class, so that no expert can veto a class the others agree on: expert m moves the log
 odds of two classes by at most w_m · log((1 − ε_m + ε_m/K) / (ε_m/K)). An expert that knows nothing
@@ -52,30 +55,40 @@ def pool(
     distributions: Mapping[Modality, FloatArray],
     present: Mapping[Modality, npt.NDArray[np.bool_]],
     rule: HeadRule,
+    scales: Mapping[Modality, npt.NDArray[np.float64]] | None = None,
 ) -> FloatArray:
     """(n, K) pooled distributions; NaN rows where no expert is present.
 
-    distributions: per expert (n, K) probabilities (any values where absent); present: per expert (n,)."""
+    distributions: per expert (n, K) probabilities (any values where absent); present: per expert (n,);
+    scales: per expert (n,) factors in [0, 1] of its weight (1 where not given)."""
     experts = [m for m in distributions if m in present]
     if not experts:
         raise ValueError("nothing to pool: no expert")
     n, k = distributions[experts[0]].shape
     counts = np.zeros(n, dtype=np.int64)
+    anyone = np.zeros(n, dtype=bool)
     log_pooled = np.zeros((n, k), dtype=np.float64)
-    single = np.full((n, k), np.nan, dtype=np.float64)
+    single = np.full((n, k), 1.0 / k, dtype=np.float64)
     for m in experts:
         p = np.asarray(distributions[m], dtype=np.float64)
         here = np.asarray(present[m], dtype=bool)
-        if p.shape != (n, k) or here.shape != (n,):
-            raise ValueError(f"{m.value}: expected ({n}, {k}) probabilities and ({n},) presence")
+        scale = np.ones(n) if scales is None or m not in scales else np.clip(np.asarray(scales[m]), 0.0, 1.0)
+        if p.shape != (n, k) or here.shape != (n,) or scale.shape != (n,):
+            raise ValueError(f"{m.value}: expected ({n}, {k}) probabilities and ({n},) presence and scales")
+        # An expert scaled to nothing is there, but counts as absent.
+        counted = here & (scale > 0)
         floor = max(rule.floors[m], MIN_FLOOR)
         floored = (1 - floor) * np.nan_to_num(p, nan=1.0 / k) + floor / k
-        log_pooled += np.where(here[:, None], rule.weights[m] * np.log(floored), 0.0)
-        single = np.where(here[:, None], p, single)
-        counts += here
+        log_pooled += np.where(counted[:, None], rule.weights[m] * scale[:, None] * np.log(floored), 0.0)
+        tempered = np.nan_to_num(p, nan=1.0 / k) ** scale[:, None]
+        tempered /= tempered.sum(axis=1, keepdims=True)
+        single = np.where(counted[:, None], tempered, single)
+        counts += counted
+        anyone |= here
     log_pooled -= log_pooled.max(axis=1, keepdims=True)
     pooled = np.exp(log_pooled)
     pooled /= pooled.sum(axis=1, keepdims=True)
-    out = np.where((counts == 1)[:, None], single, pooled)
-    out[counts == 0] = np.nan
+    # One expert counted: its distribution (tempered by its scale); none counted but one there: uniform.
+    out = np.where((counts <= 1)[:, None], single, pooled)
+    out[~anyone] = np.nan
     return out.astype(np.float32)

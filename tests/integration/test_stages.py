@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import webvtt
 
-from emotion_contract.events import Span
+from emotion_contract.events import Span, VideoTrack
 from emotion_contract.labels import EMOTIONS, Modality, WordsSource
-from emotion_contract.results import AnalysisResult
+from emotion_contract.results import AnalysisResult, UtteranceResult
 from shared.assets import whisper_model_dir
 from shared.feature_matrix import to_array
 from shared.media.container import MediaError
@@ -71,7 +71,8 @@ def test_a_file_whose_sound_stops_before_its_picture_is_analysed(
         featurizer=AudioFeaturizer(bundle),
         speech_found=output.speech_found,
     )
-    assert track.missing_reason == "no face was found in the video" and track.samples == 9
+    assert track.missing_reason == "no face was found in the video"
+    assert track.samples == round(9.0 / FACE_INTERVAL_S)
     result = fuse(
         transcript=output,
         video_track=track,
@@ -195,10 +196,15 @@ def test_the_face_is_followed_over_the_whole_video_and_pooled_per_utterance(
     path = talking_videos / "vr_face_1.mp4"
     duration = probe(path).duration_s
     track = track_video_file(path, featurizer=VideoFeaturizer(bundle, run_untrained=True), max_duration_s=60)
-    # A picture a second, from the first tick to the end, each with the face of this frontal video.
-    assert track.interval_s == FACE_INTERVAL_S == 1.0
-    assert track.samples == int(duration + 0.5) and len(track.face_times) == track.samples
-    assert track.face_times == sorted(track.face_times) and 0.5 <= track.face_times[0] < 0.6
+    # Two pictures a second, from the first tick to the end, each with the face of this frontal video.
+    interval = FACE_INTERVAL_S
+    assert track.interval_s == interval == 0.5
+    assert track.samples == int(duration / interval + 0.5) and len(track.face_times) == track.samples
+    assert (
+        track.face_times == sorted(track.face_times)
+        and interval / 2 <= track.face_times[0] < interval / 2 + 0.1
+    )
+    assert track.face_quality is not None and min(track.face_quality) > 0.9  # large, sharp, frontal
     assert track.face_emotions is not None and to_array(track.face_emotions).shape == (track.samples, 7)
     assert to_array(track.face_emotions).sum(axis=1) == pytest.approx(1.0, abs=1e-4)
     # R3D-18 (run untrained here) embeds fixed 2 s windows of the whole file.
@@ -211,7 +217,7 @@ def test_the_face_is_followed_over_the_whole_video_and_pooled_per_utterance(
     assert video.video.features is not None and to_array(video.video.features).shape == (4, 128)
     assert video.face_emotions is not None
     pooled, frames = to_array(video.face_emotions), to_array(track.face_emotions)
-    first = [i for i, t in enumerate(track.face_times) if t - 0.5 < 2.4]
+    first = [i for i, t in enumerate(track.face_times) if t - interval / 2 < 2.4]
     assert pooled[0] == pytest.approx(frames[first].mean(axis=0), abs=1e-6)
     assert pooled[3].tolist() == [0.0] * 7
 
@@ -376,3 +382,71 @@ def test_a_javanese_clip_is_read_through_translation_or_not_at_all_never_as_engl
         assert "uncertain" in (output.text.missing_reason or "")
     else:
         assert any(u.words is WordsSource.TRANSLATION for u in result.utterances)
+
+
+def test_a_blurred_face_weighs_less_in_the_fused_answer(
+    talking_videos: Path, transcriber: Transcriber, bundle: LocalBundle, tmp_path: Path
+) -> None:
+    sharp = talking_videos / "vr_face_1.mp4"
+    blurred = tmp_path / "blurred.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(sharp),
+            "-vf",
+            "gblur=sigma=5",
+            "-c:a",
+            "copy",
+            str(blurred),
+        ],
+        check=True,
+    )
+    output = transcribe_file(sharp, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60)
+    audio = encode_audio_file(
+        sharp,
+        media=output.media,
+        utterances=output.utterances,
+        featurizer=AudioFeaturizer(bundle),
+        speech_found=output.speech_found,
+    )
+
+    def fused(track: VideoTrack) -> AnalysisResult:
+        return fuse(
+            transcript=output,
+            video_track=track,
+            audio=audio,
+            predictor=FusionPredictor(bundle),
+            bundle_version="t",
+        )
+
+    tracks = {
+        p.name: track_video_file(p, featurizer=VideoFeaturizer(bundle), max_duration_s=60)
+        for p in (sharp, blurred)
+    }
+    for track in tracks.values():
+        assert track.face_quality is not None and len(track.face_quality) == len(track.face_times) > 0
+    qualities = {
+        name: [u.modalities[Modality.VIDEO].quality for u in fused(track).utterances]
+        for name, track in tracks.items()
+    }
+    assert all(q is not None and q > 0.9 for q in qualities[sharp.name])
+    assert all(q is not None and q < 0.5 for q in qualities[blurred.name])
+    # The blurred face's pull on the fused answer, measured from the answer without it (its quality 0):
+    # with its measured quality it pulls less than at full weight.
+    track = tracks[blurred.name]
+    n = len(track.face_times)
+    weighed, full, without = (
+        fused(track.model_copy(update={"face_quality": q}))
+        for q in (track.face_quality, [1.0] * n, [0.0] * n)
+    )
+
+    def distance(a: UtteranceResult, b: UtteranceResult) -> float:
+        pa, pb = ({s.label: s.confidence for s in u.emotions} for u in (a, b))
+        return sum(abs(pa[label] - pb[label]) for label in pa)
+
+    for w, f, o in zip(weighed.utterances, full.utterances, without.utterances, strict=True):
+        assert distance(w, o) < distance(f, o)

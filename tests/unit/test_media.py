@@ -13,7 +13,7 @@ from emotion_contract.errors import FailureCode
 from shared.media.container import MediaError, read_declared_duration
 from shared.media.decode import load_audio, probe
 from shared.media.frames import Span, Uint8Array, sample_span_frames, sample_stills
-from shared.model.face_detection import FaceBox, FaceTracker, crop_face, detect_faces
+from shared.model.face_detection import FaceBox, FaceTracker, crop_face, detect_faces, frame_face
 from tests.media_factory import (
     VIDEO_FPS,
     VIDEO_SIZE,
@@ -461,3 +461,18 @@ def test_a_header_over_the_limits_is_refused_before_decoding(
         with pytest.raises(MediaError) as refused:
             read(path)
         assert refused.value.code is FailureCode.MEDIA_OVER_LIMITS and refusal in refused.value.message
+
+
+def test_a_face_is_framed_wider_and_lower_than_the_detector_box_and_padded_at_the_border() -> None:
+    gray = np.zeros((200, 200), dtype=np.uint8)
+    gray[60:140, 60:140] = 200  # the detector's box
+    gray[140:150, 60:140] = 100  # the chin below it
+    box = FaceBox(x=60, y=60, width=80, height=80)
+    framed = frame_face(gray, box, margin=1.2, shift=0.1)
+    assert framed.shape == (48, 48)
+    # 96 px around the box's centre moved 8 px down: rows 60-155 of the picture, so the chin (rows 140-149,
+    # 40-44 of the crop) and dark rows below it (45-47) come into it, and nothing above the box.
+    column = framed[:, 24]
+    assert (column[:38] == 200).all() and (column[41:44] == 100).all() and (column[46:] == 0).all()
+    corner = frame_face(gray, FaceBox(x=0, y=0, width=40, height=40), margin=2.0, shift=0.0)
+    assert corner.shape == (48, 48)  # padded, not squeezed, where the square leaves the picture

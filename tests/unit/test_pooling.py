@@ -88,3 +88,27 @@ def test_the_shipped_rule_was_fitted_and_follows_the_voice_over_neutral_words() 
     # for them gives 0.705 against the voice's 0.741, where the rule fitted for MiniLM gave 0.687.)
     assert figures["ravdess_fused_weighted_f1"] >= figures["ravdess_voice_alone_weighted_f1"] - 0.04
     assert figures["ravdess_fused_weighted_f1"] > figures["ravdess_words_alone_weighted_f1"] + 0.3
+
+
+def test_a_poor_face_counts_for_less_and_a_worthless_one_for_nothing() -> None:
+    distributions = {V: confident(JOY), A: confident(ANGER)}
+    present = both(V, A)
+
+    def fused(quality: float) -> np.ndarray:
+        return np.asarray(pool(distributions, present, rule(), scales={V: np.array([quality])})[0])
+
+    assert fused(1.0) == pytest.approx(pool(distributions, present, rule())[0], abs=1e-6)
+    assert fused(1.0)[JOY] == pytest.approx(fused(1.0)[ANGER], abs=1e-4)  # equal weights, equal confidence
+    assert fused(0.3)[ANGER] > fused(0.3)[JOY]
+    assert fused(0.0) == pytest.approx(distributions[A][0], abs=1e-5)  # as if the face were not there
+
+
+def test_a_poor_face_alone_gives_a_flatter_answer() -> None:
+    face = confident(JOY)
+    alone = both(V)
+    sharp = pool({V: face}, alone, rule(), scales={V: np.array([1.0])})[0]
+    poor = pool({V: face}, alone, rule(), scales={V: np.array([0.4])})[0]
+    worthless = pool({V: face}, alone, rule(), scales={V: np.array([0.0])})[0]
+    assert sharp == pytest.approx(face[0], abs=1e-6)
+    assert poor.argmax() == JOY and poor.max() < sharp.max()
+    assert worthless == pytest.approx(np.full(7, 1 / 7), abs=1e-6)
