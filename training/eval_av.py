@@ -8,9 +8,14 @@ utterances and the language, the face is followed, the voice read, the words rea
 all fused). A clip's answer per modality is its utterances' distributions weighted by their length; a
 modality a clip lacks is left out of that modality's scores (`n` says how many clips it covers), and the
 fused answer covers every clip. Scores are given for all clips and for each actor, the folds the models
-that learn from these actors are chosen by. The analyses are cached per bundle and settings
-(var/cache/eval-av), so scoring again, or refitting what reads them (`training.fusion_fit --av`), costs
-nothing.
+that learn from these actors are chosen by. The analyses are cached per bundle components and settings
+(var/cache/eval-av), so scoring again, or refitting what reads them, costs nothing.
+
+Out of fold: the shipped voice head and fusion rule learnt from these very actors, so with `--folds DIR`
+each clip's voice is read again by the head of its actor's fold (`DIR/voice/fold-K.safetensors`, made by
+`training.voice` without that actor) and its utterances fused again by the rule of that fold
+(`DIR/fusion/fold-K.json`, made by `training.fusion_fit` without that actor). `--readings-out` writes each
+utterance's per-modality distributions (out of fold) for `training.fusion_fit --av-readings`.
 
 The clips are acted Javanese speech (six emotions, no disgust): the words carry no English, so they are read
 through Whisper's translation or not at all.
@@ -25,18 +30,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
 from emotion_contract.labels import EMOTIONS, Modality, WordsSource
-from emotion_contract.results import AnalysisResult
+from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores
+from shared.model.pooling import PoolingRule, expert_scales, pool
 from training.evaluate_media import file_distribution
 from training.metrics import HeadScores, confusion_text, score_head
 
+if TYPE_CHECKING:
+    from shared.model.bundle import LocalBundle
+
 logger = logging.getLogger(__name__)
+FOLDS: Final = 5
 DEFAULT_CLIPS: Final = Path("../shared/data/av/javanese")
 VIEWS: Final[dict[str, Modality | None]] = {
     "face": Modality.VIDEO,
@@ -95,9 +105,16 @@ class AvReport(BaseModel):
     ms_per_clip: float = Field(description="mean seconds of the analysis per clip, in milliseconds")
 
 
-def _cache_path(cache_dir: Path, bundle_version: str, settings: dict[str, str]) -> Path:
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    return cache_dir / f"{bundle_version}-{key}.jsonl"
+def _cache_path(cache_dir: Path, bundle: "LocalBundle", settings: dict[str, str]) -> Path:
+    """Keyed by the files of the components that read the clips (not the fusion rule, which `--folds`
+    applies again) and the settings."""
+    readers = {
+        name: [f.sha256 for f in spec.files]
+        for name, spec in bundle.manifest.components.items()
+        if name in ("text", "video", "face", "audio")
+    }
+    key = hashlib.sha256(json.dumps([readers, settings], sort_keys=True).encode()).hexdigest()[:10]
+    return cache_dir / f"{bundle.version}-{key}.jsonl"
 
 
 def analyse_clips(
@@ -108,10 +125,11 @@ def analyse_clips(
     from shared.model.bundle import open_bundle
     from shared.transcription import WordsPolicy
 
-    version = open_bundle(str(args.bundle)).version
+    bundle = open_bundle(str(args.bundle))
+    version = bundle.version
     words = WordsPolicy(translate=not args.no_translate)
     settings = {"whisper": args.whisper_model, **{k: str(v) for k, v in words.model_dump().items()}}
-    cache = _cache_path(args.cache_dir, version, settings)
+    cache = _cache_path(args.cache_dir, bundle, settings)
     done: dict[str, ClipAnalysis] = {}
     if cache.is_file():
         for line in cache.read_text().splitlines():
@@ -144,6 +162,134 @@ def analyse_clips(
                 done[clip.stem] = analysis
                 logger.info("%d/%d %s (%.1f s)", i + 1, len(todo), clip.stem, analysis.seconds)
     return version, settings, [done[c.stem] for c in clips]
+
+
+def actor_fold(actor: str) -> int:
+    """The fold of a kit actor: `training.voice`'s, (n − 1) mod 5, one actor per fold."""
+    return (int(actor) - 1) % FOLDS
+
+
+def _distribution(u: UtteranceResult, modality: Modality) -> npt.NDArray[np.float64] | None:
+    prediction = u.modalities.get(modality)
+    if prediction is None or not prediction.available or prediction.emotions is None:
+        return None
+    by_label = {s.label.value: s.confidence for s in prediction.emotions}
+    return np.array([by_label[e] for e in EMOTIONS], dtype=np.float64)
+
+
+def refuse(result: AnalysisResult, rule: PoolingRule) -> AnalysisResult:
+    """The utterances' fused emotions pooled again from their modalities' by `rule` (the fused sentiment is
+    left as it was: the clips have no sentiment labels)."""
+    utterances = []
+    for u in result.utterances:
+        experts = {m: d for m in Modality if (d := _distribution(u, m)) is not None}
+        if not experts:
+            utterances.append(u)
+            continue
+        video = u.modalities.get(Modality.VIDEO)
+        quality = video.quality if video is not None and video.quality is not None else 1.0
+        scales = expert_scales(rule.emotion, 1, [quality], [u.words is WordsSource.TRANSLATION])
+        fused = pool(
+            {m: d[None, :].astype(np.float32) for m, d in experts.items()},
+            {m: np.ones(1, dtype=bool) for m in experts},
+            rule.emotion,
+            scales,
+        )[0]
+        utterances.append(u.model_copy(update={"emotions": emotion_scores(fused.tolist())}))
+    return result.model_copy(update={"utterances": utterances})
+
+
+class FoldModels:
+    """The voice heads and fusion rules of the actor folds, where `--folds` has them."""
+
+    def __init__(self, directory: Path, bundle_dir: Path) -> None:
+        from shared.model.bundle import load_state
+        from shared.model.voice import VoiceHead
+
+        self.voice: dict[int, VoiceHead] = {}
+        for k in range(FOLDS):
+            path = directory / "voice" / f"fold-{k}.safetensors"
+            if path.is_file():
+                head = VoiceHead()
+                load_state(head, path)
+                self.voice[k] = head.eval()
+        self.rules = {
+            k: PoolingRule.model_validate_json(path.read_text())
+            for k in range(FOLDS)
+            if (path := directory / "fusion" / f"fold-{k}.json").is_file()
+        }
+        self.bundle_dir = bundle_dir
+        self._states: object | None = None
+
+    def voice_again(self, clip: AvClip, result: AnalysisResult) -> AnalysisResult:
+        """The clip's voice read by its fold's head, over the same utterances."""
+        import torch
+
+        from shared.media.decode import load_audio
+        from shared.model.voice import WhisperStates
+
+        head = self.voice.get(actor_fold(clip.actor))
+        if head is None:
+            return result
+        if self._states is None:
+            self._states = WhisperStates(self.bundle_dir / "audio" / "whisper")
+        assert isinstance(self._states, WhisperStates)
+        states = self._states.window_states(load_audio(clip.path))
+        utterances = []
+        for u in result.utterances:
+            voice = u.modalities.get(Modality.AUDIO)
+            if voice is None or not voice.available:
+                utterances.append(u)
+                continue
+            with torch.inference_mode():
+                pooled = torch.from_numpy(head.pool(states, u.start_time, u.end_time)[None, :])
+                p = head.probabilities(pooled)[0].numpy()
+            again = voice.model_copy(update={"emotions": emotion_scores(p.tolist())})
+            utterances.append(u.model_copy(update={"modalities": {**u.modalities, Modality.AUDIO: again}}))
+        return result.model_copy(update={"utterances": utterances})
+
+    def apply(self, clip: AvClip, analysis: ClipAnalysis, bundle_rule: PoolingRule) -> ClipAnalysis:
+        result = self.voice_again(clip, analysis.result)
+        result = refuse(result, self.rules.get(actor_fold(clip.actor), bundle_rule))
+        return analysis.model_copy(update={"result": result})
+
+
+class Reading(BaseModel):
+    """One utterance of a clip, as fusion sees it: each modality's distribution (None where missing)."""
+
+    stem: str
+    actor: str
+    label: int
+    seconds: float
+    face: list[float] | None
+    face_quality: float
+    voice: list[float] | None
+    words: list[float] | None
+    translated: bool
+
+
+def readings(analyses: Sequence[ClipAnalysis]) -> list[Reading]:
+    out = []
+    for a in analyses:
+        for u in a.result.utterances:
+            face, voice, words = (
+                _distribution(u, m) for m in (Modality.VIDEO, Modality.AUDIO, Modality.TEXT)
+            )
+            video = u.modalities.get(Modality.VIDEO)
+            out.append(
+                Reading(
+                    stem=a.stem,
+                    actor=a.actor,
+                    label=a.label,
+                    seconds=max(u.end_time - u.start_time, 1e-3),
+                    face=None if face is None else face.tolist(),
+                    face_quality=video.quality if video is not None and video.quality is not None else 1.0,
+                    voice=None if voice is None else voice.tolist(),
+                    words=None if words is None else words.tolist(),
+                    translated=u.words is WordsSource.TRANSLATION,
+                )
+            )
+    return out
 
 
 def view_distributions(
@@ -274,6 +420,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="the transcriber's CTranslate2 threads")
     parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/eval-av"))
     parser.add_argument("--reliability-png", type=Path, default=None, help="write a reliability diagram here")
+    parser.add_argument("--folds", type=Path, default=None, help="voice/ and fusion/ of the actor folds")
+    parser.add_argument("--readings-out", type=Path, default=None, help="write each utterance's readings")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     return parser
 
@@ -283,6 +431,16 @@ def main(argv: list[str] | None = None) -> AvReport:
     args = get_args_parser().parse_args(argv)
     clips = list_av_clips(args.clips)
     version, settings, analyses = analyse_clips(clips, args)
+    if args.folds is not None:
+        from shared.model.inference import FUSION_RULE
+
+        folds = FoldModels(args.folds, args.bundle)
+        bundle_rule = PoolingRule.model_validate_json((args.bundle / FUSION_RULE).read_text())
+        analyses = [folds.apply(c, a, bundle_rule) for c, a in zip(clips, analyses, strict=True)]
+        settings["folds"] = f"{args.folds}: voice {sorted(folds.voice)}, fusion {sorted(folds.rules)}"
+    if args.readings_out is not None:
+        args.readings_out.parent.mkdir(parents=True, exist_ok=True)
+        args.readings_out.write_text("".join(r.model_dump_json() + "\n" for r in readings(analyses)))
     av = report(args.clips, version, settings, analyses)
     if args.reliability_png:
         labels = np.array([a.label for a in analyses])

@@ -19,6 +19,7 @@ triples only, RAVDESS has no sentiment labels); the floors stay at MIN_FLOOR or 
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, cast
@@ -32,9 +33,10 @@ from emotion_contract.labels import EMOTIONS, SENTIMENTS, Modality
 from shared.model.bundle import load_state, open_bundle
 from shared.model.face import FaceExpressionNet
 from shared.model.inference import FusionPredictor, TextFeaturizer
-from shared.model.pooling import MIN_FLOOR, HeadRule, PoolingRule, pool
+from shared.model.pooling import MIN_FLOOR, HeadRule, PoolingRule, expert_scales, pool
 from shared.model.voice import VoiceHead
 from training.data import read_meld_csv
+from training.eval_av import Reading, actor_fold, write_reliability_png
 from training.face import face_logits, load_faces, split_faces
 from training.metrics import score_head
 from training.voice_data import ClipSpan, list_clips
@@ -46,11 +48,27 @@ SUBSETS: Final = ((T, A), (T, V), (V, A), (T, V, A))
 
 @dataclass
 class Pool:
-    """Distributions of one head: per expert (n, K) and (n,) presence, and the (n,) true labels."""
+    """Distributions of one head: per expert (n, K) and (n,) presence, and the (n,) true labels; the face's
+    (n,) quality and which rows' words were translated, where the source has them."""
 
     distributions: dict[Modality, npt.NDArray[np.float32]]
     present: dict[Modality, npt.NDArray[np.bool_]]
     labels: npt.NDArray[np.int64]
+    face_quality: npt.NDArray[np.float64] | None = None
+    translated: npt.NDArray[np.bool_] | None = None
+
+    def rows(self, keep: npt.NDArray[np.bool_]) -> "Pool":
+        return Pool(
+            {m: d[keep] for m, d in self.distributions.items()},
+            {m: p[keep] for m, p in self.present.items()},
+            self.labels[keep],
+            None if self.face_quality is None else self.face_quality[keep],
+            None if self.translated is None else self.translated[keep],
+        )
+
+    def pooled(self, rule: HeadRule) -> npt.NDArray[np.float32]:
+        scales = expert_scales(rule, len(self.labels), self.face_quality, self.translated)
+        return pool(self.distributions, self.present, rule, scales)
 
 
 def text_distributions(bundle_dir: Path, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -70,9 +88,12 @@ def voice_distributions(voice_dir: Path, weights: Path) -> tuple[np.ndarray, lis
 
 
 def _fit_head(pools: list[Pool], k: int, steps: int = 300) -> tuple[HeadRule, float]:
+    """Weights, floors and the translated words' scale minimising the mean of each pool's mean NLL (each
+    source counts alike, however many rows it has)."""
     experts = (T, V, A)
     raw_w = torch.zeros(3, requires_grad=True)
     raw_f = torch.full((3,), -2.0, requires_grad=True)
+    raw_s = torch.full((), 2.0, requires_grad=True)
     tensors = [
         (
             {
@@ -81,40 +102,90 @@ def _fit_head(pools: list[Pool], k: int, steps: int = 300) -> tuple[HeadRule, fl
             },
             {m: torch.from_numpy(p.present[m]).double() for m in p.present},
             torch.from_numpy(p.labels),
+            torch.from_numpy(np.ones(len(p.labels)) if p.face_quality is None else p.face_quality).double(),
+            torch.from_numpy(
+                np.zeros(len(p.labels), bool) if p.translated is None else p.translated
+            ).double(),
         )
         for p in pools
     ]
-    optimizer = torch.optim.Adam([raw_w, raw_f], lr=0.05)
+    translated_anywhere = any(p.translated is not None and p.translated.any() for p in pools)
+    optimizer = torch.optim.Adam([raw_w, raw_f, raw_s], lr=0.05)
 
-    def parameters() -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.nn.functional.softplus(raw_w + 0.5413), MIN_FLOOR + (0.5 - MIN_FLOOR) * torch.sigmoid(
-            raw_f
-        )
+    def parameters() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        weights = torch.nn.functional.softplus(raw_w + 0.5413)
+        floors = MIN_FLOOR + (0.5 - MIN_FLOOR) * torch.sigmoid(raw_f)
+        return weights, floors, torch.sigmoid(raw_s) if translated_anywhere else torch.ones(())
 
     def loss() -> torch.Tensor:
-        weights, floors = parameters()
-        total, count = torch.zeros((), dtype=torch.float64), 0
-        for distributions, present, labels in tensors:
+        weights, floors, translated_scale = parameters()
+        total = torch.zeros((), dtype=torch.float64)
+        for distributions, present, labels, quality, translated in tensors:
             log_pooled = torch.zeros(len(labels), k, dtype=torch.float64)
             for i, m in enumerate(experts):
                 if m in distributions:
                     floored = (1 - floors[i]) * distributions[m] + floors[i] / k
-                    log_pooled = log_pooled + present[m][:, None] * weights[i] * floored.log()
-            total = total - log_pooled.log_softmax(-1).gather(1, labels[:, None]).sum()
-            count += len(labels)
-        return total / count
+                    scale = present[m]
+                    if m is V:
+                        scale = scale * quality
+                    if m is T:
+                        scale = scale * (1 - translated + translated * translated_scale)
+                    log_pooled = log_pooled + scale[:, None] * weights[i] * floored.log()
+            total = total - log_pooled.log_softmax(-1).gather(1, labels[:, None]).mean()
+        return total / len(tensors)
 
     for _ in range(steps):
         optimizer.zero_grad()
         value = loss()
         torch.autograd.backward(value)
         optimizer.step()
-    weights, floors = parameters()
+    weights, floors, translated_scale = parameters()
     rule = HeadRule(
         weights={m: round(float(weights[i]), 4) for i, m in enumerate(experts)},
         floors={m: round(float(floors[i]), 4) for i, m in enumerate(experts)},
+        translated_words_scale=round(float(translated_scale), 4),
     )
     return rule, float(loss())
+
+
+def load_av_readings(path: Path) -> tuple[Pool, list[Reading]]:
+    """`training.eval_av --readings-out`: each utterance of the kit's clips, its modalities out of fold."""
+    rows = [Reading.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
+    k = len(EMOTIONS)
+
+    def column(get: "Callable[[Reading], list[float] | None]") -> tuple[np.ndarray, np.ndarray]:
+        values = [get(r) for r in rows]
+        present = np.array([v is not None for v in values])
+        matrix = np.array([v if v is not None else [1.0 / k] * k for v in values], dtype=np.float32)
+        return matrix, present
+
+    (face, has_face), (voice, has_voice), (words, has_words) = (
+        column(lambda r: r.face),
+        column(lambda r: r.voice),
+        column(lambda r: r.words),
+    )
+    return Pool(
+        {T: words, V: face, A: voice},
+        {T: has_words, V: has_face, A: has_voice},
+        np.array([r.label for r in rows], dtype=np.int64),
+        np.array([r.face_quality for r in rows], dtype=np.float64),
+        np.array([r.translated for r in rows], dtype=bool),
+    ), rows
+
+
+def clip_level(
+    rows: list[Reading], pooled: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], list[str]]:
+    """Each clip's distribution: its utterances' weighted by their length (as `training.eval_av` scores)."""
+    stems = list(dict.fromkeys(r.stem for r in rows))
+    index = {s: i for i, s in enumerate(stems)}
+    sums = np.zeros((len(stems), pooled.shape[1]))
+    labels = np.zeros(len(stems), dtype=np.int64)
+    actors = [""] * len(stems)
+    for r, p in zip(rows, pooled, strict=True):
+        sums[index[r.stem]] += r.seconds * p
+        labels[index[r.stem]], actors[index[r.stem]] = r.label, r.actor
+    return sums / sums.sum(axis=1, keepdims=True), labels, actors
 
 
 def _triples(
@@ -141,6 +212,49 @@ def _triples(
     return emotion, Pool(
         {T: text_s[t_rows], V: face[0][f_rows], A: voice[0][v_rows]}, present, text_sentiment[t_rows]
     )
+
+
+def fit_av_folds(
+    av: Pool, rows: list[Reading], others: list[Pool], args: argparse.Namespace
+) -> dict[str, float]:
+    """A rule per actor fold, fitted without that actor's clips, pooling that actor's utterances: the
+    out-of-fold fused figures on the clips (and each fold's rule written to `--folds-out`)."""
+    fold = np.array([actor_fold(r.actor) for r in rows])
+    pooled = np.zeros((len(rows), len(EMOTIONS)), dtype=np.float32)
+    for k in sorted(set(fold.tolist())):
+        rule, _ = _fit_head([*others, av.rows(fold != k)], len(EMOTIONS))
+        pooled[fold == k] = av.rows(fold == k).pooled(rule)
+        if args.folds_out is not None:
+            target = args.folds_out / "fusion" / f"fold-{k}.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            head = PoolingRule(
+                emotion=rule, sentiment=rule, fitted=True, fitted_on=f"actor fold {k} held out"
+            )
+            target.write_text(head.model_dump_json(indent=2) + "\n")
+        logger.info("fold %d: %s", k, rule.model_dump_json())
+    fused, labels, _ = clip_level(rows, pooled)
+    scores = score_head(fused, labels, EMOTIONS)
+    figures = {
+        "av_clips": float(len(labels)),
+        "av_fused_weighted_f1_out_of_fold": round(scores.weighted_f1, 4),
+        "av_fused_accuracy_out_of_fold": round(scores.accuracy, 4),
+        "av_fused_ece_out_of_fold": round(scores.ece, 4),
+    }
+    views: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]] = {}
+    for name, m in (("face", V), ("voice", A), ("words", T)):
+        here = av.present[m]
+        if here.any():
+            alone, alone_labels, _ = clip_level(
+                [r for r, h in zip(rows, here, strict=True) if h], av.distributions[m][here]
+            )
+            views[name] = (alone, alone_labels)
+            figures[f"av_{name}_weighted_f1"] = round(
+                score_head(alone, alone_labels, EMOTIONS).weighted_f1, 4
+            )
+    views["fused"] = (fused, labels)
+    if args.reliability_png is not None:
+        write_reliability_png(views, args.reliability_png)
+    return figures
 
 
 def main(argv: list[str] | None = None) -> PoolingRule:
@@ -192,8 +306,17 @@ def main(argv: list[str] | None = None) -> PoolingRule:
         V: sentiment_triples.distributions[V] @ sentiment_map,
         A: sentiment_triples.distributions[A] @ sentiment_map,
     }
-    emotion_rule, emotion_nll = _fit_head([real, emotion_triples], len(EMOTIONS))
+    av_figures: dict[str, float] = {}
+    av_rows: list[Reading] = []
+    emotion_pools = [real, emotion_triples]
+    if args.av_readings is not None:
+        av, av_rows = load_av_readings(args.av_readings)
+        av_figures = fit_av_folds(av, av_rows, [real, emotion_triples], args)
+        emotion_pools.append(av)
+    emotion_rule, emotion_nll = _fit_head(emotion_pools, len(EMOTIONS))
     sentiment_rule, sentiment_nll = _fit_head([sentiment_triples], len(SENTIMENTS))
+    # The kit's clips have no sentiment labels: words read through a translation weigh the same there.
+    sentiment_rule.translated_words_scale = emotion_rule.translated_words_scale
 
     def scored(p: Pool, rule: HeadRule, names: tuple[str, ...]) -> dict[str, float]:
         s = score_head(pool(p.distributions, p.present, rule), p.labels, names)
@@ -218,6 +341,7 @@ def main(argv: list[str] | None = None) -> PoolingRule:
             f"triples_sentiment_{k}": v
             for k, v in scored(sentiment_triples, sentiment_rule, SENTIMENTS).items()
         },
+        **av_figures,
     }
     rule = PoolingRule(
         emotion=emotion_rule,
@@ -226,7 +350,14 @@ def main(argv: list[str] | None = None) -> PoolingRule:
         fitted_on=(
             f"`python -m training.fusion_fit` (seed {args.seed}): {len(clips)} RAVDESS clips' voice (out of "
             f"fold) with their transcripts' words, and {args.draws} label-matched draws of MELD dev words, "
-            f"held-out voices and held-out FER faces in every combination of 2-3 experts; NLL minimised"
+            f"held-out voices and held-out FER faces in every combination of 2-3 experts"
+            + (
+                f", and the utterances of the kit's {len({r.stem for r in av_rows})} real face + voice "
+                "clips (face, voice out of fold, words through translation where read)"
+                if av_rows
+                else ""
+            )
+            + "; the mean of each source's NLL minimised"
         ),
         figures=figures,
     )
@@ -249,6 +380,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--faces", type=Path, default=Path("../shared/data/face/fer2013_train.npz"))
     parser.add_argument(
         "--face-weights", type=Path, default=Path("training/weights/face-fer2013-v1.safetensors")
+    )
+    parser.add_argument(
+        "--av-readings", type=Path, default=None, help="`training.eval_av --readings-out`: the kit's clips"
+    )
+    parser.add_argument(
+        "--folds-out", type=Path, default=None, help="write each actor fold's rule to DIR/fusion/fold-K.json"
+    )
+    parser.add_argument(
+        "--reliability-png", type=Path, default=None, help="the out-of-fold reliability diagram on the clips"
     )
     parser.add_argument("--draws", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)

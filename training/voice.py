@@ -1,4 +1,5 @@
-"""Trains and chooses the voice model on the kit's emotional speech, split by speaker (CPU):
+"""Trains and chooses the voice model on the kit's emotional speech (RAVDESS, Emo-DB and the Javanese takes
+of the face + voice clips' actors), split by speaker (CPU):
 
     python -m training.voice --data ../shared/data/voice --output-dir var/runs/voice-v1 \
         --weights training/weights/voice-v1.safetensors
@@ -14,7 +15,11 @@
    head on the pooled Whisper states; B0, logistic regression on the same features (the issue's probe);
    A, the seed's log-mel CNN (`shared.model.audio.AudioEncoder`) with a linear head.
 4. The chosen design (best out-of-fold RAVDESS weighted F1) is retrained on every speaker; its temperature
-   is fitted on the out-of-fold logits (NLL), so it is calibrated on speakers it never saw.
+   is fitted on the out-of-fold logits (NLL), so it is calibrated on speakers it never saw. Each fold's head
+   is kept (OUTPUT_DIR/folds/fold-K.safetensors, at that temperature) for scoring whole analyses of the
+   held-out speakers' recordings (`training.eval_av --voice-folds`).
+5. Leave one corpus out: the head trained on two corpora, read on the third (a language, speakers and
+   recordings it never heard), with ECE at the shipped temperature and at one fitted without that corpus.
 """
 
 import argparse
@@ -31,14 +36,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from torch import nn
 
 from emotion_contract.labels import EMOTIONS
 from shared.assets import whisper_model_dir
 from shared.media.decode import load_audio
 from shared.model.audio import AudioEncoder
-from shared.model.bundle import save_state, sha256_file
+from shared.model.bundle import load_state, save_state, sha256_file
 from shared.model.config import ModelConfig
 from shared.model.preprocess import LogMel, min_mel_frames, pad_batch
 from shared.model.voice import (
@@ -318,6 +323,7 @@ class DesignScores(BaseModel):
     ravdess: HeadScores
     ravdess_augmented: HeadScores
     emodb: HeadScores
+    javanese: HeadScores | None = None
     seconds: float
 
 
@@ -327,9 +333,11 @@ def _scores(logits: torch.Tensor, labels: npt.NDArray[np.int64], masks: npt.NDAr
 
 
 def cross_validate(
-    features: VoiceFeatures, design: str, args: argparse.Namespace
+    features: VoiceFeatures, design: str, args: argparse.Namespace, heads_dir: Path | None = None
 ) -> tuple[DesignScores, torch.Tensor]:
-    """Out-of-fold scores, and the out-of-fold logits of every clean row (rows in `features` order)."""
+    """Out-of-fold scores, and the out-of-fold logits of every clean row (rows in `features` order). The
+    whisper head of each fold is written to `heads_dir`/fold-K.safetensors where given, so that whole
+    analyses of a held-out speaker's recordings can be scored out of fold (`training.eval_av`)."""
     started = time.perf_counter()
     fold = features.fold()
     clean = features.variants == "clean"
@@ -343,6 +351,9 @@ def cross_validate(
             head = train_head(pooled[train], features.labels[train], features.masks[train], args)
             with torch.inference_mode():
                 logits[test] = head(torch.from_numpy(pooled[test]))
+            if heads_dir is not None:
+                heads_dir.mkdir(parents=True, exist_ok=True)
+                save_state(head, heads_dir / f"fold-{k}.safetensors")
         elif design == "whisper-logreg":
             from sklearn.linear_model import LogisticRegression
             from sklearn.pipeline import make_pipeline
@@ -369,14 +380,60 @@ def cross_validate(
         return _scores(logits[rows], features.labels[rows], features.masks[rows])
 
     ravdess = features.corpora == "ravdess"
+    javanese = features.corpora == "javanese"
     scores = DesignScores(
         design=design,
         ravdess=part(ravdess & clean),
         ravdess_augmented=part(ravdess & augmented),
-        emodb=part(~ravdess & clean),
+        emodb=part((features.corpora == "emodb") & clean),
+        javanese=part(javanese & clean) if javanese.any() else None,
         seconds=time.perf_counter() - started,
     )
     return scores, logits
+
+
+class CorpusOut(BaseModel):
+    """A corpus none of whose speakers, language or recording the head heard: trained on the others."""
+
+    corpus: str
+    trained_on: list[str]
+    scores: HeadScores = Field(description="its clean clips, at the shipped head's temperature")
+    ece_own_temperature: float = Field(
+        description="ECE at a temperature fitted on the training corpora alone"
+    )
+
+
+def leave_one_corpus_out(
+    features: VoiceFeatures, args: argparse.Namespace, temperature: float
+) -> list[CorpusOut]:
+    """The voice on a corpus from elsewhere: for each corpus, the head trained on the others' speakers (every
+    variant) and read on its clean clips."""
+    pooled = features.at_margins(args.margins)
+    clean = features.variants == "clean"
+    out = []
+    corpora = sorted(set(features.corpora.tolist()))
+    for corpus in corpora:
+        train = features.corpora != corpus
+        test = ~train & clean
+        head = train_head(pooled[train], features.labels[train], features.masks[train], args)
+        with torch.inference_mode():
+            logits = head(torch.from_numpy(pooled[test]))
+            seen = head(torch.from_numpy(pooled[train & clean]))
+        own = fit_temperature(
+            _masked(seen, torch.from_numpy(features.masks[train & clean])),
+            torch.from_numpy(features.labels[train & clean]),
+        )
+        masks, labels = features.masks[test], features.labels[test]
+        out.append(
+            CorpusOut(
+                corpus=corpus,
+                trained_on=[c for c in corpora if c != corpus],
+                scores=_scores(logits / temperature, labels, masks),
+                ece_own_temperature=_scores(logits / own, labels, masks).ece,
+            )
+        )
+        logger.info("leave %s out: weighted F1 %.3f", corpus, out[-1].scores.weighted_f1)
+    return out
 
 
 class VoiceCard(BaseModel):
@@ -394,6 +451,7 @@ class VoiceCard(BaseModel):
     augmentation: list[str]
     protocol: str
     designs: list[DesignScores]
+    leave_one_corpus_out: list[CorpusOut] = []
     chosen: str
     temperature: float
     ravdess_ece_before: float
@@ -412,6 +470,7 @@ def _summary(scores: DesignScores) -> dict[str, float]:
         "ravdess_weighted_f1": round(scores.ravdess.weighted_f1, 4),
         "ravdess_augmented_weighted_f1": round(scores.ravdess_augmented.weighted_f1, 4),
         "emodb_weighted_f1": round(scores.emodb.weighted_f1, 4),
+        **({"javanese_weighted_f1": round(scores.javanese.weighted_f1, 4)} if scores.javanese else {}),
     }
 
 
@@ -461,7 +520,7 @@ def main(argv: list[str] | None = None) -> VoiceCard:
             scores = DesignScores.model_validate_json(cached.read_text())
             logits = torch.from_numpy(np.load(cached.with_suffix(".npy")))
         else:
-            scores, logits = cross_validate(features, design, args)
+            scores, logits = cross_validate(features, design, args, heads_dir=out / "folds")
             np.save(cached.with_suffix(".npy"), logits.numpy())
             cached.write_text(scores.model_dump_json())
         designs.append(scores)
@@ -485,13 +544,19 @@ def main(argv: list[str] | None = None) -> VoiceCard:
                     features.masks[ravdess_clean])  # fmt: skip
     head = train_head(features.at_margins(args.margins), features.labels, features.masks, args)
     head.temperature.fill_(temperature)  # type: ignore[operator]
+    for fold_weights in sorted((out / "folds").glob("fold-*.safetensors")):
+        fold_head = VoiceHead(hidden=args.hidden, margins=tuple(args.margins), members=args.members)
+        load_state(fold_head, fold_weights)
+        fold_head.temperature.fill_(temperature)  # type: ignore[operator]
+        save_state(fold_head, fold_weights)
+    corpus_out = leave_one_corpus_out(features, args, temperature)
     np.savez(
         out / "oof.npz", logits=oof["whisper-head"].numpy(), stems=features.stems, variants=features.variants
     )
     card = VoiceCard(
         command=" ".join(["python -m training.voice", *sys.argv[1:]]),
         seed=args.seed,
-        data=[RAVDESS_NOTE, EMODB_NOTE],
+        data=[RAVDESS_NOTE, EMODB_NOTE, *([JAVANESE_NOTE] if "javanese" in features.corpora else [])],
         data_sha256=_corpus_digest(clips),
         created=datetime.now(UTC).replace(microsecond=0),
         mapping=(
@@ -508,9 +573,10 @@ def main(argv: list[str] | None = None) -> VoiceCard:
         hidden=args.hidden,
         members=args.members,
         augmentation=list(VARIANTS),
-        protocol=f"{FOLDS} folds by speaker: RAVDESS actor (n-1) mod 5, Emo-DB speakers by rank mod 5; "
-        "scores on held-out speakers' clean clips (and their augmented variants)",
+        protocol=f"{FOLDS} folds by speaker: RAVDESS and Javanese actor (n-1) mod 5, Emo-DB speakers by rank "
+        "mod 5; scores on held-out speakers' clean clips (and their augmented variants)",
         designs=designs,
+        leave_one_corpus_out=corpus_out,
         chosen="whisper-head",
         temperature=temperature,
         ravdess_ece_before=before.ece,
@@ -529,6 +595,9 @@ def main(argv: list[str] | None = None) -> VoiceCard:
 
 RAVDESS_NOTE: Final = (
     "RAVDESS speech, actors 01-20 (Livingstone & Russo 2018): CC BY-NC-SA 4.0, non-commercial"
+)
+JAVANESE_NOTE: Final = (
+    "Javanese acted emotional speech, actors 01-05 (2black0/sound-emotion-recognition-javanese): MIT"
 )
 EMODB_NOTE: Final = (
     "Emo-DB, 10 speakers (Burkhardt et al. 2005): freely distributed by its authors for research"

@@ -26,7 +26,7 @@ from shared.model.context import WindowInput, window_inputs
 from shared.model.dialogue import spoken_conversation
 from shared.model.face import FaceExpressionNet, faces_tensor
 from shared.model.fusion import FusionClassifier
-from shared.model.pooling import PoolingRule, pool
+from shared.model.pooling import PoolingRule, expert_scales, pool
 from shared.model.preprocess import LogMel, audio_segment, clip_tensor, min_mel_frames, pad_batch
 from shared.model.text import TextEncoder, pad_windows
 from shared.model.video import VideoEncoder
@@ -339,13 +339,15 @@ class FusionPredictor:
         face_emotions: FeatureMatrix | None = None,
         voice_emotions: FeatureMatrix | None = None,
         face_quality: Sequence[float] | None = None,
+        translated: Sequence[bool] | None = None,
     ) -> dict[str, Distributions]:
         """{'fused' | modality: ((n, 7) emotion, (n, 3) sentiment probabilities)} for what is present.
 
         Each modality's own distribution: the fusion MLP given that modality's embedding alone, or, for the
         face and the voice, their calibrated expert distributions (sentiment through P(sentiment | emotion)).
         The fused one pools them by the bundle's rule, the face's weight scaled by `face_quality` (per
-        utterance, 0-1; None: 1). Rows a modality lacks are NaN in its output."""
+        utterance, 0-1; None: 1) and the words' by the rule's `translated_words_scale` where `translated`.
+        Rows a modality lacks are NaN in its output."""
         (t, t_p), (v, v_p), (a, a_p) = (self._matrix(m, n) for m in (text, video, audio))
         present = torch.stack([t_p, v_p, a_p], dim=1).to(self.device)  # (n, 3)
         t, v, a = (x.to(self.device) for x in (t, v, a))
@@ -378,9 +380,18 @@ class FusionPredictor:
             outputs["fused"] = (prior_e, prior_s)
             return outputs
         presence = {m: here for m, (_, here) in own.items()}
-        scales = {} if face_quality is None else {Modality.VIDEO: np.asarray(face_quality, dtype=np.float64)}
-        emotion = pool({m: d[0] for m, (d, _) in own.items()}, presence, self.rule.emotion, scales)
-        sentiment = pool({m: d[1] for m, (d, _) in own.items()}, presence, self.rule.sentiment, scales)
+        emotion = pool(
+            {m: d[0] for m, (d, _) in own.items()},
+            presence,
+            self.rule.emotion,
+            expert_scales(self.rule.emotion, n, face_quality, translated),
+        )
+        sentiment = pool(
+            {m: d[1] for m, (d, _) in own.items()},
+            presence,
+            self.rule.sentiment,
+            expert_scales(self.rule.sentiment, n, face_quality, translated),
+        )
         nothing = ~np.any(np.stack(list(presence.values())), axis=0)
         outputs["fused"] = (
             np.where(nothing[:, None], prior_e, emotion).astype(np.float32),

@@ -17,7 +17,7 @@ odds of two classes by at most w_m · log((1 − ε_m + ε_m/K) / (ε_m/K)). An 
 the floor is kept at MIN_FLOOR or above.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import numpy as np
@@ -33,6 +33,12 @@ FloatArray = npt.NDArray[np.float32]
 class HeadRule(BaseModel):
     weights: dict[Modality, float] = Field(description="w_m ≥ 0 per expert")
     floors: dict[Modality, float] = Field(description=f"ε_m in [{MIN_FLOOR}, 1) per expert")
+    translated_words_scale: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="The words' scale where they were read through Whisper's translation of another language",
+    )
 
 
 class PoolingRule(BaseModel):
@@ -92,3 +98,19 @@ def pool(
     out = np.where((counts <= 1)[:, None], single, pooled)
     out[~anyone] = np.nan
     return out.astype(np.float32)
+
+
+def expert_scales(
+    rule: HeadRule,
+    n: int,
+    face_quality: Sequence[float] | npt.NDArray[np.float64] | None,
+    translated: Sequence[bool] | npt.NDArray[np.bool_] | None,
+) -> dict[Modality, npt.NDArray[np.float64]]:
+    """Per-utterance scales of the experts' weights: the face's quality, and the rule's scale of words read
+    through a translation."""
+    scales = {}
+    if face_quality is not None:
+        scales[Modality.VIDEO] = np.asarray(face_quality, dtype=np.float64).reshape(n)
+    if translated is not None:
+        scales[Modality.TEXT] = np.where(np.asarray(translated, dtype=bool), rule.translated_words_scale, 1.0)
+    return scales
