@@ -15,7 +15,7 @@ TEXT_WEIGHTS := training/weights/meld-text-mpnet-dialogue-v1.safetensors
 TEXT_ENCODER := training/weights/meld-text-mpnet-v1.safetensors
 
 .PHONY: help setup hooks model demo test unit-tests integration-tests e2e-tests lint up down status restart bench bench-auth clean \
-	train-text text-ablation eval eval-av docs crd-schemas
+	train-text text-ablation eval eval-av docs docs-pictures crd-schemas
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ hooks: setup  ## install the git hooks: ruff and mypy before a commit, the messa
 	$(VENV)/bin/pre-commit install
 
 model: setup $(BUNDLE)/manifest.json  ## build the default model bundle (deterministic, seconds)
-$(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json) $(wildcard training/weights/voice-v1.* training/weights/face-fer2013-v1.* training/weights/fusion-rule-v2.json)
+$(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json) $(wildcard training/weights/voice-v2.* training/weights/face-fer2013-v1.* training/weights/fusion-rule-v3.json)
 	$(PY) -m training.default_bundle --out $(BUNDLE) --weights $(TEXT_WEIGHTS)
 
 train-text: setup  ## retrain the default text weights on MELD train, selected on dev (CPU: MPNet ≈ 80 min, GRU 2 min)
@@ -44,6 +44,11 @@ text-ablation: setup  ## the text encoders' table: dev figures, training time, m
 
 eval: model  ## score the default bundle on MELD dev (JSON: weighted F1, accuracy, ECE)
 	$(PY) -m training.evaluate --meld-csv $(MELD)/dev_sent_emo.csv --bundle $(BUNDLE) --json
+
+docs-pictures: model  ## the pictures in docs/ that show a result, from the default bundle (console: the e2e stack)
+	$(VENV)/bin/emotion-analyzer analyze ../shared/data/talking/vr_face_1.mp4 --bundle $(BUNDLE) --plot docs/timeline-vr_face_1.png
+	EA_TEST_BUNDLE_DIR=$(BUNDLE) $(PYTEST) tests/e2e/test_console.py -k "watches_it_finish or timeline_table" -q
+	cp var/artifacts/console/result-desktop.png docs/console-result.png
 
 eval-av: model  ## the whole analysis of the kit's real face + voice clips, by actor: each modality and fused
 	$(PY) -m training.eval_av --clips $(AV) --bundle $(BUNDLE) --reliability-png var/reliability-av.png

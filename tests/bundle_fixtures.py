@@ -1,7 +1,11 @@
 """A freshly built default bundle, once per test session (the real MiniLM backbone, initial heads), whose
 text encoder reads each utterance with the two before and the one after it, and whose dialogue model reads
-the file's embeddings in order, as the default bundle may."""
+the file's embeddings in order, as the default bundle may.
 
+`EA_TEST_BUNDLE_DIR` names a built bundle to use instead: `make docs-pictures` takes the console's picture
+with the default bundle's trained models."""
+
+import os
 from pathlib import Path
 
 import pytest
@@ -28,6 +32,8 @@ def build_test_bundle(root: Path) -> BundleManifest:
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if given := os.environ.get("EA_TEST_BUNDLE_DIR"):
+        return Path(given).resolve()
     root = tmp_path_factory.mktemp("bundle") / "default"
     build_test_bundle(root)
     return root

@@ -1,6 +1,7 @@
 from pydantic import Field
 
 from shared.settings import EncoderSettings
+from shared.transcription import MIN_LANGUAGE_PROBABILITY
 
 
 class Settings(EncoderSettings):
@@ -16,5 +17,8 @@ class Settings(EncoderSettings):
         "pass); false lists such words as missing",
     )
     min_language_probability: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="Below it the language is too uncertain to read the words"
+        default=MIN_LANGUAGE_PROBABILITY,
+        ge=0.0,
+        le=1.0,
+        description="Below it the language is too uncertain to read the words",
     )
