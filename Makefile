@@ -29,7 +29,7 @@ hooks: setup  ## install the git hooks: ruff and mypy before a commit, the messa
 	$(VENV)/bin/pre-commit install
 
 model: setup $(BUNDLE)/manifest.json  ## build the default model bundle (deterministic, seconds)
-$(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json) $(wildcard training/weights/voice-v2.* training/weights/face-fer2013-v1.* training/weights/fusion-rule-v3.json)
+$(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json) $(wildcard training/weights/voice-v2.* training/weights/face-fer2013-v1.* training/weights/fusion-rule-v2.json)
 	$(PY) -m training.default_bundle --out $(BUNDLE) --weights $(TEXT_WEIGHTS)
 
 train-text: setup  ## retrain the default text weights on MELD train, selected on dev (CPU: MPNet ≈ 80 min, GRU 2 min)
@@ -51,7 +51,8 @@ docs-pictures: model  ## the pictures in docs/ that show a result, from the defa
 	cp var/artifacts/console/result-desktop.png docs/console-result.png
 
 eval-av: model  ## the whole analysis of the kit's real face + voice clips, by actor: each modality and fused
-	$(PY) -m training.eval_av --clips $(AV) --bundle $(BUNDLE) --reliability-png var/reliability-av.png
+	$(PY) -m training.eval_av --clips $(AV) --bundle $(BUNDLE) --folds training/weights/av-folds \
+		--reliability-png var/reliability-av.png
 
 demo: model  ## analyse a real video in-process: make demo [VIDEO=path]
 	$(VENV)/bin/emotion-analyzer analyze $(VIDEO) --bundle $(BUNDLE)

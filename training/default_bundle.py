@@ -44,7 +44,7 @@ from training.voice import VoiceCard
 WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS: Final = WEIGHTS_DIR / "meld-text-mpnet-dialogue-v1.safetensors"
 DEFAULT_VOICE: Final = WEIGHTS_DIR / "voice-v2.safetensors"
-DEFAULT_RULE: Final = WEIGHTS_DIR / "fusion-rule-v3.json"
+DEFAULT_RULE: Final = WEIGHTS_DIR / "fusion-rule-v2.json"
 DEFAULT_VERSION: Final = "2.4.0-real-av"
 MELD_DATA: Final = TrainingData(
     name="MELD train text and labels (Poria et al. 2019), selected on dev",

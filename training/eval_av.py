@@ -394,7 +394,11 @@ def write_reliability_png(
                 sizes.append(members.sum())
         ece = sum(s / len(labels) * abs(y - x) for x, y, s in zip(xs, ys, sizes, strict=True))
         (line,) = axis.plot(
-            xs, ys, marker="", linewidth=1.5, label=f"{name} (ECE {ece:.3f}, {len(labels)} clips)"
+            xs,
+            ys,
+            marker="",
+            linewidth=1.5,
+            label=f"{name} ({n_bins}-bin ECE {ece:.3f}, {len(labels)} clips)",
         )
         axis.scatter(xs, ys, s=[12 + 4 * s for s in sizes], color=line.get_color(), alpha=0.7)
     axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence of the top emotion", ylabel="share correct")

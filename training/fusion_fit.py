@@ -87,9 +87,12 @@ def voice_distributions(voice_dir: Path, weights: Path) -> tuple[np.ndarray, lis
     return logits.softmax(-1).numpy(), [str(s) for s in oof["stems"]], [str(v) for v in oof["variants"]]
 
 
-def _fit_head(pools: list[Pool], k: int, steps: int = 300) -> tuple[HeadRule, float]:
-    """Weights, floors and the translated words' scale minimising the mean of each pool's mean NLL (each
-    source counts alike, however many rows it has)."""
+def _fit_head(
+    pools: list[Pool], k: int, steps: int = 300, counts: list[float] | None = None
+) -> tuple[HeadRule, float]:
+    """Weights, floors and the translated words' scale minimising the weighted mean of each pool's mean NLL
+    (pool i counts `counts[i]`, however many rows it has; by default by its rows)."""
+    counts = counts or source_counts(pools)
     experts = (T, V, A)
     raw_w = torch.zeros(3, requires_grad=True)
     raw_f = torch.full((3,), -2.0, requires_grad=True)
@@ -120,7 +123,7 @@ def _fit_head(pools: list[Pool], k: int, steps: int = 300) -> tuple[HeadRule, fl
     def loss() -> torch.Tensor:
         weights, floors, translated_scale = parameters()
         total = torch.zeros((), dtype=torch.float64)
-        for distributions, present, labels, quality, translated in tensors:
+        for (distributions, present, labels, quality, translated), count in zip(tensors, counts, strict=True):
             log_pooled = torch.zeros(len(labels), k, dtype=torch.float64)
             for i, m in enumerate(experts):
                 if m in distributions:
@@ -131,8 +134,8 @@ def _fit_head(pools: list[Pool], k: int, steps: int = 300) -> tuple[HeadRule, fl
                     if m is T:
                         scale = scale * (1 - translated + translated * translated_scale)
                     log_pooled = log_pooled + scale[:, None] * weights[i] * floored.log()
-            total = total - log_pooled.log_softmax(-1).gather(1, labels[:, None]).mean()
-        return total / len(tensors)
+            total = total - count * log_pooled.log_softmax(-1).gather(1, labels[:, None]).mean()
+        return total / sum(counts)
 
     for _ in range(steps):
         optimizer.zero_grad()
@@ -146,6 +149,13 @@ def _fit_head(pools: list[Pool], k: int, steps: int = 300) -> tuple[HeadRule, fl
         translated_words_scale=round(float(translated_scale), 4),
     )
     return rule, float(loss())
+
+
+def source_counts(pools: list[Pool]) -> list[float]:
+    """The earlier sources count by their rows, as one source together (the RAVDESS clips are 7 % of it), so
+    the kit's clips, one source of their own, weigh as much as all of them."""
+    total = sum(len(p.labels) for p in pools)
+    return [len(p.labels) / total for p in pools]
 
 
 def load_av_readings(path: Path) -> tuple[Pool, list[Reading]]:
@@ -222,7 +232,9 @@ def fit_av_folds(
     fold = np.array([actor_fold(r.actor) for r in rows])
     pooled = np.zeros((len(rows), len(EMOTIONS)), dtype=np.float32)
     for k in sorted(set(fold.tolist())):
-        rule, _ = _fit_head([*others, av.rows(fold != k)], len(EMOTIONS))
+        rule, _ = _fit_head(
+            [*others, av.rows(fold != k)], len(EMOTIONS), counts=[*source_counts(others), args.av_weight]
+        )
         pooled[fold == k] = av.rows(fold == k).pooled(rule)
         if args.folds_out is not None:
             target = args.folds_out / "fusion" / f"fold-{k}.json"
@@ -313,7 +325,11 @@ def main(argv: list[str] | None = None) -> PoolingRule:
         av, av_rows = load_av_readings(args.av_readings)
         av_figures = fit_av_folds(av, av_rows, [real, emotion_triples], args)
         emotion_pools.append(av)
-    emotion_rule, emotion_nll = _fit_head(emotion_pools, len(EMOTIONS))
+    emotion_rule, emotion_nll = _fit_head(
+        emotion_pools,
+        len(EMOTIONS),
+        counts=[*source_counts([real, emotion_triples])] + ([args.av_weight] if av_rows else []),
+    )
     sentiment_rule, sentiment_nll = _fit_head([sentiment_triples], len(SENTIMENTS))
     # The kit's clips have no sentiment labels: words read through a translation weigh the same there.
     sentiment_rule.translated_words_scale = emotion_rule.translated_words_scale
@@ -357,7 +373,7 @@ def main(argv: list[str] | None = None) -> PoolingRule:
                 if av_rows
                 else ""
             )
-            + "; the mean of each source's NLL minimised"
+            + "; NLL minimised, the clips' mean weighing as much as the other sources' together"
         ),
         figures=figures,
     )
@@ -389,6 +405,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--reliability-png", type=Path, default=None, help="the out-of-fold reliability diagram on the clips"
+    )
+    parser.add_argument(
+        "--av-weight",
+        type=float,
+        default=1.0,
+        help="how many times the clips' mean NLL counts beside each other source's",
     )
     parser.add_argument("--draws", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)

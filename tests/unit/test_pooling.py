@@ -11,7 +11,7 @@ from shared.model.pooling import MIN_FLOOR, HeadRule, PoolingRule, pool
 
 T, V, A = Modality.TEXT, Modality.VIDEO, Modality.AUDIO
 ANGER, FEAR, JOY, NEUTRAL = (EMOTIONS.index(e) for e in ("anger", "fear", "joy", "neutral"))
-SHIPPED = Path(__file__).resolve().parents[2] / "training" / "weights" / "fusion-rule-v3.json"
+SHIPPED = Path(__file__).resolve().parents[2] / "training" / "weights" / "fusion-rule-v2.json"
 
 
 def confident(label: int, p: float = 0.85, k: int = 7) -> np.ndarray:
