@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import webvtt
 
-from emotion_contract.events import Span, VideoTrack
+from emotion_contract.events import Span, Transcript, VideoTrack, VoiceFeatures
 from emotion_contract.labels import EMOTIONS, Modality, WordsSource
 from emotion_contract.results import AnalysisResult, UtteranceResult
 from shared.assets import whisper_model_dir
@@ -59,27 +59,12 @@ def test_a_file_whose_sound_stops_before_its_picture_is_analysed(
     media: MediaSet, transcriber: Transcriber, bundle: LocalBundle, tmp_path: Path
 ) -> None:
     path = streams_of_different_lengths(media.speech.path, tmp_path / "long-picture.mp4", video_s=9.0)
-    output = transcribe_file(path, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60)
+    output, track, audio, result = analysed(path, transcriber, bundle)
     assert output.speech_found and len(output.utterances) == 2
     assert output.media.duration_s == pytest.approx(9.0, abs=0.15)
     assert all(u.end <= media.speech.duration_s + 0.1 for u in output.utterances)
-    track = track_video_file(path, featurizer=VideoFeaturizer(bundle), max_duration_s=60)
-    audio = encode_audio_file(
-        path,
-        media=output.media,
-        utterances=output.utterances,
-        featurizer=AudioFeaturizer(bundle),
-        speech_found=output.speech_found,
-    )
     assert track.missing_reason == "no face was found in the video"
     assert track.samples == round(9.0 / FACE_INTERVAL_S)
-    result = fuse(
-        transcript=output,
-        video_track=track,
-        audio=audio,
-        predictor=FusionPredictor(bundle),
-        bundle_version="t",
-    )
     assert len(result.utterances) == len(audio.audio.present) == 2
 
 
@@ -131,26 +116,11 @@ def test_a_talking_video_without_sound_is_analysed_from_the_face(
     talking_videos: Path, transcriber: Transcriber, bundle: LocalBundle, tmp_path: Path
 ) -> None:
     path = picture_only(talking_videos / "vr_face_1.mp4", tmp_path / "silent.mp4")
-    output = transcribe_file(path, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60)
+    output, track, _, result = analysed(path, transcriber, bundle)
     assert not output.media.has_audio and not output.speech_found and output.language is None
     assert len(output.utterances) == round(output.media.duration_s / 2)
     assert all(u.end - u.start <= 3.0 for u in output.utterances)
-    track = track_video_file(path, featurizer=VideoFeaturizer(bundle), max_duration_s=60)
     video = pool_video_track(track, [(u.start, u.end) for u in output.utterances])
-    audio = encode_audio_file(
-        path,
-        media=output.media,
-        utterances=output.utterances,
-        featurizer=AudioFeaturizer(bundle),
-        speech_found=output.speech_found,
-    )
-    result = fuse(
-        transcript=output,
-        video_track=track,
-        audio=audio,
-        predictor=FusionPredictor(bundle),
-        bundle_version="t",
-    )
     missing = {m.modality.value: m.reason for m in result.missing_modalities}
     assert missing == {"text": NO_AUDIO, "audio": NO_AUDIO}
     assert video.face_emotions is not None
@@ -333,24 +303,11 @@ def test_cli_batch_prints_a_line_per_file_in_order(media: MediaSet, bundle_dir: 
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
-@pytest.fixture(scope="module")
-def multilingual(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
-    return Transcriber(whisper_model_dir("base", tmp_path_factory.mktemp("whisper-base")))
-
-
-@pytest.mark.parametrize(
-    ("clip", "source"),
-    [("01-01-05_01.mp4", WordsSource.TRANSLATION), ("01-02-03_01.mp4", WordsSource.MISSING)],
-)
-def test_a_javanese_clip_is_read_through_translation_or_not_at_all_never_as_english(
-    talking_videos: Path, multilingual: Transcriber, bundle: LocalBundle, clip: str, source: WordsSource
-) -> None:
-    path = talking_videos.parent / "av" / "javanese" / "clips" / clip
-    if not path.is_file():
-        pytest.skip(f"{path} is not there")
-    output = transcribe_file(path, transcriber=multilingual, text=TextFeaturizer(bundle), max_duration_s=60)
-    assert output.speech_found and output.words is source
-    assert output.language not in (None, "en") and output.language_probability is not None
+def analysed(
+    path: Path, transcriber: Transcriber, bundle: LocalBundle
+) -> tuple[Transcript, VideoTrack, VoiceFeatures, AnalysisResult]:
+    """The file through every stage, as the analyzer runs them one after the other."""
+    output = transcribe_file(path, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60)
     track = track_video_file(path, featurizer=VideoFeaturizer(bundle), max_duration_s=60)
     audio = encode_audio_file(
         path,
@@ -366,6 +323,27 @@ def test_a_javanese_clip_is_read_through_translation_or_not_at_all_never_as_engl
         predictor=FusionPredictor(bundle),
         bundle_version="t",
     )
+    return output, track, audio, result
+
+
+@pytest.fixture(scope="module")
+def multilingual(tmp_path_factory: pytest.TempPathFactory) -> Transcriber:
+    return Transcriber(whisper_model_dir("base", tmp_path_factory.mktemp("whisper-base")))
+
+
+@pytest.mark.parametrize(
+    ("clip", "source"),
+    [("01-01-05_01.mp4", WordsSource.TRANSLATION), ("01-02-03_01.mp4", WordsSource.MISSING)],
+)
+def test_a_javanese_clip_is_read_through_translation_or_not_at_all_never_as_english(
+    talking_videos: Path, multilingual: Transcriber, bundle: LocalBundle, clip: str, source: WordsSource
+) -> None:
+    path = talking_videos.parent / "av" / "javanese" / "clips" / clip
+    if not path.is_file():
+        pytest.skip(f"{path} is not there")
+    output, _, _, result = analysed(path, multilingual, bundle)
+    assert output.speech_found and output.words is source
+    assert output.language not in (None, "en") and output.language_probability is not None
     assert result.language == output.language and result.language_probability == output.language_probability
     assert all(u.words is not WordsSource.TRANSCRIPT for u in result.utterances)
     for u in result.utterances:
@@ -405,14 +383,7 @@ def test_a_blurred_face_weighs_less_in_the_fused_answer(
         ],
         check=True,
     )
-    output = transcribe_file(sharp, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60)
-    audio = encode_audio_file(
-        sharp,
-        media=output.media,
-        utterances=output.utterances,
-        featurizer=AudioFeaturizer(bundle),
-        speech_found=output.speech_found,
-    )
+    output, _, audio, _ = analysed(sharp, transcriber, bundle)
 
     def fused(track: VideoTrack) -> AnalysisResult:
         return fuse(
