@@ -44,7 +44,7 @@ from shared.model.inference import (
     VideoFeaturizer,
     pool_video_track,
 )
-from shared.transcription import Transcriber, WordsDecision
+from shared.transcription import NO_SPEECH_FOUND, Transcriber
 
 SEGMENT_S = 2.0
 """Without speech a video is cut into windows of this length, so the face's course is seen over time."""
@@ -101,7 +101,7 @@ def transcribe_file(
 ) -> Transcript:
     media = check_media(path, max_duration_s=max_duration_s)
     utterances: list[Span] = []
-    language, probability, words = None, None, WordsDecision(WordsSource.MISSING, NO_SPEECH)
+    language, probability, words = None, None, NO_SPEECH_FOUND
     if media.has_audio:
         transcript = transcriber.transcribe(load_audio(path))
         utterances = [span.model_copy(update={"index": i}) for i, span in enumerate(transcript.spans)]

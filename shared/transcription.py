@@ -88,12 +88,15 @@ class WordsDecision(NamedTuple):
     missing_reason: str | None = None
 
 
+NO_SPEECH_FOUND: Final = WordsDecision(WordsSource.MISSING, "no speech was found")
+
+
 def words_source(
     language: str | None, probability: float | None, policy: WordsPolicy, *, can_translate: bool = True
 ) -> WordsDecision:
     """What the words model reads of speech Whisper took for `language` with `probability`."""
     if language is None:
-        return WordsDecision(WordsSource.MISSING, "no speech was found")
+        return NO_SPEECH_FOUND
     sure = 1.0 if probability is None else probability
     if sure < policy.min_language_probability:
         return WordsDecision(
@@ -150,8 +153,7 @@ class Transcript(BaseModel):
         default=None, description="How sure Whisper was of the language; 1 when it was given"
     )
     words: WordsDecision = Field(
-        default=WordsDecision(WordsSource.MISSING, "no speech was found"),
-        description="What the words model reads of the spans",
+        default=NO_SPEECH_FOUND, description="What the words model reads of the spans"
     )
     duration_s: float = Field(ge=0.0, description="Length of the audio that was transcribed")
     spans: list[Span] = Field(description="The utterances in time order; empty when no speech was found")
@@ -230,7 +232,7 @@ class Transcriber:
             offset_s, piece_end_s = first / SAMPLE_RATE, last / SAMPLE_RATE
             piece = samples[first:last]
             # The file's language is the first piece's with speech; later pieces are decoded in it.
-            segments, info = self._decode(piece, language=language if decision is not None else self.language)
+            segments, info = self._decode(piece, language=language)
             found = len(spans)
             for segment in segments:  # a generator: decoding happens while iterating
                 text = segment.text.strip()
@@ -256,7 +258,7 @@ class Transcriber:
         return Transcript(
             language=language if spans else None,
             language_probability=probability if spans else None,
-            words=decision or WordsDecision(WordsSource.MISSING, "no speech was found"),
+            words=decision or NO_SPEECH_FOUND,
             duration_s=duration_s,
             spans=spans,
         )

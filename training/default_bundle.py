@@ -190,13 +190,18 @@ def build_default_bundle(
     return writer.write()
 
 
+def _heard_javanese(card: VoiceCard) -> bool:
+    return any("Javanese" in d for d in card.data)
+
+
 def _voice_data(card: VoiceCard) -> list[TrainingData]:
-    return [RAVDESS_DATA, EMODB_DATA] + ([JAVANESE_DATA] if any("Javanese" in d for d in card.data) else [])
+    return [RAVDESS_DATA, EMODB_DATA] + ([JAVANESE_DATA] if _heard_javanese(card) else [])
 
 
 def _voice_corpora(card: VoiceCard) -> str:
-    javanese = any("Javanese" in d for d in card.data)
-    return "RAVDESS (actors 01-20), Emo-DB" + (" and the Javanese takes (actors 01-05)" if javanese else "")
+    return "RAVDESS (actors 01-20), Emo-DB" + (
+        " and the Javanese takes (actors 01-05)" if _heard_javanese(card) else ""
+    )
 
 
 def read_voice_card(weights: Path) -> VoiceCard:

@@ -39,14 +39,15 @@ from pydantic import BaseModel, Field
 from emotion_contract.labels import EMOTIONS, Modality, WordsSource
 from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores
 from shared.model.pooling import PoolingRule, expert_scales, pool
-from training.evaluate_media import file_distribution
+from training.evaluate_media import emotion_distribution, file_distribution
 from training.metrics import HeadScores, confusion_text, score_head
+from training.voice import FOLDS
 
 if TYPE_CHECKING:
     from shared.model.bundle import LocalBundle
+    from shared.model.voice import WhisperStates
 
 logger = logging.getLogger(__name__)
-FOLDS: Final = 5
 DEFAULT_CLIPS: Final = Path("../shared/data/av/javanese")
 VIEWS: Final[dict[str, Modality | None]] = {
     "face": Modality.VIDEO,
@@ -173,8 +174,7 @@ def _distribution(u: UtteranceResult, modality: Modality) -> npt.NDArray[np.floa
     prediction = u.modalities.get(modality)
     if prediction is None or not prediction.available or prediction.emotions is None:
         return None
-    by_label = {s.label.value: s.confidence for s in prediction.emotions}
-    return np.array([by_label[e] for e in EMOTIONS], dtype=np.float64)
+    return emotion_distribution(prediction.emotions)
 
 
 def refuse(result: AnalysisResult, rule: PoolingRule) -> AnalysisResult:
@@ -219,33 +219,29 @@ class FoldModels:
             if (path := directory / "fusion" / f"fold-{k}.json").is_file()
         }
         self.bundle_dir = bundle_dir
-        self._states: object | None = None
+        self._states: WhisperStates | None = None
 
     def voice_again(self, clip: AvClip, result: AnalysisResult) -> AnalysisResult:
         """The clip's voice read by its fold's head, over the same utterances."""
-        import torch
-
         from shared.media.decode import load_audio
         from shared.model.voice import WhisperStates
 
         head = self.voice.get(actor_fold(clip.actor))
-        if head is None:
+        heard = [
+            i
+            for i, u in enumerate(result.utterances)
+            if (v := u.modalities.get(Modality.AUDIO)) and v.available
+        ]
+        if head is None or not heard:
             return result
-        if self._states is None:
-            self._states = WhisperStates(self.bundle_dir / "audio" / "whisper")
-        assert isinstance(self._states, WhisperStates)
+        self._states = self._states or WhisperStates(self.bundle_dir / "audio" / "whisper")
         states = self._states.window_states(load_audio(clip.path))
-        utterances = []
-        for u in result.utterances:
-            voice = u.modalities.get(Modality.AUDIO)
-            if voice is None or not voice.available:
-                utterances.append(u)
-                continue
-            with torch.inference_mode():
-                pooled = torch.from_numpy(head.pool(states, u.start_time, u.end_time)[None, :])
-                p = head.probabilities(pooled)[0].numpy()
-            again = voice.model_copy(update={"emotions": emotion_scores(p.tolist())})
-            utterances.append(u.model_copy(update={"modalities": {**u.modalities, Modality.AUDIO: again}}))
+        spans = [(result.utterances[i].start_time, result.utterances[i].end_time) for i in heard]
+        utterances = list(result.utterances)
+        for i, p in zip(heard, head.span_probabilities(states, spans), strict=True):
+            u = utterances[i]
+            again = u.modalities[Modality.AUDIO].model_copy(update={"emotions": emotion_scores(p.tolist())})
+            utterances[i] = u.model_copy(update={"modalities": {**u.modalities, Modality.AUDIO: again}})
         return result.model_copy(update={"utterances": utterances})
 
     def apply(self, clip: AvClip, analysis: ClipAnalysis, bundle_rule: PoolingRule) -> ClipAnalysis:
@@ -309,18 +305,25 @@ def score_view(
 ) -> ViewReport | None:
     if not has.any():
         return None
-    labels = np.array([a.label for a in analyses])
-    actors = np.array([a.actor for a in analyses])
-    per_actor = {}
-    for actor in sorted(set(actors.tolist())):
-        rows = has & (actors == actor)
-        if rows.any():
-            per_actor[actor] = round(score_head(distributions[rows], labels[rows], EMOTIONS).weighted_f1, 4)
+    labels = np.array([a.label for a in analyses])[has]
+    actors = np.array([a.actor for a in analyses])[has]
     return ViewReport(
         clips=int(has.sum()),
-        scores=score_head(distributions[has], labels[has], EMOTIONS),
-        per_actor_weighted_f1=per_actor,
+        scores=score_head(distributions[has], labels, EMOTIONS),
+        per_actor_weighted_f1=per_actor_weighted_f1(distributions[has], labels, actors),
     )
+
+
+def per_actor_weighted_f1(
+    distributions: npt.NDArray[np.floating], labels: npt.NDArray[np.int64], actors: npt.NDArray[np.str_]
+) -> dict[str, float]:
+    """Each actor's clips scored alone: the folds the models that learn from these actors are chosen by."""
+    return {
+        actor: round(
+            score_head(distributions[actors == actor], labels[actors == actor], EMOTIONS).weighted_f1, 4
+        )
+        for actor in sorted(set(actors.tolist()))
+    }
 
 
 def report(

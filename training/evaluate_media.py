@@ -65,7 +65,8 @@ def evaluate_faces(bundle_dir: Path, npz: Path, batch_size: int = 256) -> FaceRe
     )
 
 
-def _distribution(scores: list[EmotionScore]) -> np.ndarray:
+def emotion_distribution(scores: list[EmotionScore]) -> np.ndarray:
+    """A sorted list of emotion scores as probabilities in MELD's order."""
     by_label = {s.label.value: s.confidence for s in scores}
     return np.array([by_label[e] for e in EMOTIONS], dtype=np.float64)
 
@@ -75,12 +76,12 @@ def file_distribution(result: AnalysisResult, modality: Modality | None) -> np.n
     rows, weights = [], []
     for u in result.utterances:
         if modality is None:
-            rows.append(_distribution(u.emotions))
+            rows.append(emotion_distribution(u.emotions))
         else:
             prediction = u.modalities[modality]
             if not prediction.available or prediction.emotions is None:
                 continue
-            rows.append(_distribution(prediction.emotions))
+            rows.append(emotion_distribution(prediction.emotions))
         weights.append(max(u.end_time - u.start_time, 1e-3))
     if not rows:
         return None

@@ -28,8 +28,8 @@ from emotion_contract.labels import EMOTIONS
 from shared.media.frames import sample_stills
 from shared.model.bundle import load_state
 from shared.model.face import FaceExpressionNet, faces_tensor
-from shared.model.face_detection import FaceBox, FaceTracker, crop_face
-from training.eval_av import DEFAULT_CLIPS, AvClip, list_av_clips
+from shared.model.face_detection import FaceTracker, crop_face, frame_face
+from training.eval_av import DEFAULT_CLIPS, AvClip, list_av_clips, per_actor_weighted_f1
 from training.face import DEFAULT_FACE_WEIGHTS
 from training.metrics import score_head
 
@@ -47,15 +47,6 @@ class ClipFaces:
     samples: int  # pictures looked at
 
 
-def wide_crop(grey: npt.NDArray[np.uint8], box: FaceBox) -> npt.NDArray[np.uint8]:
-    """A WIDE-box square around the detector's box, edge-padded where it leaves the picture."""
-    side = max(box.width, box.height)
-    reach = round(side * WIDE / 2)
-    cx, cy = box.x + box.width // 2, box.y + box.height // 2
-    padded = np.pad(grey, reach, mode="edge")  # (cx, cy) lies at (cx + reach, cy + reach) in it
-    return crop_face(padded, FaceBox(cx, cy, 2 * reach, 2 * reach), size=WIDE_PIXELS)
-
-
 def clip_faces(clip: AvClip, rate: float) -> ClipFaces:
     tracker = FaceTracker()
     times, crops, sides, samples = [], [], [], 0
@@ -63,7 +54,7 @@ def clip_faces(clip: AvClip, rate: float) -> ClipFaces:
         samples += 1
         if (box := tracker.find(grey, time_s)) is not None:
             times.append(time_s)
-            crops.append(wide_crop(grey, box))
+            crops.append(frame_face(grey, box, margin=WIDE, shift=0.0, size=WIDE_PIXELS))
             sides.append(max(box.width, box.height))
     empty = np.zeros((0, WIDE_PIXELS, WIDE_PIXELS), dtype=np.uint8)
     return ClipFaces(np.array(times), np.stack(crops) if crops else empty, np.array(sides, float), samples)
@@ -182,10 +173,6 @@ def score_variant(
     labels = np.array([c.label for c in clips])[has]
     actors = np.array([c.actor for c in clips])[has]
     scores = score_head(p, labels, EMOTIONS)
-    per_actor = {
-        a: round(score_head(p[actors == a], labels[actors == a], EMOTIONS).weighted_f1, 4)
-        for a in sorted(set(actors.tolist()))
-    }
     top = np.bincount(p.argmax(axis=1), minlength=len(EMOTIONS))
     return VariantScores(
         variant=variant,
@@ -193,7 +180,7 @@ def score_variant(
         weighted_f1=round(scores.weighted_f1, 4),
         accuracy=round(scores.accuracy, 4),
         ece=round(scores.ece, 4),
-        per_actor=per_actor,
+        per_actor=per_actor_weighted_f1(p, labels, actors),
         top_class_counts={e: int(n) for e, n in zip(EMOTIONS, top, strict=True) if n},
     )
 

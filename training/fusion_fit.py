@@ -185,17 +185,16 @@ def load_av_readings(path: Path) -> tuple[Pool, list[Reading]]:
 
 def clip_level(
     rows: list[Reading], pooled: npt.NDArray[np.float32]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], list[str]]:
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Each clip's distribution: its utterances' weighted by their length (as `training.eval_av` scores)."""
     stems = list(dict.fromkeys(r.stem for r in rows))
     index = {s: i for i, s in enumerate(stems)}
     sums = np.zeros((len(stems), pooled.shape[1]))
     labels = np.zeros(len(stems), dtype=np.int64)
-    actors = [""] * len(stems)
     for r, p in zip(rows, pooled, strict=True):
         sums[index[r.stem]] += r.seconds * p
-        labels[index[r.stem]], actors[index[r.stem]] = r.label, r.actor
-    return sums / sums.sum(axis=1, keepdims=True), labels, actors
+        labels[index[r.stem]] = r.label
+    return sums / sums.sum(axis=1, keepdims=True), labels
 
 
 def _triples(
@@ -244,7 +243,7 @@ def fit_av_folds(
             )
             target.write_text(head.model_dump_json(indent=2) + "\n")
         logger.info("fold %d: %s", k, rule.model_dump_json())
-    fused, labels, _ = clip_level(rows, pooled)
+    fused, labels = clip_level(rows, pooled)
     scores = score_head(fused, labels, EMOTIONS)
     figures = {
         "av_clips": float(len(labels)),
@@ -256,7 +255,7 @@ def fit_av_folds(
     for name, m in (("face", V), ("voice", A), ("words", T)):
         here = av.present[m]
         if here.any():
-            alone, alone_labels, _ = clip_level(
+            alone, alone_labels = clip_level(
                 [r for r, h in zip(rows, here, strict=True) if h], av.distributions[m][here]
             )
             views[name] = (alone, alone_labels)
@@ -369,11 +368,12 @@ def main(argv: list[str] | None = None) -> PoolingRule:
             f"held-out voices and held-out FER faces in every combination of 2-3 experts"
             + (
                 f", and the utterances of the kit's {len({r.stem for r in av_rows})} real face + voice "
-                "clips (face, voice out of fold, words through translation where read)"
+                "clips (face, voice out of fold, words through translation where read), their mean NLL "
+                f"weighing {args.av_weight:g} against the other sources' together"
                 if av_rows
                 else ""
             )
-            + "; NLL minimised, the clips' mean weighing as much as the other sources' together"
+            + "; NLL minimised"
         ),
         figures=figures,
     )
@@ -410,7 +410,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--av-weight",
         type=float,
         default=1.0,
-        help="how many times the clips' mean NLL counts beside each other source's",
+        help="the weight of the clips' mean NLL; the other sources together weigh 1, each by its rows",
     )
     parser.add_argument("--draws", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)

@@ -17,7 +17,7 @@ of the face + voice clips' actors), split by speaker (CPU):
 4. The chosen design (best out-of-fold RAVDESS weighted F1) is retrained on every speaker; its temperature
    is fitted on the out-of-fold logits (NLL), so it is calibrated on speakers it never saw. Each fold's head
    is kept (OUTPUT_DIR/folds/fold-K.safetensors, at that temperature) for scoring whole analyses of the
-   held-out speakers' recordings (`training.eval_av --voice-folds`).
+   held-out speakers' recordings (`training.eval_av --folds`, which reads them from DIR/voice/).
 5. Leave one corpus out: the head trained on two corpora, read on the third (a language, speakers and
    recordings it never heard), with ECE at the shipped temperature and at one fitted without that corpus.
 """

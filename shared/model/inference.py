@@ -250,8 +250,7 @@ class AudioFeaturizer:
             return np.zeros((0, self.config.n_emotions), dtype=np.float32)
         if states is None:
             states = self.states.window_states(audio)
-        pooled = np.stack([self.voice.pool(states, start, end) for start, end in spans])
-        return self.voice.probabilities(torch.from_numpy(pooled).to(self.device)).cpu().numpy()
+        return self.voice.span_probabilities(states, spans)
 
     @torch.inference_mode()
     def encode(

@@ -136,6 +136,18 @@ class VoiceHead(nn.Module):
         """The head's input for one span of a file's states."""
         return pool_span(states, start, end, self.margins).reshape(-1)
 
+    @torch.inference_mode()
+    def span_probabilities(
+        self, states: npt.NDArray[np.float32], spans: Sequence[tuple[float, float]]
+    ) -> npt.NDArray[np.float32]:
+        """(len(spans), 7) calibrated distributions of the spans of a file's states."""
+        pooled = np.stack([self.pool(states, start, end) for start, end in spans])
+        device = cast(torch.Tensor, self.input_mean).device
+        probabilities: npt.NDArray[np.float32] = (
+            self.probabilities(torch.from_numpy(pooled).to(device)).cpu().numpy()
+        )
+        return probabilities
+
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         standardised = (pooled - cast(torch.Tensor, self.input_mean)) / cast(torch.Tensor, self.input_scale)
         members = torch.stack([net(standardised).log_softmax(-1) for net in self.nets])
