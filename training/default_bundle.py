@@ -8,7 +8,8 @@
 - fusion: the trained MLP and heads, their temperatures fitted on dev, the face sentiment map;
 - audio: the voice head on Whisper-base encoder states (`training.voice`, RAVDESS + Emo-DB), with the
   CTranslate2 Whisper model it reads (the transcriber's own, from PyPI);
-- face: the facial-expression CNN trained on FER2013's training faces (`training.face`);
+- face: the facial-expression CNN trained on FER2013's training faces (`training.face`), then fine-tuned on
+  the faces of the kit's real face + voice clips (`training.face_clips`);
 - the fusion rule: the pooling weights and floors fitted on data (`training.fusion_fit`);
 - video (R3D-18): seeded initial weights, marked untrained (the services mask it).
 
@@ -29,7 +30,7 @@ from shared.model.inference import FUSION_RULE
 from shared.model.pooling import PoolingRule
 from shared.model.voice import VOICE_ENCODER, VoiceHead
 from training.data import MELD_SOURCE
-from training.face import DEFAULT_FACE_WEIGHTS, FaceCard, face_source, read_face_card
+from training.face_clips import DEFAULT_FACE_CLIPS_WEIGHTS, FaceDescription, describe_face
 from training.lora import merged_backbone
 from training.model import load_tokenizer, save_backbone
 from training.text_weights import (
@@ -45,7 +46,7 @@ WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS: Final = WEIGHTS_DIR / "meld-text-mpnet-dialogue-v1.safetensors"
 DEFAULT_VOICE: Final = WEIGHTS_DIR / "voice-v2.safetensors"
 DEFAULT_RULE: Final = WEIGHTS_DIR / "fusion-rule-v2.json"
-DEFAULT_VERSION: Final = "2.4.0-real-av"
+DEFAULT_VERSION: Final = "2.5.0-video-face"
 MELD_DATA: Final = TrainingData(
     name="MELD train text and labels (Poria et al. 2019), selected on dev",
     licence="GPL-3.0 (MELD's repository); the dialogue text is from the TV series Friends",
@@ -134,7 +135,7 @@ def build_default_bundle(
     seed: int = 0,
     backbone_dir: Path | None = None,
     voice: Path = DEFAULT_VOICE,
-    face: Path = DEFAULT_FACE_WEIGHTS,
+    face: Path = DEFAULT_FACE_CLIPS_WEIGHTS,
     rule: Path = DEFAULT_RULE,
     whisper_cache: Path = Path("var/cache/whisper"),
     model_cache: Path = Path("var/cache"),
@@ -149,7 +150,7 @@ def build_default_bundle(
     model = text_classifier(text_weights, backbone_dir)
     backbone = merged_backbone(model.text.backbone)
     config = replace(text_weights.config, audio_encoder=VOICE_ENCODER)
-    voice_card, face_card = read_voice_card(voice), read_face_card(face)
+    voice_card, face_card = read_voice_card(voice), describe_face(face)
     writer = BundleWriter(
         out,
         name=BUNDLE_NAME,
@@ -186,7 +187,12 @@ def build_default_bundle(
             equal.write_text(PoolingRule.equal().model_dump_json(indent=2) + "\n")
             writer.add_files("fusion", {FUSION_RULE: equal})
         writer.components["fusion"].source += "; pooling rule: equal weights, not fitted"
-    add_face(writer, face, source=face_source(face))
+    add_face(
+        writer,
+        face,
+        source=face_card.source,
+        trained_on=[FER_DATA] + ([JAVANESE_DATA] if face_card.learnt_from_clips else []),
+    )
     return writer.write()
 
 
@@ -238,13 +244,12 @@ def add_voice(writer: BundleWriter, weights: Path, voice_card: VoiceCard, whispe
     writer.components["audio"].parameters += WHISPER_BASE_PARAMETERS
 
 
-def _voice_face_notes(voice_card: VoiceCard, face_card: FaceCard) -> str:
+def _voice_face_notes(voice_card: VoiceCard, face_card: FaceDescription) -> str:
     chosen = voice_card.chosen_scores
     return (
         "Voice: Whisper-state head, speaker-independent RAVDESS weighted F1 "
-        f"{chosen.ravdess.weighted_f1:.3f}. Face: CNN on FER2013, held-out accuracy "
-        f"{face_card.validation.accuracy:.3f}. The modalities are pooled by a rule fitted on data. RAVDESS "
-        "is CC BY-NC-SA 4.0: this bundle's voice is for non-commercial use."
+        f"{chosen.ravdess.weighted_f1:.3f}. {face_card.summary} The modalities are pooled by a rule fitted "
+        "on data. RAVDESS is CC BY-NC-SA 4.0: this bundle's voice is for non-commercial use."
     )
 
 
@@ -257,7 +262,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", default=DEFAULT_VERSION)
     parser.add_argument("--seed", type=int, default=0, help="of the untrained video branch")
     parser.add_argument("--voice", type=Path, default=DEFAULT_VOICE, help="voice head weights (+ .json)")
-    parser.add_argument("--face", type=Path, default=DEFAULT_FACE_WEIGHTS, help="face weights (+ .json)")
+    parser.add_argument(
+        "--face", type=Path, default=DEFAULT_FACE_CLIPS_WEIGHTS, help="face weights (+ .json)"
+    )
     parser.add_argument(
         "--rule", type=Path, default=DEFAULT_RULE, help="fusion rule JSON; missing: equal weights, unfitted"
     )

@@ -45,6 +45,7 @@ from training.voice import FOLDS
 
 if TYPE_CHECKING:
     from shared.model.bundle import LocalBundle
+    from shared.model.inference import VideoFeaturizer
     from shared.model.voice import WhisperStates
 
 logger = logging.getLogger(__name__)
@@ -200,26 +201,68 @@ def refuse(result: AnalysisResult, rule: PoolingRule) -> AnalysisResult:
 
 
 class FoldModels:
-    """The voice heads and fusion rules of the actor folds, where `--folds` has them."""
+    """The voice heads and fusion rules of the actor folds, where `--folds` has them, and the face networks,
+    where `--face-folds` has them."""
 
-    def __init__(self, directory: Path, bundle_dir: Path) -> None:
+    def __init__(self, directory: Path | None, bundle_dir: Path, face_directory: Path | None = None) -> None:
         from shared.model.bundle import load_state
+        from shared.model.face import FaceExpressionNet
         from shared.model.voice import VoiceHead
 
         self.voice: dict[int, VoiceHead] = {}
+        self.face: dict[int, FaceExpressionNet] = {}
+        self.rules: dict[int, PoolingRule] = {}
         for k in range(FOLDS):
-            path = directory / "voice" / f"fold-{k}.safetensors"
-            if path.is_file():
+            if directory is not None and (path := directory / "voice" / f"fold-{k}.safetensors").is_file():
                 head = VoiceHead()
                 load_state(head, path)
                 self.voice[k] = head.eval()
-        self.rules = {
-            k: PoolingRule.model_validate_json(path.read_text())
-            for k in range(FOLDS)
-            if (path := directory / "fusion" / f"fold-{k}.json").is_file()
-        }
+            if directory is not None and (path := directory / "fusion" / f"fold-{k}.json").is_file():
+                self.rules[k] = PoolingRule.model_validate_json(path.read_text())
+            if face_directory is not None and (path := face_directory / f"fold-{k}.safetensors").is_file():
+                net = FaceExpressionNet()
+                load_state(net, path)
+                self.face[k] = net.eval()
         self.bundle_dir = bundle_dir
         self._states: WhisperStates | None = None
+        self._video: VideoFeaturizer | None = None
+
+    def face_again(self, clip: AvClip, result: AnalysisResult) -> AnalysisResult:
+        """The clip's face read by its fold's network, tracked and pooled over the same utterances as the
+        video encoder and fusion do."""
+        from shared.feature_matrix import to_array
+        from shared.model.bundle import open_bundle
+        from shared.model.inference import VideoFeaturizer, pool_video_track
+        from shared.stages import track_video_file
+
+        net = self.face.get(actor_fold(clip.actor))
+        seen = [
+            i
+            for i, u in enumerate(result.utterances)
+            if (v := u.modalities.get(Modality.VIDEO)) and v.available
+        ]
+        if net is None or not seen:
+            return result
+        if self._video is None:
+            self._video = VideoFeaturizer(open_bundle(str(self.bundle_dir)))
+            self._video.model = None  # the face alone is read again
+        self._video.face = net
+        track = track_video_file(clip.path, featurizer=self._video, max_duration_s=float("inf"))
+        spans = [(u.start_time, u.end_time) for u in result.utterances]
+        encoding = pool_video_track(track, spans)
+        if encoding.face_emotions is None:
+            return result
+        pooled = to_array(encoding.face_emotions).astype(np.float64)
+        utterances = list(result.utterances)
+        for i in seen:
+            if not encoding.video.present[i]:
+                continue
+            u = utterances[i]
+            again = u.modalities[Modality.VIDEO].model_copy(
+                update={"emotions": emotion_scores((pooled[i] / pooled[i].sum()).tolist())}
+            )
+            utterances[i] = u.model_copy(update={"modalities": {**u.modalities, Modality.VIDEO: again}})
+        return result.model_copy(update={"utterances": utterances})
 
     def voice_again(self, clip: AvClip, result: AnalysisResult) -> AnalysisResult:
         """The clip's voice read by its fold's head, over the same utterances."""
@@ -245,7 +288,7 @@ class FoldModels:
         return result.model_copy(update={"utterances": utterances})
 
     def apply(self, clip: AvClip, analysis: ClipAnalysis, bundle_rule: PoolingRule) -> ClipAnalysis:
-        result = self.voice_again(clip, analysis.result)
+        result = self.face_again(clip, self.voice_again(clip, analysis.result))
         result = refuse(result, self.rules.get(actor_fold(clip.actor), bundle_rule))
         return analysis.model_copy(update={"result": result})
 
@@ -428,6 +471,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/eval-av"))
     parser.add_argument("--reliability-png", type=Path, default=None, help="write a reliability diagram here")
     parser.add_argument("--folds", type=Path, default=None, help="voice/ and fusion/ of the actor folds")
+    parser.add_argument(
+        "--face-folds",
+        type=Path,
+        default=None,
+        help="fold-K.safetensors: the face networks of the actor folds",
+    )
     parser.add_argument("--readings-out", type=Path, default=None, help="write each utterance's readings")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     return parser
@@ -438,13 +487,16 @@ def main(argv: list[str] | None = None) -> AvReport:
     args = get_args_parser().parse_args(argv)
     clips = list_av_clips(args.clips)
     version, settings, analyses = analyse_clips(clips, args)
-    if args.folds is not None:
+    if args.folds is not None or args.face_folds is not None:
         from shared.model.inference import FUSION_RULE
 
-        folds = FoldModels(args.folds, args.bundle)
+        folds = FoldModels(args.folds, args.bundle, args.face_folds)
         bundle_rule = PoolingRule.model_validate_json((args.bundle / FUSION_RULE).read_text())
         analyses = [folds.apply(c, a, bundle_rule) for c, a in zip(clips, analyses, strict=True)]
-        settings["folds"] = f"{args.folds}: voice {sorted(folds.voice)}, fusion {sorted(folds.rules)}"
+        settings["folds"] = (
+            f"{args.folds}: voice {sorted(folds.voice)}, fusion {sorted(folds.rules)}; "
+            f"{args.face_folds}: face {sorted(folds.face)}"
+        )
     if args.readings_out is not None:
         args.readings_out.parent.mkdir(parents=True, exist_ok=True)
         args.readings_out.write_text("".join(r.model_dump_json() + "\n" for r in readings(analyses)))

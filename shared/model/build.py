@@ -76,15 +76,23 @@ FER_DATA: Final = TrainingData(
 )
 
 
-def add_face(writer: BundleWriter, weights: Path | None, *, source: str = "", seed: int = 0) -> None:
-    """The facial-expression network: trained weights (`training.face`) or, without, seeded and untrained."""
+def add_face(
+    writer: BundleWriter,
+    weights: Path | None,
+    *,
+    source: str = "",
+    seed: int = 0,
+    trained_on: Sequence[TrainingData] = (FER_DATA,),
+) -> None:
+    """The facial-expression network: trained weights (`training.face`, `training.face_clips`) or, without,
+    seeded and untrained."""
     torch.manual_seed(seed)
     net = FaceExpressionNet()
     if weights is None:
         writer.add_module("face", net, trained=False, source=f"facial-expression CNN: {INITIALISED}")
         return
     load_state(net, weights)
-    writer.add_module("face", net, trained=True, source=source, half=True, trained_on=[FER_DATA])
+    writer.add_module("face", net, trained=True, source=source, half=True, trained_on=list(trained_on))
 
 
 def build_initial_bundle(

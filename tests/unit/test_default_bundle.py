@@ -34,6 +34,7 @@ from training.default_bundle import (
     main,
 )
 from training.evaluate import fitted_temperatures
+from training.face_clips import DEFAULT_FACE_CLIPS_WEIGHTS, FaceClipsCard
 from training.model import load_tokenizer
 from training.text_weights import TextWeightsError, card_path, load_text_weights, read_card, text_classifier
 
@@ -195,7 +196,16 @@ def test_the_voice_hears_a_ravdess_clip_and_is_pooled_with_the_words(bundle: Loc
 
 def test_the_face_network_is_trained_and_gives_calibrated_distributions(bundle: LocalBundle) -> None:
     video = VideoFeaturizer(bundle)
-    assert video.face is not None and float(cast(torch.Tensor, video.face.temperature)) != 1.0
+    # The temperature fitted out of fold on the kit's clips travels with the network, and the card says the
+    # network learnt from those clips' faces as well as FER's.
+    card = FaceClipsCard.model_validate_json(DEFAULT_FACE_CLIPS_WEIGHTS.with_suffix(".json").read_text())
+    assert video.face is not None
+    assert float(cast(torch.Tensor, video.face.temperature)) == pytest.approx(card.temperature, rel=1e-3)
+    assert card.out_of_fold.n == 120 and card.fer_validation.n > 2000
+    assert {d.name.split(" ")[0] for d in bundle.manifest.components["face"].trained_on} == {
+        "FER2013",
+        "Javanese",
+    }
     crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48), dtype=np.uint8)
     emotions = video.face_emotions(crops)
     np.testing.assert_allclose(emotions.sum(axis=1), 1.0, atol=1e-5)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from emotion_contract.labels import EMOTIONS, Modality, WordsSource
 from emotion_contract.results import (
@@ -12,7 +13,13 @@ from emotion_contract.results import (
     emotion_scores,
     sentiment_scores,
 )
-from training.eval_av import ClipAnalysis, list_av_clips, report
+from shared.model.bundle import load_state, save_state
+from shared.model.face import FaceExpressionNet
+from tests.bundle_fixtures import bundle_dir
+from training.eval_av import ClipAnalysis, FoldModels, list_av_clips, report
+from training.face import DEFAULT_FACE_WEIGHTS
+
+__all__ = ["bundle_dir"]
 
 KIT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "av" / "javanese"
 
@@ -72,3 +79,31 @@ def test_each_view_is_scored_over_the_clips_it_covers_and_per_actor() -> None:
     assert av.views["face"].per_actor_weighted_f1["02"] == 1.0
     assert av.words_read == {"transcript": 0, "translation": 0, "missing": 3}
     assert av.languages == {"id": 3}
+
+
+def test_a_fold_face_network_reads_the_clip_again_and_only_the_face_changes(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    if not (KIT / "labels.csv").is_file():
+        pytest.skip("the kit's clips are not beside the repository")
+    clip = next(c for c in list_av_clips(KIT) if c.actor == "03")  # actor 03: fold 2
+    # A fold network that sees fear in every face: its reading must replace the face's and nothing else.
+    net = FaceExpressionNet()
+    load_state(net, DEFAULT_FACE_WEIGHTS)
+    last = net.classifier[-1]
+    assert isinstance(last, torch.nn.Linear)
+    with torch.no_grad():
+        last.bias[EMOTIONS.index("fear")] += 50.0
+    save_state(net, tmp_path / "face" / "fold-2.safetensors")
+    analysis = _analysis(clip.stem, clip.actor, "joy", face="joy", voice="anger")
+    folds = FoldModels(None, bundle_dir, tmp_path / "face")
+    assert sorted(folds.face) == [2] and not folds.voice
+    again = folds.face_again(clip, analysis.result).utterances[0]
+    before = analysis.result.utterances[0]
+    face = again.modalities[Modality.VIDEO].emotions
+    assert face is not None and max(face, key=lambda s: s.confidence).label == "fear"
+    assert again.modalities[Modality.AUDIO] == before.modalities[Modality.AUDIO]
+    assert again.emotions == before.emotions  # the fused answer is pooled again by `refuse`, not here
+    # A clip of another fold is left as it was.
+    other = next(c for c in list_av_clips(KIT) if c.actor == "01")
+    assert folds.face_again(other, analysis.result) == analysis.result
