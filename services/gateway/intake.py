@@ -16,14 +16,16 @@ from typing import Final
 from emotion_contract.analyses import UploadUrl
 from emotion_contract.errors import FailureCode
 from shared.db import Job, JobCreate
-from shared.media.container import SNIFF_BYTES, MediaError, read_declared_duration, sniff_container
+from shared.media.container import SNIFF_BYTES, MediaError, sniff_container
 from shared.storage import ObjectNotFoundError, ObjectStore
 
 from .credentials import Principal
 from .db.jobs import QuotaCharge, change_job, create_job
 from .db.usage import QuotaExceededError, QuotaLimits, current_period
 from .job_machine import Requeue
+from .media_probe import ProbeLimits, declared_duration
 from .media_types import UnsupportedFileTypeError, content_type_for, sanitise_filename
+from .settings import Settings
 from .state import Gateway
 from .webhooks.targets import InvalidTargetError, validate_subscription_url
 
@@ -159,19 +161,25 @@ def upload_url(gateway: Gateway, owner: str, filename: str) -> UploadUrl:
 PROBE_URL_TTL: Final = timedelta(minutes=5)
 
 
-async def uploaded_duration_s(store: ObjectStore, bucket: str, key: str) -> float:
-    """The uploaded object's declared duration, read over a short-lived presigned URL (header only: the
-    pipeline's probe later checks every packet)."""
-    return await _declared_duration(store.presigned_get_url(bucket, key, PROBE_URL_TTL))
+async def uploaded_duration_s(store: ObjectStore, bucket: str, key: str, limits: ProbeLimits) -> float:
+    """The uploaded object's declared duration, read over a short-lived presigned URL by a bounded child
+    process (header only: the pipeline's probe later checks every packet)."""
+    return await _declared_duration(store.presigned_get_url(bucket, key, PROBE_URL_TTL), limits)
 
 
-async def received_duration_s(path: Path) -> float:
-    return await _declared_duration(str(path))
+async def received_duration_s(path: Path, limits: ProbeLimits) -> float:
+    return await _declared_duration(str(path), limits)
 
 
-async def _declared_duration(source: str) -> float:
+def probe_limits(settings: Settings) -> ProbeLimits:
+    return ProbeLimits(
+        memory_bytes=settings.media_probe_memory_mib * 1024 * 1024, timeout_s=settings.media_probe_timeout_s
+    )
+
+
+async def _declared_duration(source: str, limits: ProbeLimits) -> float:
     try:
-        return await asyncio.to_thread(read_declared_duration, source)
+        return await declared_duration(source, limits)
     except MediaError as exc:
         raise UnreadableMedia(exc) from exc
 

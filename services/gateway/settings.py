@@ -51,6 +51,15 @@ class Settings(PipelineSettings, DatabaseSettings):
         default=1.0, ge=0, le=5.0, description="How long a rejected credential stays rejected without asking"
     )
 
+    media_probe_memory_mib: int = Field(
+        default=384,
+        ge=192,
+        description="Address space of the child process that reads an upload's header (PyAV and FFmpeg "
+        "take ~120 MiB); a file that needs more is refused as media_over_limits",
+    )
+    media_probe_timeout_s: float = Field(
+        default=30.0, gt=0, description="Wall-clock time the header reader may take before it is killed"
+    )
     upload_url_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of upload URLs")
     unclaimed_upload_ttl_s: int = Field(
         default=6 * 3600,

@@ -6,6 +6,7 @@ Every way a file can be unusable ends in a `MediaError` whose `code` the service
 `AnalysisFailed.code` (and the gateway in its 422 answers).
 """
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -33,6 +34,10 @@ MAX_STREAMS: Final = 16
 MAX_PIXELS: Final = 8192 * 4608  # a little over 8K UHD
 MAX_SIDE: Final = 8192
 MAX_FPS: Final = 240.0
+# Given to every decoder FFmpeg opens, also the ones it opens while probing a header: a frame larger than the
+# limits is refused before its buffers are allocated (a 750 KB file can ask for a 16000x16000 picture, which
+# took a probe from 40 MB to 630 MB, and a decode to 1.1 GB), also when the size changes mid-stream.
+DECODER_OPTIONS: Final = {"max_pixels": str(MAX_PIXELS)}
 
 
 class MediaError(Exception):
@@ -122,7 +127,7 @@ def open_media(path: Path) -> Iterator[av.container.InputContainer]:
     if size == 0:
         raise MediaError(FailureCode.EMPTY_FILE, "the file is empty (0 bytes)")
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(str(path), mode="r", options=DECODER_OPTIONS)
     except av.error.FFmpegError as error:
         with path.open("rb") as file:
             head = file.read(SNIFF_BYTES)
@@ -145,9 +150,11 @@ def open_media(path: Path) -> Iterator[av.container.InputContainer]:
 
 
 def video_stream(container: av.container.InputContainer) -> av.VideoStream | None:
-    """The first real video stream: cover art inside an audio file does not make it a video."""
+    """The first real video stream (cover art inside an audio file does not make it a video), its decoder
+    bound to the picture limits."""
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
+            stream.codec_context.options = {**stream.codec_context.options, **DECODER_OPTIONS}
             return stream
     return None
 
@@ -169,19 +176,28 @@ def declared_duration_s(container: av.container.InputContainer) -> float | None:
 
 
 def read_declared_duration(source: str, *, timeout_s: float = OPEN_TIMEOUT_S) -> float:
-    """Seconds the media at `source` (a path or a URL) declares, from its header alone. Raises MediaError.
+    """Seconds the media at `source` (a path or a URL) declares, from its header alone, once the header is
+    within the limits (`check_declared_limits`). Raises MediaError.
 
-    Over a presigned URL FFmpeg fetches only the byte ranges it needs: a few small reads."""
+    Over a presigned URL FFmpeg fetches only the byte ranges it needs: a few small reads. FFmpeg may decode
+    a frame or two to learn a stream's format: run this where memory is bounded (the gateway runs it in a
+    child process, `services.gateway.media_probe`)."""
     try:
-        container = av.open(source, mode="r", timeout=timeout_s)
+        # One decoding thread: a header needs no more, and each thread reserves address space.
+        container = av.open(source, mode="r", timeout=timeout_s, options={**DECODER_OPTIONS, "threads": "1"})
     except (av.error.FFmpegError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
+        if getattr(exc, "errno", None) == errno.ENOMEM:
+            raise MediaError(
+                FailureCode.MEDIA_OVER_LIMITS, f"reading the file's header needs more memory ({reason})"
+            ) from exc
         raise MediaError(
             FailureCode.CORRUPT_MEDIA, f"the file looks like media but cannot be read ({reason})"
         ) from exc
     try:
         if not container.streams.video and not container.streams.audio:
             raise MediaError(FailureCode.NOT_MEDIA, "the file has neither a video nor an audio track")
+        check_declared_limits(container)
         declared = declared_duration_s(container)
         if declared is None:
             raise MediaError(FailureCode.CORRUPT_MEDIA, "the file does not say how long it is")

@@ -371,3 +371,36 @@ def test_the_stack_and_the_in_process_analyzer_read_the_words_in_the_same_contex
     together = analyzer.text.embed(texts)
     alone = [analyzer.text.embed([text])[0] for text in texts]
     assert all(abs(together[i] - alone[i]).max() > 1e-3 for i in range(len(texts)))
+
+
+HOSTILE = Path(__file__).resolve().parents[1] / "data" / "picture-16000x16000.mp4"
+
+
+def _peak_kib(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+
+
+def test_a_hostile_picture_is_refused_at_intake_by_both_paths_and_the_gateway_never_decodes_it(
+    api: httpx.Client, full_stack: LocalStack
+) -> None:
+    """A 750 KB MP4 asking for a 16000x16000 picture: 422 media_over_limits by the three-step upload and by
+    multipart, nothing charged or queued, and the gateway's own memory does not move (its header is read by a
+    bounded child process; read in the gateway, it took it from ~150 MB to ~760 MB)."""
+    [gateway] = [r for r in full_stack.state().processes if r.name == ServiceName.GATEWAY.value]
+    before_kib, used_before = _peak_kib(gateway.pid), api.get("/usage").json()
+    response = api.post("/analyses", json={"key": _upload_three_steps(api, HOSTILE)})
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "media_over_limits"), (
+        response.text
+    )
+    assert "16000x16000" in response.json()["error"]["message"]
+    with HOSTILE.open("rb") as handle:
+        response = api.post("/analyses", files={"file": (HOSTILE.name, handle, "video/mp4")})
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "media_over_limits"), (
+        response.text
+    )
+    after_kib = _peak_kib(gateway.pid)
+    print(f"gateway peak memory {before_kib / 1024:.0f} MB -> {after_kib / 1024:.0f} MB on the hostile file")
+    assert after_kib - before_kib < 100 * 1024
+    assert api.get("/usage").json() == used_before

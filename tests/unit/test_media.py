@@ -2,6 +2,7 @@
 talking-head clips."""
 
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -476,3 +477,56 @@ def test_a_face_is_framed_wider_and_lower_than_the_detector_box_and_padded_at_th
     assert (column[:38] == 200).all() and (column[41:44] == 100).all() and (column[46:] == 0).all()
     corner = frame_face(gray, FaceBox(x=0, y=0, width=40, height=40), margin=2.0, shift=0.0)
     assert corner.shape == (48, 48)  # padded, not squeezed, where the square leaves the picture
+
+
+HOSTILE = Path(__file__).resolve().parents[1] / "data" / "picture-16000x16000.mp4"
+
+
+def test_a_header_asking_for_a_huge_picture_is_refused_without_its_buffers_being_allocated() -> None:
+    """The decoders FFmpeg opens while probing get the picture limit: the process never holds the 16000x16000
+    frame (a probe without it peaks at ~630 MB, a decode at 1.1 GB)."""
+    for read in (lambda: read_declared_duration(str(HOSTILE)), lambda: probe(HOSTILE)):
+        with pytest.raises(MediaError) as raised:
+            read()
+        assert raised.value.code == FailureCode.MEDIA_OVER_LIMITS
+        assert "16000x16000" in raised.value.message
+    # A fresh process's own peak (VmHWM): ru_maxrss would keep the forking test process's across exec.
+    peak_kib = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from shared.media.container import MediaError, read_declared_duration\n"
+            "try:\n    read_declared_duration(sys.argv[1])\nexcept MediaError:\n    pass\n"
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))",
+            str(HOSTILE),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert int(peak_kib) < 300 * 1024
+
+
+def test_a_picture_that_grows_past_the_limit_mid_stream_is_never_decoded(tmp_path: Path) -> None:
+    """The header says 320x240; the stream's last frame is 6200x6200 (38 M pixels, past 8K's). The decoder,
+    bound to the limit, refuses that frame instead of allocating it."""
+
+    def h264(size: str, frames: int, dest: Path) -> Path:
+        source = ["-f", "lavfi", "-i", f"color=gray:s={size}:r=2", "-frames:v", str(frames)]
+        codec = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"]
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *source, *codec, str(dest)], check=True)
+        return dest
+
+    stream = tmp_path / "grows.h264"
+    stream.write_bytes(
+        h264("320x240", 4, tmp_path / "a.h264").read_bytes()
+        + h264("6200x6200", 1, tmp_path / "b.h264").read_bytes()
+    )
+    grows = tmp_path / "grows.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-r", "2", "-i", str(stream), "-c", "copy", str(grows)], check=True
+    )
+    assert probe(grows).has_video  # the header is within the limits
+    shapes = [grey.shape for _, grey in sample_stills(grows, interval_s=0.5)]
+    assert shapes and set(shapes) == {(240, 320)}

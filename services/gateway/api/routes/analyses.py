@@ -31,6 +31,7 @@ from ...intake import (
     freeze_upload,
     new_media_key,
     new_upload_key,
+    probe_limits,
     received_duration_s,
     safe_filename,
     submit_job,
@@ -273,7 +274,7 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
     if existing is not None and existing.error_code != FailureCode.QUEUE_UNAVAILABLE:
         return existing, False
     if existing is not None:  # refused by the queue before the outbox: queue it again, from its copy
-        duration_s = await uploaded_duration_s(store, bucket, existing.stored_key)
+        duration_s = await uploaded_duration_s(store, bucket, existing.stored_key, probe_limits(settings))
         return await submit_job(
             gateway,
             principal=principal,
@@ -291,7 +292,7 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
     job: Job | None = None
     try:
         size = await check_uploaded_object(store, bucket, media_key, max_bytes=settings.max_upload_bytes)
-        duration_s = await uploaded_duration_s(store, bucket, media_key)
+        duration_s = await uploaded_duration_s(store, bucket, media_key, probe_limits(settings))
         job, created = await submit_job(
             gateway,
             principal=principal,
@@ -365,7 +366,7 @@ async def _analyse_local_file(
     owner, bucket = principal.owner, gateway.settings.uploads_bucket
     try:
         await check_received_file(path, size)
-        duration_s = await received_duration_s(path)
+        duration_s = await received_duration_s(path, probe_limits(gateway.settings))
         # The job's name; the file goes straight to a key no client can write.
         key = new_upload_key(owner, filename)
         media_key = new_media_key(owner, filename)
