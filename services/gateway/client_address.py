@@ -5,6 +5,9 @@ burst would lock everyone out, and a limit per client would be no limit. A proxy
 saw to `X-Forwarded-For`; anything to the left of that may be what the client itself sent. So the header
 is believed only when the connection comes from a configured proxy network (`EA_TRUSTED_PROXIES`), and
 the client is the right-most address in the chain that is not such a proxy.
+
+The limits count per /64 for IPv6 (`limit_key`): one host is routinely given a whole /64 and may take any
+address in it, so counting per address would let it make a fresh one for every attempt.
 """
 
 import ipaddress
@@ -51,3 +54,22 @@ def client_address(peer: str | None, forwarded_for: Iterable[str], proxies: Sequ
 def request_client_address(request: Request, proxies: Sequence[IPvAnyNetwork]) -> str:
     peer = request.client.host if request.client else None
     return client_address(peer, request.headers.getlist("x-forwarded-for"), proxies)
+
+
+IPV6_LIMIT_PREFIX = 64
+
+
+def limit_key(address: str) -> str:
+    """What a per-client limit counts: an IPv4 address itself (also written IPv4-mapped in IPv6), an IPv6
+    address's /64 network; anything unreadable as it is."""
+    parsed = _address(address)
+    if parsed is None:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((parsed, IPV6_LIMIT_PREFIX), strict=False))
+    return str(parsed.ipv4_mapped if isinstance(parsed, ipaddress.IPv6Address) else parsed)
+
+
+def request_limit_key(request: Request, proxies: Sequence[IPvAnyNetwork]) -> str:
+    """The key of the request's client in the per-client limits."""
+    return limit_key(request_client_address(request, proxies))

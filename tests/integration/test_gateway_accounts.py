@@ -400,6 +400,11 @@ async def test_sign_up_and_login_limits_hold_per_client_behind_a_proxy_and_per_e
         spoofs = [f"192.0.2.{i}, " for i in range(4)]  # a fresh forged address each time does not help
         assert [await log_in(http, client, spoofed=spoof) for spoof in spoofs] == [401, 401, 401, 429]
         assert await log_in(http, neighbour) == 401  # keyed on the client, not on the proxy in front of all
+        # An IPv6 client counts by its /64: a fresh address of its own network for each try does not help.
+        subnet = uuid.uuid4().int % 0xFFFE
+        rotated = [f"2001:db8:{first:x}:{subnet:x}::{i + 1:x}" for i in range(4)]
+        assert [await log_in(http, a) for a in rotated] == [401, 401, 401, 429]
+        assert await log_in(http, f"2001:db8:{first:x}:{subnet + 1:x}::1") == 401  # the next /64 is another
 
         victim = f"victim-{uuid.uuid4().hex[:12]}@example.com"
         attackers = [f"203.0.113.{(first + i) % 250 + 1}" for i in range(4)]

@@ -37,6 +37,7 @@ from services.gateway.db.webhook_deliveries import (
 )
 from services.gateway.db.webhook_outbox import job_event_id
 from services.gateway.db.webhook_subscriptions import (
+    TooManyWebhooksError,
     count_subscriptions,
     create_subscription,
     delete_subscription,
@@ -630,3 +631,28 @@ async def test_subscriptions_refuse_empty_or_test_event_choices(db_sessions: Ses
 async def _subscribe_raw(sessions: Sessions, events: list[WebhookEventType]) -> None:
     async with sessions() as session:
         await create_subscription(session=session, owner=OWNER, url="https://a.example.com/", events=events)
+
+
+async def test_concurrent_subscriptions_never_pass_the_owners_cap(db_sessions: Sessions) -> None:
+    """Counted and inserted under the owner's lock: twelve at once with room for five make exactly five."""
+    owner = f"cap-{uuid.uuid4().hex[:12]}"
+
+    async def subscribe(i: int) -> bool:
+        async with db_sessions() as session:
+            try:
+                await create_subscription(
+                    session=session, owner=owner, url=f"https://{i}.example.com/", events=ALL_EVENTS, limit=5
+                )
+            except TooManyWebhooksError:
+                return False
+            return True
+
+    made = await asyncio.gather(*(subscribe(i) for i in range(12)))
+    assert sum(made) == 5
+    async with db_sessions() as session:
+        assert await count_subscriptions(session=session, owner=owner) == 5
+    # Another owner has room of its own.
+    async with db_sessions() as session:
+        await create_subscription(
+            session=session, owner=OWNER + "-other", url="https://x.example.com/", events=ALL_EVENTS, limit=5
+        )

@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from services.gateway.client_address import client_address
+from services.gateway.client_address import client_address, limit_key
 
 PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")]
 
@@ -30,3 +30,15 @@ def test_odd_chains() -> None:
     # An unreadable hop: the proxy right of it is the last one that vouched for anything.
     assert client_address("10.0.0.7", ["1.2.3.4, garbage, 10.2.2.2"], PROXIES) == "10.2.2.2"
     assert client_address(None, ["1.2.3.4"], PROXIES) == "unknown"
+
+
+def test_limits_count_an_ipv6_host_by_its_64_and_ipv4_by_its_address() -> None:
+    # One host may take any address of its /64: all of them are one client to the limits.
+    assert (
+        limit_key("2001:db8:1:2::1") == limit_key("2001:db8:1:2:ffff:1234:5678:9abc") == "2001:db8:1:2::/64"
+    )
+    assert limit_key("2001:db8:1:3::1") != limit_key("2001:db8:1:2::1")
+    assert limit_key("[2001:db8:1:2::7]") == "2001:db8:1:2::/64"
+    assert limit_key("203.0.113.5") == "203.0.113.5" != limit_key("203.0.113.6")
+    assert limit_key("::ffff:203.0.113.5") == "203.0.113.5"  # IPv4 written in IPv6 is still that address
+    assert limit_key("unknown") == "unknown"

@@ -13,7 +13,7 @@ from emotion_contract.accounts import Registration
 from emotion_contract.credentials import Credentials
 
 from ..api.deps import GatewayDep
-from ..client_address import request_client_address
+from ..client_address import request_limit_key
 from ..state import Gateway
 from . import accounts
 from .cookies import clear_session_cookies, cookie_policy, new_csrf_token, set_csrf_cookie, set_session_cookie
@@ -72,7 +72,7 @@ async def signup_page(request: Request) -> HTMLResponse:
 
 async def _attempt_allowed(gateway: Gateway, request: Request, email: str) -> bool:
     # The same cells as the API's POST /v1/users and /v1/sessions: one budget per address and per e-mail.
-    address = request_client_address(request, gateway.settings.trusted_proxies)
+    address = request_limit_key(request, gateway.settings.trusted_proxies)
     return (await gateway.account_attempts.check(address, email or None)).allowed
 
 

@@ -29,6 +29,12 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
+class TooManyWebhooksError(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"you have {limit} webhooks already; delete one first")
+        self.limit = limit
+
+
 async def create_subscription(
     *,
     session: AsyncSession,
@@ -36,8 +42,10 @@ async def create_subscription(
     url: str,
     events: Sequence[WebhookEventType],
     description: str | None = None,
+    limit: int | None = None,
 ) -> WebhookSubscription:
-    """A new subscription with a fresh secret. The URL is stored as given: the caller validates it."""
+    """A new subscription with a fresh secret. The URL is stored as given: the caller validates it.
+    TooManyWebhooksError when the owner has `limit` subscriptions (callbacks aside) already."""
     if not owner:
         raise ValueError("owner must not be empty")
     chosen = sorted({WebhookEventType(event) for event in events})
@@ -45,6 +53,15 @@ async def create_subscription(
         raise ValueError("a subscription needs at least one event type")
     if not set(chosen) <= SUBSCRIBABLE_EVENTS:
         raise ValueError(f"{WebhookEventType.WEBHOOK_TEST.value} is sent only by the test endpoint")
+    if limit is not None:
+        # The owner's subscriptions are counted under a lock held until this transaction ends, so that
+        # concurrent requests cannot each see room for one more and pass the cap together. The gateway
+        # has no row per owner to lock: an advisory lock keyed by the owner stands for it.
+        key = func.hashtextextended("webhook-subscriptions:" + owner, 0)
+        await session.exec(select(func.pg_advisory_xact_lock(key)))
+        if await count_subscriptions(session=session, owner=owner) >= limit:
+            await session.rollback()
+            raise TooManyWebhooksError(limit)
     subscription = WebhookSubscription(
         owner=owner,
         url=url,

@@ -20,7 +20,7 @@ from emotion_contract.accounts import (
 )
 from emotion_contract.credentials import Credentials
 
-from ...client_address import request_client_address
+from ...client_address import request_limit_key
 from ...credentials import AuthUnavailableError
 from ...errors import ApiError, error_responses
 from ...state import Gateway
@@ -50,7 +50,7 @@ async def _relay(
 
 
 async def _limit_attempts(gateway: Gateway, request: Request, email: str) -> None:
-    address = request_client_address(request, gateway.settings.trusted_proxies)
+    address = request_limit_key(request, gateway.settings.trusted_proxies)
     decision = await gateway.account_attempts.check(address, email)
     if not decision.allowed:
         gateway.metrics.quota_rejections.labels("account_rate_limit").inc()

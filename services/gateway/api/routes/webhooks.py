@@ -23,7 +23,7 @@ from ...db.webhook_deliveries import (
     redeliver,
 )
 from ...db.webhook_subscriptions import (
-    count_subscriptions,
+    TooManyWebhooksError,
     create_subscription,
     delete_subscription,
     get_subscription,
@@ -62,19 +62,17 @@ async def create_webhook(
         )
     except InvalidTargetError as exc:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_webhook_url", str(exc)) from exc
-    if await count_subscriptions(session=session, owner=owner) >= MAX_WEBHOOKS_PER_OWNER:
-        raise ApiError(
-            status.HTTP_409_CONFLICT,
-            "too_many_webhooks",
-            f"you have {MAX_WEBHOOKS_PER_OWNER} webhooks already; delete one first",
+    try:
+        subscription = await create_subscription(
+            session=session,
+            owner=owner,
+            url=url,
+            events=[WebhookEventType(event) for event in body.events],
+            description=body.description,
+            limit=MAX_WEBHOOKS_PER_OWNER,
         )
-    subscription = await create_subscription(
-        session=session,
-        owner=owner,
-        url=url,
-        events=[WebhookEventType(event) for event in body.events],
-        description=body.description,
-    )
+    except TooManyWebhooksError as exc:
+        raise ApiError(status.HTTP_409_CONFLICT, "too_many_webhooks", str(exc)) from exc
     response.headers["Location"] = str(request.url_for("get_webhook", webhook_id=subscription.id))
     return webhook_created_of(subscription)
 
