@@ -9,6 +9,7 @@ import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -82,10 +83,11 @@ class InvalidCallbackUrl(IntakeError):
     code = "invalid_callback_url"
 
 
-def check_callback_url(url: str, *, allow_private: bool) -> str:
-    """A callback URL passes the webhooks' checks (public addresses only, no credentials, http(s))."""
+def check_callback_url(url: str, *, allow_private: bool, ports: Collection[int] | None = None) -> str:
+    """A callback URL passes the webhooks' checks (public addresses only, no credentials, http(s), one of
+    the outbound ports)."""
     try:
-        return validate_subscription_url(url, allow_private=allow_private)
+        return validate_subscription_url(url, allow_private=allow_private, ports=ports)
     except InvalidTargetError as exc:
         raise InvalidCallbackUrl(f"callback_url: {exc}") from exc
 

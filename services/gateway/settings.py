@@ -106,6 +106,11 @@ class Settings(PipelineSettings, DatabaseSettings):
     )
 
     webhook_dispatcher: bool = Field(default=True, description="Run the webhook dispatcher in this process")
+    outbound_ports: list[int] = Field(
+        default=[80, 443],
+        description="The ports analysis URLs, callbacks and webhooks may connect to (a URL that names no "
+        "port uses its scheme's); empty: any",
+    )
     webhook_allow_private_targets: bool = Field(
         default=False,
         description="Allow webhook URLs that resolve to private, loopback or link-local addresses",

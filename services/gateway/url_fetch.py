@@ -75,13 +75,14 @@ class FetchLimits:
     timeout_s: float
     connect_timeout_s: float
     allow_private: bool
+    ports: frozenset[int] = frozenset()  # empty: any
 
 
 async def fetch_to_file(url: str, limits: FetchLimits, *, resolve: Resolver = system_resolver) -> FetchedFile:
     """Download `url` to a temporary file (the caller deletes it); an `IntakeError` for every way it can go
     wrong: a URL that may not be fetched, a host that does not answer or answers an error, an HTML page,
     a body over the limit or slower than the deadline."""
-    transport = PinnedTransport(allow_private=limits.allow_private, resolve=resolve)
+    transport = PinnedTransport(allow_private=limits.allow_private, resolve=resolve, ports=limits.ports)
     per_read = httpx.Timeout(limits.timeout_s, connect=limits.connect_timeout_s)
     started = time.monotonic()
     async with httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False) as http:
@@ -114,7 +115,7 @@ async def _fetch(
 
 def _checked(url: str, limits: FetchLimits) -> str:
     try:
-        return validate_subscription_url(url, allow_private=limits.allow_private)
+        return validate_subscription_url(url, allow_private=limits.allow_private, ports=limits.ports)
     except InvalidTargetError as exc:
         raise InvalidUrl(f"url: {exc}") from exc
 

@@ -23,6 +23,7 @@ SERVICE_ENV = {
     "EA_SWEEP_INTERVAL_S": "5",
     # The webhook receiver listens on loopback; a short lease resends a crashed gateway's delivery soon.
     "EA_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+    "EA_OUTBOUND_PORTS": "[]",  # the tests' receivers and file servers listen on ports of their own
     "EA_WEBHOOK_TIMEOUT_S": "2",
     "EA_WEBHOOK_LEASE_S": "4",
     "EA_WEBHOOK_BACKOFF_BASE_S": "0.5",

@@ -105,6 +105,7 @@ def gateway_settings(
             "auth_cache_ttl_s": AUTH_CACHE_TTL_S,
             "webhook_allow_private_targets": True,  # the tests' receivers listen on loopback
             "url_fetch_allow_private_targets": True,  # and so do the servers analyses are fetched from
+            "outbound_ports": [],  # on whatever ports they were given
             "url_fetch_timeout_s": URL_FETCH_TIMEOUT_S,
             "webhook_backoff_base_s": 0.2,
             "webhook_poll_interval_s": 0.2,

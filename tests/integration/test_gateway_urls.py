@@ -179,3 +179,24 @@ async def test_the_client_analyzes_a_url_and_the_command_needs_a_server_for_one(
         check=False,
     )
     assert here.returncode == 2 and "give --server and --key" in here.stderr
+
+
+async def test_only_the_outbound_ports_are_fetched_from(server: str) -> None:
+    """The server listens on a port of its own: with the web's ports only, its URL is refused; with that port
+    allowed, fetched. (A redirect to another port is checked the same way, and again at connection time:
+    tests/unit/test_webhook_targets.py.)"""
+    port = int(server.rsplit(":", 1)[1])
+    limits = FetchLimits(
+        max_bytes=MAX_UPLOAD_BYTES,
+        timeout_s=URL_FETCH_TIMEOUT_S,
+        connect_timeout_s=2.0,
+        allow_private=True,
+        ports=frozenset({80, 443}),
+    )
+    with pytest.raises(InvalidUrl, match=f"port {port} is not one"):
+        await fetch_to_file(f"{server}/media/talk.mp4", limits)
+    fetched = await fetch_to_file(
+        f"{server}/media/talk.mp4", dataclasses.replace(limits, ports=frozenset({80, 443, port}))
+    )
+    fetched.path.unlink()
+    assert fetched.filename == "talk.mp4"

@@ -107,6 +107,7 @@ def _settings(database_url: str, **overrides: Any) -> Settings:
         {
             "database_url": database_url,
             "webhook_allow_private_targets": True,  # the receiver is on loopback
+            "outbound_ports": [],  # on a port of its own
             "webhook_timeout_s": 5.0,
             "webhook_lease_s": 10.0,
             "webhook_max_attempts": 5,

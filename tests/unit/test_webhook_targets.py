@@ -183,3 +183,36 @@ async def test_the_backend_connects_to_the_address_it_checked() -> None:
 async def test_unix_sockets_are_refused() -> None:
     with pytest.raises(TargetRefusedError):
         await PinnedNetworkBackend(allow_private=True).connect_unix_socket("/var/run/docker.sock")
+
+
+WEB_PORTS = frozenset({80, 443})
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://hooks.example.com/in", True),  # 443, the scheme's own
+        ("http://hooks.example.com/in", True),  # 80
+        ("https://hooks.example.com:443/in", True),
+        ("https://hooks.example.com:8443/in", False),
+        ("http://hooks.example.com:6379/", False),  # a Redis on a public host is still not a web server
+        ("http://hooks.example.com:22/", False),
+    ],
+)
+def test_only_the_outbound_ports_are_accepted(url: str, allowed: bool) -> None:
+    if allowed:
+        assert validate_subscription_url(url, allow_private=False, ports=WEB_PORTS) == url
+    else:
+        with pytest.raises(InvalidTargetError, match="is not one this service connects to"):
+            validate_subscription_url(url, allow_private=False, ports=WEB_PORTS)
+    # No ports configured: any.
+    assert validate_subscription_url(url, allow_private=False, ports=None) == url
+
+
+async def test_the_backend_refuses_another_port_before_looking_anything_up() -> None:
+    """A redirect or a stored URL that names another port is refused at connection time too."""
+    lookups = Lookups(["8.8.8.8"])
+    backend = PinnedNetworkBackend(allow_private=False, resolve=lookups, ports=WEB_PORTS)
+    with pytest.raises(TargetRefusedError, match="port 6379"):
+        await backend.connect_tcp("hooks.example.com", 6379, timeout=1.0)
+    assert lookups.hosts == []

@@ -79,7 +79,11 @@ class WebhookDispatcher:
         # Its own client, so that every delivery goes through the target checks: no environment proxies,
         # no redirects, connections only to addresses the policy has just checked.
         self._http = httpx.AsyncClient(
-            transport=PinnedTransport(allow_private=settings.webhook_allow_private_targets, resolve=resolve),
+            transport=PinnedTransport(
+                allow_private=settings.webhook_allow_private_targets,
+                resolve=resolve,
+                ports=settings.outbound_ports,
+            ),
             trust_env=False,
             follow_redirects=False,
         )

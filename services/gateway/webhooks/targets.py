@@ -13,7 +13,7 @@ inward either; the Kubernetes NetworkPolicy is a second, independent fence.
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
@@ -58,8 +58,9 @@ def is_public(address: IPAddress) -> bool:
     )
 
 
-def validate_subscription_url(url: str, *, allow_private: bool) -> str:
-    """The URL when it can be a webhook target; InvalidTargetError otherwise.
+def validate_subscription_url(url: str, *, allow_private: bool, ports: Collection[int] | None = None) -> str:
+    """The URL when it can be a webhook target; InvalidTargetError otherwise. `ports`: the ports it may
+    name (its scheme's own where it names none); None or empty: any.
 
     Host names are not resolved here (their addresses may change until a delivery is sent, where
     `permitted_addresses` resolves them), but literal addresses and `localhost` are checked now.
@@ -76,6 +77,10 @@ def validate_subscription_url(url: str, *, allow_private: bool) -> str:
     host = parts.hostname
     if not host:
         raise InvalidTargetError("the URL names no host")
+    port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
+    if ports and port not in ports:
+        allowed = ", ".join(str(p) for p in sorted(ports))
+        raise InvalidTargetError(f"port {port} is not one this service connects to ({allowed})")
     if not allow_private:
         if _is_localhost_name(host):
             raise InvalidTargetError(f"{host} is this machine; only public hosts are reached")
@@ -133,8 +138,10 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         allow_private: bool,
         resolve: Resolver = system_resolver,
         inner: httpcore.AsyncNetworkBackend | None = None,
+        ports: Collection[int] | None = None,
     ) -> None:
         self._allow_private = allow_private
+        self._ports = frozenset(ports or ())
         self._resolve = resolve
         self._inner = inner or httpcore.AnyIOBackend()
 
@@ -146,6 +153,8 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        if self._ports and port not in self._ports:
+            raise TargetRefusedError(f"port {port} is not one this service connects to")
         addresses = await permitted_addresses(
             host, port, allow_private=self._allow_private, resolve=self._resolve
         )
@@ -179,7 +188,13 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
 class PinnedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport, with no proxy from the environment, connecting through `PinnedNetworkBackend`."""
 
-    def __init__(self, *, allow_private: bool, resolve: Resolver = system_resolver) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        resolve: Resolver = system_resolver,
+        ports: Collection[int] | None = None,
+    ) -> None:
         super().__init__(trust_env=False)
         # httpx builds its httpcore pool without a way to pass a network backend; this one is the same pool
         # (httpx's defaults) but for the backend. tests/integration/test_webhooks.py checks it is used.
@@ -188,7 +203,7 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
-            network_backend=PinnedNetworkBackend(allow_private=allow_private, resolve=resolve),
+            network_backend=PinnedNetworkBackend(allow_private=allow_private, resolve=resolve, ports=ports),
         )
 
 

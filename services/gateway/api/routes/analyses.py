@@ -351,6 +351,7 @@ async def _analyse_fetched(
         timeout_s=settings.url_fetch_timeout_s,
         connect_timeout_s=settings.url_fetch_connect_timeout_s,
         allow_private=settings.url_fetch_allow_private_targets,
+        ports=frozenset(settings.outbound_ports),
     )
     fetched = await fetch_to_file(url, limits)
     return await _analyse_local_file(
@@ -394,7 +395,11 @@ async def _analyse_local_file(
 def _callback_url(url: str | None, gateway: Gateway) -> str | None:
     if url is None:
         return None
-    return check_callback_url(url, allow_private=gateway.settings.webhook_allow_private_targets)
+    return check_callback_url(
+        url,
+        allow_private=gateway.settings.webhook_allow_private_targets,
+        ports=gateway.settings.outbound_ports,
+    )
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

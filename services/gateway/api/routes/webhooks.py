@@ -58,7 +58,9 @@ async def create_webhook(
     """Subscribe a URL to events. The response carries the signing secret, which is never shown again."""
     try:
         url = validate_subscription_url(
-            body.url, allow_private=gateway.settings.webhook_allow_private_targets
+            body.url,
+            allow_private=gateway.settings.webhook_allow_private_targets,
+            ports=gateway.settings.outbound_ports,
         )
     except InvalidTargetError as exc:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_webhook_url", str(exc)) from exc
