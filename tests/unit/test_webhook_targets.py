@@ -153,11 +153,14 @@ class Lookups:
         return answers(*self.rounds.pop(0))
 
 
-async def test_one_private_address_among_public_ones_refuses_the_name() -> None:
-    with pytest.raises(TargetRefusedError, match=r"10\.0\.0\.1"):
+async def test_one_private_address_among_public_ones_refuses_the_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING"), pytest.raises(TargetRefusedError, match="not a public address"):
         await permitted_addresses(
             "mixed.example", 443, allow_private=False, resolve=Lookups(["8.8.8.8", "10.0.0.1"])
         )
+    assert "resolves to 10.0.0.1" in caplog.text  # the private one, not the public one before it
 
 
 async def test_the_backend_looks_the_name_up_once_and_refuses_before_connecting() -> None:
@@ -216,3 +219,17 @@ async def test_the_backend_refuses_another_port_before_looking_anything_up() -> 
     with pytest.raises(TargetRefusedError, match="port 6379"):
         await backend.connect_tcp("hooks.example.com", 6379, timeout=1.0)
     assert lookups.hosts == []
+
+
+async def test_a_refused_name_does_not_tell_the_tenant_which_address_it_resolved_to(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The message reaches the tenant (an answer, a delivery's attempt): naming the address would let anyone
+    map the private names of the network the gateway sits in. The log keeps it."""
+    with caplog.at_level("WARNING"), pytest.raises(TargetRefusedError) as refused:
+        await permitted_addresses(
+            "db.internal.example", 443, allow_private=False, resolve=Lookups(["10.12.0.7"])
+        )
+    assert "db.internal.example" in str(refused.value) and "not a public address" in str(refused.value)
+    assert "10.12.0.7" not in str(refused.value)
+    assert "10.12.0.7" in caplog.text

@@ -12,6 +12,7 @@ inward either; the Kubernetes NetworkPolicy is a second, independent fence.
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Final
@@ -27,6 +28,7 @@ DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _NAT64_NETWORKS: Final = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+logger = logging.getLogger(__name__)
 
 
 class InvalidTargetError(ValueError):
@@ -125,7 +127,11 @@ async def permitted_addresses(
         # Every address, not just the first: a connection may be made to any of them.
         for address in addresses:
             if not is_public(address):
-                raise TargetRefusedError(f"{host} resolves to {address}, which is not a public address")
+                if literal is not None:
+                    raise TargetRefusedError(f"{address} is not a public address")
+                # The tenant is not told which address: that would map this network's private names.
+                logger.warning("refused %s: it resolves to %s, which is not public", host, address)
+                raise TargetRefusedError(f"{host} resolves to an address that is not a public address")
     return addresses
 
 
