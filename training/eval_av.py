@@ -200,6 +200,23 @@ def refuse(result: AnalysisResult, rule: PoolingRule) -> AnalysisResult:
     return result.model_copy(update={"utterances": utterances})
 
 
+def _available(result: AnalysisResult, modality: Modality) -> list[int]:
+    """The utterances the modality read."""
+    return [i for i, u in enumerate(result.utterances) if (m := u.modalities.get(modality)) and m.available]
+
+
+def _read_again(
+    result: AnalysisResult, modality: Modality, readings: dict[int, list[float]]
+) -> AnalysisResult:
+    """The result with the modality's emotions of utterance i replaced by readings[i]; the rest as it was."""
+    utterances = list(result.utterances)
+    for i, emotions in readings.items():
+        u = utterances[i]
+        again = u.modalities[modality].model_copy(update={"emotions": emotion_scores(emotions)})
+        utterances[i] = u.model_copy(update={"modalities": {**u.modalities, modality: again}})
+    return result.model_copy(update={"utterances": utterances})
+
+
 class FoldModels:
     """The voice heads and fusion rules of the actor folds, where `--folds` has them, and the face networks,
     where `--face-folds` has them."""
@@ -236,11 +253,7 @@ class FoldModels:
         from shared.stages import track_video_file
 
         net = self.face.get(actor_fold(clip.actor))
-        seen = [
-            i
-            for i, u in enumerate(result.utterances)
-            if (v := u.modalities.get(Modality.VIDEO)) and v.available
-        ]
+        seen = _available(result, Modality.VIDEO)
         if net is None or not seen:
             return result
         if self._video is None:
@@ -253,16 +266,8 @@ class FoldModels:
         if encoding.face_emotions is None:
             return result
         pooled = to_array(encoding.face_emotions).astype(np.float64)
-        utterances = list(result.utterances)
-        for i in seen:
-            if not encoding.video.present[i]:
-                continue
-            u = utterances[i]
-            again = u.modalities[Modality.VIDEO].model_copy(
-                update={"emotions": emotion_scores((pooled[i] / pooled[i].sum()).tolist())}
-            )
-            utterances[i] = u.model_copy(update={"modalities": {**u.modalities, Modality.VIDEO: again}})
-        return result.model_copy(update={"utterances": utterances})
+        readings = {i: (pooled[i] / pooled[i].sum()).tolist() for i in seen if encoding.video.present[i]}
+        return _read_again(result, Modality.VIDEO, readings)
 
     def voice_again(self, clip: AvClip, result: AnalysisResult) -> AnalysisResult:
         """The clip's voice read by its fold's head, over the same utterances."""
@@ -270,22 +275,15 @@ class FoldModels:
         from shared.model.voice import WhisperStates
 
         head = self.voice.get(actor_fold(clip.actor))
-        heard = [
-            i
-            for i, u in enumerate(result.utterances)
-            if (v := u.modalities.get(Modality.AUDIO)) and v.available
-        ]
+        heard = _available(result, Modality.AUDIO)
         if head is None or not heard:
             return result
         self._states = self._states or WhisperStates(self.bundle_dir / "audio" / "whisper")
         states = self._states.window_states(load_audio(clip.path))
         spans = [(result.utterances[i].start_time, result.utterances[i].end_time) for i in heard]
-        utterances = list(result.utterances)
-        for i, p in zip(heard, head.span_probabilities(states, spans), strict=True):
-            u = utterances[i]
-            again = u.modalities[Modality.AUDIO].model_copy(update={"emotions": emotion_scores(p.tolist())})
-            utterances[i] = u.model_copy(update={"modalities": {**u.modalities, Modality.AUDIO: again}})
-        return result.model_copy(update={"utterances": utterances})
+        probabilities = head.span_probabilities(states, spans)
+        readings = {i: p.tolist() for i, p in zip(heard, probabilities, strict=True)}
+        return _read_again(result, Modality.AUDIO, readings)
 
     def apply(self, clip: AvClip, analysis: ClipAnalysis, bundle_rule: PoolingRule) -> ClipAnalysis:
         result = self.face_again(clip, self.voice_again(clip, analysis.result))

@@ -72,26 +72,31 @@ class ClipPictures:
     """Every cached picture of the kit's clips, framed each way, with its clip's label and actor."""
 
     framings: npt.NDArray[np.uint8]  # (F, N, 48, 48): one row per framing in MARGINS × SHIFTS
-    encoder: npt.NDArray[np.uint8]  # (N, 48, 48): the video encoder's own framing
     labels: npt.NDArray[np.int64]  # (N,)
     clip: npt.NDArray[np.int64]  # (N,) index into the clip list
     order: npt.NDArray[np.int64]  # (N,) the picture's place in its clip (0, 1, …)
 
+    @property
+    def encoder(self) -> npt.NDArray[np.uint8]:
+        """(N, 48, 48): the video encoder's own framing, the middle of MARGINS × SHIFTS."""
+        middle: npt.NDArray[np.uint8] = self.framings[
+            MARGINS.index(FACE_MARGIN) * len(SHIFTS) + SHIFTS.index(FACE_SHIFT)
+        ]
+        return middle
+
 
 def clip_pictures(faces: Sequence[ClipFaces], clips: Sequence[AvClip]) -> ClipPictures:
-    framings, encoder, labels, clip_index, order = [], [], [], [], []
+    framings, labels, clip_index, order = [], [], [], []
     for i, (f, clip) in enumerate(zip(faces, clips, strict=True)):
         k = len(f.wide)
         if not k:
             continue
         framings.append(np.stack([framed(f.wide, m, s) for m in MARGINS for s in SHIFTS]))
-        encoder.append(framed(f.wide, FACE_MARGIN, FACE_SHIFT))
         labels.append(np.full(k, clip.label))
         clip_index.append(np.full(k, i))
         order.append(np.arange(k))
     return ClipPictures(
         np.concatenate(framings, axis=1),
-        np.concatenate(encoder),
         np.concatenate(labels).astype(np.int64),
         np.concatenate(clip_index).astype(np.int64),
         np.concatenate(order).astype(np.int64),

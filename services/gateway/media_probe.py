@@ -69,13 +69,11 @@ async def declared_duration(source: str, limits: ProbeLimits) -> float:
         async with asyncio.timeout(limits.timeout_s):
             out, _ = await child.communicate(source.encode())
     except TimeoutError:
-        child.kill()
-        await child.wait()
         raise over_limits(f"took more than {limits.timeout_s:g} s") from None
-    except asyncio.CancelledError:
-        child.kill()
-        await child.wait()
-        raise
+    finally:  # timed out or cancelled: no child outlives its request
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
     if child.returncode != 0 or not out:
         raise over_limits(f"needed more than {limits.memory_bytes >> 20} MiB or {limits.cpu_s} s of CPU")
     answer = ProbeAnswer.model_validate_json(out[:MAX_ANSWER_BYTES])
