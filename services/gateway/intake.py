@@ -24,7 +24,7 @@ from .credentials import Principal
 from .db.jobs import QuotaCharge, change_job, create_job
 from .db.usage import QuotaExceededError, QuotaLimits, current_period
 from .job_machine import Requeue
-from .media_probe import ProbeLimits, declared_duration
+from .media_probe import MediaProber, ProbeLimits
 from .media_types import UnsupportedFileTypeError, content_type_for, sanitise_filename
 from .settings import Settings
 from .state import Gateway
@@ -163,25 +163,26 @@ def upload_url(gateway: Gateway, owner: str, filename: str) -> UploadUrl:
 PROBE_URL_TTL: Final = timedelta(minutes=5)
 
 
-async def uploaded_duration_s(store: ObjectStore, bucket: str, key: str, limits: ProbeLimits) -> float:
+async def uploaded_duration_s(store: ObjectStore, bucket: str, key: str, prober: MediaProber) -> float:
     """The uploaded object's declared duration, read over a short-lived presigned URL by a bounded child
     process (header only: the pipeline's probe later checks every packet)."""
-    return await _declared_duration(store.presigned_get_url(bucket, key, PROBE_URL_TTL), limits)
+    return await _declared_duration(store.presigned_get_url(bucket, key, PROBE_URL_TTL), prober)
 
 
-async def received_duration_s(path: Path, limits: ProbeLimits) -> float:
-    return await _declared_duration(str(path), limits)
+async def received_duration_s(path: Path, prober: MediaProber) -> float:
+    return await _declared_duration(str(path), prober)
 
 
-def probe_limits(settings: Settings) -> ProbeLimits:
-    return ProbeLimits(
+def media_prober(settings: Settings) -> MediaProber:
+    limits = ProbeLimits(
         memory_bytes=settings.media_probe_memory_mib * 1024 * 1024, timeout_s=settings.media_probe_timeout_s
     )
+    return MediaProber(limits, settings.media_probe_concurrency)
 
 
-async def _declared_duration(source: str, limits: ProbeLimits) -> float:
+async def _declared_duration(source: str, prober: MediaProber) -> float:
     try:
-        return await declared_duration(source, limits)
+        return await prober.declared_duration(source)
     except MediaError as exc:
         raise UnreadableMedia(exc) from exc
 

@@ -24,6 +24,7 @@ from .console.routes import install_console
 from .consumer import STATUS_TOPICS, add_status_subscriber
 from .credentials import AuthClient, CredentialCache
 from .errors import install_error_handlers
+from .intake import media_prober
 from .job_gauges import JobGauges, run_job_gauges
 from .job_updates import JobUpdates
 from .kafka_relay import KafkaOutboxRelay
@@ -32,10 +33,10 @@ from .multipart_upload import MULTIPART_OVERHEAD_BYTES
 from .pg_listener import PgListener
 from .rate_limit import AccountAttempts, RateLimiter
 from .settings import Settings
+from .slots import AccountSlots
 from .state import Gateway
 from .sweeper import SweepReport, run_sweeper, sweep_once
 from .upload_expiry import run_upload_expiry
-from .watch_slots import WatchSlots
 from .webhooks.dispatcher import WebhookDispatcher
 
 API_PREFIX = "/v1"
@@ -130,7 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     per_address=settings.account_rate_limit_per_minute,
                     per_email=settings.account_email_rate_limit_per_minute,
                 ),
-                watch_slots=WatchSlots(settings.max_watches_per_account),
+                watch_slots=AccountSlots(settings.max_watches_per_account),
+                scratch=AccountSlots(settings.scratch_bytes_per_account, total=settings.scratch_bytes),
+                media_prober=media_prober(settings),
             )
             app.state.gateway = gateway
             stack.push_async_callback(broker.stop)

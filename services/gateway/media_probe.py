@@ -84,6 +84,20 @@ async def declared_duration(source: str, limits: ProbeLimits) -> float:
     return answer.duration_s
 
 
+class MediaProber:
+    """The replica's header readers: at most `concurrency` children at once (each may take up to its memory
+    limit, and the pod's memory is shared), the rest wait their turn; the wait is not part of a child's
+    timeout."""
+
+    def __init__(self, limits: ProbeLimits, concurrency: int) -> None:
+        self.limits = limits
+        self._turns = asyncio.Semaphore(concurrency)
+
+    async def declared_duration(self, source: str) -> float:
+        async with self._turns:
+            return await declared_duration(source, self.limits)
+
+
 def _child(source: str, memory_bytes: int, cpu_s: int, timeout_s: float) -> ProbeAnswer:
     # Bounded before FFmpeg is even loaded: nothing the file makes it do can take more.
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))

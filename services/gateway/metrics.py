@@ -40,8 +40,13 @@ class GatewayMetrics:
         )
         self.quota_rejections = Counter(
             "ea_gateway_quota_rejections",
-            "Requests refused with 429, by limit (rate_limit, analyses, video_seconds)",
+            "Requests refused with 429, by limit (rate_limit, analyses, video_seconds, watches, scratch)",
             ["limit"],
+            registry=registry,
+        )
+        self.scratch_refusals = Counter(
+            "ea_gateway_scratch_refusals",
+            "Files refused with 503 before a byte was read: the replica's scratch volume was spoken for",
             registry=registry,
         )
         self.jobs_swept = Counter(

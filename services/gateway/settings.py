@@ -60,6 +60,25 @@ class Settings(PipelineSettings, DatabaseSettings):
     media_probe_timeout_s: float = Field(
         default=30.0, gt=0, description="Wall-clock time the header reader may take before it is killed"
     )
+    media_probe_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Header readers running at once on a replica (each up to EA_MEDIA_PROBE_MEMORY_MIB of "
+        "address space, 40-120 MB resident); more wait their turn",
+    )
+    scratch_bytes: int = Field(
+        default=2 * 1024 * MIB,
+        ge=1,
+        description="Size of the scratch volume (/tmp) files sent in a request or fetched from a URL are "
+        "written to before they are stored; each holds as much as it may grow to (a sent file its declared "
+        "length, a fetched one EA_MAX_UPLOAD_BYTES) until it is stored, and what does not fit waits (503)",
+    )
+    scratch_bytes_per_account: int = Field(
+        default=1024 * MIB,
+        ge=1,
+        description="The share of the scratch volume one account's files may hold at once (429 past it); at "
+        "least EA_MAX_UPLOAD_BYTES",
+    )
     upload_url_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of upload URLs")
     unclaimed_upload_ttl_s: int = Field(
         default=6 * 3600,
@@ -125,6 +144,15 @@ class Settings(PipelineSettings, DatabaseSettings):
     webhook_poll_interval_s: float = Field(
         default=1.0, gt=0, description="Check for due deliveries this often"
     )
+
+    @model_validator(mode="after")
+    def _scratch_holds_a_file(self) -> Self:
+        if not self.max_upload_bytes <= self.scratch_bytes_per_account <= self.scratch_bytes:
+            raise ValueError(
+                "EA_SCRATCH_BYTES_PER_ACCOUNT must hold a file of EA_MAX_UPLOAD_BYTES and fit "
+                "EA_SCRATCH_BYTES"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> Self:

@@ -14,10 +14,11 @@ from shared.storage import ObjectStore
 
 from .credentials import AuthClient, CredentialCache
 from .job_updates import JobUpdates
+from .media_probe import MediaProber
 from .metrics import GatewayMetrics
 from .rate_limit import AccountAttempts, RateLimiter
 from .settings import Settings
-from .watch_slots import WatchSlots
+from .slots import AccountSlots
 
 
 @dataclass
@@ -36,7 +37,10 @@ class Gateway:
     credentials: CredentialCache
     rate_limiter: RateLimiter
     account_attempts: AccountAttempts
-    watch_slots: WatchSlots
+    watch_slots: AccountSlots
+    scratch: AccountSlots
+    """Bytes of the scratch volume held by files being received or fetched."""
+    media_prober: MediaProber
 
     async def publish(self, event: Event) -> None:
         """Publish to Kafka, or raise TimeoutError when the broker does not take it in time."""

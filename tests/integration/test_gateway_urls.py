@@ -15,20 +15,38 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from emotion_analyzer import AsyncEmotionAnalyzer, UnsupportedMediaType
+from services.gateway.main import create_app
+from services.gateway.settings import Settings
+from services.gateway.state import Gateway
 from services.gateway.url_fetch import FetchLimits, InvalidUrl, fetch_to_file
 from services.gateway.webhooks.targets import AddressInfo, system_resolver
 from shared.storage import ObjectStore
-from tests.integration.gateway_fixtures import MAX_UPLOAD_BYTES, URL_FETCH_TIMEOUT_S, Account, error_of
+from tests.integration.gateway_fixtures import (
+    MAX_UPLOAD_BYTES,
+    URL_FETCH_TIMEOUT_S,
+    Account,
+    error_of,
+    register,
+)
+from tests.integration.test_gateway_accounts import bearer, set_limits, submit_wav
+from tests.servers import serve_app
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.gateway_fixtures"]
 
 
+# /held.mp4 answers once this is set; every path asked for is noted.
+HELD = threading.Event()
+ASKED: list[str] = []
+
+
 class MediaHandler(BaseHTTPRequestHandler):
     """A web server's answers, each a way a URL can be: a file, a page, an endless or a trickling body,
-    redirects (followed, looping, to a URL with credentials), a 404, a file without a name."""
+    redirects (followed, looping, to a URL with credentials), a 404, a file without a name, a file held
+    back until the test lets it go."""
 
     video: bytes = b""
 
@@ -49,7 +67,11 @@ class MediaHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         here = f"http://{self.headers['Host']}"
+        ASKED.append(self.path)
         match self.path:
+            case "/held.mp4":
+                HELD.wait(timeout=60)
+                self._send(200, self.video, "video/mp4")
             case "/media/talk.mp4" | "/download":
                 kind = "video/mp4" if self.path.endswith(".mp4") else "application/octet-stream"
                 self._send(200, self.video, kind)
@@ -200,3 +222,62 @@ async def test_only_the_outbound_ports_are_fetched_from(server: str) -> None:
     )
     fetched.path.unlink()
     assert fetched.filename == "talk.mp4"
+
+
+async def test_files_received_at_once_are_bounded_per_account_and_per_replica(
+    gateway_settings: Settings, gateway_app: tuple[FastAPI, str], server: str, wav: bytes
+) -> None:
+    """A replica whose scratch volume holds two files at the largest size, one per account: two fetches held
+    by the server take it all (a fetch holds the largest size); a third request waits for nothing and reads
+    nothing (429 for the account holding one, 503 for anyone else), and once they finish there is room."""
+    capped = Settings.model_validate(
+        {
+            **gateway_settings.model_dump(),
+            "service_name": "gateway-scratch",
+            "scratch_bytes": 2 * MAX_UPLOAD_BYTES + 1024,
+            "scratch_bytes_per_account": MAX_UPLOAD_BYTES,
+            "url_fetch_timeout_s": 60.0,
+        }
+    )
+    first, second, third = [await register(gateway_app[1]) for _ in range(3)]
+    HELD.clear()
+    ASKED.clear()
+    async with serve_app(create_app(capped)) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+
+        def fetch(account: Account, path: str = "/held.mp4") -> Any:
+            return http.post("/v1/analyses", json={"url": f"{server}{path}"}, headers=bearer(account.key))
+
+        held = [asyncio.create_task(fetch(a)) for a in (first, second)]
+        for _ in range(200):
+            if ASKED.count("/held.mp4") == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert ASKED.count("/held.mp4") == 2
+
+        again = await fetch(first, "/media/talk.mp4")
+        sent = await submit_wav(http, first.key, wav)
+        other = await fetch(third, "/media/talk.mp4")
+        assert error_of(again) == error_of(sent) == (429, "too_many_transfers")
+        assert error_of(other) == (503, "scratch_space_full")
+        assert again.headers["retry-after"] == other.headers["retry-after"] == "10"
+        assert "/media/talk.mp4" not in ASKED  # refused before anything was fetched
+
+        HELD.set()
+        assert [(await task).status_code for task in held] == [201, 201]
+        assert (await fetch(third, "/media/talk.mp4")).status_code == 201
+        assert (await submit_wav(http, first.key, wav)).status_code == 201
+
+
+async def test_a_url_is_not_fetched_for_an_account_whose_month_is_used_up(
+    gateway: Gateway, gateway_app: tuple[FastAPI, str], server: str, wav: bytes
+) -> None:
+    base_url = gateway_app[1]
+    account = await register(base_url)
+    await set_limits(gateway, account, monthly_analyses=1)
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer(account.key), timeout=30) as http:
+        assert (await submit_wav(http, account.key, wav)).status_code == 201
+        ASKED.clear()
+        refused = await http.post("/v1/analyses", json={"url": f"{server}/media/talk.mp4"})
+        sent = await submit_wav(http, account.key, wav, "late.wav")
+    assert error_of(refused) == error_of(sent) == (429, "quota_exceeded")
+    assert ASKED == []

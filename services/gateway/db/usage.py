@@ -45,9 +45,10 @@ class QuotaExceededError(Exception):
         self.limit = limit
         self.used = used
         self.requested = requested
+        needs = f", this analysis needs {requested:g}" if requested > 0 else ""
         super().__init__(
             f"the monthly quota of {limit:g} {resource.value.replace('_', ' ')} is used up "
-            f"({_used_of(used, resource):g} used, this analysis needs {requested:g}); "
+            f"({_used_of(used, resource):g} used{needs}); "
             f"it resets at {used.resets_at.isoformat()}"
         )
 
@@ -79,6 +80,16 @@ async def get_usage(*, session: AsyncSession, owner: str, period: date) -> Usage
     if row is None:
         return Usage(period=period, analyses=0, video_seconds=0.0)
     return Usage(period=period, analyses=row.analyses, video_seconds=row.video_seconds)
+
+
+async def check_room(*, session: AsyncSession, owner: str, period: date, limits: QuotaLimits) -> None:
+    """QuotaExceededError when the owner's month has no analysis or no second left: asked before a file is
+    received or fetched, whose length is not known yet (`charge` decides once it is)."""
+    used = await get_usage(session=session, owner=owner, period=period)
+    if used.analyses + 1 > limits.analyses:
+        raise QuotaExceededError(QuotaResource.ANALYSES, limits.analyses, used, 1)
+    if used.video_seconds >= limits.video_seconds:
+        raise QuotaExceededError(QuotaResource.VIDEO_SECONDS, limits.video_seconds, used, 0)
 
 
 async def charge(

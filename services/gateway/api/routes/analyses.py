@@ -2,6 +2,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -18,7 +19,7 @@ from shared.db import Job
 
 from ...credentials import Principal
 from ...db.jobs import count_jobs, delete_job, find_job_by_key, get_job, list_jobs
-from ...db.usage import QuotaExceededError
+from ...db.usage import QuotaExceededError, QuotaLimits, check_room, current_period
 from ...db.webhook_subscriptions import find_callback
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import (
@@ -31,7 +32,6 @@ from ...intake import (
     freeze_upload,
     new_media_key,
     new_upload_key,
-    probe_limits,
     received_duration_s,
     safe_filename,
     submit_job,
@@ -40,9 +40,9 @@ from ...intake import (
 from ...media_types import content_type_for
 from ...multipart_upload import MalformedUploadError, UploadTooLargeError, receive_file
 from ...schemas import AnalysisCreate, analysis_of, callback_of
+from ...slots import NoSlotFree, SlotScope
 from ...state import Gateway
 from ...url_fetch import FetchLimits, fetch_to_file
-from ...watch_slots import TooManyWatches
 from ...watching import job_changes
 from ..deps import CurrentOwner, CurrentPrincipal, GatewayDep, PageLimit, PageOffset, SessionDep
 
@@ -198,11 +198,60 @@ async def stream_analysis_events(
 def _watch_slot(gateway: Gateway, owner: str) -> Callable[[], None]:
     try:
         return gateway.watch_slots.take(owner)
-    except TooManyWatches as exc:
+    except NoSlotFree as exc:
         gateway.metrics.quota_rejections.labels("watches").inc()
         raise ApiError(
-            status.HTTP_429_TOO_MANY_REQUESTS, "too_many_watches", str(exc), headers={"Retry-After": "5"}
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too_many_watches",
+            f"this account already follows {exc.limit} analyses at once (event streams and long polls); "
+            "close one, or follow them with webhooks",
+            headers={"Retry-After": "5"},
         ) from exc
+
+
+SCRATCH_RETRY_AFTER_S: Final = 10
+
+
+@asynccontextmanager
+async def _scratch_space(gateway: Gateway, principal: Principal, size: int) -> AsyncIterator[None]:
+    """Room for a file of up to `size` bytes on this replica's scratch volume, held while the block runs.
+
+    Refused before a byte is read: 429 when the owner's month has nothing left or the owner's files already
+    hold its share of the volume, 503 when the volume is spoken for (another replica, or an upload URL,
+    takes the file)."""
+    limits = principal.limits
+    async with gateway.sessions() as session:
+        await check_room(
+            session=session,
+            owner=principal.owner,
+            period=current_period(),
+            limits=QuotaLimits(analyses=limits.monthly_analyses, video_seconds=limits.monthly_video_seconds),
+        )
+    try:
+        release = gateway.scratch.take(principal.owner, size)
+    except NoSlotFree as exc:
+        retry = {"Retry-After": str(SCRATCH_RETRY_AFTER_S)}
+        if exc.scope is SlotScope.ACCOUNT:
+            gateway.metrics.quota_rejections.labels("scratch").inc()
+            raise ApiError(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too_many_transfers",
+                f"this account's files being sent or fetched at once would hold more than {exc.limit} bytes "
+                "of this server's scratch space; wait for one to finish, or upload through an upload URL",
+                headers=retry,
+            ) from exc
+        gateway.metrics.scratch_refusals.inc()
+        raise ApiError(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "scratch_space_full",
+            "this server is receiving as many files as its scratch space holds; try again shortly, or "
+            "upload through an upload URL",
+            headers=retry,
+        ) from exc
+    try:
+        yield
+    finally:
+        release()
 
 
 async def _status_events(
@@ -274,7 +323,7 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
     if existing is not None and existing.error_code != FailureCode.QUEUE_UNAVAILABLE:
         return existing, False
     if existing is not None:  # refused by the queue before the outbox: queue it again, from its copy
-        duration_s = await uploaded_duration_s(store, bucket, existing.stored_key, probe_limits(settings))
+        duration_s = await uploaded_duration_s(store, bucket, existing.stored_key, gateway.media_prober)
         return await submit_job(
             gateway,
             principal=principal,
@@ -292,7 +341,7 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
     job: Job | None = None
     try:
         size = await check_uploaded_object(store, bucket, media_key, max_bytes=settings.max_upload_bytes)
-        duration_s = await uploaded_duration_s(store, bucket, media_key, probe_limits(settings))
+        duration_s = await uploaded_duration_s(store, bucket, media_key, gateway.media_prober)
         job, created = await submit_job(
             gateway,
             principal=principal,
@@ -319,27 +368,30 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
     limit = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise FileTooLarge(settings.max_upload_bytes)
-    try:
-        received = await receive_file(
-            request.headers["content-type"],
-            request.stream(),
-            field_name=_FILE_FIELD,
-            max_bytes=settings.max_upload_bytes,
-            accept_filename=safe_filename,
-            text_fields=frozenset({_CALLBACK_FIELD}),
+    # The file is no longer than the body that carries it (which ends at its declared length).
+    size = min(int(declared), settings.max_upload_bytes) if declared and declared.isdigit() else None
+    async with _scratch_space(gateway, principal, max(1, size or settings.max_upload_bytes)):
+        try:
+            received = await receive_file(
+                request.headers["content-type"],
+                request.stream(),
+                field_name=_FILE_FIELD,
+                max_bytes=settings.max_upload_bytes,
+                accept_filename=safe_filename,
+                text_fields=frozenset({_CALLBACK_FIELD}),
+            )
+        except UploadTooLargeError as exc:
+            raise FileTooLarge(exc.max_bytes) from exc
+        except MalformedUploadError as exc:
+            raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_upload", str(exc)) from exc
+        try:
+            callback_url = _callback_url(received.fields.get(_CALLBACK_FIELD), gateway)
+        except IntakeError:
+            await asyncio.to_thread(received.path.unlink, missing_ok=True)
+            raise
+        return await _analyse_local_file(
+            received.path, received.filename, received.size, principal, gateway, callback_url
         )
-    except UploadTooLargeError as exc:
-        raise FileTooLarge(exc.max_bytes) from exc
-    except MalformedUploadError as exc:
-        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_upload", str(exc)) from exc
-    try:
-        callback_url = _callback_url(received.fields.get(_CALLBACK_FIELD), gateway)
-    except IntakeError:
-        await asyncio.to_thread(received.path.unlink, missing_ok=True)
-        raise
-    return await _analyse_local_file(
-        received.path, received.filename, received.size, principal, gateway, callback_url
-    )
 
 
 async def _analyse_fetched(
@@ -353,10 +405,11 @@ async def _analyse_fetched(
         allow_private=settings.url_fetch_allow_private_targets,
         ports=frozenset(settings.outbound_ports),
     )
-    fetched = await fetch_to_file(url, limits)
-    return await _analyse_local_file(
-        fetched.path, fetched.filename, fetched.size, principal, gateway, callback_url
-    )
+    async with _scratch_space(gateway, principal, settings.max_upload_bytes):
+        fetched = await fetch_to_file(url, limits)
+        return await _analyse_local_file(
+            fetched.path, fetched.filename, fetched.size, principal, gateway, callback_url
+        )
 
 
 async def _analyse_local_file(
@@ -367,7 +420,7 @@ async def _analyse_local_file(
     owner, bucket = principal.owner, gateway.settings.uploads_bucket
     try:
         await check_received_file(path, size)
-        duration_s = await received_duration_s(path, probe_limits(gateway.settings))
+        duration_s = await received_duration_s(path, gateway.media_prober)
         # The job's name; the file goes straight to a key no client can write.
         key = new_upload_key(owner, filename)
         media_key = new_media_key(owner, filename)
