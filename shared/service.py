@@ -225,10 +225,23 @@ class ServiceKit:
                 stage=stage,
                 code=failure.code,
                 reason=failure.reason,
+                measured_s=failure.measured_s,
             )
         self._observe(stage, "failed" if isinstance(output, AnalysisFailed) else "ok", started)
         await asyncio.to_thread(self.deliveries.done, event.event_id)
         return output
+
+    async def report_measured(self, event: Event, stage: Stage, measured_s: float) -> None:
+        """Tell the gateway how long the job's file is, measured, as soon as the stage knows it: the charge
+        follows the work from then on, whatever the header claimed and however the work ends."""
+        progress = AnalysisProgress(
+            job_id=event.job_id,
+            attempt=event.attempt,
+            stage=stage,
+            service=self.settings.service_name,
+            measured_s=round(measured_s, 3),
+        )
+        await publish(self.broker, progress)
 
     async def _dead_letter(self, event: Event, stage: Stage, delivery: Delivery) -> AnalysisFailed:
         tried = delivery.number - 1

@@ -44,6 +44,7 @@ from shared.model.inference import (
     VideoFeaturizer,
     pool_video_track,
 )
+from shared.stage_errors import after_work
 from shared.transcription import NO_SPEECH_FOUND, Transcriber
 
 SEGMENT_S = 2.0
@@ -98,8 +99,22 @@ def transcribe_file(
     text: TextFeaturizer,
     max_duration_s: float,
     observe_inference: InferenceObserver | None = None,
+    media: MediaInfo | None = None,
 ) -> Transcript:
-    media = check_media(path, max_duration_s=max_duration_s)
+    """The file's utterances, language and words. `media`: the file's `check_media`, where the caller made
+    it already. Whatever fails once the file is checked fails after work (`after_work`)."""
+    media = media or check_media(path, max_duration_s=max_duration_s)
+    with after_work(media.duration_s):
+        return _transcribe_checked(path, media, transcriber, text, observe_inference)
+
+
+def _transcribe_checked(
+    path: Path,
+    media: MediaInfo,
+    transcriber: Transcriber,
+    text: TextFeaturizer,
+    observe_inference: InferenceObserver | None,
+) -> Transcript:
     utterances: list[Span] = []
     language, probability, words = None, None, NO_SPEECH_FOUND
     if media.has_audio:
@@ -162,6 +177,20 @@ def track_video_file(
         return missing("the file has no video stream")
     if not featurizer.runs:
         return missing(UNTRAINED.format(Modality.VIDEO.value), trained=False)
+    with after_work(media.duration_s):
+        return _track_checked(path, media, featurizer, interval_s, observe_inference)
+
+
+def _track_checked(
+    path: Path,
+    media: MediaInfo,
+    featurizer: VideoFeaturizer,
+    interval_s: float,
+    observe_inference: InferenceObserver | None,
+) -> VideoTrack:
+    def missing(reason: str, samples: int = 0) -> VideoTrack:
+        return VideoTrack(interval_s=interval_s, samples=samples, missing_reason=reason)
+
     tracker = FaceTracker()
     samples, times, crops, quality = 0, [], [], []
     for time_s, grey in sample_stills(path, interval_s=interval_s):

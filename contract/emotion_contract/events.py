@@ -222,15 +222,23 @@ class AudioFeaturesReady(Event, VoiceFeatures):
     bundle_version: str
 
 
+MEASURED_DESCRIPTION = (
+    "Seconds the file holds, as the stage measured them (every packet, not the header's claim), once the "
+    "stage had begun work on it; the job is charged at least this"
+)
+
+
 class AnalysisProgress(Event):
-    """A service started working on a stage of the job."""
+    """A service started working on a stage of the job; or, with `measured_s`, measured the file it works on
+    (the charge follows the work, whatever the header claimed)."""
 
     TOPIC: ClassVar[Topic] = Topic.ANALYSIS_PROGRESS
     stage: Stage
     service: str
+    measured_s: float | None = Field(default=None, ge=0.0, description=MEASURED_DESCRIPTION)
 
     def _id_suffix(self) -> str:
-        return self.stage.value
+        return self.stage.value if self.measured_s is None else f"{self.stage.value}:measured"
 
 
 class AnalysisCompleted(Event):
@@ -243,6 +251,12 @@ class AnalysisFailed(Event):
     stage: Stage
     code: str = Field(description="Stable machine-readable error code", examples=["no_audio_track"])
     reason: str = Field(description="Human-readable reason", examples=["the video has no audio track"])
+    measured_s: float | None = Field(
+        default=None,
+        ge=0.0,
+        description=MEASURED_DESCRIPTION + ". None where the stage failed before any work (the file could "
+        "not be read): only then are the job's units given back",
+    )
 
 
 class DeadLettered(Event):

@@ -4,6 +4,9 @@ utterance, the voice's calibrated emotions (or an embedding)."""
 import asyncio
 import logging
 
+import numpy as np
+import numpy.typing as npt
+
 from emotion_contract.events import AnalysisRequested, AudioFeaturesReady, TranscriptReady
 from shared.downloads import downloaded
 from shared.media.container import MediaError
@@ -11,6 +14,7 @@ from shared.media.decode import load_audio
 from shared.model.inference import AudioFeaturizer
 from shared.model.voice import states_nbytes
 from shared.service import EncoderResources
+from shared.stage_errors import after_work
 from shared.stages import encode_audio_file
 
 from .settings import Settings
@@ -69,6 +73,17 @@ async def encode_audio(
     settings: Settings,
 ) -> AudioFeaturesReady:
     states = cache.take((event.job_id, event.attempt))
+    # The transcriber measured the file: whatever fails here fails after work on it.
+    with after_work(event.media.duration_s):
+        return await _encode_audio(event, resources, states, settings)
+
+
+async def _encode_audio(
+    event: TranscriptReady,
+    resources: EncoderResources[AudioFeaturizer],
+    states: npt.NDArray[np.float32] | None,
+    settings: Settings,
+) -> AudioFeaturesReady:
     async with downloaded(
         resources.store,
         event.bucket,

@@ -17,6 +17,7 @@ from emotion_contract.events import AnalysisCompleted, AudioFeaturesReady, Trans
 from emotion_contract.labels import Modality
 from shared.metrics import InferenceObserver
 from shared.model.inference import FusionPredictor
+from shared.stage_errors import after_work
 from shared.stages import fuse
 
 from .parts import delete_parts, get_parts, put_part
@@ -60,16 +61,17 @@ async def forget_parts(event: PartEvent, resources: Resources) -> None:
 
 def fuse_parts(parts: dict[Modality, dict[str, Any]], resources: Resources) -> AnalysisCompleted:
     transcript = TranscriptReady.model_validate(parts[Modality.TEXT])
-    video = VideoFeaturesReady.model_validate(parts[Modality.VIDEO])
-    audio = AudioFeaturesReady.model_validate(parts[Modality.AUDIO])
-    result = fuse(
-        transcript=transcript,
-        video_track=video.track,
-        audio=audio,
-        predictor=resources.predictor,
-        bundle_version=resources.bundle_version,
-        observe_inference=resources.observe_inference,
-    )
+    with after_work(transcript.media.duration_s):  # every stage before this one worked on the file
+        video = VideoFeaturesReady.model_validate(parts[Modality.VIDEO])
+        audio = AudioFeaturesReady.model_validate(parts[Modality.AUDIO])
+        result = fuse(
+            transcript=transcript,
+            video_track=video.track,
+            audio=audio,
+            predictor=resources.predictor,
+            bundle_version=resources.bundle_version,
+            observe_inference=resources.observe_inference,
+        )
     return AnalysisCompleted(job_id=transcript.job_id, attempt=transcript.attempt, result=result)
 
 

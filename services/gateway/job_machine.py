@@ -31,10 +31,12 @@ class JobState:
 
 @dataclass(frozen=True)
 class Progress:
-    """A stage of `attempt` started (`analysis.progress`)."""
+    """A stage of `attempt` started (`analysis.progress`); or, with `measured_s`, measured the file (the job
+    stays where it is, and is charged at least that long)."""
 
     stage: Stage
     attempt: int
+    measured_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,15 @@ class Complete:
 @dataclass(frozen=True)
 class Fail:
     """A stage, the sweeper or the intake gave up. `attempt`: the failing attempt, when one stage of it
-    failed (None: the job itself, whatever its attempt). `refund`: give the units back (no work was spent)."""
+    failed (None: the job itself, whatever its attempt). `refund`: give the units back (no work was spent);
+    `measured_s`: the file's measured length, where a stage had worked on it (charged at least that)."""
 
     stage: Stage
     code: str
     reason: str
     attempt: int | None = None
     refund: bool = True
+    measured_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.code or not self.reason:
@@ -90,12 +94,20 @@ class Transition:
     """The stuck-job clock (`stage_started_at`) starts now; else it keeps running (or, queued, is off)."""
     refund: bool = False
     charge: bool = False
+    measured_s: float | None = None
+    """The file's measured length: the job is charged at least this (past its limit if need be: the work is
+    done, and the next file is refused)."""
 
 
 def transition(state: JobState, change: Change) -> Transition | None:
     """The change applied to the state, or None when it does not apply (or changes nothing)."""
     live = not state.status.is_terminal
     match change:
+        case Progress(attempt=attempt, measured_s=measured) if measured is not None:
+            # A measurement moves nothing (it may come after the next stage has started): only the charge.
+            if not live or attempt != state.attempt:
+                return None
+            return Transition(state, None, measured_s=measured)
         case Progress(stage=stage, attempt=attempt):
             if not live or attempt != state.attempt:
                 return None
@@ -103,17 +115,21 @@ def transition(state: JobState, change: Change) -> Transition | None:
                 return None  # a redelivered progress must not restart the clock the sweeper reads
             processing = JobState(AnalysisStatus.PROCESSING, stage, state.attempt)
             return Transition(processing, WebhookEventType.ANALYSIS_PROGRESS, clock_starts=True)
-        case Complete():
+        case Complete(result=result):
             if not live:
                 return None
             # FUSE even when fusion's own progress event arrives after the result.
             completed = JobState(AnalysisStatus.COMPLETED, Stage.FUSE, state.attempt)
-            return Transition(completed, WebhookEventType.ANALYSIS_COMPLETED)
-        case Fail(stage=stage, code=code, attempt=attempt, refund=refund):
+            return Transition(completed, WebhookEventType.ANALYSIS_COMPLETED, measured_s=result.duration_s)
+        case Fail(stage=stage, code=code, attempt=attempt, refund=refund, measured_s=measured):
             if not live or (attempt is not None and attempt < state.attempt):
                 return None  # a failure of an attempt the sweeper replaced says nothing of the new one
             failed = JobState(AnalysisStatus.FAILED, stage, state.attempt, code)
-            return Transition(failed, WebhookEventType.ANALYSIS_FAILED, refund=refund)
+            # Work spent on the file is paid for: only a failure before any work gives the units back.
+            spent = measured is not None
+            return Transition(
+                failed, WebhookEventType.ANALYSIS_FAILED, refund=refund and not spent, measured_s=measured
+            )
         case Redrive(seen_attempt=seen):
             if not live or seen != state.attempt:
                 return None  # another sweeper re-drove it first, or it moved on

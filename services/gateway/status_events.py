@@ -8,6 +8,7 @@ ignored, which makes a redelivered event harmless.
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from emotion_contract.errors import FailureCode
 from emotion_contract.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress
 
 from .db.jobs import change_job
@@ -19,11 +20,19 @@ StatusEvent = AnalysisProgress | AnalysisCompleted | AnalysisFailed
 def change_of(event: StatusEvent) -> Change:
     match event:
         case AnalysisProgress():
-            return Progress(stage=event.stage, attempt=event.attempt)
+            return Progress(stage=event.stage, attempt=event.attempt, measured_s=event.measured_s)
         case AnalysisCompleted():
             return Complete(result=event.result)
         case AnalysisFailed():
-            return Fail(stage=event.stage, code=event.code, reason=event.reason, attempt=event.attempt)
+            return Fail(
+                stage=event.stage,
+                code=event.code,
+                reason=event.reason,
+                attempt=event.attempt,
+                # A stage that gave up after its deliveries ran out worked on the file (each crashed in it).
+                refund=event.code != FailureCode.DELIVERY_FAILED,
+                measured_s=event.measured_s,
+            )
 
 
 async def apply_status_event(event: StatusEvent, sessions: async_sessionmaker[AsyncSession]) -> bool:

@@ -24,7 +24,12 @@ Resources = Annotated[EncoderResources[Models], Context("resources")]
 
 @kit.consumer(Topic.ANALYSIS_REQUESTED.value)
 async def on_analysis_requested(event: AnalysisRequested, resources: Resources) -> Event:
-    return await kit.run_stage(event, Stage.TRANSCRIBE, lambda: transcribe(event, resources, settings))
+    async def measured(seconds: float) -> None:
+        await kit.report_measured(event, Stage.TRANSCRIBE, seconds)
+
+    return await kit.run_stage(
+        event, Stage.TRANSCRIBE, lambda: transcribe(event, resources, settings, measured)
+    )
 
 
 @asynccontextmanager

@@ -1,13 +1,14 @@
 """analysis.requested → transcript.ready: utterances from speech, and their text embeddings."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from emotion_contract.events import AnalysisRequested, TranscriptReady
 from shared.downloads import downloaded
 from shared.model.inference import TextFeaturizer
 from shared.service import EncoderResources
-from shared.stages import transcribe_file
+from shared.stages import check_media, transcribe_file
 from shared.transcription import Transcriber
 
 from .settings import Settings
@@ -20,8 +21,13 @@ class Models:
 
 
 async def transcribe(
-    event: AnalysisRequested, resources: EncoderResources[Models], settings: Settings
+    event: AnalysisRequested,
+    resources: EncoderResources[Models],
+    settings: Settings,
+    measured: Callable[[float], Awaitable[None]],
 ) -> TranscriptReady:
+    """The transcript; `measured` hears the file's length as soon as it is checked, before the long work
+    (the job is charged for it even if that work never ends)."""
     models = resources.featurizer
     async with downloaded(
         resources.store,
@@ -31,6 +37,8 @@ async def transcribe(
         max_bytes=settings.max_upload_bytes,
         expected_bytes=event.size_bytes,
     ) as path:
+        media = await asyncio.to_thread(check_media, path, max_duration_s=settings.max_duration_s)
+        await measured(media.duration_s)
         output = await asyncio.to_thread(
             transcribe_file,
             path,
@@ -38,6 +46,7 @@ async def transcribe(
             text=models.text,
             max_duration_s=settings.max_duration_s,
             observe_inference=resources.observe_inference,
+            media=media,
         )
     return TranscriptReady(
         job_id=event.job_id,

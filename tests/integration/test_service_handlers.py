@@ -159,14 +159,19 @@ async def pipeline(
     return {"request": request, "transcript": transcript}
 
 
-async def test_the_transcriber_announces_its_stage_and_returns_the_transcript(
+async def test_the_transcriber_announces_its_stage_and_the_measured_length_and_returns_the_transcript(
     services: dict[str, Service], pipeline: dict[str, Event]
 ) -> None:
     request = pipeline["request"]
     events = services["transcriber"].published.of(request.job_id)
-    assert [type(event) for event in events] == [AnalysisProgress, TranscriptReady]
-    progress, transcript = events
+    assert [type(event) for event in events] == [AnalysisProgress, AnalysisProgress, TranscriptReady]
+    progress, measured, transcript = events
     assert isinstance(progress, AnalysisProgress) and progress.stage is Stage.TRANSCRIBE
+    assert progress.measured_s is None
+    # Before the long work: the charge follows the file's real length from here, however the job ends.
+    assert isinstance(measured, AnalysisProgress) and isinstance(transcript, TranscriptReady)
+    assert measured.measured_s == pytest.approx(transcript.media.duration_s, abs=0.001)
+    assert measured.event_id != progress.event_id
     assert isinstance(transcript, TranscriptReady) and transcript.speech_found
     assert transcript.attempt == request.attempt and transcript.utterances
     assert transcript.text.features is not None and transcript.text.features.rows == len(

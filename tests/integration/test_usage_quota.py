@@ -25,7 +25,7 @@ from services.gateway.db.usage import (
     get_usage,
     period_end,
 )
-from services.gateway.job_machine import Complete, Fail, Requeue
+from services.gateway.job_machine import Complete, Fail, Progress, Requeue
 from shared.db import Job, JobCreate
 
 pytestmark = pytest.mark.integration
@@ -178,6 +178,37 @@ async def test_a_job_failed_after_work_was_spent_on_it_keeps_its_units(db_sessio
     )
     usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
     assert (usage.analyses, usage.video_seconds) == (1, 20)
+
+
+async def test_the_charge_follows_the_work_a_stage_measured_however_the_job_ends(
+    db_session: AsyncSession,
+) -> None:
+    """A header claiming 0.00006 s for a 60 s file: the transcriber's measurement charges 60 s at once (so a
+    job stuck or re-driven afterwards is paid for), once; a failure after work keeps the units and charges
+    its measured length; only a failure before any work gives them back."""
+    owner = f"user-{uuid.uuid4()}"
+    lying, _ = await create_job(
+        session=db_session, owner=owner, job_in=upload(owner, 1), quota=quota(0.00006)
+    )
+    measured = Progress(Stage.TRANSCRIBE, attempt=1, measured_s=60.0)
+    assert await change_job(session=db_session, job_id=lying.id, change=measured)
+    assert await change_job(session=db_session, job_id=lying.id, change=measured)  # redelivered: no more
+    usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
+    assert usage.video_seconds == pytest.approx(60.0)
+    broke = Fail(Stage.ENCODE_AUDIO, "internal_error", "broke", attempt=1, measured_s=60.0)
+    assert await change_job(session=db_session, job_id=lying.id, change=broke)
+
+    spent, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 2), quota=quota(5))
+    late = Fail(Stage.FUSE, "internal_error", "broke", attempt=1, measured_s=30.0)
+    assert await change_job(session=db_session, job_id=spent.id, change=late)
+    unread, _ = await create_job(session=db_session, owner=owner, job_in=upload(owner, 3), quota=quota(7))
+    corrupt = Fail(Stage.TRANSCRIBE, "corrupt_media", "cut short", attempt=1)
+    assert await change_job(session=db_session, job_id=unread.id, change=corrupt)
+
+    usage = await get_usage(session=db_session, owner=owner, period=PERIOD)
+    assert usage.analyses == 2 and usage.video_seconds == pytest.approx(90.0)
+    jobs = sorted(await list_jobs(session=db_session, owner=owner), key=lambda j: j.object_key)
+    assert [j.charged_seconds for j in jobs] == [60.0, 30.0, 7.0]
 
 
 async def test_a_job_made_without_a_quota_is_never_refunded(db_session: AsyncSession) -> None:

@@ -51,7 +51,7 @@ def test_another_attempts_progress_is_ignored() -> None:
 def test_completion_ends_a_live_job_in_fuse_whatever_its_stage() -> None:
     for state in (QUEUED, TRANSCRIBING):
         assert transition(state, Complete(RESULT)) == Transition(
-            COMPLETED, WebhookEventType.ANALYSIS_COMPLETED
+            COMPLETED, WebhookEventType.ANALYSIS_COMPLETED, measured_s=1.0
         )
 
 
@@ -64,6 +64,22 @@ def test_a_failure_ends_a_live_job_with_its_code_and_says_whether_to_refund() ->
     )
     kept = transition(TRANSCRIBING, fail(refund=False))
     assert kept is not None and not kept.refund
+
+
+def test_a_failure_after_work_on_the_file_keeps_the_units_and_charges_its_measured_length() -> None:
+    spent = Fail(Stage.ENCODE_AUDIO, "internal_error", "broke", attempt=1, measured_s=42.0)
+    moved = transition(TRANSCRIBING, spent)
+    assert moved is not None and not moved.refund and moved.measured_s == 42.0
+
+
+def test_a_measurement_charges_and_moves_nothing() -> None:
+    audio = JobState(AnalysisStatus.PROCESSING, Stage.ENCODE_AUDIO, 1)
+    for state in (TRANSCRIBING, audio):  # it may come once the next stage has started
+        assert transition(state, Progress(Stage.TRANSCRIBE, attempt=1, measured_s=60.0)) == Transition(
+            state, None, measured_s=60.0
+        )
+    assert transition(TRANSCRIBING, Progress(Stage.TRANSCRIBE, attempt=2, measured_s=60.0)) is None
+    assert transition(COMPLETED, Progress(Stage.TRANSCRIBE, attempt=1, measured_s=60.0)) is None
 
 
 def test_a_replaced_attempts_failure_says_nothing_of_the_new_one() -> None:

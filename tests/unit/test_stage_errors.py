@@ -1,8 +1,9 @@
+import pytest
 import urllib3
 
 from emotion_contract.errors import FailureCode
 from shared.media.container import MediaError
-from shared.stage_errors import INTERNAL_ERROR_REASON, classify
+from shared.stage_errors import INTERNAL_ERROR_REASON, AfterWork, after_work, classify
 from shared.storage import ObjectNotFoundError
 
 
@@ -24,3 +25,14 @@ def test_a_vanished_upload_and_bugs_end_the_job() -> None:
     bug = classify(ValueError("shapes differ"))
     assert bug is not None and bug.code == "internal_error" and bug.reason == INTERNAL_ERROR_REASON
     assert "shapes differ" not in bug.reason  # the exception's text is for the logs, not the tenant
+
+
+def test_a_failure_after_work_carries_the_measured_length_and_a_transient_one_stays_transient() -> None:
+    with pytest.raises(AfterWork) as raised, after_work(12.5):
+        raise RuntimeError("the model broke")
+    failure = classify(raised.value)
+    assert failure is not None and (failure.code, failure.measured_s) == ("internal_error", 12.5)
+    with pytest.raises(AfterWork) as transient, after_work(12.5):
+        raise ConnectionError("the store went away")
+    assert classify(transient.value) is None
+    assert classify(RuntimeError("before any work")).measured_s is None  # type: ignore[union-attr]

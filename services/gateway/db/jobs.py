@@ -280,20 +280,29 @@ def _columns(job: Job, moved: Transition, change: Change, quota: QuotaCharge | N
                 "result": result.model_dump(mode="json"),
                 "bundle_version": result.model_version,
                 "duration_s": result.duration_s,
-                "charged_seconds": max(job.charged_seconds, round(result.duration_s, 3)),
                 "completed_at": func.now(),
             }
         case Fail(code=code, reason=reason):
             values |= {"error_code": code, "error_reason": reason, "completed_at": func.now()}
+    if moved.measured_s is not None and _measured_beyond_charge(job, moved) > 0:
+        values["charged_seconds"] = round(moved.measured_s, 3)
     return values
+
+
+def _measured_beyond_charge(job: Job, moved: Transition) -> float:
+    """The seconds a stage measured beyond what the job was charged (a header can claim 0.00006 s for a
+    minute of video); 0 when none was measured or the charge covers it."""
+    if moved.measured_s is None or moved.refund:
+        return 0.0
+    return max(0.0, round(moved.measured_s, 3) - job.charged_seconds)
 
 
 async def _settle_quota(
     session: AsyncSession, job: Job, moved: Transition, change: Change, quota: QuotaCharge | None
 ) -> None:
-    """The quota side of a change: a requeue is charged again, a failure that spent no work refunded, and a
-    completion charged what the transcriber measured beyond the header's claim (a header can claim 0.00006
-    s for a minute of video), past the limit if need be: the work is done, and the next file is refused."""
+    """The quota side of a change: a requeue is charged again, a failure that spent no work refunded, and
+    what a stage measured beyond the charge (as soon as it measures, on failure or on completion) charged,
+    past the limit if need be: the work is done, and the next file is refused."""
     if moved.charge and quota is not None:
         await _charge_or_roll_back(session, job.owner, quota)
     if job.quota_period is None:
@@ -303,10 +312,8 @@ async def _settle_quota(
         await refund(
             session=session, owner=job.owner, period=job.quota_period, video_seconds=job.charged_seconds
         )
-    if isinstance(change, Complete):
-        extra = round(change.result.duration_s, 3) - job.charged_seconds
-        if extra > 0:
-            await charge_more(session=session, owner=job.owner, period=job.quota_period, video_seconds=extra)
+    if (extra := _measured_beyond_charge(job, moved)) > 0:
+        await charge_more(session=session, owner=job.owner, period=job.quota_period, video_seconds=extra)
 
 
 async def _record_kafka_event(session: AsyncSession, event: Event) -> None:
