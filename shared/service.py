@@ -25,6 +25,7 @@ from shared.claim_check import ClaimCheck
 from shared.consumer_lag import ConsumerLagPoller
 from shared.deliveries import Delivery, DeliveryLedger
 from shared.metrics import InferenceObserver, StageMetrics
+from shared.poison import Poisoned, poison_middleware
 from shared.settings import BaseServiceSettings, KafkaSettings, PipelineSettings
 from shared.stage_errors import classify
 from shared.storage import ObjectStore
@@ -103,11 +104,13 @@ class ServiceKit:
     Its app measures the lag of the service's consumer group on the topics its handlers consume.
     """
 
-    def __init__(self, settings: PipelineSettings) -> None:
+    def __init__(self, settings: PipelineSettings, stage: Stage) -> None:
         self.settings = settings
+        self.stage = stage
         self.registry = CollectorRegistry()
         self.metrics = StageMetrics(self.registry)
         self.broker = make_broker(settings, self.registry)
+        self.broker.add_middleware(poison_middleware(self._dead_letter_unreadable))
         store = ObjectStore.from_settings(settings)
         self.claims = ClaimCheck(store, settings.uploads_bucket, settings.claim_check_bytes)
         self.deliveries = DeliveryLedger(
@@ -243,6 +246,36 @@ class ServiceKit:
         )
         await publish(self.broker, progress)
 
+    async def _dead_letter_unreadable(self, poisoned: Poisoned) -> None:
+        """A message of this service's topics that can never be read: dead-lettered, and its job's attempt
+        failed in this service's stage (the first attempt where the message names none)."""
+        self._observe(self.stage, "dead_lettered", time.perf_counter())
+        if poisoned.job_id is None:
+            return  # nothing names a job to fail; the log and the metric tell the operators
+        attempt = poisoned.attempt or 1
+        dead = DeadLettered(
+            job_id=poisoned.job_id,
+            attempt=attempt,
+            consumer=self.settings.service_name,
+            topic=poisoned.topic,
+            partition=poisoned.partition,
+            offset=poisoned.offset,
+            deliveries=1,
+            code=poisoned.code,
+            last_error=poisoned.reason,
+            message_id=poisoned.message_id,
+        )
+        await self.claims.publish(self.broker, dead)
+        failed = AnalysisFailed(
+            job_id=poisoned.job_id,
+            attempt=attempt,
+            stage=self.stage,
+            code=poisoned.code,
+            reason=f"a message of the {self.stage.value} stage could not be read; the operators have the "
+            "details",
+        )
+        await self.claims.publish(self.broker, failed)
+
     async def _dead_letter(self, event: Event, stage: Stage, delivery: Delivery) -> AnalysisFailed:
         tried = delivery.number - 1
         why = delivery.last_error or "the worker stopped during each of them (a crash, or killed for memory)"
@@ -251,10 +284,11 @@ class ServiceKit:
             job_id=event.job_id,
             attempt=event.attempt,
             consumer=self.settings.service_name,
-            topic=event.TOPIC,
+            topic=event.TOPIC.value,
             deliveries=tried,
-            last_error=delivery.last_error,
-            event=event.model_dump(mode="json"),
+            code=DELIVERY_FAILED,
+            last_error=why,
+            message_id=event.event_id,
         )
         await self.claims.publish(self.broker, dead)
         failed = AnalysisFailed(

@@ -38,5 +38,7 @@ class FailureCode(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     """A stage's event failed every delivery (it is in `analysis.dead_letter`)."""
     PAYLOAD_UNREADABLE = "payload_unreadable"
-    """An event's body, kept in the object store, was missing or damaged."""
+    """An event's body, kept in the object store, was missing or damaged, or its ticket pointed elsewhere."""
+    EVENT_UNREADABLE = "event_unreadable"
+    """A message of the job's pipeline could not be read as its event (it is in `analysis.dead_letter`)."""
     INTERNAL_ERROR = "internal_error"

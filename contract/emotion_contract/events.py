@@ -8,7 +8,7 @@ carries the same id and consumers can deduplicate on it.
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Final, Literal
+from typing import ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
@@ -260,15 +260,21 @@ class AnalysisFailed(Event):
 
 
 class DeadLettered(Event):
-    """An event a consumer gave up on after `deliveries` failed deliveries (its job is failed with
-    `delivery_failed`), kept whole for an operator to look at and, once fixed, publish again."""
+    """A message a consumer gave up on: one it could not read (bad JSON, a claim ticket whose body is gone
+    or points outside its job, a body that is no event of its topic), or one whose handling failed every
+    delivery. Its job is failed (`event_unreadable`, `payload_unreadable` or `delivery_failed`). It says
+    where the message was and why, never what it held (a transcript is the user's data, and the topic keeps
+    its messages for days): the original stays in its topic at `partition` and `offset`."""
 
     TOPIC: ClassVar[Topic] = Topic.DEAD_LETTER
     consumer: str = Field(description="The consumer group that gave up", examples=["transcriber"])
-    topic: Topic = Field(description="Where the event came from")
+    topic: str = Field(description="Where the message came from", examples=["analysis.requested"])
+    partition: int | None = Field(default=None, ge=0)
+    offset: int | None = Field(default=None, ge=0)
     deliveries: int = Field(ge=1)
-    last_error: str | None = None
-    event: dict[str, Any] = Field(description="The event as it was delivered")
+    code: str = Field(description="Why, as the job's failure code", examples=["delivery_failed"])
+    last_error: str | None = Field(default=None, description="The last error, for the operators")
+    message_id: uuid.UUID | None = Field(default=None, description="The event's id, where it could be read")
 
     def _id_suffix(self) -> str:
-        return f"{self.consumer}:{self.topic.value}"
+        return f"{self.consumer}:{self.topic}:{self.partition}:{self.offset}:{self.message_id}"

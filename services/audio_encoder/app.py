@@ -15,7 +15,7 @@ from .settings import Settings
 from .states_cache import StatesCache
 
 settings = Settings()
-kit = ServiceKit(settings)
+kit = ServiceKit(settings, Stage.ENCODE_AUDIO)
 kit.broker.publisher(Topic.FEATURES_AUDIO.value, title="features.audio")
 Resources = Annotated[EncoderResources[AudioFeaturizer], Context("resources")]
 StatesCacheDep = Annotated[StatesCache, Context("states_cache")]

@@ -19,7 +19,7 @@ from .handlers import PartEvent, Resources, forget_parts, fuse_job, store_part
 from .settings import Settings
 
 settings = Settings()
-kit = ServiceKit(settings)
+kit = ServiceKit(settings, Stage.FUSE)
 kit.broker.publisher(Topic.ANALYSIS_COMPLETED.value, title="analysis.completed")
 PART_TOPICS = (Topic.TRANSCRIPT_READY.value, Topic.FEATURES_VIDEO.value, Topic.FEATURES_AUDIO.value)
 ResourcesDep = Annotated[Resources, Context("resources")]

@@ -49,10 +49,11 @@ class Complete:
 @dataclass(frozen=True)
 class Fail:
     """A stage, the sweeper or the intake gave up. `attempt`: the failing attempt, when one stage of it
-    failed (None: the job itself, whatever its attempt). `refund`: give the units back (no work was spent);
-    `measured_s`: the file's measured length, where a stage had worked on it (charged at least that)."""
+    failed (None: the job itself, whatever its attempt). `stage`: where it failed (None: where the job is).
+    `refund`: give the units back (no work was spent); `measured_s`: the file's measured length, where a
+    stage had worked on it (charged at least that)."""
 
-    stage: Stage
+    stage: Stage | None
     code: str
     reason: str
     attempt: int | None = None
@@ -124,7 +125,9 @@ def transition(state: JobState, change: Change) -> Transition | None:
         case Fail(stage=stage, code=code, attempt=attempt, refund=refund, measured_s=measured):
             if not live or (attempt is not None and attempt < state.attempt):
                 return None  # a failure of an attempt the sweeper replaced says nothing of the new one
-            failed = JobState(AnalysisStatus.FAILED, stage, state.attempt, code)
+            failed = JobState(
+                AnalysisStatus.FAILED, stage or state.stage or Stage.UPLOAD, state.attempt, code
+            )
             # Work spent on the file is paid for: only a failure before any work gives the units back.
             spent = measured is not None
             return Transition(

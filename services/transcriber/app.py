@@ -17,7 +17,7 @@ from .handlers import Models, transcribe
 from .settings import Settings
 
 settings = Settings()
-kit = ServiceKit(settings)
+kit = ServiceKit(settings, Stage.TRANSCRIBE)
 kit.broker.publisher(Topic.TRANSCRIPT_READY.value, title="transcript.ready")
 Resources = Annotated[EncoderResources[Models], Context("resources")]
 

@@ -14,7 +14,7 @@ from .handlers import encode_video
 from .settings import Settings
 
 settings = Settings()
-kit = ServiceKit(settings)
+kit = ServiceKit(settings, Stage.ENCODE_VIDEO)
 kit.broker.publisher(Topic.FEATURES_VIDEO.value, title="features.video")
 Resources = Annotated[EncoderResources[VideoFeaturizer], Context("resources")]
 

@@ -17,10 +17,19 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped, unused-ignore]
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 from sqlalchemy import func, select, text
 
-from emotion_contract.events import AnalysisCompleted, AnalysisFailed, AnalysisProgress, Event, Stage
+from emotion_contract.events import (
+    AnalysisCompleted,
+    AnalysisFailed,
+    AnalysisProgress,
+    DeadLettered,
+    Event,
+    Stage,
+)
 from emotion_contract.results import AnalysisResult
 from services.gateway.state import Gateway
 from services.gateway.sweeper import SWEEPER_LOCK_KEY, run_sweeper, sweep_if_leader, sweep_once
@@ -257,6 +266,62 @@ async def test_a_failure_event_fails_the_analysis_with_stage_and_reason(
 
     assert failed["status"] == "failed" and failed["stage"] == "encode_audio"
     assert failed["error"] == {"code": "no_audio_track", "stage": "encode_audio", "message": reason}
+
+
+async def test_a_status_message_no_one_can_read_fails_its_analysis_and_the_stream_moves_on(
+    client: httpx.AsyncClient, video: bytes, pipeline: Callable[[Event], Any], kafka_bootstrap: str
+) -> None:
+    """Bad JSON, a body that is no status event, a ticket to another job's body: on each status topic the
+    gateway reads it once, fails its analysis where it stands, dead-letters it by place and reason, and
+    still applies the events behind it."""
+    jobs = [await new_analysis(client, video) for _ in range(4)]
+    await pipeline(AnalysisProgress(job_id=jobs[1], stage=Stage.ENCODE_AUDIO, service="audio_encoder"))
+    await wait_until(client, jobs[1], lambda body: body["stage"] == "encode_audio")
+    other = f"_payloads/{uuid.uuid4()}/analysis.completed/x.json"
+    stolen = {"bucket": "uploads", "key": other, "size": 2, "sha256": "0" * 64}
+    poisons = {
+        jobs[0]: (Stage.UPLOAD, "analysis.progress", b"{not json", "event_unreadable"),
+        jobs[1]: (
+            Stage.ENCODE_AUDIO,
+            "analysis.completed",
+            json.dumps({"job_id": str(jobs[1]), "attempt": 1, "result": "none"}).encode(),
+            "event_unreadable",
+        ),
+        jobs[2]: (
+            Stage.UPLOAD,
+            "analysis.failed",
+            json.dumps({"claim_check": stolen, "job_id": str(jobs[2]), "attempt": 1}).encode(),
+            "payload_unreadable",
+        ),
+    }
+    dead: list[bytes] = []
+    consumer = AIOKafkaConsumer("analysis.dead_letter", bootstrap_servers=kafka_bootstrap)
+    await consumer.start()
+    try:
+        await consumer.seek_to_end()
+        broker = KafkaBroker(kafka_bootstrap)
+        async with broker:
+            await broker.start()
+            for job, (_, topic, raw, _) in poisons.items():
+                await broker.publish(raw, topic=topic, key=str(job).encode())
+        await pipeline(AnalysisProgress(job_id=jobs[3], stage=Stage.TRANSCRIBE, service="transcriber"))
+        for job, (stage, _, _, code) in poisons.items():
+            failed = await wait_until(client, job, lambda body: body["status"] == "failed")
+            assert failed["error"]["code"] == code and failed["stage"] == stage.value
+        await wait_until(client, jobs[3], lambda body: body["status"] == "processing")
+        deadline = time.monotonic() + STATUS_TIMEOUT_S
+        while len(dead) < len(poisons) and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            dead += [
+                r.value for rs in batches.values() for r in rs if r.key in {str(j).encode() for j in poisons}
+            ]
+    finally:
+        await consumer.stop()
+    letters = [DeadLettered.model_validate_json(raw) for raw in dead]
+    assert {(d.job_id, d.topic, d.code) for d in letters} == {
+        (job, topic, code) for job, (_, topic, _, code) in poisons.items()
+    }
+    assert not any(b"claim_check" in raw or b"not json" in raw for raw in dead)  # place and reason only
 
 
 async def test_long_poll_returns_as_soon_as_the_analysis_completes(

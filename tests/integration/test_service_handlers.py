@@ -193,7 +193,7 @@ async def test_the_audio_encoder_returns_nothing_for_the_request_and_the_voice_f
     transcript = pipeline["transcript"]
     assert isinstance(transcript, TranscriptReady)
     events = services["audio_encoder"].published.of(transcript.job_id)
-    assert [type(event) for event in events] == [AnalysisProgress, AudioFeaturesReady]
+    assert [type(event).__name__ for event in events] == ["AnalysisProgress", "AudioFeaturesReady"]
     progress, voice = events
     assert isinstance(progress, AnalysisProgress) and progress.stage is Stage.ENCODE_AUDIO
     assert isinstance(voice, AudioFeaturesReady) and len(voice.audio.present) == len(transcript.utterances)

@@ -4,6 +4,7 @@ no longer holds up its partition; on faststream's `TestKafkaBroker` (S3 real), e
 and of the consumers it wires: the returned event published, failures, the lifespan's context."""
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -22,10 +23,13 @@ from emotion_contract.events import (
     AnalysisFailed,
     AnalysisProgress,
     AnalysisRequested,
+    AudioFeaturesReady,
     DeadLettered,
     Event,
     Stage,
     Topic,
+    TranscriptReady,
+    VideoFeaturesReady,
 )
 from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores, sentiment_scores
 from shared.claim_check import ClaimCheck, ClaimCheckError, ClaimTicket, forget_job
@@ -40,17 +44,17 @@ pytestmark = pytest.mark.integration
 ARRIVAL_TIMEOUT_S = 60.0
 
 
-async def _watch(bootstrap: str, topic: Topic, job_id: uuid.UUID, found: list[bytes]) -> None:
+async def _watch(
+    bootstrap: str, topic: Topic, job_ids: uuid.UUID | set[uuid.UUID], found: list[bytes]
+) -> None:
+    keys = {str(job).encode() for job in (job_ids if isinstance(job_ids, set) else {job_ids})}
     consumer = AIOKafkaConsumer(topic.value, bootstrap_servers=bootstrap, auto_offset_reset="latest")
     await consumer.start()
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=200)
             found.extend(
-                record.value
-                for records in batches.values()
-                for record in records
-                if record.key == str(job_id).encode()
+                record.value for records in batches.values() for record in records if record.key in keys
             )
     finally:
         await consumer.stop()
@@ -66,7 +70,7 @@ async def kit(stack: LocalStack) -> AsyncIterator[ServiceKit]:
             "kafka_session_timeout_ms": 6000,
         }
     )
-    yield ServiceKit(settings)
+    yield ServiceKit(settings, Stage.TRANSCRIBE)
 
 
 async def _until(check: Callable[[], bool]) -> None:
@@ -117,16 +121,99 @@ async def test_an_event_that_keeps_failing_is_dead_lettered_and_its_job_failed(
     assert (failure.stage, failure.code) == (Stage.TRANSCRIBE, DELIVERY_FAILED)
     assert "after 2 tries" in failure.reason and "unreachable" not in failure.reason  # the tenant's view
     [letter] = [DeadLettered.model_validate_json(raw) for raw in dead]
-    assert (letter.consumer, letter.topic, letter.deliveries) == (
+    assert (letter.consumer, letter.topic, letter.deliveries, letter.code) == (
         kit.settings.service_name,
-        Topic.ANALYSIS_REQUESTED,
+        Topic.ANALYSIS_REQUESTED.value,
         2,
+        DELIVERY_FAILED,
     )
-    assert AnalysisRequested.model_validate(letter.event) == event
+    assert letter.message_id == event.event_id and "media/x/y" not in dead[0].decode()  # ids, not the body
     assert letter.last_error is not None and "unreachable" in letter.last_error  # the operators' view
     # The count is gone once the event is dealt with.
     ledger = DeliveryLedger(object_store, "uploads", kit.settings.service_name, 2)
     assert ledger.begin(event.event_id).number == 1
+
+
+PART_TOPICS = (Topic.ANALYSIS_REQUESTED, Topic.TRANSCRIPT_READY, Topic.FEATURES_VIDEO, Topic.FEATURES_AUDIO)
+
+
+async def test_a_message_no_one_can_read_is_dead_lettered_once_with_its_job_failed_on_every_topic(
+    kit: ServiceKit, stack: LocalStack, object_store: ObjectStore
+) -> None:
+    """On each topic a worker consumes: bad JSON, a body that is no event of the topic, a claim ticket
+    pointing at another job's body, and one whose body was deleted with its analysis. Each is read once,
+    dead-lettered by its place and reason (never its body), its job failed, and the partition moves on: a
+    good event behind them is handled."""
+    claims = ClaimCheck(object_store, "uploads", threshold_bytes=4 * 1024)
+    other = uuid.uuid4()
+    stolen = f"_payloads/{other}/transcript.ready/secret.json"
+    object_store.put_bytes("uploads", stolen, b'{"text": "another tenant\'s words"}', "application/json")
+
+    def ticket(job: uuid.UUID, key: str, body: bytes) -> bytes:
+        sha = hashlib.sha256(body).hexdigest()
+        envelope = {"bucket": "uploads", "key": key, "size": len(body), "sha256": sha}
+        return json.dumps({"claim_check": envelope, "job_id": str(job), "attempt": 1}).encode()
+
+    def poison(kind: str, job: uuid.UUID) -> bytes:
+        match kind:
+            case "bad JSON":
+                return b"{not json"
+            case "no event of the topic":
+                return json.dumps({"job_id": str(job), "attempt": 1, "bucket": 5}).encode()
+            case "another job's body":
+                return ticket(job, stolen, b'{"text": "another tenant\'s words"}')
+            case _:  # a body deleted with its analysis
+                return ticket(job, f"_payloads/{job}/transcript.ready/deleted.json", b"{}")
+
+    codes = {
+        "bad JSON": FailureCode.EVENT_UNREADABLE,
+        "no event of the topic": FailureCode.EVENT_UNREADABLE,
+        "another job's body": FailureCode.PAYLOAD_UNREADABLE,
+        "deleted body": FailureCode.PAYLOAD_UNREADABLE,
+    }
+    cases: dict[uuid.UUID, tuple[Topic, bytes, str]] = {}
+    for topic in PART_TOPICS:
+        for kind, code in codes.items():
+            job = uuid.uuid4()
+            cases[job] = (topic, poison(kind, job), code.value)
+    good = _request()
+    handled: list[uuid.UUID] = []
+
+    @kit.consumer(*(topic.value for topic in PART_TOPICS))
+    async def on_part(
+        event: AnalysisRequested | TranscriptReady | VideoFeaturesReady | AudioFeaturesReady,
+    ) -> Event | None:
+        handled.append(event.job_id)  # with other tests' events: a new group reads the topics from the start
+        return None
+
+    failed: list[bytes] = []
+    dead: list[bytes] = []
+    watchers = [
+        asyncio.create_task(_watch(stack.kafka_bootstrap, Topic.ANALYSIS_FAILED, set(cases), failed)),
+        asyncio.create_task(_watch(stack.kafka_bootstrap, Topic.DEAD_LETTER, set(cases), dead)),
+    ]
+    await asyncio.sleep(2)  # the watchers start at the end of the topics
+    try:
+        async with kit.broker:
+            await kit.broker.start()
+            for job, (topic, raw, _) in cases.items():
+                await kit.broker.publish(raw, topic=topic.value, key=str(job).encode())
+            await claims.publish(kit.broker, good)
+            await _until(lambda: len(failed) == len(dead) == len(cases) and good.job_id in handled)
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+
+    assert good.job_id in handled and not set(handled) & set(cases)
+    failures = {f.job_id: f for f in (AnalysisFailed.model_validate_json(raw) for raw in failed)}
+    letters = {d.job_id: d for d in (DeadLettered.model_validate_json(raw) for raw in dead)}
+    for job, (topic, _, expected) in cases.items():
+        failure = failures[job]
+        assert (failure.code, failure.stage, failure.attempt) == (expected, Stage.TRANSCRIBE, 1)
+        letter = letters[job]
+        assert (letter.topic, letter.code, letter.deliveries) == (topic.value, expected, 1)
+        assert letter.partition is not None and letter.offset is not None
+    assert not any(b"another tenant" in raw for raw in dead + failed)
 
 
 def test_a_crash_counts_as_a_delivery(object_store: ObjectStore) -> None:
