@@ -7,6 +7,7 @@ complete publish the same result with the same event id, which the gateway takes
 """
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from shared.stages import fuse
 
 from .parts import delete_parts, get_parts, put_part
 
+logger = logging.getLogger(__name__)
 PartEvent = TranscriptReady | VideoFeaturesReady | AudioFeaturesReady
 PART_OF: dict[type[PartEvent], Modality] = {
     TranscriptReady: Modality.TEXT,
@@ -41,13 +43,16 @@ class Resources:
 async def store_part(event: PartEvent, resources: Resources) -> dict[Modality, dict[str, Any]] | None:
     """Record this modality's event; the full set of parts once all three are in, else None."""
     async with resources.sessions() as session:
-        await put_part(
+        stored = await put_part(
             session=session,
             job_id=event.job_id,
             attempt=event.attempt,
             part=PART_OF[type(event)],
             payload=event.model_dump(mode="json"),
         )
+        if not stored:
+            logger.info("job %s: its analysis was deleted; its %s part is dropped", event.job_id, event.TOPIC)
+            return None
         parts = await get_parts(session=session, job_id=event.job_id, attempt=event.attempt)
     return parts if set(parts) == set(Modality) else None
 

@@ -4,29 +4,40 @@ Parts are keyed by attempt, so the parts of an abandoned attempt never mix with 
 """
 
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from emotion_contract.labels import Modality
 from shared.db.models import FusionPart
 
+FOREIGN_KEY_VIOLATION: Final = "23503"
+
 
 async def put_part(
     *, session: AsyncSession, job_id: uuid.UUID, attempt: int, part: Modality, payload: dict[str, Any]
-) -> None:
-    """Store one modality's event; a redelivered one leaves the first stored payload in place."""
+) -> bool:
+    """Store one modality's event; a redelivered one leaves the first stored payload in place. False when
+    the job is gone (its analysis was deleted): the part is not kept."""
     if attempt < 1:
         raise ValueError(f"attempt must be at least 1, got {attempt}")
-    await session.exec(
-        insert(FusionPart)
-        .values(job_id=job_id, attempt=attempt, part=Modality(part), payload=payload)
-        .on_conflict_do_nothing(index_elements=["job_id", "attempt", "part"])
-    )
-    await session.commit()
+    try:
+        await session.exec(
+            insert(FusionPart)
+            .values(job_id=job_id, attempt=attempt, part=Modality(part), payload=payload)
+            .on_conflict_do_nothing(index_elements=["job_id", "attempt", "part"])
+        )
+        await session.commit()
+    except IntegrityError as error:
+        await session.rollback()
+        if getattr(error.orig, "sqlstate", None) != FOREIGN_KEY_VIOLATION:
+            raise
+        return False
+    return True
 
 
 async def get_parts(

@@ -20,7 +20,7 @@ from emotion_contract.errors import FailureCode
 from emotion_contract.events import Stage
 from shared.db import Job
 
-from .db.jobs import change_job, find_stuck_jobs, lock_job
+from .db.jobs import change_job, find_stuck_jobs, lock_job, purge_parts_of_finished_jobs
 from .job_machine import Fail, Redrive
 
 # pg_advisory_lock key: an arbitrary constant that only the sweeper uses ('EA-SWEEP' as bytes).
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 class SweepReport:
     redriven: list[Job] = field(default_factory=list)
     failed: list[Job] = field(default_factory=list)
+    parts_purged: int = 0
+    """Parts fusion kept of jobs that had already finished."""
 
 
 def timeout_reason(job: Job, timeout_s: float) -> str:
@@ -50,8 +52,10 @@ async def sweep_once(
     per_media_second: float = 0.0,
 ) -> SweepReport:
     """Re-drive or fail every job stuck longer than `stuck_after_s` (plus `per_media_second` for each
-    second of its file)."""
+    second of its file), and remove what fusion kept of finished jobs."""
     report = SweepReport()
+    async with sessions() as session:
+        report.parts_purged = await purge_parts_of_finished_jobs(session=session)
     async with sessions() as session:
         stuck = await find_stuck_jobs(
             session=session, older_than=timedelta(seconds=stuck_after_s), per_media_second=per_media_second

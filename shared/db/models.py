@@ -143,7 +143,8 @@ class FusionPart(SQLModel, table=True):
 
     __tablename__ = "fusion_part"
 
-    job_id: uuid.UUID = Field(primary_key=True)
+    # A part of a job that is gone cannot be stored, and goes with its job.
+    job_id: uuid.UUID = Field(foreign_key="job.id", ondelete="CASCADE", primary_key=True)
     attempt: int = Field(ge=1, primary_key=True)
     part: Modality = Field(sa_type=enum_type(Modality, "part"), primary_key=True)
     payload: dict[str, Any] = Field(sa_type=JSONB, description="The serialized event")

@@ -9,6 +9,7 @@ loads it as a plugin, which would otherwise warn that it cannot rewrite it.
 """
 
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.db import Job
 from shared.db.migrate import upgrade
 from shared.db.session import (
     connect_maintenance,
@@ -108,3 +110,18 @@ async def tables_mentioning(session: AsyncSession, needle: str) -> dict[str, int
         if count:
             found[table] = count
     return found
+
+
+async def job_row(session: AsyncSession, job_id: uuid.UUID | None = None) -> uuid.UUID:
+    """A queued job of its own owner (what fusion's parts belong to), with `job_id` if given."""
+    job = Job(
+        id=job_id or uuid.uuid4(),
+        owner=f"user-{uuid.uuid4()}",
+        bucket="uploads",
+        object_key=f"uploads/x/{uuid.uuid4().hex}/clip.mp4",
+        filename="clip.mp4",
+        size_bytes=1,
+    )
+    session.add(job)
+    await session.commit()
+    return job.id

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect, text, update
+from sqlalchemy import Connection, delete, inspect, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, col, func, select
@@ -27,12 +27,13 @@ from services.gateway.db.jobs import (
     find_stuck_jobs,
     get_job,
     list_jobs,
+    purge_parts_of_finished_jobs,
 )
 from services.gateway.db.usage import QuotaLimits
 from services.gateway.job_machine import Complete, Fail, Progress, Redrive
 from shared.db import Job, JobCreate, UtteranceRecord, create_engine, ensure_database
 from shared.db.migrate import current_revision, downgrade, head_revision, upgrade
-from tests.integration.db_fixtures import create_database, drop_database, fresh_database_url
+from tests.integration.db_fixtures import create_database, drop_database, fresh_database_url, job_row
 
 pytest_plugins = ["tests.integration.db_fixtures"]
 pytestmark = pytest.mark.integration
@@ -128,7 +129,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
         process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode == 0, stderr.decode()
-        assert await current_revision(url) == head_revision() == "0008"
+        assert await current_revision(url) == head_revision() == "0009"
         assert await ensure_database(url) is False
 
         engine = create_engine(url)
@@ -138,15 +139,15 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
                 # The migrations build exactly what the models describe.
                 assert await connection.run_sync(schema_differences) == []
 
-            assert await migrate_current(url) == (0, "0008")
+            assert await migrate_current(url) == (0, "0009")
             await downgrade(url, "base")
             assert await current_revision(url) is None
-            assert await migrate_current(url) == (1, "base (behind: the newest is 0008)")
+            assert await migrate_current(url) == (1, "base (behind: the newest is 0009)")
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) == {"alembic_version"}
 
             await upgrade(url)
-            assert await current_revision(url) == "0008"
+            assert await current_revision(url) == "0009"
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) >= TABLES
                 assert await connection.run_sync(schema_differences) == []
@@ -470,7 +471,7 @@ async def test_redrive_starts_a_new_attempt_once(db_session: AsyncSession) -> No
 
 
 async def test_fusion_parts_join_per_attempt(db_session: AsyncSession) -> None:
-    job_id = uuid.uuid4()
+    job_id = await job_row(db_session)
     await put_part(session=db_session, job_id=job_id, attempt=1, part=Modality.TEXT, payload={"n": 1})
     assert await get_parts(session=db_session, job_id=job_id, attempt=1) == {"text": {"n": 1}}
 
@@ -487,6 +488,36 @@ async def test_fusion_parts_join_per_attempt(db_session: AsyncSession) -> None:
 
     assert await delete_parts(session=db_session, job_id=job_id) == 4
     assert await get_parts(session=db_session, job_id=job_id, attempt=1) == {}
+
+
+async def test_a_part_of_a_job_that_is_gone_is_not_kept_and_a_deleted_job_takes_its_parts(
+    db_session: AsyncSession,
+) -> None:
+    """Whatever arrives after an analysis was deleted is dropped, and deleting a job deletes its parts in
+    the same statement (a part stored concurrently waits for the job's row, then goes with it)."""
+    gone = uuid.uuid4()
+    assert not await put_part(session=db_session, job_id=gone, attempt=1, part=Modality.TEXT, payload={})
+    assert await get_parts(session=db_session, job_id=gone, attempt=1) == {}
+    job_id = await job_row(db_session)
+    assert await put_part(session=db_session, job_id=job_id, attempt=1, part=Modality.TEXT, payload={"t": 1})
+    await db_session.exec(delete(Job).where(col(Job.id) == job_id))
+    await db_session.commit()
+    assert await get_parts(session=db_session, job_id=job_id, attempt=1) == {}
+
+
+async def test_a_failed_job_and_a_finished_ones_late_parts_are_removed(db_session: AsyncSession) -> None:
+    failing, finished, live = [await job_row(db_session) for _ in range(3)]
+    for job_id in (failing, finished, live):
+        assert await put_part(session=db_session, job_id=job_id, attempt=1, part=Modality.TEXT, payload={})
+    fail = Fail(stage=Stage.ENCODE_AUDIO, code="internal_error", reason="broke")
+    assert await change_job(session=db_session, job_id=failing, change=fail)
+    assert await get_parts(session=db_session, job_id=failing, attempt=1) == {}
+    result = AnalysisResult(model_version="t", duration_s=1.0, language="en", utterances=[])
+    assert await change_job(session=db_session, job_id=finished, change=Complete(result=result))
+    # A part that arrives once its job has finished (a redelivery) is swept away.
+    assert await put_part(session=db_session, job_id=failing, attempt=1, part=Modality.VIDEO, payload={})
+    assert await purge_parts_of_finished_jobs(session=db_session) == 2
+    assert await get_parts(session=db_session, job_id=live, attempt=1) == {Modality.TEXT: {}}
 
 
 async def test_put_part_refuses_unknown_parts_and_attempts(db_session: AsyncSession) -> None:
@@ -528,6 +559,9 @@ async def test_each_service_role_reaches_only_its_own_tables() -> None:
         assert await allowed("ea_gateway", "SELECT count(*) FROM job")
         assert await allowed("ea_gateway", "SELECT count(*) FROM webhook_delivery")
         assert await allowed("ea_gateway", "DELETE FROM fusion_part")
+        gone = f"DELETE FROM fusion_part WHERE job_id = '{uuid.uuid4()}' RETURNING job_id"
+        assert await allowed("ea_gateway", gone)  # a job's parts, found by its id
+        assert not await allowed("ea_gateway", "SELECT payload FROM fusion_part")  # never what they hold
         assert await allowed("ea_gateway", "DELETE FROM kafka_outbox")
         assert not await allowed("ea_fusion", "SELECT count(*) FROM kafka_outbox")
         assert not await allowed("ea_gateway", "SELECT password_hash FROM user_account")

@@ -37,6 +37,7 @@ from shared.db import FusionPart
 from shared.service import publish
 from shared.storage import ObjectStore
 from tests.bundle_fixtures import bundle_dir
+from tests.integration.db_fixtures import job_row
 from tests.media_factory import random_bytes, require_tools, speech_wav, video_with_audio
 
 pytest_plugins = ["tests.integration.db_fixtures"]
@@ -210,6 +211,8 @@ async def test_fusion_waits_for_the_three_parts_then_returns_the_result_and_forg
         if isinstance(event, TranscriptReady | VideoFeaturesReady | AudioFeaturesReady)
     ]
     fusion = services["fusion"]
+    async with db_sessions() as session:
+        await job_row(session, job_id)
     await run(fusion, *parts[:2])
     assert fusion.published.of(job_id) == []
 
@@ -223,6 +226,20 @@ async def test_fusion_waits_for_the_three_parts_then_returns_the_result_and_forg
     assert [u.text for u in completed.result.utterances] == [u.text for u in transcript.utterances]
     async with db_sessions() as session:
         assert await session.get(FusionPart, (job_id, 1, "text")) is None  # forgotten once published
+
+
+async def test_fusion_drops_the_parts_of_an_analysis_that_was_deleted(
+    services: dict[str, Service], pipeline: dict[str, Event], db_sessions: Any
+) -> None:
+    """The parts arrive after their analysis was deleted (no job row): nothing is kept or published."""
+    transcript = pipeline["transcript"]
+    assert isinstance(transcript, TranscriptReady)
+    late = transcript.model_copy(update={"job_id": uuid.uuid4()})
+    fusion = services["fusion"]
+    await run(fusion, late)
+    assert fusion.published.of(late.job_id) == []
+    async with db_sessions() as session:
+        assert await session.get(FusionPart, (late.job_id, 1, "text")) is None
 
 
 async def test_a_file_the_stage_cannot_read_ends_as_the_jobs_failure(

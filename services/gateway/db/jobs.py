@@ -173,6 +173,21 @@ async def delete_job(*, session: AsyncSession, job_id: uuid.UUID, owner: str) ->
     return deleted
 
 
+async def purge_parts_of_finished_jobs(*, session: AsyncSession) -> int:
+    """Remove what fusion kept of finished jobs: parts that arrived after their job completed or failed
+    (a redelivery, a stage that ended late). How many."""
+    finished = select(Job.id).where(col(Job.status).in_([AnalysisStatus.COMPLETED, AnalysisStatus.FAILED]))
+    removed = await session.exec(
+        delete(FusionPart)
+        .where(col(FusionPart.job_id).in_(finished))
+        .returning(col(FusionPart.job_id))
+        .execution_options(**_NO_SYNC)
+    )
+    count = len(removed.all())
+    await session.commit()
+    return count
+
+
 async def find_stuck_jobs(
     *, session: AsyncSession, older_than: timedelta, per_media_second: float = 0.0, limit: int = 100
 ) -> list[Job]:
@@ -223,6 +238,11 @@ async def change_job(
         .execution_options(**_NO_SYNC)
     )
     await _settle_quota(session, job, moved, change, quota)
+    if moved.state.status is AnalysisStatus.FAILED:
+        # What fusion kept of a failed job (a transcript among it) is of no more use to anyone.
+        await session.exec(
+            delete(FusionPart).where(col(FusionPart.job_id) == job_id).execution_options(**_NO_SYNC)
+        )
     if isinstance(change, Complete):
         session.add_all(_utterance_record(job_id, utterance) for utterance in change.result.utterances)
     if moved.webhook is not None:
