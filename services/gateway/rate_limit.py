@@ -116,6 +116,11 @@ def account_key(owner: str) -> str:
     return f"account:{owner}"
 
 
+def manual_sends_key(owner: str) -> str:
+    """The cell of an account's webhook test sends and redeliveries."""
+    return f"webhook-sends:{owner}"
+
+
 def address_key(address: str) -> str:
     return f"address:{address}"
 

@@ -144,6 +144,21 @@ class Settings(PipelineSettings, DatabaseSettings):
     webhook_poll_interval_s: float = Field(
         default=1.0, gt=0, description="Check for due deliveries this often"
     )
+    webhook_sends_per_owner: int = Field(
+        default=2,
+        ge=1,
+        description="Deliveries of one owner being sent at once, by all dispatchers together: a tarpit "
+        "receiver holds at most this many sends; owners are served in turn",
+    )
+    webhook_max_pending_per_owner: int = Field(
+        default=1000,
+        ge=1,
+        description="Deliveries one owner may have waiting; an event past it is recorded as failed at once "
+        "(redeliver it later), and test sends and redeliveries are refused (429)",
+    )
+    webhook_manual_sends_per_minute: int = Field(
+        default=10, ge=1, description="Test events and redeliveries one account may ask for per minute"
+    )
 
     @model_validator(mode="after")
     def _scratch_holds_a_file(self) -> Self:

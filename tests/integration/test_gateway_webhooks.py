@@ -11,7 +11,10 @@ import pytest
 from fastapi import FastAPI
 
 from emotion_contract.events import AnalysisCompleted, AnalysisProgress, Event, Stage
+from services.gateway.main import create_app
+from services.gateway.settings import Settings
 from tests.integration.gateway_fixtures import Account, error_of, register, result_of_one_utterance, upload
+from tests.servers import serve_app
 from tests.webhook_receiver import Plan, Receiver, running_receiver
 
 pytestmark = pytest.mark.integration
@@ -110,6 +113,37 @@ async def test_a_failing_receiver_is_retried_and_can_be_redelivered_to(
     assert again.status_code == 202
     fourth = (await receiver.arrivals(webhook["url"], 4, ARRIVAL_TIMEOUT_S))[3]
     assert fourth.headers["webhook-id"] == first.headers["webhook-id"] and fourth.verified
+
+
+async def test_test_sends_and_redeliveries_are_bounded_per_account(
+    gateway_settings: Settings, gateway_app: tuple[FastAPI, str], receiver: Receiver
+) -> None:
+    """A receiver that keeps failing: the owner's deliveries wait for their retries, and past its cap of
+    waiting deliveries a test send or a redelivery is refused; past the per-minute limit, any further one."""
+    capped = gateway_settings.model_copy(
+        update={
+            "service_name": "gateway-webhook-caps",
+            "webhook_dispatcher": False,
+            "webhook_max_pending_per_owner": 2,
+            "webhook_manual_sends_per_minute": 4,
+        }
+    )
+    account = await register(gateway_app[1])
+    headers = {"Authorization": f"Bearer {account.key}"}
+    async with (
+        serve_app(create_app(capped)) as url,
+        httpx.AsyncClient(base_url=url, headers=headers) as client,
+    ):
+        webhook = await subscribe(client, receiver, ["analysis.completed"], Plan(fail_first=1000))
+        base = f"/v1/webhooks/{webhook['id']}"
+        assert [(await client.post(f"{base}/test")).status_code for _ in range(2)] == [202, 202]
+        full = await client.post(f"{base}/test")
+        assert error_of(full) == (429, "too_many_pending_deliveries") and full.headers["retry-after"]
+        [delivery, *_] = (await client.get(f"{base}/deliveries")).json()["items"]
+        queued = await client.post(f"{base}/deliveries/{delivery['id']}/redeliver")
+        assert error_of(queued) == (429, "too_many_pending_deliveries")
+        limited = await client.post(f"{base}/test")
+        assert error_of(limited) == (429, "rate_limited") and int(limited.headers["retry-after"]) > 0
 
 
 async def test_bad_webhook_urls_are_refused(alice: httpx.AsyncClient) -> None:

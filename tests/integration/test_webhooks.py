@@ -26,6 +26,7 @@ from emotion_contract.webhooks import DeliveryStatus, WebhookEventType
 from services.gateway.db.jobs import change_job, create_job, get_job
 from services.gateway.db.webhook_deliveries import (
     AttemptResult,
+    ClaimedDelivery,
     DeliveryRecord,
     claim_due_deliveries,
     count_deliveries,
@@ -452,6 +453,56 @@ async def test_concurrent_claims_never_share_a_delivery(db_sessions: Sessions) -
     assert first | second | third == queued
     # Leased now: nothing is due until the leases run out.
     assert await claim() == set()
+
+
+async def test_claims_go_to_owners_in_turn_with_a_cap_on_each_owners_sends(db_sessions: Sessions) -> None:
+    """One owner's backlog, queued first, does not fill a claim: each owner's earliest come first, and no
+    owner has more than `per_owner` leased at once."""
+    greedy = await _subscribe(db_sessions, "https://a.example.com/hook")
+    modest = await _subscribe(db_sessions, "https://b.example.com/hook", owner=OTHER_OWNER)
+    for _ in range(10):
+        await _test_delivery(db_sessions, greedy)
+    others = {(await _test_delivery(db_sessions, modest)).id for _ in range(2)}
+
+    async def claim(limit: int) -> list[ClaimedDelivery]:
+        async with db_sessions() as session:
+            return await claim_due_deliveries(session=session, limit=limit, lease_s=60, per_owner=3)
+
+    first = await claim(4)
+    owners = [c.subscription.owner for c in first]
+    assert sorted(owners) == sorted([OWNER, OWNER, OTHER_OWNER, OTHER_OWNER])
+    assert others <= {c.delivery.id for c in first}
+    # The greedy owner has 2 leased of its 3: one more, whatever the limit; the other has nothing due.
+    assert [c.subscription.owner for c in await claim(10)] == [OWNER]
+    assert await claim(10) == []
+
+
+async def test_a_tarpit_receiver_holds_only_its_owners_share_of_the_sends(
+    db_sessions: Sessions, receiver: Receiver, migrated_database_url: str, make_harness: HarnessFactory
+) -> None:
+    """Three send slots; one owner's receiver hangs on every request, and its deliveries were queued first.
+    The other owner's deliveries still arrive at once, while the tarpit never holds more than its two."""
+    tarpit = await _subscribe(db_sessions, receiver.endpoint(Plan(hang_first=100)))
+    quick = await _subscribe(db_sessions, receiver.endpoint(), owner=OTHER_OWNER)
+    receiver.expect(quick.url, quick.secret)
+    for _ in range(6):
+        await _test_delivery(db_sessions, tarpit)
+    for _ in range(3):
+        await _test_delivery(db_sessions, quick)
+    settings = _settings(migrated_database_url, webhook_timeout_s=20.0, webhook_lease_s=30.0)
+    harness = make_harness(db_sessions, settings, concurrency=3)
+    running = asyncio.create_task(harness.dispatcher.run())
+    try:
+        await receiver.arrivals(quick.url, 3, timeout_s=10.0)
+        assert len(receiver.at(tarpit.url)) == 2
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        receiver.release.set()  # the hanging requests end; later tests' receivers hang again
+        await asyncio.sleep(0.1)
+        receiver.release.clear()
+    assert all(r.verified for r in receiver.at(quick.url))
 
 
 async def test_a_stale_claim_does_not_decide_after_a_redelivery(db_sessions: Sessions) -> None:

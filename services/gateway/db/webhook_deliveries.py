@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import or_, text, update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -148,6 +148,17 @@ async def redeliver(
     return await _delivery(session, delivery_id)
 
 
+async def count_pending(*, session: AsyncSession, owner: str) -> int:
+    """The owner's deliveries still waiting to be sent (or being sent)."""
+    statement = (
+        select(func.count())
+        .select_from(WebhookDelivery)
+        .join(WebhookSubscription, col(WebhookSubscription.id) == col(WebhookDelivery.subscription_id))
+        .where(WebhookSubscription.owner == owner, WebhookDelivery.status == DeliveryStatus.PENDING)
+    )
+    return int((await session.exec(statement)).one())
+
+
 async def record_test_event(
     *, session: AsyncSession, owner: str, subscription_id: uuid.UUID
 ) -> WebhookDelivery | None:
@@ -182,36 +193,54 @@ async def record_test_event(
     return await _delivery(session, delivery_id)
 
 
-async def claim_due_deliveries(*, session: AsyncSession, limit: int, lease_s: float) -> list[ClaimedDelivery]:
-    """Claim up to `limit` pending deliveries that are due and not leased, for `lease_s` seconds.
+# Due deliveries in turn by owner: each owner's earliest first, then every owner's second, and so on, and no
+# owner past `per_owner` claimed at once (those still leased count): one owner's slow or dead receivers
+# hold at most that many of the dispatchers' sends, whatever its backlog. The UPDATE re-checks each row's
+# lease under its lock, so two dispatchers never claim one delivery (the later one skips it).
+_CLAIM: Final = text(
+    """
+    WITH in_flight AS (
+        SELECT s.owner, count(*) AS n
+        FROM webhook_delivery d JOIN webhook_subscription s ON s.id = d.subscription_id
+        WHERE d.status = 'pending' AND d.locked_until > now()
+        GROUP BY s.owner
+    ), due AS (
+        SELECT d.id, s.owner, d.next_attempt_at,
+               row_number() OVER (PARTITION BY s.owner ORDER BY d.next_attempt_at, d.id) AS nth
+        FROM webhook_delivery d JOIN webhook_subscription s ON s.id = d.subscription_id
+        WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+          AND (d.locked_until IS NULL OR d.locked_until <= now())
+    ), picked AS (
+        SELECT due.id FROM due LEFT JOIN in_flight f ON f.owner = due.owner
+        WHERE due.nth + coalesce(f.n, 0) <= :per_owner
+        ORDER BY due.nth, due.next_attempt_at
+        LIMIT :limit
+    )
+    UPDATE webhook_delivery d
+    SET locked_until = now() + make_interval(secs => :lease_s), updated_at = now()
+    WHERE d.id IN (SELECT id FROM picked) AND d.status = 'pending'
+      AND (d.locked_until IS NULL OR d.locked_until <= now())
+    RETURNING d.id
+    """
+)
 
-    SKIP LOCKED lets dispatchers claim side by side without waiting on each other or claiming one
-    delivery twice. A claim not settled by `record_attempt` within the lease is claimed again.
+
+async def claim_due_deliveries(
+    *, session: AsyncSession, limit: int, lease_s: float, per_owner: int | None = None
+) -> list[ClaimedDelivery]:
+    """Claim up to `limit` pending deliveries that are due and not leased, for `lease_s` seconds, in turn
+    by owner and at most `per_owner` of one owner leased at once (no cap: None).
+
+    A claim not settled by `record_attempt` within the lease is claimed again.
     """
     if limit < 1:
         raise ValueError(f"limit must be positive, got {limit}")
     if lease_s <= 0:
         raise ValueError(f"lease_s must be positive, got {lease_s}")
-    due = (
-        select(WebhookDelivery.id)
-        .where(
-            WebhookDelivery.status == DeliveryStatus.PENDING,
-            col(WebhookDelivery.next_attempt_at) <= func.now(),
-            or_(col(WebhookDelivery.locked_until).is_(None), col(WebhookDelivery.locked_until) <= func.now()),
-        )
-        .order_by(col(WebhookDelivery.next_attempt_at))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("due")
-    )
-    claim = (
-        update(WebhookDelivery)
-        .where(col(WebhookDelivery.id).in_(select(due.c.id)))
-        .values(locked_until=func.now() + timedelta(seconds=lease_s), updated_at=func.now())
-        .returning(col(WebhookDelivery.id))
-        .execution_options(**_NO_SYNC)
-    )
-    claimed_ids = list((await session.exec(claim)).scalars().all())
+    if per_owner is not None and per_owner < 1:
+        raise ValueError(f"per_owner must be positive, got {per_owner}")
+    claim = _CLAIM.bindparams(limit=limit, lease_s=lease_s, per_owner=per_owner or 2**31 - 1)
+    claimed_ids = list((await session.exec(claim)).scalars().all())  # type: ignore[call-overload]
     if not claimed_ids:
         await session.commit()
         return []

@@ -90,6 +90,7 @@ class WebhookDispatcher:
         self._policy = RetryPolicy.from_settings(settings)
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
+        self._free = concurrency  # send slots not taken by a claimed delivery (run's own count)
         self._rng = rng
         self._wake = asyncio.Event()
         self._listener = listener
@@ -109,28 +110,49 @@ class WebhookDispatcher:
         await self._http.aclose()
 
     async def run(self) -> None:
-        """Send due deliveries until cancelled, woken by the listener's NOTIFY or else every poll interval."""
-        while True:
-            # Cleared before the claim, so a notification during the batch makes the next one start now.
-            self._wake.clear()
-            try:
-                handled = await self.run_once()
-            except Exception:
-                logger.exception("webhook dispatch failed")
-                handled = 0
-            if handled < self._batch_size:
-                await self._wait(self._settings.webhook_poll_interval_s)
+        """Send due deliveries until cancelled: whenever a send slot is free, claim as many as are free, so
+        that a slow receiver holds only its own slot and never the next claim; woken by the listener's
+        NOTIFY, a freed slot, or else every poll interval."""
+        async with asyncio.TaskGroup() as group:
+            while True:
+                # Cleared before the claim, so a notification during it makes the next one start now.
+                self._wake.clear()
+                wanted = min(self._free, self._batch_size)
+                claimed: list[ClaimedDelivery] = []
+                if wanted:
+                    try:
+                        claimed = await self._claim(wanted)
+                    except Exception:
+                        logger.exception("webhook dispatch failed")
+                for delivery in claimed:
+                    self._free -= 1
+                    group.create_task(self._deliver_then_free(delivery))
+                if len(claimed) < wanted or not wanted:
+                    await self._wait(self._settings.webhook_poll_interval_s)
 
     async def run_once(self) -> int:
-        """Claim one batch of due deliveries and send them; how many were claimed."""
-        async with self._sessions() as session:
-            claimed = await claim_due_deliveries(
-                session=session, limit=self._batch_size, lease_s=self._settings.webhook_lease_s
-            )
+        """Claim one batch of due deliveries and send them all; how many were claimed."""
+        claimed = await self._claim(self._batch_size)
         async with asyncio.TaskGroup() as group:
             for delivery in claimed:
                 group.create_task(self._deliver_logged(delivery))
         return len(claimed)
+
+    async def _claim(self, limit: int) -> list[ClaimedDelivery]:
+        async with self._sessions() as session:
+            return await claim_due_deliveries(
+                session=session,
+                limit=limit,
+                lease_s=self._settings.webhook_lease_s,
+                per_owner=self._settings.webhook_sends_per_owner,
+            )
+
+    async def _deliver_then_free(self, claimed: ClaimedDelivery) -> None:
+        try:
+            await self._deliver_logged(claimed)
+        finally:
+            self._free += 1
+            self._wake.set()
 
     async def _deliver_logged(self, claimed: ClaimedDelivery) -> None:
         try:

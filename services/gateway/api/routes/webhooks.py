@@ -4,6 +4,7 @@ import uuid
 from typing import Final
 
 from fastapi import APIRouter, Request, Response, status
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from emotion_contract.webhooks import (
     Delivery,
@@ -17,6 +18,7 @@ from emotion_contract.webhooks import (
 
 from ...db.webhook_deliveries import (
     count_deliveries,
+    count_pending,
     get_delivery,
     list_deliveries,
     record_test_event,
@@ -30,6 +32,8 @@ from ...db.webhook_subscriptions import (
     list_subscriptions,
 )
 from ...errors import ApiError, authenticated_responses, error_responses
+from ...rate_limit import manual_sends_key
+from ...state import Gateway
 from ...webhook_schemas import WebhookCreate, delivery_of, webhook_created_of, webhook_of
 from ...webhooks.targets import InvalidTargetError, validate_subscription_url
 from ..deps import CurrentOwner, GatewayDep, PageLimit, PageOffset, SessionDep
@@ -113,8 +117,11 @@ async def delete_webhook(webhook_id: uuid.UUID, owner: CurrentOwner, session: Se
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
 )
-async def send_test_event(webhook_id: uuid.UUID, owner: CurrentOwner, session: SessionDep) -> DeliveryQueued:
-    """Queue a `webhook.test` event for this webhook, whatever events it subscribed to."""
+async def send_test_event(
+    webhook_id: uuid.UUID, owner: CurrentOwner, session: SessionDep, gateway: GatewayDep
+) -> DeliveryQueued:
+    """Queue a `webhook.test` event for this webhook, whatever events it subscribed to (a few a minute)."""
+    await _allow_manual_send(gateway, session, owner)
     delivery = await record_test_event(session=session, owner=owner, subscription_id=webhook_id)
     if delivery is None:
         raise _webhook_not_found(webhook_id)
@@ -166,15 +173,48 @@ async def get_webhook_delivery(
     responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
 )
 async def redeliver_delivery(
-    webhook_id: uuid.UUID, delivery_id: uuid.UUID, owner: CurrentOwner, session: SessionDep
+    webhook_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    owner: CurrentOwner,
+    session: SessionDep,
+    gateway: GatewayDep,
 ) -> DeliveryQueued:
-    """Send a delivery again now, with the same `webhook-id`, whatever became of it before."""
+    """Send a delivery again now, with the same `webhook-id`, whatever became of it before (a few a
+    minute)."""
+    await _allow_manual_send(gateway, session, owner)
     delivery = await redeliver(
         session=session, owner=owner, delivery_id=delivery_id, subscription_id=webhook_id
     )
     if delivery is None:
         raise _delivery_not_found(delivery_id)
     return DeliveryQueued(delivery_id=delivery.id, event_id=delivery.event_id, status=delivery.status)
+
+
+async def _allow_manual_send(gateway: Gateway, session: AsyncSession, owner: str) -> None:
+    """Test sends and redeliveries are the owner's to ask for at will: bounded per minute, and refused while
+    the owner's queue is full, so that one tenant's receivers cannot fill every tenant's queue."""
+    settings = gateway.settings
+    decision = await gateway.rate_limiter.check(
+        manual_sends_key(owner), settings.webhook_manual_sends_per_minute
+    )
+    if not decision.allowed:
+        gateway.metrics.quota_rejections.labels("webhook_sends").inc()
+        raise ApiError(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "rate_limited",
+            f"more than {decision.limit} test events and redeliveries per minute; "
+            f"retry after {decision.retry_after_s} s",
+            headers=decision.headers(),
+        )
+    pending = await count_pending(session=session, owner=owner)
+    if pending >= settings.webhook_max_pending_per_owner:
+        gateway.metrics.quota_rejections.labels("webhook_pending").inc()
+        raise ApiError(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too_many_pending_deliveries",
+            f"{pending} deliveries of yours are waiting to be sent; wait for your receivers to take them",
+            headers={"Retry-After": "60"},
+        )
 
 
 def _webhook_not_found(webhook_id: uuid.UUID) -> ApiError:
