@@ -22,6 +22,7 @@ from shared.storage import ObjectNotFoundError, ObjectStore
 
 from .credentials import Principal
 from .db.jobs import QuotaCharge, change_job, create_job
+from .db.upload_grants import grant_upload
 from .db.usage import QuotaExceededError, QuotaLimits, current_period
 from .job_machine import Requeue
 from .media_probe import MediaProber, ProbeLimits
@@ -143,9 +144,24 @@ def filename_of_key(owner: str, key: str) -> str:
     raise UnknownUpload(key)
 
 
-def upload_url(gateway: Gateway, owner: str, filename: str) -> UploadUrl:
+def unclaimed_after(settings: Settings) -> timedelta:
+    """How long an upload no analysis claimed stays in the bucket (at least its URL's lifetime)."""
+    return timedelta(seconds=max(settings.unclaimed_upload_ttl_s, settings.upload_url_ttl_s))
+
+
+async def upload_url(gateway: Gateway, owner: str, filename: str) -> UploadUrl:
+    """A presigned POST for a new key of the owner's, within the owner's cap of URLs not analysed yet
+    (`TooManyUploadUrls`)."""
     settings = gateway.settings
     key = new_upload_key(owner, filename)
+    async with gateway.sessions() as session:
+        await grant_upload(
+            session=session,
+            owner=owner,
+            key=key,
+            limit=settings.max_upload_urls_per_account,
+            forget_after=unclaimed_after(settings),
+        )
     ttl = timedelta(seconds=settings.upload_url_ttl_s)
     # A POST policy rather than a presigned PUT: only it can bound the size the object store takes.
     url, fields = gateway.presigner.presigned_post(

@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI
 from minio import Minio
@@ -24,7 +23,7 @@ from .console.routes import install_console
 from .consumer import STATUS_TOPICS, add_status_subscriber
 from .credentials import AuthClient, CredentialCache
 from .errors import install_error_handlers
-from .intake import media_prober
+from .intake import media_prober, unclaimed_after
 from .job_gauges import JobGauges, run_job_gauges
 from .job_updates import JobUpdates
 from .kafka_relay import KafkaOutboxRelay
@@ -145,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     stuck_after_s=settings.stuck_job_timeout_s,
                     max_attempts=settings.max_attempts,
                     per_media_second=settings.stuck_job_seconds_per_media_second,
+                    forget_grants_after=unclaimed_after(settings),
                 )
                 metrics.jobs_swept.labels("redriven").inc(len(report.redriven))
                 metrics.jobs_swept.labels("failed").inc(len(report.failed))
@@ -157,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gauges = asyncio.create_task(run_job_gauges(gateway.sessions, job_gauges))
             stack.push_async_callback(_cancel, gauges)
             stack.push_async_callback(_cancel, asyncio.create_task(gateway.rate_limiter.run_pruning()))
-            unclaimed = timedelta(seconds=max(settings.unclaimed_upload_ttl_s, settings.upload_url_ttl_s))
+            unclaimed = unclaimed_after(settings)
             expiry = run_upload_expiry(
                 store, settings.uploads_bucket, unclaimed, settings.upload_expiry_interval_s
             )

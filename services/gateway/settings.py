@@ -86,6 +86,12 @@ class Settings(PipelineSettings, DatabaseSettings):
         description="An upload not analysed this long after it was written is removed (at least the URL's "
         "lifetime)",
     )
+    max_upload_urls_per_account: int = Field(
+        default=20,
+        ge=1,
+        description="Upload URLs an account may hold whose files were not analysed yet (each up to "
+        "EA_MAX_UPLOAD_BYTES in the bucket until analysed or removed unclaimed); 429 past it",
+    )
     upload_expiry_interval_s: float = Field(
         default=600.0, gt=0, description="How often unclaimed uploads are looked for"
     )

@@ -21,6 +21,7 @@ from emotion_contract.events import Stage
 from shared.db import Job
 
 from .db.jobs import change_job, find_stuck_jobs, lock_job, purge_parts_of_finished_jobs
+from .db.upload_grants import forget_old_grants
 from .job_machine import Fail, Redrive
 
 # pg_advisory_lock key: an arbitrary constant that only the sweeper uses ('EA-SWEEP' as bytes).
@@ -50,12 +51,16 @@ async def sweep_once(
     stuck_after_s: float,
     max_attempts: int,
     per_media_second: float = 0.0,
+    forget_grants_after: timedelta | None = None,
 ) -> SweepReport:
     """Re-drive or fail every job stuck longer than `stuck_after_s` (plus `per_media_second` for each
     second of its file), and remove what fusion kept of finished jobs."""
     report = SweepReport()
     async with sessions() as session:
         report.parts_purged = await purge_parts_of_finished_jobs(session=session)
+    if forget_grants_after is not None:
+        async with sessions() as session:
+            await forget_old_grants(session=session, older_than=forget_grants_after)
     async with sessions() as session:
         stuck = await find_stuck_jobs(
             session=session, older_than=timedelta(seconds=stuck_after_s), per_media_second=per_media_second

@@ -11,6 +11,7 @@ from shared.db.models import (
     JobBase,
     JobCreate,
     KafkaOutboxEvent,
+    UploadGrant,
     UtteranceRecord,
 )
 from shared.db.session import create_engine, ensure_database, session_factory
@@ -29,6 +30,7 @@ __all__ = [
     "JobBase",
     "JobCreate",
     "KafkaOutboxEvent",
+    "UploadGrant",
     "UserAccount",
     "UtteranceRecord",
     "WebhookAttempt",

@@ -188,3 +188,15 @@ class RateLimitCell(SQLModel, table=True):
 
     key: str = Field(max_length=300, primary_key=True)
     tat: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class UploadGrant(SQLModel, table=True):
+    """An upload URL given to an account and not yet analysed: what bounds the files an account may have
+    waiting in the bucket (its URL's object stays until it is analysed or expires unclaimed)."""
+
+    __tablename__ = "upload_grant"
+    __table_args__ = (sa.Index("ix_upload_grant_owner_issued_at", "owner", "issued_at"),)
+
+    key: str = Field(primary_key=True, max_length=1024)
+    owner: str = Field(max_length=255)
+    issued_at: datetime = timestamp_field(nullable=False)

@@ -52,6 +52,7 @@ TABLES = {
     "webhook_delivery",
     "webhook_attempt",
     "kafka_outbox",
+    "upload_grant",
 }
 
 
@@ -129,7 +130,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
         process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode == 0, stderr.decode()
-        assert await current_revision(url) == head_revision() == "0009"
+        assert await current_revision(url) == head_revision() == "0010"
         assert await ensure_database(url) is False
 
         engine = create_engine(url)
@@ -139,15 +140,15 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
                 # The migrations build exactly what the models describe.
                 assert await connection.run_sync(schema_differences) == []
 
-            assert await migrate_current(url) == (0, "0009")
+            assert await migrate_current(url) == (0, "0010")
             await downgrade(url, "base")
             assert await current_revision(url) is None
-            assert await migrate_current(url) == (1, "base (behind: the newest is 0009)")
+            assert await migrate_current(url) == (1, "base (behind: the newest is 0010)")
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) == {"alembic_version"}
 
             await upgrade(url)
-            assert await current_revision(url) == "0009"
+            assert await current_revision(url) == "0010"
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) >= TABLES
                 assert await connection.run_sync(schema_differences) == []
@@ -563,6 +564,8 @@ async def test_each_service_role_reaches_only_its_own_tables() -> None:
         assert await allowed("ea_gateway", gone)  # a job's parts, found by its id
         assert not await allowed("ea_gateway", "SELECT payload FROM fusion_part")  # never what they hold
         assert await allowed("ea_gateway", "DELETE FROM kafka_outbox")
+        assert await allowed("ea_gateway", "SELECT count(*) FROM upload_grant")
+        assert not await allowed("ea_fusion", "SELECT count(*) FROM upload_grant")
         assert not await allowed("ea_fusion", "SELECT count(*) FROM kafka_outbox")
         assert not await allowed("ea_gateway", "SELECT password_hash FROM user_account")
         assert not await allowed("ea_gateway", "SELECT count(*) FROM api_key")

@@ -31,6 +31,8 @@ from emotion_contract.events import (
     Stage,
 )
 from emotion_contract.results import AnalysisResult
+from services.gateway.main import create_app
+from services.gateway.settings import Settings
 from services.gateway.state import Gateway
 from services.gateway.sweeper import SWEEPER_LOCK_KEY, run_sweeper, sweep_if_leader, sweep_once
 from services.gateway.upload_expiry import expire_unclaimed_uploads
@@ -49,6 +51,7 @@ from tests.integration.gateway_fixtures import (
     upload,
     wait_until,
 )
+from tests.servers import serve_app
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.gateway_fixtures"]
@@ -86,6 +89,30 @@ async def test_three_step_flow_queues_a_frozen_copy_of_the_upload(
     again = await client.post("/v1/analyses", json={"key": key})
     assert (again.status_code, again.json()["id"]) == (200, analysis["id"])
     assert object_store.read_head("uploads", event.object_key, len(video) + 1) == video
+
+
+async def test_an_account_holds_a_bounded_number_of_upload_urls_not_analysed(
+    gateway_settings: Settings, gateway_app: tuple[FastAPI, str], video: bytes
+) -> None:
+    """Each URL may park a file of the upload limit in the bucket: past the cap of URLs not analysed yet,
+    429; analysing one gives its place back."""
+    capped = gateway_settings.model_copy(
+        update={"service_name": "gateway-upload-urls", "max_upload_urls_per_account": 3}
+    )
+    account = await register(gateway_app[1])
+    headers = {"Authorization": f"Bearer {account.key}"}
+    async with (
+        serve_app(create_app(capped)) as url,
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client,
+    ):
+        tickets = [await client.post("/v1/upload-url", json={"filename": f"{i}.mp4"}) for i in range(3)]
+        assert [t.status_code for t in tickets] == [200, 200, 200]
+        refused = await client.post("/v1/upload-url", json={"filename": "more.mp4"})
+        assert error_of(refused) == (429, "too_many_upload_urls") and refused.headers["retry-after"]
+        async with httpx.AsyncClient() as s3:
+            assert (await post_upload(s3, tickets[0].json(), video)).status_code == 204
+        assert (await client.post("/v1/analyses", json={"key": tickets[0].json()["key"]})).status_code == 201
+        assert (await client.post("/v1/upload-url", json={"filename": "next.mp4"})).status_code == 200
 
 
 async def test_multipart_upload_stores_the_file_and_queues_it(

@@ -19,6 +19,7 @@ from shared.db import Job
 
 from ...credentials import Principal
 from ...db.jobs import count_jobs, delete_job, find_job_by_key, get_job, list_jobs
+from ...db.upload_grants import spend_upload
 from ...db.usage import QuotaExceededError, QuotaLimits, check_room, current_period
 from ...db.webhook_subscriptions import find_callback
 from ...errors import ApiError, authenticated_responses, error_responses
@@ -359,6 +360,8 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
         await asyncio.to_thread(store.remove, bucket, media_key)
     else:
         await asyncio.to_thread(store.remove, bucket, key)  # the job has its copy; the upload is spent
+    async with gateway.sessions() as session:
+        await spend_upload(session=session, key=key)  # its URL no longer counts against the owner
     return job, created
 
 

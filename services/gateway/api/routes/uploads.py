@@ -2,6 +2,7 @@ from fastapi import APIRouter, status
 
 from emotion_contract.analyses import UploadUrl
 
+from ...db.upload_grants import TooManyUploadUrls
 from ...errors import ApiError, authenticated_responses, error_responses
 from ...intake import upload_url
 from ...media_types import ACCEPTED_CONTENT_TYPES
@@ -23,4 +24,10 @@ async def create_upload_url(body: UploadUrlRequest, owner: CurrentOwner, gateway
             "unsupported_media_type",
             f"content type {body.content_type!r} is neither video nor audio",
         )
-    return upload_url(gateway, owner, body.filename)
+    try:
+        return await upload_url(gateway, owner, body.filename)
+    except TooManyUploadUrls as exc:
+        gateway.metrics.quota_rejections.labels("upload_urls").inc()
+        raise ApiError(
+            status.HTTP_429_TOO_MANY_REQUESTS, "too_many_upload_urls", str(exc), headers={"Retry-After": "60"}
+        ) from exc
