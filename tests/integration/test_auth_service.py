@@ -412,13 +412,23 @@ async def test_the_lifecycle_of_an_api_key(
 
 async def test_a_key_without_a_body_is_named_default(client: httpx.AsyncClient) -> None:
     registration = await register(client)
-    created = await client.post("/v1/keys", headers=bearer(registration["api_key"]["key"]))
+    token = await login(client, registration["user"]["email"])
+    created = await client.post("/v1/keys", headers=bearer(token))
     assert created.status_code == 201
     assert created.json()["name"] == "default"
-    too_long = await client.post(
-        "/v1/keys", json={"name": "x" * 101}, headers=bearer(registration["api_key"]["key"])
-    )
+    too_long = await client.post("/v1/keys", json={"name": "x" * 101}, headers=bearer(token))
     assert too_long.status_code == 422
+
+
+async def test_an_api_key_cannot_mint_keys(client: httpx.AsyncClient) -> None:
+    """A key that could make keys would outlive its own revocation through them: keys come from sessions."""
+    registration = await register(client)
+    minted = await client.post(
+        "/v1/keys", json={"name": "spare"}, headers=bearer(registration["api_key"]["key"])
+    )
+    assert minted.status_code == 403 and minted.json()["error"]["code"] == "session_required"
+    token = await login(client, registration["user"]["email"])
+    assert len((await client.get("/v1/keys", headers=bearer(token))).json()["items"]) == 1
 
 
 async def test_a_last_use_is_recorded_at_most_once_a_minute(

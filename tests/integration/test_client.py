@@ -28,6 +28,7 @@ from emotion_analyzer import (
     AsyncEmotionAnalyzer,
     Conflict,
     EmotionAnalyzer,
+    Forbidden,
     InvalidRequest,
     NotFound,
     QuotaExceeded,
@@ -177,7 +178,13 @@ async def test_sync_sign_up_log_in_key_lifecycle_and_log_out(base_url: str) -> N
                 api.sign_up(email.upper(), PASSWORD)
             assert taken.value.code == "email_taken" and taken.value.status == 409
 
+            with pytest.raises(Forbidden) as by_key:
+                api.keys.create("ci")  # keys are made from a logged-in session, never by a key
+            assert by_key.value.code == "session_required"
+            key = api.api_key
+            api.log_in(email, PASSWORD)
             created = api.keys.create("ci")
+            api.api_key = key
             assert created.key.startswith(created.prefix) and created.name == "ci"
             assert {key.name for key in api.keys.list().items} == {"default", "ci"}
             with EmotionAnalyzer(base_url, created.key) as ci:
@@ -208,13 +215,13 @@ async def test_async_sign_up_log_in_keys_and_log_out(base_url: str) -> None:
     async with AsyncEmotionAnalyzer(base_url) as api:
         registration = await api.sign_up(email, PASSWORD)
         assert (await api.me()).id == registration.user.id
+        await api.log_in(email, PASSWORD)
         created = await api.keys.create("async")
         async with AsyncEmotionAnalyzer(f"{base_url}/v1/", created.key) as other:  # with the prefix: the same
             assert (await other.usage()).analyses.remaining == registration.user.limits.monthly_analyses
             await api.keys.revoke(created.id)
             with pytest.raises(Unauthorized):
                 await other.usage()
-        await api.log_in(email, PASSWORD)
         assert {key.name for key in (await api.keys.list()).items} == {"default", "async"}
         await api.log_out()
         with pytest.raises(Unauthorized) as anonymous:

@@ -60,6 +60,14 @@ async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def logged_in(http: httpx.AsyncClient, account: Account) -> str:
+    """A session token of the account: what creates API keys."""
+    login = await http.post("/v1/sessions", json={"email": account.email, "password": account.password})
+    assert login.status_code == 201, login.text
+    token: str = login.json()["access_token"]
+    return token
+
+
 async def submit_wav(http: httpx.AsyncClient, key: str, wav: bytes, name: str = "memo.wav") -> httpx.Response:
     return await http.post("/v1/analyses", headers=bearer(key), files={"file": (name, wav, "audio/wav")})
 
@@ -103,7 +111,9 @@ async def test_login_session_works_like_a_key_until_logout(http: httpx.AsyncClie
 
 async def test_key_lifecycle_create_list_use_revoke(http: httpx.AsyncClient, base_url: str) -> None:
     account = await register(base_url)
-    created = await http.post("/v1/keys", headers=bearer(account.key), json={"name": "ci"})
+    minted = await http.post("/v1/keys", headers=bearer(account.key), json={"name": "ci"})
+    assert error_of(minted) == (403, "session_required")  # a key cannot mint keys
+    created = await http.post("/v1/keys", headers=bearer(await logged_in(http, account)), json={"name": "ci"})
     assert created.status_code == 201, created.text
     new_key = created.json()
     assert new_key["key"].startswith(new_key["prefix"]) and new_key["name"] == "ci"
@@ -128,8 +138,9 @@ async def test_a_key_revoked_elsewhere_stops_working_within_the_cache_lifetime(
     assert (await http.get("/v1/analyses", headers=bearer(account.key))).status_code == 200  # now cached
     keys = (await http.get("/v1/keys", headers=bearer(account.key))).json()["items"]
     # Revoked at the auth service directly, as through another gateway replica: this one is not told.
+    token = await logged_in(http, account)
     async with httpx.AsyncClient(base_url=auth_url) as auth:
-        created = await auth.post("/v1/keys", headers=bearer(account.key), json={"name": "spare"})
+        created = await auth.post("/v1/keys", headers=bearer(token), json={"name": "spare"})
         spare = created.json()["key"]
         assert (await auth.delete(f"/v1/keys/{keys[0]['id']}", headers=bearer(spare))).status_code == 204
     await asyncio.sleep(AUTH_CACHE_TTL_S + 0.2)
@@ -210,7 +221,8 @@ async def test_more_keys_do_not_buy_more_rate_and_relayed_account_routes_are_lim
     http: httpx.AsyncClient, base_url: str, gateway: Gateway
 ) -> None:
     account = await register(base_url)
-    second = (await http.post("/v1/keys", json={"name": "second"}, headers=bearer(account.key))).json()["key"]
+    token = await logged_in(http, account)
+    second = (await http.post("/v1/keys", json={"name": "second"}, headers=bearer(token))).json()["key"]
     await set_limits(gateway, account, rate_limit_per_minute=4)
     await asyncio.sleep(AUTH_CACHE_TTL_S + 0.5)  # the cached limits expire
     statuses = [
@@ -225,15 +237,15 @@ async def test_more_keys_do_not_buy_more_rate_and_relayed_account_routes_are_lim
 
 async def test_an_account_holds_a_bounded_number_of_keys(http: httpx.AsyncClient, base_url: str) -> None:
     account = await register(base_url)
+    token = await logged_in(http, account)
     created = [
-        await http.post("/v1/keys", json={"name": f"k{i}"}, headers=bearer(account.key))
-        for i in range(KEY_CAP)
+        await http.post("/v1/keys", json={"name": f"k{i}"}, headers=bearer(token)) for i in range(KEY_CAP)
     ]
     assert [answer.status_code for answer in created] == [201] * (KEY_CAP - 1) + [409]
     assert error_of(created[-1])[1] == "too_many_keys"
     revoked = created[0].json()["id"]
     assert (await http.delete(f"/v1/keys/{revoked}", headers=bearer(account.key))).status_code == 204
-    again = await http.post("/v1/keys", json={"name": "again"}, headers=bearer(account.key))
+    again = await http.post("/v1/keys", json={"name": "again"}, headers=bearer(token))
     assert again.status_code == 201
     keys = (await http.get("/v1/keys", headers=bearer(account.key))).json()["items"]
     assert sum(1 for key in keys if key["revoked_at"] is None) == KEY_CAP

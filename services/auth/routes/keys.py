@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from emotion_contract.accounts import ApiKeyCreate, ApiKeyCreated, ApiKeyList
+from emotion_contract.accounts import ApiKeyCreate, ApiKeyCreated, ApiKeyList, CredentialKind
 
 from .. import repository
 from ..deps import CurrentPrincipal, SessionDep, StateDep
@@ -25,13 +25,24 @@ async def list_keys(principal: CurrentPrincipal, session: SessionDep) -> ApiKeyL
     "",
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(
-        status.HTTP_401_UNAUTHORIZED, status.HTTP_409_CONFLICT, status.HTTP_422_UNPROCESSABLE_CONTENT
+        status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_403_FORBIDDEN,
+        status.HTTP_409_CONFLICT,
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
     ),
 )
 async def create_key(
     principal: CurrentPrincipal, state: StateDep, session: SessionDep, body: ApiKeyCreate | None = None
 ) -> ApiKeyCreated:
-    """A new key; the whole key is in this answer only."""
+    """A new key; the whole key is in this answer only. Only from a logged-in session (403
+    `session_required` with an API key): a key that could mint keys would outlive its own revocation
+    through them."""
+    if principal.kind is not CredentialKind.SESSION:
+        raise ApiError(
+            status.HTTP_403_FORBIDDEN,
+            "session_required",
+            "API keys are created from a logged-in session (POST /v1/sessions), not with another key",
+        )
     name = (body or ApiKeyCreate()).name
     try:
         key, minted = await repository.create_api_key(

@@ -136,6 +136,7 @@ async def list_keys(
     response_model=ApiKeyCreated,
     responses=error_responses(
         status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_403_FORBIDDEN,
         status.HTTP_409_CONFLICT,
         status.HTTP_422_UNPROCESSABLE_CONTENT,
         *AUTH_SERVICE_ERRORS,
@@ -144,8 +145,9 @@ async def list_keys(
 async def create_key(
     body: ApiKeyCreate, _: CurrentPrincipal, gateway: GatewayDep, authorization: Authorization = None
 ) -> Response:
-    """Create an API key. The answer carries the whole key, shown this once; 409 `too_many_keys` when the
-    account already holds as many unrevoked keys as it may."""
+    """Create an API key, from a logged-in session only (403 `session_required` with an API key: a key
+    that could mint keys would outlive its own revocation). The answer carries the whole key, shown this
+    once; 409 `too_many_keys` when the account already holds as many unrevoked keys as it may."""
     return await _relay(gateway, "POST", "/v1/keys", authorization=authorization, json=body.model_dump())
 
 
