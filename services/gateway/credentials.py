@@ -92,6 +92,11 @@ class CredentialCache:
         self._store(digest, principal)
         return principal
 
+    def knows(self, credential: str) -> bool:
+        """Whether the credential's answer is cached (no introspection would be made for it now)."""
+        cached = self._entries.get(hashlib.sha256(credential.encode()).digest())
+        return cached is not None and cached[0] > time.monotonic()
+
     def forget(self, credential: str) -> None:
         """Drop a credential this replica was told is gone (logout through this gateway)."""
         self._entries.pop(hashlib.sha256(credential.encode()).digest(), None)

@@ -15,7 +15,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from .db.rate_limits import Take, forget_past_cells, take
+from .db.rate_limits import Take, ahead, forget_past_cells, take
 
 WINDOW_S: Final = 60.0
 PRUNE_INTERVAL_S: Final = 60.0
@@ -97,6 +97,15 @@ class RateLimiter:
             taken = await take(session=session, key=key, interval_s=cell.interval_s, burst_s=cell.burst_s)
         return cell.decision(taken)
 
+    async def refusing(self, key: str, limit_per_minute: int) -> RateDecision | None:
+        """The refusal `check` would answer now, counting nothing; None when a request would be let in."""
+        cell = Cell(limit_per_minute)
+        async with self._sessions() as session:
+            ahead_s = await ahead(session=session, key=key)
+        if ahead_s is None or ahead_s <= cell.burst_s:
+            return None
+        return cell.decision(Take(allowed=False, ahead_s=ahead_s))
+
     async def run_pruning(self, interval_s: float = PRUNE_INTERVAL_S) -> None:
         """Delete spent cells every `interval_s` until cancelled (every replica may; it is idempotent)."""
         while True:
@@ -119,6 +128,11 @@ def account_key(owner: str) -> str:
 def manual_sends_key(owner: str) -> str:
     """The cell of an account's webhook test sends and redeliveries."""
     return f"webhook-sends:{owner}"
+
+
+def rejected_key(address: str) -> str:
+    """The cell of the credentials refused to one client address (the address as `limit_key` gives it)."""
+    return f"rejected:{address}"
 
 
 def address_key(address: str) -> str:

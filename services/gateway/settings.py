@@ -47,6 +47,12 @@ class Settings(PipelineSettings, DatabaseSettings):
         description="Networks of the reverse proxies in front of the gateway, whose X-Forwarded-For is "
         "believed (e.g. the ingress pods' CIDR); empty: the connection's own address is the client's",
     )
+    rejected_credentials_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Invalid API keys or session tokens one client address may send a minute; past it the "
+        "address gets 429 for credentials this replica has not checked yet, without asking the auth service",
+    )
     auth_negative_cache_ttl_s: float = Field(
         default=1.0, ge=0, le=5.0, description="How long a rejected credential stays rejected without asking"
     )

@@ -251,6 +251,33 @@ async def test_an_account_holds_a_bounded_number_of_keys(http: httpx.AsyncClient
     assert sum(1 for key in keys if key["revoked_at"] is None) == KEY_CAP
 
 
+async def test_an_address_whose_credentials_keep_being_rejected_is_refused_without_asking(
+    gateway_settings: Settings, base_url: str
+) -> None:
+    """Guessed keys: past three rejected a minute, the address gets 429 for any credential this replica has
+    not checked yet, and the auth service is not asked about them; a key already checked still works."""
+    capped = Settings.model_validate(
+        {
+            **gateway_settings.model_dump(),
+            "service_name": "gateway-guesses",
+            "rejected_credentials_per_minute": 3,
+        }
+    )
+    account = await register(base_url)
+    app = create_app(capped)
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        assert (await client.get("/v1/analyses", headers=bearer(account.key))).status_code == 200  # checked
+        guesses = [f"ea_{uuid.uuid4().hex[:8]}_{uuid.uuid4().hex}" for _ in range(5)]
+        answers = [await client.get("/v1/analyses", headers=bearer(guess)) for guess in guesses]
+        assert [a.status_code for a in answers] == [401, 401, 401, 429, 429]
+        assert error_of(answers[-1]) == (429, "rate_limited") and int(answers[-1].headers["retry-after"]) > 0
+        rejected = app.state.gateway.registry.get_sample_value(
+            "ea_gateway_auth_checks_total", {"outcome": "rejected"}
+        )
+        assert rejected == 3  # the refused guesses were never introspected
+        assert (await client.get("/v1/analyses", headers=bearer(account.key))).status_code == 200
+
+
 async def test_an_account_follows_a_bounded_number_of_analyses_at_once(
     gateway_settings: Settings, base_url: str, wav: bytes
 ) -> None:

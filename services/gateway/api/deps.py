@@ -9,10 +9,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from emotion_contract.accounts import MAX_CREDENTIAL_CHARS
 
+from ..client_address import request_limit_key
 from ..console.cookies import CSRF_HEADER, UNSAFE_METHODS, check_csrf, cookie_policy
 from ..credentials import AuthUnavailableError, Principal
 from ..errors import ApiError
-from ..rate_limit import account_key, credential_key
+from ..rate_limit import account_key, credential_key, rejected_key
 from ..state import Gateway
 
 MAX_PAGE_SIZE: Final = 100
@@ -70,6 +71,23 @@ async def get_principal(
     """The authenticated caller, within its rate limit; 401 without a valid credential, 403 for a session
     cookie without CSRF proof, 429 over the limit."""
     credential, from_cookie = _credential(request, credentials)
+    # A credential this replica must ask the auth service about: refused at once from an address whose
+    # credentials keep being rejected (guessing keys, or a flood to load the auth service).
+    address = None
+    if not gateway.credentials.knows(credential):
+        address = request_limit_key(request, gateway.settings.trusted_proxies)
+        refusal = await gateway.rate_limiter.refusing(
+            rejected_key(address), gateway.settings.rejected_credentials_per_minute
+        )
+        if refusal is not None:
+            gateway.metrics.quota_rejections.labels("rejected_credentials").inc()
+            raise ApiError(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "rate_limited",
+                f"more than {refusal.limit} invalid credentials a minute from your address; "
+                f"retry after {refusal.retry_after_s} s",
+                headers=refusal.headers(),
+            )
     try:
         principal = await gateway.credentials.principal(credential)
     except AuthUnavailableError as exc:
@@ -79,6 +97,10 @@ async def get_principal(
         ) from exc
     if principal is None:
         gateway.metrics.auth_checks.labels("rejected").inc()
+        if address is not None:
+            await gateway.rate_limiter.check(
+                rejected_key(address), gateway.settings.rejected_credentials_per_minute
+            )
         if from_cookie:
             raise _unauthorized("your session has ended; log in again")
         raise _unauthorized("the API key or session is not valid (unknown, revoked or expired)")

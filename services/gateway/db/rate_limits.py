@@ -54,6 +54,13 @@ async def take(*, session: AsyncSession, key: str, interval_s: float, burst_s: f
     return Take(allowed=False, ahead_s=max(0.0, float(ahead_s)))
 
 
+async def ahead(*, session: AsyncSession, key: str) -> float | None:
+    """How far the key's TAT runs ahead of now, counting nothing; None without a cell. Commits."""
+    ahead_s = (await session.execute(_AHEAD, {"key": key})).scalar_one_or_none()
+    await session.commit()
+    return None if ahead_s is None else float(ahead_s)
+
+
 async def forget_past_cells(*, session: AsyncSession) -> int:
     """Delete the cells whose TAT has passed: such a cell says no more than no cell at all."""
     result = await session.execute(_FORGET_PAST)
