@@ -40,7 +40,14 @@ from emotion_contract.labels import EMOTIONS, Modality, WordsSource
 from emotion_contract.results import AnalysisResult, UtteranceResult, emotion_scores
 from shared.model.pooling import PoolingRule, expert_scales, pool
 from training.evaluate_media import emotion_distribution, file_distribution
-from training.metrics import HeadScores, confusion_text, score_head
+from training.metrics import (
+    HeadScores,
+    Interval,
+    bootstrap_interval,
+    confusion_text,
+    expected_calibration_error,
+    score_head,
+)
 from training.voice import FOLDS
 
 if TYPE_CHECKING:
@@ -93,6 +100,7 @@ class ClipAnalysis(BaseModel):
 class ViewReport(BaseModel):
     clips: int = Field(description="clips this view had an answer for")
     scores: HeadScores
+    ece_interval: Interval = Field(description="where the ECE falls on other draws of as many clips")
     per_actor_weighted_f1: dict[str, float]
 
 
@@ -351,6 +359,7 @@ def score_view(
     return ViewReport(
         clips=int(has.sum()),
         scores=score_head(distributions[has], labels, EMOTIONS),
+        ece_interval=bootstrap_interval(distributions[has], labels, expected_calibration_error),
         per_actor_weighted_f1=per_actor_weighted_f1(distributions[has], labels, actors),
     )
 
@@ -397,13 +406,15 @@ def report(
 def text_report(av: AvReport) -> str:
     lines = [
         f"{av.n} clips of {av.clips}, bundle {av.bundle_version} ({av.settings})",
-        f"{'view':<6} {'clips':>5} {'weighted F1':>11} {'accuracy':>8} {'ECE':>6}   per actor (weighted F1)",
+        f"{'view':<6} {'clips':>5} {'weighted F1':>11} {'accuracy':>8} {'ECE':>6} {'ECE 90% bootstrap':>17}"
+        "   per actor (weighted F1)",
     ]
     for name, view in av.views.items():
-        s = view.scores
+        s, ci = view.scores, view.ece_interval
         actors = " ".join(f"{a}:{f:.2f}" for a, f in view.per_actor_weighted_f1.items())
         lines.append(
-            f"{name:<6} {view.clips:>5} {s.weighted_f1:>11.3f} {s.accuracy:>8.3f} {s.ece:>6.3f}   {actors}"
+            f"{name:<6} {view.clips:>5} {s.weighted_f1:>11.3f} {s.accuracy:>8.3f} {s.ece:>6.3f} "
+            f"{f'[{ci.low:.3f}, {ci.high:.3f}]':>17}   {actors}"
         )
     lines.append(f"words read: {av.words_read}; languages detected: {av.languages}")
     lines.append(f"{av.ms_per_clip:.0f} ms of analysis per clip")

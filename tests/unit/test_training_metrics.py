@@ -7,7 +7,7 @@ import torch
 from shared.model.config import ModelConfig
 from shared.model.fusion import FusionClassifier
 from training.calibrate import fit_calibration, fit_temperature, set_temperatures
-from training.metrics import confusion_text, expected_calibration_error, score_head
+from training.metrics import bootstrap_interval, confusion_text, expected_calibration_error, score_head
 from training.model import Temperatures
 
 # y = true, p = predicted; per class (TP, FP, FN): 0 → (2, 0, 1), 1 → (1, 1, 1), 2 → (1, 1, 0)
@@ -134,3 +134,19 @@ def test_classes_too_rare_for_a_bias_leave_the_temperature_alone() -> None:
     labels = torch.tensor([0] * 120 + [1] * 75 + [2] * 5)
     temperature, bias = fit_calibration(logits, labels)
     assert bias == [0.0, 0.0, 0.0] and temperature == fit_temperature(logits, labels)
+
+
+def test_a_bootstrap_interval_narrows_with_more_items() -> None:
+    rng = np.random.default_rng(1)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        logits = rng.normal(size=(n, 4)) * 2
+        probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        labels = np.array([rng.choice(4, p=p) for p in probabilities])  # calibrated by construction
+        return probabilities, labels
+
+    few, many = draw(120), draw(3000)
+    narrow = bootstrap_interval(*many, expected_calibration_error, resamples=200)
+    wide = bootstrap_interval(*few, expected_calibration_error, resamples=200)
+    assert wide.high - wide.low > 2 * (narrow.high - narrow.low)
+    assert wide.high > 0.05  # a calibrated model's ECE on 120 items can read well above zero
