@@ -4,9 +4,12 @@
 
 Each conversation draws one to four people from one corpus (RAVDESS actors, Emo-DB speakers, the Javanese
 actors: the same room and microphone, the hard case), and 6 to 12 turns, each a take of the person whose
-turn it is; a share of the turns are quick exchanges (the take cut to 0.6-1.2 s) and a share go back to
-the same speaker. Every take is embedded once (`shared.model.speaker_encoder`, cached in var/cache/speakers)
-and each conversation's turns clustered (`shared.model.speakers`).
+turn it is; a share of the turns are quick exchanges (the take's speech cut to 0.6-1.2 s) and a share go
+back to the same speaker. A turn is the take's speech, from its first to its last voiced moment (Silero
+VAD, as faster-whisper ships it): the transcriber's utterances are speech too, while the takes hold up to a
+second of silence around it (RAVDESS ~0.7 s before the words), which a quick turn cut from the take's start
+would have been made of. Every take is embedded once (`shared.model.speaker_encoder`, cached in
+var/cache/speakers) and each conversation's turns clustered (`shared.model.speakers`).
 
 The clustering threshold is chosen on conversations of the first half of each corpus's speakers and scored
 on conversations of the other half, never on the speakers it was chosen on. Reported: per-turn attribution
@@ -27,6 +30,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import torch
+from faster_whisper.vad import VadOptions, get_speech_timestamps
 from pydantic import BaseModel
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
@@ -39,6 +43,7 @@ logger = logging.getLogger(__name__)
 THRESHOLDS: Final = tuple(round(t, 3) for t in np.arange(0.15, 0.61, 0.025))
 QUICK_SHARE: Final = 0.25
 SAME_AGAIN_SHARE: Final = 0.15
+SPEECH_PAD_S: Final = 0.1
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,21 @@ def attribution(true: Sequence[str], predicted: Sequence[str]) -> float:
     return float(counts[rows, cols].sum() / len(true))
 
 
+def speech_bounds(audio: npt.NDArray[np.float32]) -> tuple[int, int]:
+    """The samples from a take's first voiced moment to its last, `SPEECH_PAD_S` either side (the whole take
+    where the VAD hears no speech)."""
+    options = VadOptions(min_silence_duration_ms=300, speech_pad_ms=int(SPEECH_PAD_S * 1000))
+    chunks = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
+    if not chunks:
+        return 0, len(audio)
+    return int(chunks[0]["start"]), int(chunks[-1]["end"])
+
+
+def speech_of(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    first, last = speech_bounds(audio)
+    return audio[first:last]
+
+
 class Embeddings:
     """Each take embedded once, whole and cut to its quick-exchange lengths."""
 
@@ -130,7 +150,7 @@ class Embeddings:
     def of(self, turn: Turn) -> npt.NDArray[np.float32]:
         key = f"{turn.stem}@{turn.seconds:.2f}"
         if key not in self._store:
-            audio = load_audio(self.paths[turn.stem])
+            audio = speech_of(load_audio(self.paths[turn.stem]))
             if turn.quick:
                 audio = audio[: int(turn.seconds * SAMPLE_RATE)]
             self._store[key] = embed_speech(self.encoder, audio)
@@ -193,7 +213,7 @@ def main(argv: list[str] | None = None) -> DiarizationReport:
     )
     parser.add_argument("--voice-data", type=Path, default=Path("../shared/data/voice"))
     parser.add_argument("--conversations", type=int, default=300, help="drawn for each half")
-    parser.add_argument("--cache", type=Path, default=Path("var/cache/speakers/embeddings.npz"))
+    parser.add_argument("--cache", type=Path, default=Path("var/cache/speakers/speech-embeddings.npz"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

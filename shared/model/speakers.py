@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.cluster import AgglomerativeClustering
 
-DEFAULT_THRESHOLD: Final = 0.325
+DEFAULT_THRESHOLD: Final = 0.4
 MIN_SECONDS: Final = 1.3
 
 

@@ -4,8 +4,13 @@ from pathlib import Path
 
 import numpy as np
 
-from training.diarization_eval import attribution, draw_conversations, halves
+from shared.media.decode import load_audio
+from shared.model.speaker_encoder import SAMPLE_RATE
+from training.diarization_eval import attribution, draw_conversations, halves, speech_bounds, speech_of
 from training.voice_data import CorpusClip
+
+VOICES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "voice"
+RAVDESS_TAKE = VOICES / "ravdess" / "03-01-05-02-01-01-01.flac"
 
 
 def _clips() -> list[CorpusClip]:
@@ -34,3 +39,12 @@ def test_conversations_stay_in_one_corpus_within_their_half_and_everyone_speaks(
         assert 6 <= len(conversation.turns) <= 12 and 1 <= conversation.people <= 4
     assert {c.people for c in conversations} == {1, 2, 3, 4}
     assert any(t.quick for c in conversations for t in c.turns)
+
+
+def test_a_turn_is_the_takes_speech_without_the_silence_around_it() -> None:
+    take = load_audio(RAVDESS_TAKE)
+    first, last = speech_bounds(take)
+    # RAVDESS takes open with ~0.7 s of silence: a quick turn cut from the take's start would be silence.
+    assert first > 0.4 * SAMPLE_RATE and last - first > 1.0 * SAMPLE_RATE and last <= len(take)
+    assert len(speech_of(take)) == last - first
+    assert speech_bounds(np.zeros(SAMPLE_RATE, dtype=np.float32)) == (0, SAMPLE_RATE)  # nothing voiced
