@@ -64,7 +64,7 @@ eval-av: model $(FACE_FOLDS)/fold-4.safetensors  ## the whole analysis of the ki
 		--reliability-png var/reliability-av.png
 
 eval-speakers: setup  ## speakers told apart in conversations of the kit's real voices (turns, speaker count; ≈ 3 min)
-	$(PY) -m training.diarization_eval --voice-data ../shared/data/voice
+	$(PY) -m training.diarization_eval --voice-data ../shared/data/voice --talking ../shared/data/talking
 
 demo: model  ## analyse a real video in-process: make demo [VIDEO=path]
 	$(VENV)/bin/emotion-analyzer analyze $(VIDEO) --bundle $(BUNDLE)

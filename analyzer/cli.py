@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from emotion_contract.events import Stage
+from emotion_contract.labels import MAX_SPEAKERS
 from emotion_contract.results import AnalysisResult
 from emotion_contract.subtitles import to_srt, to_webvtt
 
@@ -53,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--plot", type=Path, metavar="PNG", help="draw the utterances over time into this file"
     )
+    analyze.add_argument(
+        "--speakers",
+        type=_people,
+        metavar="N",
+        help=f"how many people speak (1-{MAX_SPEAKERS}), when you know; else it is estimated",
+    )
     here = analyze.add_argument_group("in this process (without --server)")
     here.add_argument(
         "--bundle",
@@ -69,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list the words of speech that is not English as missing instead of reading Whisper's "
         "English translation of them",
+    )
+    here.add_argument(
+        "--no-speakers", action="store_true", help="do not tell speakers apart (utterances carry no speaker)"
     )
     here.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     here.add_argument("--cache-dir", type=Path, default=Path("var/cache"))
@@ -88,9 +98,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _people(value: str) -> int:
+    try:
+        people = int(value)
+    except ValueError:
+        people = 0
+    if not 1 <= people <= MAX_SPEAKERS:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_SPEAKERS}, not {value!r}")
+    return people
+
+
 def _table(result: AnalysisResult) -> Table:
-    table = Table(title=f"{len(result.utterances)} utterance(s), model {result.model_version}")
-    for column in ("#", "start", "end", "text", "emotion", "sentiment"):
+    speakers = f", {len(result.speakers)} speaker(s)" if result.speakers else ""
+    table = Table(title=f"{len(result.utterances)} utterance(s){speakers}, model {result.model_version}")
+    for column in ("#", "start", "end", "speaker", "text", "emotion", "sentiment"):
         table.add_column(column, overflow="fold")
     for u in result.utterances:
         emotion, sentiment = u.emotions[0], u.sentiments[0]
@@ -98,6 +119,7 @@ def _table(result: AnalysisResult) -> Table:
             str(u.index),
             f"{u.start_time:.2f}",
             f"{u.end_time:.2f}",
+            u.speaker or "—",
             u.text or "—",
             f"{emotion.label.value} {emotion.confidence:.2f}",
             f"{sentiment.label.value} {sentiment.confidence:.2f}",
@@ -134,6 +156,7 @@ def _analyzer_here(args: argparse.Namespace, err: Console) -> Analyze:
                 cache_dir=args.cache_dir,
                 device=args.device,
                 words=WordsPolicy(translate=not args.no_translate),
+                diarize=not args.no_speakers,
             )
         )
 
@@ -145,7 +168,7 @@ def _analyzer_here(args: argparse.Namespace, err: Console) -> Analyze:
                 err.log(f"{path.name} {stage.value}: {message}")
 
             try:
-                return analyzer.analyze(path, progress)
+                return analyzer.analyze(path, progress, speakers=args.speakers)
             except MediaError as exc:
                 return Failure(EXIT_BAD_INPUT, exc.code.value, exc.message)
 
@@ -158,7 +181,11 @@ def _analyzer_remote(
     from analyzer.remote import RemoteAnalysisError, RemoteOptions, analyze_remotely
 
     options = RemoteOptions(
-        server=args.server, key=args.key, presigned=not args.multipart, timeout_s=args.timeout
+        server=args.server,
+        key=args.key,
+        presigned=not args.multipart,
+        timeout_s=args.timeout,
+        speakers=args.speakers,
     )
 
     def analyze_one(source: Path | str) -> AnalysisResult | Failure:

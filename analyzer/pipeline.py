@@ -18,6 +18,8 @@ from shared.media.container import MediaError
 from shared.media.decode import load_audio
 from shared.model.bundle import open_bundle
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
+from shared.model.speaker_encoder import load_speaker_encoder
+from shared.model.speakers import Speakers
 from shared.stages import encode_audio_file, fuse, track_video_file, transcribe_file
 from shared.transcription import Transcriber, WordsPolicy, threads_beside
 
@@ -42,6 +44,9 @@ class PipelineOptions(BaseModel):
     )
     words: WordsPolicy = Field(
         default_factory=WordsPolicy, description="How speech that is not English reaches the words model"
+    )
+    diarize: bool = Field(
+        default=True, description="Tell speakers apart: each utterance gets its `speaker` (S1, S2, …)"
     )
     voice_threads: int = Field(
         default=1,
@@ -73,13 +78,20 @@ class InProcessAnalyzer:
             bundle, options.device, run_untrained=options.run_untrained, cpu_threads=options.voice_threads
         )
         self.fusion = FusionPredictor(bundle, options.device)
+        self.speakers = Speakers(load_speaker_encoder()) if options.diarize else None
 
     def analyze(
-        self, path: Path, progress: ProgressCallback | None = None, timings: Timings | None = None
+        self,
+        path: Path,
+        progress: ProgressCallback | None = None,
+        timings: Timings | None = None,
+        *,
+        speakers: int | None = None,
     ) -> AnalysisResult:
         """As the services do it: the picture is followed, and the voice's Whisper states computed, beside
         the transcription (neither needs the utterances); the voice is then pooled per utterance, and all is
-        fused. Each stage's own seconds go into `timings`; the picture's overlap the transcription's."""
+        fused. Each stage's own seconds go into `timings`; the picture's overlap the transcription's.
+        `speakers`: how many people speak, when known (else estimated)."""
         timings = timings if timings is not None else Timings()
 
         def timed(name: Stage, work: Callable[[], T]) -> T:
@@ -115,6 +127,8 @@ class InProcessAnalyzer:
                     transcriber=self.transcriber,
                     text=self.text,
                     max_duration_s=self.options.max_duration_s,
+                    speakers=self.speakers,
+                    people=speakers,
                 ),
             )
             if progress:

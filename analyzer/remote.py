@@ -32,6 +32,7 @@ class RemoteOptions:
     key: str
     presigned: bool = True
     timeout_s: float = 3600.0
+    speakers: int | None = None
 
 
 class RemoteAnalysisError(Exception):
@@ -79,10 +80,12 @@ def analyze_remotely(source: Path | str, options: RemoteOptions, console: Consol
 
             if isinstance(source, str):
                 console.log(f"fetch: {source}, by the server")
-                created = api.analyze_url(source)
+                created = api.analyze_url(source, speakers=options.speakers)
             else:
                 console.log(f"upload: {source.name}, {_size(source.stat().st_size)}")
-                created = api.analyze_file(source, presigned=options.presigned, progress=uploaded)
+                created = api.analyze_file(
+                    source, presigned=options.presigned, progress=uploaded, speakers=options.speakers
+                )
             console.log(f"analysis {created.id} at {options.server}")
             finished = api.wait(created.id, options.timeout_s, on_status=moved)
     except ApiError as exc:

@@ -1,6 +1,7 @@
 """A picture of an analysis over time: each utterance's fused emotion distribution as a stacked band where
-it was spoken, beneath it the face's, the voice's and the words' own distributions (where the result has
-them; blank where a modality was missing), and the words at the bottom.
+it was spoken, beneath it a lane per speaker (where speakers were told apart: who spoke when, in the colour
+of their top emotion), the face's, the voice's and the words' own distributions (where the result has them;
+blank where a modality was missing), and the words at the bottom.
 
 matplotlib is in the `ml` extra, not in the base install, so it is imported only when a picture is drawn.
 The figure is drawn on an Agg canvas of its own: no pyplot, no global backend, no display needed.
@@ -35,6 +36,7 @@ MAX_WIDTH_IN: Final = 48.0
 WIDTH_PER_UTTERANCE_IN: Final = 1.2
 HEIGHT_IN: Final = 5.5
 HEIGHT_PER_MODALITY_IN: Final = 1.4
+HEIGHT_PER_SPEAKER_IN: Final = 0.35
 DPI: Final = 100
 MODALITY_ROWS: Final = ((Modality.VIDEO, "face"), (Modality.AUDIO, "voice"), (Modality.TEXT, "words"))
 
@@ -64,6 +66,22 @@ def _band(axes: "Axes", utterance: UtteranceResult, scores: list[EmotionScore], 
         bottom += height
 
 
+def _speaker_lanes(
+    axes: "Axes", utterances: list[UtteranceResult], people: list[str], min_width_s: float
+) -> None:
+    """A lane per speaker, top to bottom in order of first appearance: their utterances as bars."""
+    for lane, person in enumerate(people):
+        spoken = [u for u in utterances if u.speaker == person]
+        axes.broken_barh(
+            [(u.start_time, max(u.end_time - u.start_time, min_width_s)) for u in spoken],
+            (len(people) - lane - 0.9, 0.8),
+            facecolors=[EMOTION_COLOURS[u.emotions[0].label] for u in spoken],
+        )
+    axes.set_ylim(0.0, len(people))
+    axes.set_yticks([len(people) - lane - 0.5 for lane in range(len(people))], people)
+    axes.set_ylabel("speaker", rotation=0, ha="right", va="center")
+
+
 def plot_timeline(result: AnalysisResult, path: str | Path, title: str | None = None) -> Path:
     """Draw the result's utterances along time into `path` (PNG, or any format matplotlib writes by its
     suffix). `title` (e.g. the file's name) heads the picture, with the model version."""
@@ -85,13 +103,24 @@ def plot_timeline(result: AnalysisResult, path: str | Path, title: str | None = 
         for modality, name in MODALITY_ROWS
         if any((own := u.modalities.get(modality)) is not None and own.emotions for u in utterances)
     ]
-    height_in = HEIGHT_IN + HEIGHT_PER_MODALITY_IN * len(rows)
+    people = [summary.speaker for summary in result.speakers]
+    lanes = 1 if people else 0
+    height_in = HEIGHT_IN + HEIGHT_PER_MODALITY_IN * len(rows) + HEIGHT_PER_SPEAKER_IN * len(people)
     figure = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
+    lane_ratio = [0.25 * len(people)] if people else []
     *axes, words = figure.subplots(
-        2 + len(rows), 1, sharex=True, gridspec_kw={"height_ratios": [3.0, *[1.0] * len(rows), 1.1]}
+        2 + lanes + len(rows),
+        1,
+        sharex=True,
+        gridspec_kw={"height_ratios": [3.0, *lane_ratio, *[1.0] * len(rows), 1.1]},
     )
     bands = axes[0]
+    if people:
+        lane_axes = axes.pop(1)
+        _speaker_lanes(lane_axes, utterances, people, min_width_s=span_s / 500)
+        lane_axes.set_xlim(0.0, span_s)
+        lane_axes.tick_params(labelbottom=False)
 
     for utterance in utterances:
         _band(bands, utterance, utterance.emotions, min_width_s=span_s / 500)

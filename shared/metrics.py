@@ -4,7 +4,7 @@ from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Histogram
 
-InferenceModality = Literal["text", "video", "audio", "fusion"]
+InferenceModality = Literal["text", "video", "audio", "fusion", "speakers"]
 
 
 class InferenceObserver(Protocol):

@@ -26,6 +26,7 @@ from emotion_contract.results import (
     UtteranceResult,
     emotion_scores,
     sentiment_scores,
+    summarise_speakers,
 )
 from shared.feature_matrix import to_matrix
 from shared.media.container import MediaError
@@ -44,8 +45,9 @@ from shared.model.inference import (
     VideoFeaturizer,
     pool_video_track,
 )
+from shared.model.speakers import Speakers
 from shared.stage_errors import after_work
-from shared.transcription import NO_SPEECH_FOUND, Transcriber
+from shared.transcription import NO_SPEECH_FOUND, Transcriber, assign_translations
 
 SEGMENT_S = 2.0
 """Without speech a video is cut into windows of this length, so the face's course is seen over time."""
@@ -100,12 +102,15 @@ def transcribe_file(
     max_duration_s: float,
     observe_inference: InferenceObserver | None = None,
     media: MediaInfo | None = None,
+    speakers: Speakers | None = None,
+    people: int | None = None,
 ) -> Transcript:
     """The file's utterances, language and words. `media`: the file's `check_media`, where the caller made
-    it already. Whatever fails once the file is checked fails after work (`after_work`)."""
+    it already. `speakers`: who speaks each utterance (None: not told apart), with `people` the number of
+    them when the request knows it. Whatever fails once the file is checked fails after work."""
     media = media or check_media(path, max_duration_s=max_duration_s)
     with after_work(media.duration_s):
-        return _transcribe_checked(path, media, transcriber, text, observe_inference)
+        return _transcribe_checked(path, media, transcriber, text, observe_inference, speakers, people)
 
 
 def _transcribe_checked(
@@ -114,13 +119,24 @@ def _transcribe_checked(
     transcriber: Transcriber,
     text: TextFeaturizer,
     observe_inference: InferenceObserver | None,
+    speakers: Speakers | None,
+    people: int | None,
 ) -> Transcript:
     utterances: list[Span] = []
     language, probability, words = None, None, NO_SPEECH_FOUND
     if media.has_audio:
-        transcript = transcriber.transcribe(load_audio(path))
+        audio = load_audio(path)
+        transcript = transcriber.transcribe(audio)
         utterances = [span.model_copy(update={"index": i}) for i, span in enumerate(transcript.spans)]
         language, probability, words = transcript.language, transcript.language_probability, transcript.words
+        if speakers is not None and utterances:
+            with _inference(observe_inference, "speakers", len(utterances)):
+                utterances = speakers.label(audio, utterances, transcript.span_words, speakers=people)
+            if len(utterances) != len(transcript.spans) and transcript.translated:  # cut at a change of voice
+                english = assign_translations(utterances, transcript.translated)
+                utterances = [
+                    u.model_copy(update={"translation": e}) for u, e in zip(utterances, english, strict=True)
+                ]
     speech_found = bool(utterances)
     if not speech_found:
         utterances = _no_speech_segments(media)
@@ -316,6 +332,7 @@ def fuse(
             end_time=round(u.end, 3),
             text=u.text,
             translation=u.translation,
+            speaker=u.speaker,
             words=transcript.words if transcript.text.present[i] else WordsSource.MISSING,
             emotions=emotion_scores(fused_emotion[i]),
             sentiments=sentiment_scores(fused_sentiment[i]),
@@ -344,5 +361,6 @@ def fuse(
         language=transcript.language,
         language_probability=transcript.language_probability,
         utterances=results,
+        speakers=summarise_speakers(results),
         missing_modalities=missing,
     )

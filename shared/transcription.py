@@ -140,6 +140,8 @@ def assign_translations(
 
 
 class Word(NamedTuple):
+    """A word Whisper heard, with its times (in the file, in a `Transcript`)."""
+
     start: float
     end: float
     word: str
@@ -157,6 +159,15 @@ class Transcript(BaseModel):
     )
     duration_s: float = Field(ge=0.0, description="Length of the audio that was transcribed")
     spans: list[Span] = Field(description="The utterances in time order; empty when no speech was found")
+    span_words: list[list[Word]] = Field(
+        default_factory=list,
+        description="Per span, its words with their times in the file (empty lists with word timestamps off)",
+    )
+    translated: list[tuple[float, float, str]] = Field(
+        default_factory=list,
+        description="Whisper's translated segments (start, end, English), from which the spans' translations "
+        "were assigned; empty unless the words are read through translation",
+    )
 
 
 def threads_beside(side_threads: int = 1) -> int:
@@ -225,6 +236,7 @@ class Transcriber:
         if len(samples) == 0:
             return Transcript(language=None, duration_s=0.0, spans=[])
         spans: list[Span] = []
+        span_words: list[list[Word]] = []
         translated: list[tuple[float, float, str]] = []
         language, probability = self.language, None if self.language is None else 1.0
         decision: WordsDecision | None = None
@@ -239,6 +251,12 @@ class Transcriber:
                 start, end = self._clamped(segment, offset_s, piece_end_s)
                 if text and end > start:
                     spans.append(Span(index=len(spans), start=start, end=end, text=text))
+                    span_words.append(
+                        [
+                            Word(float(w.start) + offset_s, float(w.end) + offset_s, w.word)
+                            for w in segment.words or []
+                        ]
+                    )
             if decision is None and len(spans) > found:
                 language = info.language
                 probability = 1.0 if self.language is not None else float(info.language_probability)
@@ -261,6 +279,8 @@ class Transcriber:
             words=decision or NO_SPEECH_FOUND,
             duration_s=duration_s,
             spans=spans,
+            span_words=span_words,
+            translated=translated,
         )
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Telling speakers apart, measured on conversations made of the kit's real voices (`make eval-speakers`).
 
     python -m training.diarization_eval [--voice-data ../shared/data/voice] [--conversations 300] [--json]
+        [--talking ../shared/data/talking]
 
 Each conversation draws one to four people from one corpus (RAVDESS actors, Emo-DB speakers, the Javanese
 actors: the same room and microphone, the hard case), and 6 to 12 turns, each a take of the person whose
@@ -17,6 +18,10 @@ on conversations of the other half, never on the speakers it was chosen on. Repo
 people), the share of conversations with the right number of speakers, both by number of people, and
 milliseconds to embed a second of speech. The turns are given (no segmentation): the error of splitting a
 recording into turns is the transcriber's, measured with the whole analysis later.
+
+With `--talking`, each video of the folder (one person talking in each of the kit's six) is transcribed and
+its utterances labelled as the transcriber service does it (`Speakers.label`, cuts at changes of voice
+included): the speakers found, the utterances cut, and the milliseconds of labelling per utterance.
 """
 
 import argparse
@@ -34,9 +39,11 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 from pydantic import BaseModel
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
+from shared.assets import whisper_model_dir
 from shared.media.decode import load_audio
 from shared.model.speaker_encoder import SAMPLE_RATE, embed_speech, load_speaker_encoder
-from shared.model.speakers import cluster_speakers
+from shared.model.speakers import Speakers, cluster_speakers
+from shared.transcription import Transcriber
 from training.voice_data import CorpusClip, list_clips
 
 logger = logging.getLogger(__name__)
@@ -71,6 +78,17 @@ class Scores(BaseModel):
     by_people: dict[int, tuple[float, float]]  # people: (turn attribution, right count)
 
 
+class TalkingRun(BaseModel):
+    """One real video labelled as the transcriber labels it."""
+
+    video: str
+    utterances: int
+    speakers: int
+    cut: int = 0  # utterances more after labelling than Whisper gave
+    speech_s: float
+    ms_per_utterance: float
+
+
 class DiarizationReport(BaseModel):
     threshold: float
     chosen_on: Scores
@@ -78,6 +96,30 @@ class DiarizationReport(BaseModel):
     held_out_by_corpus: dict[str, Scores]
     ms_per_speech_second: float
     takes_embedded: int = 0  # this run (the rest came from the cache)
+    talking: list[TalkingRun] = []
+
+
+def label_videos(videos: Sequence[Path], whisper_dir: Path) -> list[TalkingRun]:
+    transcriber = Transcriber(whisper_dir)
+    speakers = Speakers(load_speaker_encoder())
+    runs = []
+    for video in videos:
+        audio = load_audio(video)
+        transcript = transcriber.transcribe(audio)
+        started = time.perf_counter()
+        labelled = speakers.label(audio, transcript.spans, transcript.span_words)
+        spent = time.perf_counter() - started
+        runs.append(
+            TalkingRun(
+                video=video.name,
+                utterances=len(transcript.spans),
+                speakers=len({s.speaker for s in labelled}),
+                cut=len(labelled) - len(transcript.spans),
+                speech_s=round(sum(s.end - s.start for s in transcript.spans), 1),
+                ms_per_utterance=round(1000 * spent / max(1, len(transcript.spans)), 1),
+            )
+        )
+    return runs
 
 
 def draw_conversations(
@@ -216,6 +258,8 @@ def main(argv: list[str] | None = None) -> DiarizationReport:
     parser.add_argument("--cache", type=Path, default=Path("var/cache/speakers/speech-embeddings.npz"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--talking", type=Path, help="a folder of videos of one person each, labelled too")
+    parser.add_argument("--whisper", default="base", help="Whisper model for --talking")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     clips = list_clips(args.voice_data)
@@ -243,6 +287,9 @@ def main(argv: list[str] | None = None) -> DiarizationReport:
         ms_per_speech_second=ms_per_second,
         takes_embedded=embeddings.embedded,
     )
+    if args.talking is not None:
+        whisper = whisper_model_dir(args.whisper, Path("var/cache/whisper"))
+        report.talking = label_videos(sorted(args.talking.glob("*.mp4")), whisper)
     print(report.model_dump_json(indent=2) if args.json else _text(report))
     return report
 
@@ -262,6 +309,11 @@ def _text(report: DiarizationReport) -> str:
     lines.append(
         f"{report.ms_per_speech_second:.1f} ms to embed a second of speech ({report.takes_embedded} takes)"
     )
+    for run in report.talking:
+        lines.append(
+            f"{run.video}: {run.speakers} speaker(s) in {run.utterances} utterances ({run.speech_s} s), "
+            f"{run.cut} cut; {run.ms_per_utterance} ms an utterance"
+        )
     return "\n".join(lines)
 
 

@@ -118,19 +118,27 @@ def upload_url(filename: str, content_type: str | None) -> Call[UploadUrl]:
     return Call("POST", "/upload-url", _model(UploadUrl), json=body)
 
 
-def create_analysis(key: str, callback_url: str | None = None) -> Call[Analysis]:
-    body = {"key": key} if callback_url is None else {"key": key, "callback_url": callback_url}
+def _options(callback_url: str | None, speakers: int | None) -> dict[str, str | int]:
+    """What an analysis request may say besides its file; only what was given."""
+    given = {"callback_url": callback_url, "speakers": speakers}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def create_analysis(key: str, callback_url: str | None = None, speakers: int | None = None) -> Call[Analysis]:
+    body = {"key": key} | _options(callback_url, speakers)
     return Call("POST", "/analyses", _model(Analysis), json=body)
 
 
-def create_analysis_of_url(url: str, callback_url: str | None = None) -> Call[Analysis]:
-    body = {"url": url} if callback_url is None else {"url": url, "callback_url": callback_url}
+def create_analysis_of_url(
+    url: str, callback_url: str | None = None, speakers: int | None = None
+) -> Call[Analysis]:
+    body = {"url": url} | _options(callback_url, speakers)
     return Call("POST", "/analyses", _model(Analysis), json=body)
 
 
-def multipart_fields(callback_url: str | None) -> dict[str, str]:
+def multipart_fields(callback_url: str | None, speakers: int | None = None) -> dict[str, str]:
     """The form fields sent beside a file."""
-    return {} if callback_url is None else {"callback_url": callback_url}
+    return {name: str(value) for name, value in _options(callback_url, speakers).items()}
 
 
 def get_analysis(analysis_id: Id, *, wait_s: float = 0.0) -> Call[Analysis]:

@@ -197,15 +197,18 @@ class EmotionAnalyzer:
             raise upload_error_from_response(response)
         return ticket.key
 
-    def analyze(self, key: str, *, callback_url: str | None = None) -> Analysis:
+    def analyze(self, key: str, *, callback_url: str | None = None, speakers: int | None = None) -> Analysis:
         """Analyse an uploaded file. The same key twice gives the first analysis back. With `callback_url`,
-        its completion or failure is POSTed there, signed like a webhook (`analysis.callback.secret`)."""
-        return self._send(calls.create_analysis(key, callback_url))
+        its completion or failure is POSTed there, signed like a webhook (`analysis.callback.secret`).
+        `speakers`: how many people speak in it, when you know (else the service estimates it)."""
+        return self._send(calls.create_analysis(key, callback_url, speakers))
 
-    def analyze_url(self, url: str, *, callback_url: str | None = None) -> Analysis:
+    def analyze_url(
+        self, url: str, *, callback_url: str | None = None, speakers: int | None = None
+    ) -> Analysis:
         """Analyse the video or audio file at `url`, which the service fetches itself (public hosts only, no
-        web pages, the upload limits). `callback_url`: as `analyze`'s."""
-        return self._send(calls.create_analysis_of_url(url, callback_url))
+        web pages, the upload limits). `callback_url`, `speakers`: as `analyze`'s."""
+        return self._send(calls.create_analysis_of_url(url, callback_url, speakers))
 
     def analyze_file(
         self,
@@ -215,18 +218,19 @@ class EmotionAnalyzer:
         content_type: str | None = None,
         progress: ProgressCallback | None = None,
         callback_url: str | None = None,
+        speakers: int | None = None,
     ) -> Analysis:
         """Upload and analyse a file: over a presigned URL (with progress), or in one multipart request.
-        `callback_url`: as `analyze`'s."""
+        `callback_url`, `speakers`: as `analyze`'s."""
         path = Path(path)
         if presigned:
             key = self.upload(path, content_type=content_type, progress=progress)
-            return self.analyze(key, callback_url=callback_url)
+            return self.analyze(key, callback_url=callback_url, speakers=speakers)
         with path.open("rb") as file:
             response = self._http.post(
                 "/analyses",
                 files={"file": (path.name, file, content_type or content_type_of(path))},
-                data=calls.multipart_fields(callback_url),
+                data=calls.multipart_fields(callback_url, speakers),
                 headers=self._auth(),
             )
         raise_for_error(response)

@@ -54,6 +54,9 @@ class Analysis(BaseModel):
     updated_at: datetime
     completed_at: datetime | None = None
     attempt: int
+    speakers: int | None = Field(
+        default=None, description="How many people the request said speak in the file; None: estimated"
+    )
     result: AnalysisResult | None = Field(default=None, description="Once completed; never in lists")
     callback: AnalysisCallback | None = Field(
         default=None, description="Only in the answer that created the analysis with a `callback_url`"

@@ -12,7 +12,7 @@ from typing import ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from emotion_contract.labels import WordsSource
+from emotion_contract.labels import MAX_SPEAKERS, SPEAKER_PATTERN, WordsSource
 from emotion_contract.results import AnalysisResult
 
 SCHEMA_VERSION: Final = 1
@@ -87,6 +87,12 @@ class Span(BaseModel):
     translation: str | None = Field(
         default=None, description="Whisper's English translation of the words, when the speech is not English"
     )
+    speaker: str | None = Field(
+        default=None,
+        pattern=SPEAKER_PATTERN,
+        description="Who speaks it: S1, S2, … in the order people first speak in the file; None where "
+        "speakers were not told apart (no speech, or diarization off)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "Span":
@@ -131,6 +137,13 @@ class AnalysisRequested(Event):
     object_key: str = Field(examples=["uploads/6f1c.../talk.mp4"])
     filename: str = Field(examples=["talk.mp4"])
     size_bytes: int = Field(ge=0)
+    speakers: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SPEAKERS,
+        description="How many people speak in the file, when the caller knows; None: the transcriber "
+        "estimates it",
+    )
 
 
 class Transcript(BaseModel):

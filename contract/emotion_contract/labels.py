@@ -38,3 +38,8 @@ class WordsSource(StrEnum):
 EMOTIONS: Final[tuple[str, ...]] = tuple(e.value for e in Emotion)
 SENTIMENTS: Final[tuple[str, ...]] = tuple(s.value for s in Sentiment)
 MODALITIES: Final[tuple[str, ...]] = tuple(m.value for m in Modality)
+
+SPEAKER_PATTERN: Final = r"^S[1-9][0-9]*$"
+"""A speaker's label: S1, S2, … in the order people first speak in a file."""
+MAX_SPEAKERS: Final = 20
+"""The most people a request may say speak in one file."""

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field, model_validator
 
-from emotion_contract.labels import EMOTIONS, SENTIMENTS, Emotion, Modality, Sentiment, WordsSource
+from emotion_contract.labels import (
+    EMOTIONS,
+    SENTIMENTS,
+    SPEAKER_PATTERN,
+    Emotion,
+    Modality,
+    Sentiment,
+    WordsSource,
+)
 
 
 class EmotionScore(BaseModel):
@@ -77,6 +85,12 @@ class UtteranceResult(BaseModel):
         description="What the words model read: the transcript (English speech), the translation, or nothing "
         "(modalities.text.reason says why)",
     )
+    speaker: str | None = Field(
+        default=None,
+        pattern=SPEAKER_PATTERN,
+        description="Who speaks it: S1, S2, … in the order people first speak; the same person keeps "
+        "their label through the file. None where speakers were not told apart (no speech found)",
+    )
     emotions: list[EmotionScore] = Field(description="Fused emotion distribution, sorted by confidence")
     sentiments: list[SentimentScore] = Field(description="Fused sentiment distribution, sorted by confidence")
     modalities: dict[Modality, ModalityPrediction] = Field(default_factory=dict)
@@ -88,6 +102,56 @@ class UtteranceResult(BaseModel):
         _check_distribution(self.emotions, EMOTIONS)
         _check_distribution(self.sentiments, SENTIMENTS)
         return self
+
+
+class SpeakerSummary(BaseModel):
+    """One person's share of the file and how they came across."""
+
+    speaker: str = Field(pattern=SPEAKER_PATTERN, examples=["S1"])
+    utterances: int = Field(ge=1)
+    talk_time_s: float = Field(ge=0.0, description="Seconds of their utterances")
+    emotions: list[EmotionScore] = Field(
+        description="The mean of their utterances' fused emotion distributions, weighted by length"
+    )
+    sentiments: list[SentimentScore] = Field(
+        description="The mean of their utterances' fused sentiment distributions, weighted by length"
+    )
+
+
+def _weighted_mean(
+    distributions: Sequence[Sequence[EmotionScore] | Sequence[SentimentScore]],
+    weights: Sequence[float],
+    labels: Sequence[str],
+) -> list[float]:
+    """Head-ordered (`labels`) mean of sorted distributions, each weighing `weights[i]`."""
+    total = sum(weights)
+    sums = dict.fromkeys(labels, 0.0)
+    for scores, weight in zip(distributions, weights, strict=True):
+        for score in scores:
+            sums[score.label.value] += score.confidence * weight / total
+    return [sums[label] for label in labels]
+
+
+def summarise_speakers(utterances: Sequence[UtteranceResult]) -> list[SpeakerSummary]:
+    """Per speaker, in order of first appearance: talk time, utterance count and the length-weighted mean
+    distributions (an utterance of no length weighs as a millisecond)."""
+    spoken: dict[str, list[UtteranceResult]] = {}
+    for utterance in utterances:
+        if utterance.speaker is not None:
+            spoken.setdefault(utterance.speaker, []).append(utterance)
+    summaries = []
+    for speaker, own in spoken.items():
+        weights = [max(u.end_time - u.start_time, 1e-3) for u in own]
+        summaries.append(
+            SpeakerSummary(
+                speaker=speaker,
+                utterances=len(own),
+                talk_time_s=round(sum(u.end_time - u.start_time for u in own), 3),
+                emotions=emotion_scores(_weighted_mean([u.emotions for u in own], weights, EMOTIONS)),
+                sentiments=sentiment_scores(_weighted_mean([u.sentiments for u in own], weights, SENTIMENTS)),
+            )
+        )
+    return summaries
 
 
 class MissingModality(BaseModel):
@@ -103,6 +167,11 @@ class AnalysisResult(BaseModel):
         default=None, ge=0.0, le=1.0, description="How sure the transcriber was of the language (0-1)"
     )
     utterances: list[UtteranceResult]
+    speakers: list[SpeakerSummary] = Field(
+        default_factory=list,
+        description="Each person who speaks, in order of first appearance; empty where speakers were not "
+        "told apart",
+    )
     missing_modalities: list[MissingModality] = Field(
         default_factory=list, description="Modalities that were missing for the whole file, and why"
     )

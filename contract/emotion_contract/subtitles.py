@@ -1,11 +1,12 @@
 """An analysis result as subtitles, WebVTT or SubRip: one cue per utterance, its words and its top emotion and
-sentiment, so that any video player shows the analysis over the video.
+sentiment, so that any video player shows the analysis over the video. Where speakers were told apart, a
+WebVTT cue is the speaker's voice span (`<v S1>`, which players show and style per voice) and a SubRip cue
+starts with the speaker (`S1: `).
 
 The REST API serves these (`GET /v1/analyses/{id}/export.vtt`, `.srt`) and the command line writes them
 (`emotion-analyzer analyze FILE --vtt out.vtt`); both call these functions.
 """
 
-from collections.abc import Iterator
 from typing import Final
 
 from emotion_contract.results import AnalysisResult, UtteranceResult
@@ -34,11 +35,9 @@ def label_line(utterance: UtteranceResult) -> str:
     )
 
 
-def _lines(utterance: UtteranceResult) -> Iterator[str]:
+def _lines(utterance: UtteranceResult) -> list[str]:
     text = " ".join(utterance.text.split())  # one line: a cue's line breaks are the player's to make
-    if text:
-        yield text
-    yield f"[{label_line(utterance)}]"
+    return [text, f"[{label_line(utterance)}]"] if text else [f"[{label_line(utterance)}]"]
 
 
 def _vtt_text(line: str) -> str:
@@ -46,12 +45,26 @@ def _vtt_text(line: str) -> str:
     return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _vtt_lines(utterance: UtteranceResult) -> list[str]:
+    lines = [_vtt_text(line) for line in _lines(utterance)]
+    if utterance.speaker is not None:  # a voice span runs to the cue's end unless closed
+        lines[0] = f"<v {utterance.speaker}>{lines[0]}"
+    return lines
+
+
+def _srt_lines(utterance: UtteranceResult) -> list[str]:
+    lines = _lines(utterance)
+    if utterance.speaker is not None:
+        lines[0] = f"{utterance.speaker}: {lines[0]}"
+    return lines
+
+
 def to_webvtt(result: AnalysisResult) -> str:
     cues = []
     for number, utterance in enumerate(result.utterances, start=1):
         start, end = _span(utterance)
         timing = f"{_timestamp(start, '.')} --> {_timestamp(end, '.')}"
-        cues.append("\n".join([str(number), timing, *map(_vtt_text, _lines(utterance))]))
+        cues.append("\n".join([str(number), timing, *_vtt_lines(utterance)]))
     header = f"WEBVTT - emotions and sentiments by {result.model_version}"
     return "\n\n".join([header, *cues]) + "\n"
 
@@ -61,5 +74,5 @@ def to_srt(result: AnalysisResult) -> str:
     for number, utterance in enumerate(result.utterances, start=1):
         start, end = _span(utterance)
         timing = f"{_timestamp(start, ',')} --> {_timestamp(end, ',')}"
-        cues.append("\n".join([str(number), timing, *_lines(utterance)]))
+        cues.append("\n".join([str(number), timing, *_srt_lines(utterance)]))
     return "\n\n".join(cues) + "\n" if cues else ""

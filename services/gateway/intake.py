@@ -243,6 +243,7 @@ async def submit_job(
     size: int,
     duration_s: float,
     callback_url: str | None = None,
+    speakers: int | None = None,
 ) -> tuple[Job, bool]:
     """Create the job for (owner, key) analysing the frozen `media_key`, charged to the owner's quota and
     queued (its `analysis.requested` committed with it to the Kafka outbox, which the relay publishes, so
@@ -251,7 +252,7 @@ async def submit_job(
     An existing job is returned as it is, not charged again, with one exception: a job that failed because
     the queue refused it (before the outbox, the gateway published beside its commit) is charged and queued
     again, so that sending its key again retries it. A new job gets its callback (`callback_url`, checked
-    by the caller) in the same transaction; an existing one keeps what it had.
+    by the caller) in the same transaction; an existing one keeps what it had, and its `speakers` too.
     """
     owner = principal.owner
     job_in = JobCreate(
@@ -261,6 +262,7 @@ async def submit_job(
         filename=filename,
         content_type=content_type_for(filename),
         size_bytes=size,
+        speakers=speakers,
     )
     limits = principal.limits
     quota = QuotaCharge(

@@ -6,6 +6,7 @@ The answers themselves are the contract's (`emotion_contract.analyses`), the ver
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emotion_contract.analyses import Analysis, AnalysisCallback, AnalysisError, AnalysisStatus
+from emotion_contract.labels import MAX_SPEAKERS
 from shared.db.models import Job
 from shared.db.webhook_models import WebhookSubscription
 
@@ -55,6 +56,14 @@ class AnalysisCreate(BaseModel):
         "signed and retried like a webhook (the secret is in the answer's `callback`)",
         examples=["https://example.com/hooks/analysis-done"],
     )
+    speakers: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SPEAKERS,
+        description="How many people speak in the file, when you know: the utterances are split among that "
+        "many voices instead of an estimated number",
+        examples=[2],
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "AnalysisCreate":
@@ -86,5 +95,6 @@ def analysis_of(job: Job, *, with_result: bool = True) -> Analysis:
         updated_at=job.updated_at,
         completed_at=job.completed_at,
         attempt=job.attempt,
+        speakers=job.speakers,
         result=job.analysis_result() if with_result else None,
     )

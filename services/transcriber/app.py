@@ -9,6 +9,8 @@ from emotion_contract.events import AnalysisRequested, Event, Stage, Topic
 from shared.assets import whisper_model_dir
 from shared.model.bundle import open_for_service
 from shared.model.inference import TextFeaturizer
+from shared.model.speaker_encoder import load_speaker_encoder
+from shared.model.speakers import Speakers
 from shared.service import EncoderResources, ServiceKit
 from shared.storage import ObjectStore
 from shared.transcription import Transcriber, WordsPolicy
@@ -49,6 +51,7 @@ async def lifespan() -> AsyncIterator[None]:
             ),
         ),
         text=TextFeaturizer(bundle, settings.device),
+        speakers=Speakers(load_speaker_encoder()) if settings.diarize else None,
     )
     resources = kit.encoder_resources(store, models, bundle.version)
     async with kit.provide("resources", resources):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from emotion_contract.events import AnalysisRequested, TranscriptReady
 from shared.downloads import downloaded
 from shared.model.inference import TextFeaturizer
+from shared.model.speakers import Speakers
 from shared.service import EncoderResources
 from shared.stages import check_media, transcribe_file
 from shared.transcription import Transcriber
@@ -18,6 +19,7 @@ from .settings import Settings
 class Models:
     transcriber: Transcriber
     text: TextFeaturizer
+    speakers: Speakers | None
 
 
 async def transcribe(
@@ -47,6 +49,8 @@ async def transcribe(
             max_duration_s=settings.max_duration_s,
             observe_inference=resources.observe_inference,
             media=media,
+            speakers=models.speakers,
+            people=event.speakers,
         )
     return TranscriptReady(
         job_id=event.job_id,

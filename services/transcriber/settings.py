@@ -16,6 +16,11 @@ class Settings(EncoderSettings):
         description="Read Whisper's English translation of speech that is not English (a second decoding "
         "pass); false lists such words as missing",
     )
+    diarize: bool = Field(
+        default=True,
+        description="Tell speakers apart (Resemblyzer's voice embeddings, clustered): each utterance gets "
+        "its `speaker`; false leaves them unlabelled",
+    )
     min_language_probability: float = Field(
         default=MIN_LANGUAGE_PROBABILITY,
         ge=0.0,

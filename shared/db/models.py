@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from emotion_contract.analyses import AnalysisStatus
 from emotion_contract.events import Stage
-from emotion_contract.labels import Emotion, Modality, Sentiment
+from emotion_contract.labels import MAX_SPEAKERS, Emotion, Modality, Sentiment
 from emotion_contract.results import AnalysisResult
 
 # Deterministic constraint names, so that migrations can name what they drop.
@@ -75,6 +75,9 @@ class JobBase(SQLModel):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str | None = Field(default=None, max_length=255)
     size_bytes: int = Field(ge=0, sa_type=sa.BigInteger)
+    speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="How many people speak, as the request said"
+    )
 
 
 class JobCreate(JobBase):
@@ -88,6 +91,7 @@ class Job(JobBase, table=True):
         sa.UniqueConstraint("owner", "object_key"),
         sa.Index("ix_job_owner_created_at", "owner", "created_at"),
         sa.Index("ix_job_status_updated_at", "status", "updated_at"),
+        sa.CheckConstraint(f"speakers BETWEEN 1 AND {MAX_SPEAKERS}", name="speakers_range"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -113,8 +113,12 @@ def partial_starts(n_samples: int) -> list[int]:
     return starts
 
 
-def embed_speech(encoder: SpeakerEncoder, wav: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """(256,) embedding of one stretch of one person's speech (16 kHz mono float32)."""
+def partial_embeddings(
+    encoder: SpeakerEncoder, wav: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """(k, 256) embeddings of the 1.6 s partials of one stretch of speech, and the second at which each
+    starts in it. Their normed mean is the stretch's embedding (`embed_speech`); apart, they show where in
+    the stretch the voice changes."""
     if len(wav) == 0:
         raise ValueError("nothing to embed: no samples")
     starts = partial_starts(len(wav))
@@ -124,5 +128,14 @@ def embed_speech(encoder: SpeakerEncoder, wav: npt.NDArray[np.float32]) -> npt.N
     partials = torch.stack([frames[s : s + PARTIAL_FRAMES] for s in starts])
     with torch.inference_mode():
         embeddings: npt.NDArray[np.float32] = encoder(partials).numpy()
+    return embeddings, np.asarray(starts, dtype=np.float64) * HOP / SAMPLE_RATE
+
+
+def normed_mean(embeddings: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     mean = embeddings.mean(axis=0)
     return np.asarray(mean / np.linalg.norm(mean), dtype=np.float32)
+
+
+def embed_speech(encoder: SpeakerEncoder, wav: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(256,) embedding of one stretch of one person's speech (16 kHz mono float32)."""
+    return normed_mean(partial_embeddings(encoder, wav)[0])

@@ -130,7 +130,7 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
         process = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode == 0, stderr.decode()
-        assert await current_revision(url) == head_revision() == "0010"
+        assert await current_revision(url) == head_revision() == "0011"
         assert await ensure_database(url) is False
 
         engine = create_engine(url)
@@ -140,15 +140,15 @@ async def test_migrations_upgrade_downgrade_and_upgrade_again() -> None:
                 # The migrations build exactly what the models describe.
                 assert await connection.run_sync(schema_differences) == []
 
-            assert await migrate_current(url) == (0, "0010")
+            assert await migrate_current(url) == (0, "0011")
             await downgrade(url, "base")
             assert await current_revision(url) is None
-            assert await migrate_current(url) == (1, "base (behind: the newest is 0010)")
+            assert await migrate_current(url) == (1, "base (behind: the newest is 0011)")
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) == {"alembic_version"}
 
             await upgrade(url)
-            assert await current_revision(url) == "0010"
+            assert await current_revision(url) == "0011"
             async with engine.connect() as connection:
                 assert await connection.run_sync(table_names) >= TABLES
                 assert await connection.run_sync(schema_differences) == []

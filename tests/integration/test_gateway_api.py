@@ -570,3 +570,30 @@ async def test_an_overlong_credential_is_401_not_500(gateway_app: tuple[FastAPI,
         relayed = await http.get("/v1/keys", headers={"Authorization": f"Bearer {long}"})
     for answer in (by_header, by_cookie, relayed):
         assert error_of(answer) == (401, "unauthorized"), answer.text
+
+
+async def test_the_number_of_speakers_is_checked_and_goes_to_the_transcriber(
+    client: httpx.AsyncClient, video: bytes, wav: bytes, requested: RequestedEvents
+) -> None:
+    key = await upload(client, "panel.mp4", video)
+    for wrong in (0, 21, "two", 2.5):
+        refused = await client.post("/v1/analyses", json={"key": key, "speakers": wrong})
+        assert error_of(refused) == (422, "validation_error"), wrong
+        assert refused.json()["error"]["details"][0]["loc"] == ["body", "speakers"]
+        sent = await client.post(
+            "/v1/analyses", files={"file": ("memo.wav", wav, "audio/wav")}, data={"speakers": str(wrong)}
+        )
+        assert error_of(sent) == (422, "validation_error"), wrong
+        assert sent.json()["error"]["details"][0]["loc"] == ["body", "speakers"]
+    by_key = await client.post("/v1/analyses", json={"key": key, "speakers": 3})
+    by_form = await client.post(
+        "/v1/analyses", files={"file": ("memo.wav", wav, "audio/wav")}, data={"speakers": "2"}
+    )
+    unsaid = await analyse(client, await upload(client, "alone.mp4", video))
+
+    assert by_key.status_code == 201 and by_key.json()["speakers"] == 3
+    assert by_form.status_code == 201 and by_form.json()["speakers"] == 2
+    assert unsaid["speakers"] is None
+    for answer, people in ((by_key.json(), 3), (by_form.json(), 2), (unsaid, None)):
+        [event] = await requested.wait_for(uuid.UUID(answer["id"]))
+        assert event.speakers == people

@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from devstack import LocalStack
 from emotion_contract.events import AnalysisCompleted, AnalysisFailed, Event, Stage
+from emotion_contract.results import AnalysisResult, summarise_speakers
 from services.gateway.console.cookies import CookiePolicy
 from services.gateway.main import create_app
 from services.gateway.media_types import served_type
@@ -402,3 +403,46 @@ def test_production_cookies_are_host_cookies_and_always_secure() -> None:
     assert production.secure(request)  # even behind a proxy that did not say https
     assert (development.session, development.csrf) == ("ea_session", "ea_csrf")
     assert not development.secure(request)
+
+
+def result_of_two_speakers() -> AnalysisResult:
+    one = result_of_one_utterance().utterances[0]
+    said = [
+        one.model_copy(update={"index": 0, "start_time": 0.0, "end_time": 1.5, "speaker": "S1"}),
+        one.model_copy(
+            update={"index": 1, "start_time": 2.0, "end_time": 2.5, "text": "no", "speaker": "S2"}
+        ),
+        one.model_copy(
+            update={"index": 2, "start_time": 3.0, "end_time": 4.0, "text": "yes", "speaker": "S1"}
+        ),
+    ]
+    return AnalysisResult(
+        model_version="test-1", duration_s=4.0, utterances=said, speakers=summarise_speakers(said)
+    )
+
+
+async def test_a_conversation_shows_who_spoke_in_the_page_the_json_and_the_csv(
+    http: httpx.AsyncClient,
+    base_url: str,
+    account: Account,
+    client: httpx.AsyncClient,
+    video: bytes,
+    pipeline: Callable[[Event], Any],
+) -> None:
+    job_id = await new_analysis(client, video)
+    await pipeline(AnalysisCompleted(job_id=job_id, result=result_of_two_speakers()))
+    done = (await client.get(f"/v1/analyses/{job_id}", params={"wait": STATUS_TIMEOUT_S})).json()
+    browser, _ = await console_login(base_url, account)
+
+    page = (await http.get(f"/console/analyses/{job_id}", headers=browser.cookie_header())).text
+    rows = list(csv.DictReader(io.StringIO((await client.get(f"/v1/analyses/{job_id}/export.csv")).text)))
+
+    assert [u["speaker"] for u in done["result"]["utterances"]] == ["S1", "S2", "S1"]
+    assert [(s["speaker"], s["utterances"], s["talk_time_s"]) for s in done["result"]["speakers"]] == [
+        ("S1", 2, 2.5),
+        ("S2", 1, 0.5),
+    ]
+    assert [row["speaker"] for row in rows] == ["S1", "S2", "S1"]
+    assert page.count('<li data-speaker="S1">') == 2 and page.count('<li data-speaker="S2">') == 1
+    assert '<select id="speaker-filter">' in page and '<option value="S2">S2</option>' in page
+    assert page.count('class="lane" data-speaker=') == 2 and 'id="speakers"' in page

@@ -3,8 +3,10 @@
 import json
 import subprocess
 import sys
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 import webvtt
 
@@ -14,7 +16,7 @@ from emotion_contract.results import AnalysisResult, UtteranceResult
 from shared.assets import whisper_model_dir
 from shared.feature_matrix import to_array
 from shared.media.container import MediaError
-from shared.media.decode import probe
+from shared.media.decode import load_audio, probe
 from shared.model.bundle import LocalBundle
 from shared.model.inference import (
     NO_AUDIO,
@@ -25,6 +27,8 @@ from shared.model.inference import (
     VideoFeaturizer,
     pool_video_track,
 )
+from shared.model.speaker_encoder import SAMPLE_RATE, load_speaker_encoder
+from shared.model.speakers import Speakers
 from shared.stages import FACE_INTERVAL_S, encode_audio_file, fuse, track_video_file, transcribe_file
 from shared.transcription import Transcriber
 from tests.bundle_fixtures import bundle, bundle_dir
@@ -264,7 +268,9 @@ def test_cli_json_is_the_api_result_and_bad_input_exits_2(
     assert (tmp_path / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     cues = webvtt.from_srt(str(tmp_path / "speech.srt")).captions
     assert [seconds(cue.start) for cue in cues] == [u.start_time for u in result.utterances]
-    assert [cue.text.splitlines()[0] for cue in cues] == [u.text for u in result.utterances]
+    # One synthetic voice speaks both sentences: one speaker, named before each cue's words.
+    assert [u.speaker for u in result.utterances] == ["S1", "S1"] and len(result.speakers) == 1
+    assert [cue.text.splitlines()[0] for cue in cues] == [f"S1: {u.text}" for u in result.utterances]
     refused = subprocess.run(
         [*command, str(media.truncated)],
         capture_output=True,
@@ -421,3 +427,44 @@ def test_a_blurred_face_weighs_less_in_the_fused_answer(
 
     for w, f, o in zip(weighed.utterances, full.utterances, without.utterances, strict=True):
         assert distance(w, o) < distance(f, o)
+
+
+RAVDESS = REPO.parent / "shared" / "data" / "voice" / "ravdess"
+
+
+def test_the_transcription_stage_tells_two_real_voices_apart_and_takes_the_number_given(
+    transcriber: Transcriber, bundle: LocalBundle, tmp_path: Path
+) -> None:
+    """Two RAVDESS actors taking turns, a second of silence between: one speaker per turn, in turn; told that
+    one person speaks, one speaker."""
+    turns = [(1, 1), (2, 2), (1, 2), (2, 1)]  # (actor, statement)
+    pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    audio = [pause]
+    for actor, statement in turns:
+        audio += [load_audio(RAVDESS / f"03-01-01-01-{statement:02d}-01-{actor:02d}.flac"), pause]
+    path = tmp_path / "two-actors.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes((np.clip(np.concatenate(audio), -1, 1) * 32767).astype("<i2").tobytes())
+    speakers = Speakers(load_speaker_encoder())
+
+    def labels(people: int | None = None) -> list[str | None]:
+        output = transcribe_file(
+            path,
+            transcriber=transcriber,
+            text=TextFeaturizer(bundle),
+            max_duration_s=60,
+            speakers=speakers,
+            people=people,
+        )
+        assert output.text.features is not None and output.text.features.rows == len(output.utterances)
+        return [u.speaker for u in output.utterances]
+
+    # tiny.en hears the four turns as one utterance (their pauses are under the VAD's two seconds): it is
+    # cut where the voice changes, at the word gaps.
+    assert labels() == ["S1", "S2", "S1", "S2"]
+    assert set(labels(people=1)) == {"S1"}
+    plain = transcribe_file(path, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=60)
+    assert {u.speaker for u in plain.utterances} == {None}  # not told apart unless asked

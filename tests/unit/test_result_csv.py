@@ -32,6 +32,7 @@ def test_a_spoken_formula_reaches_the_csv_as_text() -> None:
         start_time=0.0,
         end_time=0.5,
         text=said,
+        speaker="S2",
         emotions=emotions,
         sentiments=sentiments,
         modalities={
@@ -43,3 +44,4 @@ def test_a_spoken_formula_reaches_the_csv_as_text() -> None:
     assert columns == header()
     assert row[columns.index("text")] == "'" + said
     assert row[columns.index("top_emotion")] == "joy"
+    assert row[columns.index("speaker")] == "S2"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from shared.model.speaker_encoder import mel_frames, partial_starts
-from shared.model.speakers import cluster_speakers
+from shared.model.speakers import change_points, cluster_speakers, voiced
+from shared.transcription import Word
 
 MEL_REFERENCE = Path(__file__).parents[1] / "data" / "librosa-mel-chirp.npz"
 
@@ -62,3 +63,27 @@ def test_bad_arguments_are_refused() -> None:
         cluster_speakers(_voices(0, 1), speakers=0)
     with pytest.raises(ValueError, match="durations"):
         cluster_speakers(_voices(0, 1), [1.0])
+
+
+def _words(n: int, every_s: float = 0.5) -> list[Word]:
+    return [Word(i * every_s, i * every_s + 0.4, f" w{i}") for i in range(n)]
+
+
+def test_the_voice_is_cut_where_adjacent_partials_differ_and_nowhere_else() -> None:
+    a, b = np.eye(4, dtype=np.float32)[0], np.eye(4, dtype=np.float32)[1]
+    starts = np.arange(0.0, 8.0, 0.77)  # partials as Resemblyzer steps them, 1.6 s each
+    change_s = 4.0
+    partials = np.stack([a if s + 0.8 < change_s else b for s in starts])
+    words = _words(16)  # a gap every half second, at 0.45, 0.95, …
+    [cut] = change_points(words, partials, starts)
+    assert abs((words[cut - 1].end + words[cut].start) / 2 - change_s) < 1.0
+    assert change_points(words, np.stack([a] * len(starts)), starts) == []  # one voice: no cut
+    assert change_points(words[:1], partials, starts) == []  # one word: no gap to cut at
+
+
+def test_partials_of_silence_are_left_out() -> None:
+    audio = np.concatenate([np.zeros(32000), 0.3 * np.sin(np.arange(48000) / 5.0)]).astype(np.float32)
+    starts = np.arange(0.0, 4.0, 0.77)
+    # The first partial (0-1.6 s) lies in the silence; the second reaches the sound at 2 s, the rest hold it.
+    assert voiced(audio, starts).tolist() == [False, True, True, True, True, True]
+    assert voiced(np.zeros(16000, dtype=np.float32), np.array([0.0])).tolist() == [True]

@@ -74,3 +74,30 @@ def test_a_span_of_no_length_still_shows_and_an_empty_result_is_a_valid_file() -
 
 def test_the_label_line_is_the_fused_top_emotion_and_sentiment() -> None:
     assert label_line(RESULT.utterances[1]) == "anger 71% · negative 70%"
+
+
+SPOKEN = RESULT.model_copy(
+    update={
+        "utterances": [
+            RESULT.utterances[0].model_copy(update={"speaker": "S1"}),
+            RESULT.utterances[1].model_copy(update={"speaker": "S2"}),
+        ]
+    }
+)
+
+
+def test_webvtt_cues_are_their_speakers_voice_spans() -> None:
+    vtt = to_webvtt(SPOKEN)
+    assert "<v S1>I got the job!\n[joy 82%" in vtt
+    captions = webvtt.from_string(vtt, strict=True).captions
+    assert [c.voice for c in captions] == ["S1", "S2"]  # an independent reader finds each cue's voice
+    assert captions[1].text.splitlines()[1] == "[anger 71% · negative 70%]"
+
+
+def test_srt_cues_start_with_their_speaker() -> None:
+    captions = webvtt.from_buffer(io.StringIO(to_srt(SPOKEN)), format="srt").captions
+    assert [c.raw_text.splitlines()[0] for c in captions] == [
+        "S1: I got the job!",
+        "S2: Wait --> what? You <b>lied</b> & said so",
+    ]
+    assert "S1" not in to_srt(RESULT) and "<v" not in to_webvtt(RESULT)  # not told apart: no speaker shown

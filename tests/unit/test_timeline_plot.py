@@ -18,6 +18,7 @@ from emotion_contract.results import (
     UtteranceResult,
     emotion_scores,
     sentiment_scores,
+    summarise_speakers,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -133,3 +134,21 @@ def test_each_modality_gets_its_own_row_beneath_the_fused_one(tmp_path: Path) ->
     for emotion in (Emotion.SURPRISE, Emotion.ANGER):
         colour = EMOTION_COLOURS[emotion]
         assert share_of_colour(pixels, colour) > share_of_colour(fused_only, colour) + 0.02, emotion
+
+
+def test_each_speaker_gets_a_lane_of_their_utterances(tmp_path: Path) -> None:
+    said = [
+        utterance(0, 0.0, 2.0, "Where were you?", Emotion.ANGER),
+        utterance(1, 2.5, 4.0, "Out.", Emotion.NEUTRAL),
+        utterance(2, 4.5, 7.0, "All night?", Emotion.ANGER),
+    ]
+    alone = plot_timeline(result_of(*said), tmp_path / "alone.png")
+    told = [u.model_copy(update={"speaker": s}) for u, s in zip(said, ["S1", "S2", "S1"], strict=True)]
+    apart = result_of(*told)
+    apart = apart.model_copy(update={"speakers": summarise_speakers(apart.utterances)})
+    lanes = plot_timeline(apart, tmp_path / "lanes.png")
+    assert png_size(lanes)[1] > png_size(alone)[1]  # taller by the lanes
+    anger = EMOTION_COLOURS[Emotion.ANGER]
+    # S1's lane repeats their two angry utterances in anger's colour, beside the fused bands.
+    extra = share_of_colour(imread(lanes), anger) * np.prod(png_size(lanes))
+    assert extra > 1.05 * share_of_colour(imread(alone), anger) * np.prod(png_size(alone))

@@ -11,7 +11,7 @@ from ..db.jobs import count_jobs, get_job, list_jobs
 from ..media_types import SUPPORTED_EXTENSIONS
 from ..schemas import analysis_of
 from .pages import CONSOLE, PAGE_SIZE, SignedIn, error_page, render
-from .views import LEGEND, MODALITY_NAMES, utterance_views
+from .views import LEGEND, MODALITY_NAMES, speaker_views, utterance_views
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,13 +50,15 @@ async def analysis_page(
         return error_page(request, "No analysis of yours has this address.", status.HTTP_404_NOT_FOUND)
     analysis = analysis_of(job)
     result = analysis.result
+    utterances = utterance_views(result) if result else []
     context = {
         "signed_in": True,
         "nav": "analyses",
         "analysis": analysis,
         "duration_s": job.duration_s,
         "is_audio": (job.content_type or "").startswith("audio/"),
-        "utterances": utterance_views(result) if result else [],
+        "utterances": utterances,
+        "speakers": speaker_views(result, utterances) if result else [],
         "legend": LEGEND,
         "modality_names": MODALITY_NAMES,
     }

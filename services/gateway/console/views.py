@@ -45,6 +45,7 @@ class UtteranceView:
     index: int
     start: float
     end: float
+    speaker: str | None
     text: str
     emotion: Bar
     sentiment: Bar
@@ -83,6 +84,7 @@ def _utterance(utterance: UtteranceResult, duration_s: float) -> UtteranceView:
         index=utterance.index,
         start=utterance.start_time,
         end=utterance.end_time,
+        speaker=utterance.speaker,
         text=utterance.text,
         emotion=_bars(utterance.emotions)[0],
         sentiment=_bars(utterance.sentiments)[0],
@@ -92,6 +94,31 @@ def _utterance(utterance: UtteranceResult, duration_s: float) -> UtteranceView:
         left_percent=round(left, 3),
         width_percent=round(min(width, 100.0 - left), 3),
     )
+
+
+@dataclass(frozen=True)
+class SpeakerView:
+    speaker: str
+    utterances: int
+    talk_time_s: float
+    emotion: Bar
+    sentiment: Bar
+    lane: list[UtteranceView]
+    """Their utterances, placed on the file's timeline."""
+
+
+def speaker_views(result: AnalysisResult, utterances: list[UtteranceView]) -> list[SpeakerView]:
+    return [
+        SpeakerView(
+            speaker=summary.speaker,
+            utterances=summary.utterances,
+            talk_time_s=summary.talk_time_s,
+            emotion=_bars(summary.emotions)[0],
+            sentiment=_bars(summary.sentiments)[0],
+            lane=[u for u in utterances if u.speaker == summary.speaker],
+        )
+        for summary in result.speakers
+    ]
 
 
 def utterance_views(result: AnalysisResult) -> list[UtteranceView]:

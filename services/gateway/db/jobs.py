@@ -278,6 +278,7 @@ def requested_event(job: Job) -> AnalysisRequested:
         object_key=job.stored_key,
         filename=job.filename,
         size_bytes=job.size_bytes,
+        speakers=job.speakers,
     )
 
 

@@ -8,12 +8,13 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from emotion_contract.analyses import Analysis, AnalysisList
 from emotion_contract.errors import FailureCode
+from emotion_contract.labels import MAX_SPEAKERS
 from shared.claim_check import forget_job as forget_job_payloads
 from shared.db import Job
 
@@ -55,9 +56,15 @@ SSE_PING_S: Final = 15
 
 _FILE_FIELD: Final = "file"
 _CALLBACK_FIELD: Final = "callback_url"
+_SPEAKERS_FIELD: Final = "speakers"
+_SPEAKER_COUNT: Final = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_SPEAKERS)])
 _MULTIPART_SCHEMA: Final = {
     "type": "object",
-    "properties": {_FILE_FIELD: {"type": "string", "format": "binary"}},
+    "properties": {
+        _FILE_FIELD: {"type": "string", "format": "binary"},
+        _CALLBACK_FIELD: AnalysisCreate.model_json_schema()["properties"][_CALLBACK_FIELD],
+        _SPEAKERS_FIELD: AnalysisCreate.model_json_schema()["properties"][_SPEAKERS_FIELD],
+    },
     "required": [_FILE_FIELD],
 }
 _CREATE_BODY: Final[dict[str, Any]] = {
@@ -95,7 +102,8 @@ async def create_analysis(
     """Analyse an uploaded file (JSON `{"key"}`) or the file sent in this request (multipart `file`).
 
     With `callback_url` (a JSON field, or a form field beside the file), the analysis' completion or
-    failure is POSTed there, signed like a webhook; the answer's `callback` carries its secret, once."""
+    failure is POSTed there, signed like a webhook; the answer's `callback` carries its secret, once.
+    With `speakers` (the same), the utterances are told apart as that many people."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         job, created = await _analyse_sent_file(request, principal, gateway)
@@ -314,7 +322,7 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
     settings = gateway.settings
     callback_url = _callback_url(create.callback_url, gateway)
     if create.url is not None:
-        return await _analyse_fetched(create.url, callback_url, principal, gateway)
+        return await _analyse_fetched(create.url, callback_url, create.speakers, principal, gateway)
     assert create.key is not None  # one of the two, by AnalysisCreate's validation
     key = create.key
     filename = filename_of_key(owner, key)
@@ -334,6 +342,7 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
             size=existing.size_bytes,
             duration_s=duration_s,
             callback_url=callback_url,
+            speakers=create.speakers,
         )
     # A quick refusal on what the client uploaded, then the checks again on the frozen copy, which is what
     # the workers will read: the client may still write its upload key, never that copy.
@@ -352,6 +361,7 @@ async def _analyse_uploaded_key(request: Request, principal: Principal, gateway:
             size=size,
             duration_s=duration_s,
             callback_url=callback_url,
+            speakers=create.speakers,
         )
     except (IntakeError, QuotaExceededError):
         await asyncio.to_thread(store.remove, bucket, media_key)  # no job holds the copy
@@ -381,7 +391,7 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
                 field_name=_FILE_FIELD,
                 max_bytes=settings.max_upload_bytes,
                 accept_filename=safe_filename,
-                text_fields=frozenset({_CALLBACK_FIELD}),
+                text_fields=frozenset({_CALLBACK_FIELD, _SPEAKERS_FIELD}),
             )
         except UploadTooLargeError as exc:
             raise FileTooLarge(exc.max_bytes) from exc
@@ -389,16 +399,17 @@ async def _analyse_sent_file(request: Request, principal: Principal, gateway: Ga
             raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_upload", str(exc)) from exc
         try:
             callback_url = _callback_url(received.fields.get(_CALLBACK_FIELD), gateway)
-        except IntakeError:
+            speakers = _speaker_count(received.fields.get(_SPEAKERS_FIELD))
+        except (IntakeError, RequestValidationError):
             await asyncio.to_thread(received.path.unlink, missing_ok=True)
             raise
         return await _analyse_local_file(
-            received.path, received.filename, received.size, principal, gateway, callback_url
+            received.path, received.filename, received.size, principal, gateway, callback_url, speakers
         )
 
 
 async def _analyse_fetched(
-    url: str, callback_url: str | None, principal: Principal, gateway: Gateway
+    url: str, callback_url: str | None, speakers: int | None, principal: Principal, gateway: Gateway
 ) -> tuple[Job, bool]:
     settings = gateway.settings
     limits = FetchLimits(
@@ -411,12 +422,18 @@ async def _analyse_fetched(
     async with _scratch_space(gateway, principal, settings.max_upload_bytes):
         fetched = await fetch_to_file(url, limits)
         return await _analyse_local_file(
-            fetched.path, fetched.filename, fetched.size, principal, gateway, callback_url
+            fetched.path, fetched.filename, fetched.size, principal, gateway, callback_url, speakers
         )
 
 
 async def _analyse_local_file(
-    path: Path, filename: str, size: int, principal: Principal, gateway: Gateway, callback_url: str | None
+    path: Path,
+    filename: str,
+    size: int,
+    principal: Principal,
+    gateway: Gateway,
+    callback_url: str | None,
+    speakers: int | None,
 ) -> tuple[Job, bool]:
     """A file this process holds (sent in the request, or fetched): checked, stored under a key no client
     can write, and submitted; the local file is deleted either way."""
@@ -442,10 +459,23 @@ async def _analyse_local_file(
             size=size,
             duration_s=duration_s,
             callback_url=callback_url,
+            speakers=speakers,
         )
     except Exception:
         await asyncio.to_thread(gateway.store.remove, bucket, media_key)  # no job holds the object
         raise
+
+
+def _speaker_count(value: str | None) -> int | None:
+    """The `speakers` form field, validated as the JSON field is (a 422 of the same shape)."""
+    if value is None:
+        return None
+    try:
+        return _SPEAKER_COUNT.validate_strings(value.strip())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", _SPEAKERS_FIELD)} for error in exc.errors(include_url=False)]
+        ) from exc
 
 
 def _callback_url(url: str | None, gateway: Gateway) -> str | None:

@@ -326,9 +326,22 @@ function setUpPlayer() {
   });
 }
 
+// One speaker's utterances only: the timeline, the table and the lanes show theirs, the rest are hidden.
+function setUpSpeakerFilter() {
+  const filter = document.getElementById("speaker-filter");
+  if (!filter) return;
+  filter.addEventListener("change", () => {
+    const chosen = filter.value;
+    document.querySelectorAll("#timeline li[data-speaker], #utterances tr[data-speaker], .lane").forEach((item) => {
+      item.hidden = chosen !== "" && item.dataset.speaker !== chosen;
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setUpUpload();
   setUpPlayer();
+  setUpSpeakerFilter();
   const root = document.getElementById("analysis");
   if (root && (root.dataset.status === "queued" || root.dataset.status === "processing")) followAnalysis(root);
 });
