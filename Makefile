@@ -63,8 +63,9 @@ eval-av: model $(FACE_FOLDS)/fold-4.safetensors  ## the whole analysis of the ki
 	$(PY) -m training.eval_av --clips $(AV) --bundle $(BUNDLE) --folds training/weights/av-folds --face-folds $(FACE_FOLDS) \
 		--reliability-png var/reliability-av.png
 
-eval-speakers: setup  ## speakers told apart in conversations of the kit's real voices (turns, speaker count; ≈ 3 min)
+eval-speakers: setup  ## speakers told apart in conversations of the kit's real voices, given turns and whole recordings (DER, turns, count; ≈ 12 min)
 	$(PY) -m training.diarization_eval --voice-data ../shared/data/voice --talking ../shared/data/talking
+	$(PY) -m training.diarization_whole --voice-data ../shared/data/voice
 
 demo: model  ## analyse a real video in-process: make demo [VIDEO=path]
 	$(VENV)/bin/emotion-analyzer analyze $(VIDEO) --bundle $(BUNDLE)

@@ -89,6 +89,18 @@ class TalkingRun(BaseModel):
     ms_per_utterance: float
 
 
+class JoinedRun(BaseModel):
+    """The talking videos' sound one after another, without a pause, repeated to a minute (as `make bench`
+    joins them): several real people in one recording."""
+
+    seconds: float
+    people: int
+    utterances: int
+    speakers: int
+    cut: int
+    attribution: float  # utterances given their person, under the best mapping of labels to people
+
+
 class DiarizationReport(BaseModel):
     threshold: float
     chosen_on: Scores
@@ -97,6 +109,7 @@ class DiarizationReport(BaseModel):
     ms_per_speech_second: float
     takes_embedded: int = 0  # this run (the rest came from the cache)
     talking: list[TalkingRun] = []
+    joined: JoinedRun | None = None
 
 
 def label_videos(videos: Sequence[Path], whisper_dir: Path) -> list[TalkingRun]:
@@ -120,6 +133,33 @@ def label_videos(videos: Sequence[Path], whisper_dir: Path) -> list[TalkingRun]:
             )
         )
     return runs
+
+
+def label_joined(videos: Sequence[Path], whisper_dir: Path, min_seconds: float = 60.0) -> JoinedRun:
+    pieces, who, at, n = [], [], 0.0, 0
+    while at < min_seconds:
+        audio = load_audio(videos[n % len(videos)])
+        pieces.append(audio)
+        who.append((at, at + len(audio) / SAMPLE_RATE, videos[n % len(videos)].stem))
+        at += len(audio) / SAMPLE_RATE
+        n += 1
+    audio = np.concatenate(pieces)
+    transcript = Transcriber(whisper_dir).transcribe(audio)
+    labelled = Speakers(load_speaker_encoder()).label(audio, transcript.spans, transcript.span_words)
+
+    def person(start: float, end: float) -> str:
+        return max(who, key=lambda w: min(end, w[1]) - max(start, w[0]))[2]
+
+    return JoinedRun(
+        seconds=round(at, 1),
+        people=len({w[2] for w in who}),
+        utterances=len(transcript.spans),
+        speakers=len({s.speaker for s in labelled}),
+        cut=len(labelled) - len(transcript.spans),
+        attribution=round(
+            attribution([person(s.start, s.end) for s in labelled], [s.speaker or "" for s in labelled]), 4
+        ),
+    )
 
 
 def draw_conversations(
@@ -290,6 +330,7 @@ def main(argv: list[str] | None = None) -> DiarizationReport:
     if args.talking is not None:
         whisper = whisper_model_dir(args.whisper, Path("var/cache/whisper"))
         report.talking = label_videos(sorted(args.talking.glob("*.mp4")), whisper)
+        report.joined = label_joined(sorted(args.talking.glob("*.mp4")), whisper)
     print(report.model_dump_json(indent=2) if args.json else _text(report))
     return report
 
@@ -313,6 +354,12 @@ def _text(report: DiarizationReport) -> str:
         lines.append(
             f"{run.video}: {run.speakers} speaker(s) in {run.utterances} utterances ({run.speech_s} s), "
             f"{run.cut} cut; {run.ms_per_utterance} ms an utterance"
+        )
+    if (joined := report.joined) is not None:
+        lines.append(
+            f"the {joined.people} videos joined ({joined.seconds} s, no pauses): {joined.speakers} "
+            f"speaker(s) in {joined.utterances} utterances, {joined.cut} cut; {joined.attribution:.3f} of "
+            "the utterances given their person"
         )
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ both ways. W and b start at zero: an untrained module passes the embeddings thro
 starts from the encoder as it was. Its cost is a GRU step per utterance, well under a millisecond.
 
 Silent segments are nobody's neighbour and keep their embedding (the fusion masks them). Speakers are not
-read: production has no diarization.
+read: the utterances carry them (`shared.model.speakers`), but this GRU was trained without.
 """
 
 from collections.abc import Sequence

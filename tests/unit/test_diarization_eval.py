@@ -4,9 +4,11 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_contract.events import Span
 from shared.media.decode import load_audio
 from shared.model.speaker_encoder import SAMPLE_RATE
 from training.diarization_eval import attribution, draw_conversations, halves, speech_bounds, speech_of
+from training.diarization_whole import Recording, Turned, error_frames, turn_labels
 from training.voice_data import CorpusClip
 
 VOICES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "voice"
@@ -48,3 +50,24 @@ def test_a_turn_is_the_takes_speech_without_the_silence_around_it() -> None:
     assert first > 0.4 * SAMPLE_RATE and last - first > 1.0 * SAMPLE_RATE and last <= len(take)
     assert len(speech_of(take)) == last - first
     assert speech_bounds(np.zeros(SAMPLE_RATE, dtype=np.float32)) == (0, SAMPLE_RATE)  # nothing voiced
+
+
+def _span(start: float, end: float, speaker: str) -> Span:
+    return Span(index=0, start=start, end=end, text="", speaker=speaker)
+
+
+def test_the_error_rate_counts_missed_false_and_confused_frames_outside_the_collars() -> None:
+    recording = Recording(
+        audio_s=10.0,
+        turns=[Turned(speaker="a", start=1.0, end=4.0), Turned(speaker="b", start=5.0, end=9.0)],
+    )
+    exact = [_span(1.0, 4.0, "S1"), _span(5.0, 9.0, "S2")]
+    assert error_frames(recording, exact)[1:] == (0, 0, 0)
+    assert turn_labels(recording, exact) == ["S1", "S2"]
+    # One label for both: it maps to b, who spoke longer, so a's frames are confused (outside the collars).
+    speech, missed, false_alarm, confusion = error_frames(recording, [_span(1.0, 9.0, "S1")])
+    assert speech == 250 + 350 and missed == 0 and false_alarm == 50 and confusion == 250
+    # Nothing said where b spoke: missed; a label over the silence before: a false alarm.
+    _, missed, false_alarm, _ = error_frames(recording, [_span(0.0, 4.0, "S1")])
+    assert missed == 350 and false_alarm == 75
+    assert turn_labels(recording, [_span(0.0, 4.0, "S1")]) == ["S1", None]
