@@ -141,7 +141,9 @@ def _transcribe_checked(
     if not speech_found:
         utterances = _no_speech_segments(media)
     with _inference(observe_inference, "text", len(utterances)):
-        features = text.encode([readable_words(u, words.source) for u in utterances])
+        features = text.encode(
+            [readable_words(u, words.source) for u in utterances], [u.speaker for u in utterances]
+        )
     if not media.has_audio:
         features = features.model_copy(update={"missing_reason": NO_AUDIO})
     elif speech_found and not any(features.present) and words.missing_reason is not None:

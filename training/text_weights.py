@@ -75,6 +75,11 @@ class DialogueTraining(BaseModel):
     seconds_per_epoch: list[float]
     seconds_embedding: float = Field(description="encoding MELD train and dev once, to train on")
     dev_per_epoch: list[Figures] = Field(description="calibrated on dev after each epoch")
+    speakers: bool = Field(default=False, description="the GRU reads who speaks (MELD's speaker per line)")
+    speaker_dropout: float = Field(default=0.0, description="share of training dialogues read without")
+    dev_without_speakers: Figures | None = Field(
+        default=None, description="the kept model on dev with every speaker unknown, the same temperatures"
+    )
 
 
 class TextWeightsCard(BaseModel):

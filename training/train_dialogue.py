@@ -5,7 +5,10 @@
 
 The encoder, its projection and the fusion stay as they are. Each MELD utterance (train and dev) is encoded
 once, as the bundle serves it; the GRU then learns, over whole dialogues in Utterance_ID order, what to add
-to each embedding so that the frozen fusion reads it better. Speakers are not used. After each epoch the
+to each embedding so that the frozen fusion reads it better. With --speakers the GRU also reads who speaks
+(MELD's speaker of each line; a share of the training dialogues, --speaker-dropout, read without, so that
+a file whose speakers are unknown is read as well), and dev is scored both with its speakers and without;
+the model is chosen with them, as the services give the diarizer's labels. After each epoch the
 fusion's calibration is fitted on dev and the calibrated figures are scored; the epoch with the best mean
 of both heads' weighted F1 is kept (dev selects and calibrates, as for every text weights file; no test
 split is read). The output is a text weights file like any other: the same adapters, the projection with
@@ -32,7 +35,7 @@ from transformers import PreTrainedTokenizerBase
 from emotion_contract.labels import EMOTIONS, SENTIMENTS
 from shared.assets import text_backbone_dir
 from shared.model.bundle import sha256_file
-from shared.model.dialogue import DialogueContext
+from shared.model.dialogue import SPEAKER_FEATURES, DialogueContext
 from training.calibrate import calibrate_fusion
 from training.data import MeldUtterance, dialogue_rows, meld_window_inputs, read_meld_csv, split_csv
 from training.evaluate import score_view
@@ -68,6 +71,7 @@ class EncodedSplit:
     emotion: torch.Tensor  # (N,)
     sentiment: torch.Tensor  # (N,)
     dialogues: list[list[int]]  # rows of each dialogue in Utterance_ID order, silent ones left out
+    speakers: list[str]  # who speaks each row
 
     @classmethod
     def encode(
@@ -85,17 +89,28 @@ class EncodedSplit:
             emotion=torch.tensor([u.emotion for u in utterances]),
             sentiment=torch.tensor([u.sentiment for u in utterances]),
             dialogues=[[i for i in rows if utterances[i].text] for rows in dialogue_rows(utterances)],
+            speakers=[u.speaker for u in utterances],
         )
 
 
 def read_dialogues(
-    model: MultimodalClassifier, split: EncodedSplit, dialogues: list[list[int]]
+    model: MultimodalClassifier,
+    split: EncodedSplit,
+    dialogues: list[list[int]],
+    unknown: set[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The dialogues' rows of `split` read by the GRU, (n, 128), and those rows (in that order)."""
+    """The dialogues' rows of `split` read by the GRU, (n, 128), and those rows (in that order); the
+    speakers of the dialogues at the indices `unknown` (all of them with `unknown` None where the GRU reads
+    no speakers) are not given."""
     dialogue = model.text.projection.dialogue
     assert dialogue is not None
     rows = torch.tensor([i for d in dialogues for i in d])
-    return dialogue.conversations(split.embeddings, dialogues)[rows], rows
+    hidden = {row for k, d in enumerate(dialogues) if unknown is not None and k in unknown for row in d}
+    speakers = [None if i in hidden else who for i, who in enumerate(split.speakers)]
+    read = dialogue.conversations(
+        split.embeddings, dialogues, speakers if dialogue.speaker_features else None
+    )
+    return read[rows], rows
 
 
 def text_logits(model: MultimodalClassifier, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,10 +137,11 @@ def split_predictions(
     )
 
 
-def dev_predictions(model: MultimodalClassifier, dev: EncodedSplit) -> Predictions:
+def dev_predictions(model: MultimodalClassifier, dev: EncodedSplit, *, speakers: bool = True) -> Predictions:
     model.eval()
     with torch.no_grad():
-        text, rows = read_dialogues(model, dev, dev.dialogues)
+        unknown = None if speakers else set(range(len(dev.dialogues)))
+        text, rows = read_dialogues(model, dev, dev.dialogues, unknown)
     return split_predictions(model, dev, text, rows)
 
 
@@ -147,6 +163,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=1e-2)
     parser.add_argument("--dialogues-per-batch", type=int, default=16)
     parser.add_argument("--class-weight-power", type=float, default=0.5)
+    parser.add_argument("--speakers", action="store_true", help="the GRU reads who speaks each line")
+    parser.add_argument("--speaker-dropout", type=float, default=0.3, help="with --speakers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-cache", type=Path, default=Path("var/cache"))
@@ -169,8 +187,11 @@ def train_dialogue(args: argparse.Namespace, command: str | None = None) -> Path
     seconds_embedding = time.perf_counter() - started
     logger.info("encoded train and dev in %.0f s", seconds_embedding)
 
-    model.config = replace(stored.config, text_dialogue_hidden=args.hidden)
-    dialogue = DialogueContext(model.config.embed_dim, args.hidden, model.config.dropout)
+    speaker_features = SPEAKER_FEATURES if args.speakers else 0
+    model.config = replace(
+        stored.config, text_dialogue_hidden=args.hidden, text_dialogue_speakers=speaker_features
+    )
+    dialogue = DialogueContext(model.config.embed_dim, args.hidden, model.config.dropout, speaker_features)
     model.text.projection.dialogue = dialogue
     model.requires_grad_(False)
     dialogue.requires_grad_(True)
@@ -192,7 +213,13 @@ def train_dialogue(args: argparse.Namespace, command: str | None = None) -> Path
         shuffled = order.permutation(len(train.dialogues))
         for first in range(0, len(shuffled), args.dialogues_per_batch):
             batch = [train.dialogues[i] for i in shuffled[first : first + args.dialogues_per_batch]]
-            text, rows = read_dialogues(model, train, batch)
+            # Drawn only with speakers, so that a run without them shuffles as it always did.
+            unknown = (
+                {k for k in range(len(batch)) if order.random() < args.speaker_dropout}
+                if args.speakers
+                else None
+            )
+            text, rows = read_dialogues(model, train, batch, unknown)
             emotion, sentiment = text_logits(model, text)
             loss = criterion_emotion(emotion, train.emotion[rows]) + criterion_sentiment(
                 sentiment, train.sentiment[rows]
@@ -220,6 +247,13 @@ def train_dialogue(args: argparse.Namespace, command: str | None = None) -> Path
     uncalibrated = Figures.of(score_view(best, UNCALIBRATED))
     temperatures = calibrate_fusion(model.fusion, best)
     calibrated = Figures.of(score_view(best, temperatures))
+    without = Figures.of(score_view(dev_predictions(model, dev, speakers=False), temperatures))
+    logger.info(
+        "kept epoch %d: dev emotion wF1 %.4f with speakers, %.4f without",
+        best_epoch,
+        calibrated.emotion_weighted_f1,
+        without.emotion_weighted_f1,
+    )
     save_text_weights(args.out, model, stored.lora)
     # What the bundle serves: the weights as stored (float16 parameters), read back and scored again.
     served_model = text_classifier(load_text_weights(args.out), backbone_dir)
@@ -251,6 +285,9 @@ def train_dialogue(args: argparse.Namespace, command: str | None = None) -> Path
                 seconds_per_epoch=seconds,
                 seconds_embedding=seconds_embedding,
                 dev_per_epoch=per_epoch,
+                speakers=args.speakers,
+                speaker_dropout=args.speaker_dropout if args.speakers else 0.0,
+                dev_without_speakers=without if args.speakers else None,
             ),
         }
     )

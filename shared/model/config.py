@@ -27,6 +27,8 @@ class ModelConfig:
     # > 0: a bidirectional GRU of this size per direction reads the file's utterance embeddings in order
     # (shared.model.dialogue); 0: each embedding stays its utterance's alone
     text_dialogue_hidden: int = 0
+    # > 0: the GRU also reads who speaks, this many features per utterance (shared.model.dialogue)
+    text_dialogue_speakers: int = 0
     # video: R3D-18 on a clip of video_frames frames at frame_size × frame_size
     video_frames: int = 30
     frame_size: int = 112

@@ -59,9 +59,12 @@ class TextFeaturizer:
         return window_inputs(self.tokenizer, texts, self.config.context_window)
 
     @torch.inference_mode()
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    def embed(
+        self, texts: Sequence[str], speakers: Sequence[str | None] | None = None
+    ) -> npt.NDArray[np.float32]:
         """(n, 128) embeddings of utterances in spoken order, read in their conversation where the bundle
-        has a dialogue model; empty strings get one too (the caller masks them) and are no one's context."""
+        has a dialogue model, with who speaks each (`speakers`) where it reads them; empty strings get one
+        too (the caller masks them) and are no one's context."""
         inputs = self.inputs(texts)
         out = np.zeros((len(texts), self.config.embed_dim), dtype=np.float32)
         # Batches of similar length: a window's length varies far more than an utterance's.
@@ -76,14 +79,16 @@ class TextFeaturizer:
         if dialogue is not None:
             # The file is one conversation: its spoken utterances in order.
             spoken = spoken_conversation([bool(t.strip()) for t in texts])
-            out = dialogue.conversations(torch.from_numpy(out).to(self.device), spoken).cpu().numpy()
+            read = dialogue.conversations(torch.from_numpy(out).to(self.device), spoken, speakers)
+            out = read.cpu().numpy()
         return out
 
-    def encode(self, texts: Sequence[str]) -> ModalityFeatures:
+    def encode(self, texts: Sequence[str], speakers: Sequence[str | None] | None = None) -> ModalityFeatures:
         present = [bool(t.strip()) for t in texts]
         if not any(present):
             return _missing(len(texts), NO_SPEECH)
-        return ModalityFeatures(features=to_matrix(self.embed(texts)), present=present, trained=self.trained)
+        features = to_matrix(self.embed(texts, speakers))
+        return ModalityFeatures(features=features, present=present, trained=self.trained)
 
 
 class VideoEncoding(BaseModel):

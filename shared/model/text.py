@@ -39,7 +39,9 @@ class TextProjection(nn.Module):
         super().__init__()
         self.proj = nn.Sequential(nn.Linear(config.text_hidden, config.embed_dim), nn.ReLU())
         self.dialogue = (
-            DialogueContext(config.embed_dim, config.text_dialogue_hidden, config.dropout)
+            DialogueContext(
+                config.embed_dim, config.text_dialogue_hidden, config.dropout, config.text_dialogue_speakers
+            )
             if config.text_dialogue_hidden
             else None
         )

@@ -10,6 +10,7 @@ import torch
 
 from emotion_contract.labels import Modality
 from shared.model.bundle import open_bundle, sha256_file
+from shared.model.dialogue import SPEAKER_FEATURES
 from shared.model.inference import TextFeaturizer
 from tests.meld_factory import meld_row, write_meld_csv
 from training import train, train_dialogue
@@ -156,3 +157,25 @@ def test_weights_that_already_read_conversations_are_refused(dialogue_weights: P
         train_dialogue.main(
             ["--text-weights", str(dialogue_weights), "--out", str(tmp_path / "x.safetensors")]
         )
+
+
+def test_a_gru_trained_with_speakers_says_so_and_is_scored_with_them_and_without(
+    dialogue_weights: Path, meld_csvs: Path
+) -> None:
+    encoder = dialogue_weights.parent / "encoder.safetensors"
+    out = dialogue_weights.parent / "dialogue-speakers.safetensors"
+    argv = [
+        "--text-weights", encoder, "--out", out, "--data", meld_csvs, "--hidden", "8", "--epochs", "2",
+        "--lr", "0.05", "--dialogues-per-batch", "2", "--speakers",
+    ]  # fmt: skip
+    train_dialogue.main([str(a) for a in argv])
+    stored, card = load_text_weights(out), read_card(out)
+    assert stored.config.text_dialogue_speakers == SPEAKER_FEATURES
+    assert (
+        stored.projection["dialogue.rnn.weight_ih_l0"].shape[1] == stored.config.embed_dim + SPEAKER_FEATURES
+    )
+    assert card.dialogue is not None and card.dialogue.speakers and card.dialogue.speaker_dropout == 0.3
+    assert (
+        card.dialogue.dev_without_speakers is not None and card.dialogue.dev_without_speakers.n == card.dev.n
+    )
+    assert read_card(dialogue_weights).dialogue.speakers is False  # type: ignore[union-attr]

@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from shared.model.config import ModelConfig
-from shared.model.dialogue import DialogueContext, batch_conversations, spoken_conversation
+from shared.model.dialogue import (
+    SPEAKER_FEATURES,
+    SPEAKER_SLOTS,
+    DialogueContext,
+    batch_conversations,
+    speaker_features,
+    spoken_conversation,
+)
 from shared.model.text import TextProjection
 from tests.meld_factory import meld_row, write_meld_csv
 from training.data import dialogue_batches, dialogue_rows, read_meld_csv
@@ -119,3 +126,29 @@ def test_dialogue_batches_hold_whole_dialogues_in_utterance_order(tmp_path: Path
     # A dialogue longer than a batch is a batch of its own, never cut.
     assert [len(b) for b in dialogue_batches(utterances, max_rows=2)] == [3, 2, 1, 4]
     assert sorted(i for b in batches for i in b) == list(range(len(rows)))
+
+
+def test_speaker_features_say_who_by_first_appearance_and_whether_the_turn_changed() -> None:
+    features = speaker_features(["S2", "S2", "S1", None, "S2", "S3", "S4", "S5"])
+    slots = features[:, :SPEAKER_SLOTS]
+    assert slots.argmax(dim=1).tolist() == [0, 0, 1, 0, 0, 2, 3, 3]  # S5 shares the last slot with S4
+    assert features[3].sum() == 0  # unknown: nothing said
+    assert features[:, SPEAKER_SLOTS].tolist() == [0, 1, 0, 0, 0, 0, 0, 0]  # the same person again
+    assert features[:, SPEAKER_SLOTS + 1].tolist() == [1, 1, 1, 0, 1, 1, 1, 1]  # known
+
+
+def test_a_model_that_reads_speakers_reads_a_reply_apart_from_going_on_and_unknown_as_zeros() -> None:
+    torch.manual_seed(0)
+    model = DialogueContext(DIM, 4, dropout=0.0, speaker_features=SPEAKER_FEATURES)
+    nn.init.normal_(model.out.weight, std=0.5)
+    model.eval()
+    embeddings = _embeddings(4)
+    with torch.no_grad():
+        one = model.conversations(embeddings, [[0, 1, 2, 3]], ["S1", "S1", "S1", "S1"])
+        two = model.conversations(embeddings, [[0, 1, 2, 3]], ["S1", "S2", "S1", "S2"])
+        unknown = model.conversations(embeddings, [[0, 1, 2, 3]])
+        none_known = model.conversations(embeddings, [[0, 1, 2, 3]], [None] * 4)
+    assert (one - two).abs().max() > 1e-4
+    torch.testing.assert_close(unknown, none_known)
+    reading = TextProjection(ModelConfig(text_dialogue_hidden=12, text_dialogue_speakers=SPEAKER_FEATURES))
+    assert reading.dialogue is not None and reading.dialogue.rnn.input_size == 128 + SPEAKER_FEATURES
