@@ -191,14 +191,23 @@ def draw_conversations(
     return conversations
 
 
+def best_mapping(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Label → person, one to one, maximising the (person, label) pairs that agree."""
+    people = sorted({p for p, _ in pairs})
+    labels = sorted({label for _, label in pairs})
+    if not people or not labels:
+        return {}
+    counts = np.zeros((len(labels), len(people)))
+    for person, label in pairs:
+        counts[labels.index(label), people.index(person)] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    return {labels[i]: people[j] for i, j in zip(rows, cols, strict=True)}
+
+
 def attribution(true: Sequence[str], predicted: Sequence[str]) -> float:
     """The share of turns whose predicted label is their person's under the best one-to-one mapping."""
-    people, labels = sorted(set(true)), sorted(set(predicted))
-    counts = np.zeros((len(people), len(labels)))
-    for t, p in zip(true, predicted, strict=True):
-        counts[people.index(t), labels.index(p)] += 1
-    rows, cols = linear_sum_assignment(-counts)
-    return float(counts[rows, cols].sum() / len(true))
+    mapping = best_mapping(list(zip(true, predicted, strict=True)))
+    return sum(mapping.get(p) == t for t, p in zip(true, predicted, strict=True)) / len(true)
 
 
 def speech_bounds(audio: npt.NDArray[np.float32]) -> tuple[int, int]:

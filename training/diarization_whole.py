@@ -29,7 +29,6 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
-from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
 from emotion_contract.events import Span
 from shared.assets import whisper_model_dir
@@ -38,7 +37,7 @@ from shared.model.speaker_encoder import SAMPLE_RATE, load_speaker_encoder
 from shared.model.speakers import CHANGE_DISTANCE, DEFAULT_THRESHOLD, Speakers
 from shared.transcription import Transcriber
 from shared.transcription import Transcript as WhisperTranscript
-from training.diarization_eval import Conversation, draw_conversations, halves, speech_of
+from training.diarization_eval import Conversation, best_mapping, draw_conversations, halves, speech_of
 from training.voice_data import list_clips
 
 logger = logging.getLogger(__name__)
@@ -105,19 +104,6 @@ def _frames(intervals: Sequence[tuple[float, float, str]], n: int) -> list[str |
     return frames
 
 
-def _mapping(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """Hypothesis label → reference person, one to one, maximising the pairs that agree."""
-    refs = sorted({r for r, _ in pairs})
-    hyps = sorted({h for _, h in pairs})
-    if not refs or not hyps:
-        return {}
-    counts = np.zeros((len(hyps), len(refs)))
-    for r, h in pairs:
-        counts[hyps.index(h), refs.index(r)] += 1
-    rows, cols = linear_sum_assignment(-counts)
-    return {hyps[i]: refs[j] for i, j in zip(rows, cols, strict=True)}
-
-
 def error_frames(recording: Recording, labelled: Sequence[Span]) -> tuple[int, int, int, int]:
     """(reference speech frames, missed, false alarm, confusion), outside the collars."""
     n = int(np.ceil(recording.audio_s / FRAME_S))
@@ -127,7 +113,7 @@ def error_frames(recording: Recording, labelled: Sequence[Span]) -> tuple[int, i
     for t in recording.turns:
         for edge in (t.start, t.end):
             scored[max(0, int((edge - COLLAR_S) / FRAME_S)) : int((edge + COLLAR_S) / FRAME_S)] = False
-    mapping = _mapping([(r, h) for r, h, k in zip(ref, hyp, scored, strict=True) if k and r and h])
+    mapping = best_mapping([(r, h) for r, h, k in zip(ref, hyp, scored, strict=True) if k and r and h])
     speech = missed = false_alarm = confusion = 0
     for r, h, keep in zip(ref, hyp, scored, strict=True):
         if not keep:
@@ -191,7 +177,7 @@ def score_whole(heard: Sequence[Heard], speakers: Speakers) -> WholeScores:
         totals += frames
         der = float(frames[1:].sum() / max(frames[0], 1))
         given = turn_labels(recording, labelled)
-        mapping = _mapping([(t.speaker, g) for t, g in zip(recording.turns, given, strict=True) if g])
+        mapping = best_mapping([(t.speaker, g) for t, g in zip(recording.turns, given, strict=True) if g])
         right = [
             g is not None and mapping.get(g) == t.speaker for t, g in zip(recording.turns, given, strict=True)
         ]
