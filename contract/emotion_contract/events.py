@@ -12,7 +12,7 @@ from typing import ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from emotion_contract.labels import MAX_SPEAKERS, SPEAKER_PATTERN, WordsSource
+from emotion_contract.labels import SPEAKER_PATTERN, SpeakerCount, WordsSource
 from emotion_contract.results import AnalysisResult
 
 SCHEMA_VERSION: Final = 1
@@ -137,10 +137,8 @@ class AnalysisRequested(Event):
     object_key: str = Field(examples=["uploads/6f1c.../talk.mp4"])
     filename: str = Field(examples=["talk.mp4"])
     size_bytes: int = Field(ge=0)
-    speakers: int | None = Field(
+    speakers: SpeakerCount | None = Field(
         default=None,
-        ge=1,
-        le=MAX_SPEAKERS,
         description="How many people speak in the file, when the caller knows; None: the transcriber "
         "estimates it",
     )

@@ -1,7 +1,9 @@
 """The label sets every part of the system agrees on (MELD's), in the order the model heads emit them."""
 
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import Field
 
 
 class Emotion(StrEnum):
@@ -43,3 +45,5 @@ SPEAKER_PATTERN: Final = r"^S[1-9][0-9]*$"
 """A speaker's label: S1, S2, … in the order people first speak in a file."""
 MAX_SPEAKERS: Final = 20
 """The most people a request may say speak in one file."""
+SpeakerCount = Annotated[int, Field(ge=1, le=MAX_SPEAKERS)]
+"""How many people a request says speak in a file."""

@@ -6,7 +6,7 @@ The answers themselves are the contract's (`emotion_contract.analyses`), the ver
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emotion_contract.analyses import Analysis, AnalysisCallback, AnalysisError, AnalysisStatus
-from emotion_contract.labels import MAX_SPEAKERS
+from emotion_contract.labels import SpeakerCount
 from shared.db.models import Job
 from shared.db.webhook_models import WebhookSubscription
 
@@ -56,10 +56,8 @@ class AnalysisCreate(BaseModel):
         "signed and retried like a webhook (the secret is in the answer's `callback`)",
         examples=["https://example.com/hooks/analysis-done"],
     )
-    speakers: int | None = Field(
+    speakers: SpeakerCount | None = Field(
         default=None,
-        ge=1,
-        le=MAX_SPEAKERS,
         description="How many people speak in the file, when you know: the utterances are split among that "
         "many voices instead of an estimated number",
         examples=[2],

@@ -8,13 +8,13 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from emotion_contract.analyses import Analysis, AnalysisList
 from emotion_contract.errors import FailureCode
-from emotion_contract.labels import MAX_SPEAKERS
+from emotion_contract.labels import SpeakerCount
 from shared.claim_check import forget_job as forget_job_payloads
 from shared.db import Job
 
@@ -57,7 +57,7 @@ SSE_PING_S: Final = 15
 _FILE_FIELD: Final = "file"
 _CALLBACK_FIELD: Final = "callback_url"
 _SPEAKERS_FIELD: Final = "speakers"
-_SPEAKER_COUNT: Final = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_SPEAKERS)])
+_SPEAKER_COUNT: Final = TypeAdapter(SpeakerCount)
 _MULTIPART_SCHEMA: Final = {
     "type": "object",
     "properties": {
