@@ -7,8 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, Field
 
 from emotion_contract.events import Stage
@@ -20,7 +18,8 @@ from shared.model.bundle import open_bundle
 from shared.model.inference import AudioFeaturizer, FusionPredictor, TextFeaturizer, VideoFeaturizer
 from shared.model.speaker_encoder import load_speaker_encoder
 from shared.model.speakers import Speakers
-from shared.stages import encode_audio_file, fuse, track_video_file, transcribe_file
+from shared.speech_pass import FileStates
+from shared.stages import encode_audio_file, fuse, track_video_file, transcribe_file_with_states
 from shared.transcription import Transcriber, WordsPolicy, threads_beside
 
 ProgressCallback = Callable[[Stage, str], None]
@@ -79,6 +78,8 @@ class InProcessAnalyzer:
         )
         self.fusion = FusionPredictor(bundle, options.device)
         self.speakers = Speakers(load_speaker_encoder()) if options.diarize else None
+        # One Whisper pass: where the voice reads the transcriber's model, the transcription's states serve.
+        self.shared_pass = self.audio.reads_states_of(self.transcriber.model_dir)
 
     def analyze(
         self,
@@ -88,9 +89,10 @@ class InProcessAnalyzer:
         *,
         speakers: int | None = None,
     ) -> AnalysisResult:
-        """As the services do it: the picture is followed, and the voice's Whisper states computed, beside
-        the transcription (neither needs the utterances); the voice is then pooled per utterance, and all is
-        fused. Each stage's own seconds go into `timings`; the picture's overlap the transcription's.
+        """As the services do it: the picture is followed beside the transcription, whose Whisper encoder
+        states the voice then pools per utterance (or, where the voice reads another Whisper, its own states
+        computed beside), and all is fused. Each stage's own seconds go into `timings`; the picture's
+        overlap the transcription's.
         `speakers`: how many people speak, when known (else estimated)."""
         timings = timings if timings is not None else Timings()
 
@@ -101,16 +103,17 @@ class InProcessAnalyzer:
             finally:
                 timings.seconds[name.value] = time.perf_counter() - started
 
-        def states() -> npt.NDArray[np.float32] | None:
+        def states() -> FileStates | None:
             try:
                 return self.audio.file_states(load_audio(path, max_duration_s=self.options.max_duration_s))
             except MediaError:
                 return None  # the transcription reports what is wrong with the file
 
-        # One thread beside the transcription, the voice's states first (needed as soon as the utterances are
-        # known), then the face: two more threads on 2 cores slowed the transcription more than they saved.
+        # One thread beside the transcription: the face, after the voice's states where the voice reads
+        # another Whisper than the transcriber (two more threads on 2 cores slowed the transcription more
+        # than they saved).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyze") as beside:
-            voice_states = beside.submit(states)
+            voice_states = None if self.shared_pass else beside.submit(states)
             video_track = beside.submit(
                 timed,
                 Stage.ENCODE_VIDEO,
@@ -120,21 +123,23 @@ class InProcessAnalyzer:
             )
             if progress:
                 progress(Stage.TRANSCRIBE, "transcribing speech and following the face")
-            transcript = timed(
+            transcript, transcribed_states = timed(
                 Stage.TRANSCRIBE,
-                lambda: transcribe_file(
+                lambda: transcribe_file_with_states(
                     path,
                     transcriber=self.transcriber,
                     text=self.text,
                     max_duration_s=self.options.max_duration_s,
                     speakers=self.speakers,
                     people=speakers,
+                    keep_states=self.shared_pass,
                 ),
             )
             if progress:
                 progress(
                     Stage.ENCODE_AUDIO, f"encoding the voice of {len(transcript.utterances)} utterance(s)"
                 )
+            file_states = transcribed_states if voice_states is None else voice_states.result()
             audio = timed(
                 Stage.ENCODE_AUDIO,
                 lambda: encode_audio_file(
@@ -143,7 +148,7 @@ class InProcessAnalyzer:
                     utterances=transcript.utterances,
                     featurizer=self.audio,
                     speech_found=transcript.speech_found,
-                    states=voice_states.result() if transcript.speech_found else None,
+                    states=file_states if transcript.speech_found else None,
                 ),
             )
             if progress:

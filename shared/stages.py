@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
 from emotion_contract.errors import FailureCode
 from emotion_contract.events import MediaInfo, ModalityFeatures, Span, Transcript, VideoTrack, VoiceFeatures
@@ -46,6 +45,7 @@ from shared.model.inference import (
     pool_video_track,
 )
 from shared.model.speakers import Speakers
+from shared.speech_pass import FileStates
 from shared.stage_errors import after_work
 from shared.transcription import NO_SPEECH_FOUND, Transcriber, assign_translations
 
@@ -108,9 +108,38 @@ def transcribe_file(
     """The file's utterances, language and words. `media`: the file's `check_media`, where the caller made
     it already. `speakers`: who speaks each utterance (None: not told apart), with `people` the number of
     them when the request knows it. Whatever fails once the file is checked fails after work."""
+    return transcribe_file_with_states(
+        path,
+        transcriber=transcriber,
+        text=text,
+        max_duration_s=max_duration_s,
+        observe_inference=observe_inference,
+        media=media,
+        speakers=speakers,
+        people=people,
+        keep_states=False,
+    )[0]
+
+
+def transcribe_file_with_states(
+    path: Path,
+    *,
+    transcriber: Transcriber,
+    text: TextFeaturizer,
+    max_duration_s: float,
+    observe_inference: InferenceObserver | None = None,
+    media: MediaInfo | None = None,
+    speakers: Speakers | None = None,
+    people: int | None = None,
+    keep_states: bool = True,
+) -> tuple[Transcript, FileStates | None]:
+    """`transcribe_file`, and the Whisper encoder states of the speech that the transcription computed (for
+    a voice that reads that model's states: `encode_audio_file(states=...)`); None without speech."""
     media = media or check_media(path, max_duration_s=max_duration_s)
     with after_work(media.duration_s):
-        return _transcribe_checked(path, media, transcriber, text, observe_inference, speakers, people)
+        return _transcribe_checked(
+            path, media, transcriber, text, observe_inference, speakers, people, keep_states
+        )
 
 
 def _transcribe_checked(
@@ -121,12 +150,14 @@ def _transcribe_checked(
     observe_inference: InferenceObserver | None,
     speakers: Speakers | None,
     people: int | None,
-) -> Transcript:
+    keep_states: bool,
+) -> tuple[Transcript, FileStates | None]:
     utterances: list[Span] = []
     language, probability, words = None, None, NO_SPEECH_FOUND
+    states: FileStates | None = None
     if media.has_audio:
         audio = load_audio(path)
-        transcript = transcriber.transcribe(audio)
+        transcript, states = transcriber.transcribe_with_states(audio, keep_states=keep_states)
         utterances = [span.model_copy(update={"index": i}) for i, span in enumerate(transcript.spans)]
         language, probability, words = transcript.language, transcript.language_probability, transcript.words
         if speakers is not None and utterances:
@@ -156,7 +187,7 @@ def _transcribe_checked(
         utterances=utterances,
         speech_found=speech_found,
         text=features,
-    )
+    ), states
 
 
 def readable_words(utterance: Span, source: WordsSource) -> str:
@@ -255,7 +286,7 @@ def encode_audio_file(
     utterances: Sequence[Span],
     featurizer: AudioFeaturizer,
     speech_found: bool,
-    states: npt.NDArray[np.float32] | None = None,
+    states: FileStates | None = None,
     observe_inference: InferenceObserver | None = None,
 ) -> VoiceFeatures:
     """The voice of each utterance; without speech there is no voice to read (noise, music or silence).

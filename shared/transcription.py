@@ -1,7 +1,8 @@
 """Speech to utterances with faster-whisper (CTranslate2, int8 on CPU).
 
 An utterance is one Whisper segment: its text and its times in the audio. Silence (Silero VAD) is cut
-before decoding, which is both faster and what keeps Whisper from inventing words in music or noise.
+before decoding, which is both faster and what keeps Whisper from inventing words in music or noise; the
+speech is decoded in pieces of at most 30 s, each encoded once (`shared.speech_pass`).
 
 The words model reads English. The language Whisper detects, and how sure it is, decide what it reads
 (`words_source`): English speech as transcribed; another language through Whisper's own English translation
@@ -14,7 +15,7 @@ videos came out at 0.87-0.998.
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -22,20 +23,27 @@ from pydantic import BaseModel, Field
 
 from emotion_contract.events import Span
 from emotion_contract.labels import WordsSource
+from shared.speech_pass import FileStates, Piece, counted, iter_pieces, to_numpy, window_features
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
-    from faster_whisper.transcribe import Segment, TranscriptionInfo
+    from faster_whisper.transcribe import Segment, TranscriptionInfo, TranscriptionOptions
+    from faster_whisper.transcribe import Word as FasterWord
 
 SAMPLE_RATE: Final = 16_000
-# Long audio is transcribed in pieces of about this length: faster-whisper computes the whole input's
-# spectrogram at once, and for a 3-hour file that took 12.5 GB (scripts/long_file.py), three times the
-# transcriber's pod. A piece of 10 minutes takes well under 1 GB.
+# Long audio is looked through for speech in pieces of about this length: Silero VAD and the spectrogram
+# both take the whole input at once, and for a 3-hour file that took 12.5 GB (scripts/long_file.py), three
+# times the transcriber's pod. A piece of 10 minutes takes well under 1 GB.
 CHUNK_S: Final = 600.0
 # Each piece ends at the quietest moment within this many seconds of its nominal end, so that no word is
 # cut in two (Silero's VAD drops that silence anyway).
 CUT_SEARCH_S: Final = 5.0
 _ENERGY_WINDOW_S: Final = 0.2
+# Whisper's fallback to sampling at higher temperatures, where a greedy decode's mean log-probability is
+# under -1, retried 36 of 57 windows of the kit's Javanese takes at all six temperatures and took three
+# quarters of their transcription (40 takes: 188 s with it, 51 s greedy); on the six English talking videos
+# and 40 RAVDESS clips greedy gave the same words (scripts/transcription_quality.py).
+GREEDY: Final = (0.0,)
 
 
 def chunk_bounds(samples: npt.NDArray[np.float32], chunk_s: float = CHUNK_S) -> list[tuple[int, int]]:
@@ -197,6 +205,23 @@ def load_whisper(model_dir: Path, *, device: str = "cpu", cpu_threads: int = 0) 
     )
 
 
+def decoding_options(**chosen: Any) -> "TranscriptionOptions":
+    """faster-whisper's options of a transcription: its `transcribe` defaults, with `chosen` over them."""
+    import inspect
+
+    from faster_whisper import WhisperModel
+    from faster_whisper.transcribe import TranscriptionOptions
+
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(WhisperModel.transcribe).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    defaults["temperatures"] = defaults["temperature"]
+    fields = TranscriptionOptions.__dataclass_fields__
+    return TranscriptionOptions(**{name: chosen.get(name, defaults.get(name)) for name in fields})
+
+
 class Transcriber:
     """Holds one loaded Whisper model; create it once per process (loading takes ~0.3 s, ~150 MB for base)."""
 
@@ -211,12 +236,14 @@ class Transcriber:
         device: str = "cpu",
         chunk_s: float = CHUNK_S,
         words: WordsPolicy | None = None,
+        temperatures: Sequence[float] = GREEDY,
     ) -> None:
         """`beam_size` 1 (greedy) gave the same text as 5 on the talking-head samples, faster.
         `word_timestamps` trims each utterance to its first and last word instead of Whisper's coarse
         segment times, which otherwise swallow the pauses around it. `cpu_threads` 0 lets CTranslate2
         choose. `language` None detects it (English-only models always answer "en"). `words`: how speech
-        that is not English reaches the words model."""
+        that is not English reaches the words model. `temperatures`: Whisper's decoding temperatures, the
+        later ones tried where a decode looks poor (greedy only by default: see GREEDY)."""
         if beam_size < 1:
             raise ValueError("beam_size must be at least 1")
         self.model_dir = Path(model_dir)
@@ -225,55 +252,74 @@ class Transcriber:
         self.language = language
         self.chunk_s = chunk_s
         self.words_policy = words or WordsPolicy()
+        self.temperatures = tuple(temperatures)
         self._model = load_whisper(self.model_dir, device=device, cpu_threads=cpu_threads)
+        self._encoder = counted(self._model)
+
+    @property
+    def encoder_runs(self) -> int:
+        """How many times this transcriber's Whisper encoder has run (a window each)."""
+        return self._encoder.calls
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
         """`audio`: mono float32 samples at 16 kHz, as `shared.media.decode.load_audio` returns them."""
+        return self.transcribe_with_states(audio, keep_states=False)[0]
+
+    def transcribe_with_states(
+        self, audio: npt.NDArray[np.float32], *, keep_states: bool = True
+    ) -> tuple[Transcript, FileStates | None]:
+        """The transcript, and the Whisper encoder states of the file's speech that decoded it (None without
+        speech, or when not kept): each 30 s piece of speech is encoded once for the language, the
+        transcript, the translation and the states."""
         samples = np.asarray(audio, dtype=np.float32)
         if samples.ndim != 1:
             raise ValueError(f"expected mono samples (1-d), got shape {samples.shape}")
         duration_s = len(samples) / SAMPLE_RATE
         if len(samples) == 0:
-            return Transcript(language=None, duration_s=0.0, spans=[])
+            return Transcript(language=None, duration_s=0.0, spans=[]), None
         spans: list[Span] = []
         span_words: list[list[Word]] = []
         translated: list[tuple[float, float, str]] = []
         language, probability = self.language, None if self.language is None else 1.0
         decision: WordsDecision | None = None
-        for first, last in chunk_bounds(samples, self.chunk_s):
-            offset_s, piece_end_s = first / SAMPLE_RATE, last / SAMPLE_RATE
-            piece = samples[first:last]
-            # The file's language is the first piece's with speech; later pieces are decoded in it.
-            segments, info = self._decode(piece, language=language)
+        states: FileStates | None = None
+        # VAD runs over pieces of the file of about 10 minutes, which bounds its memory on long files.
+        for piece in iter_pieces(samples, chunk_bounds(samples, self.chunk_s)):
+            speech = piece.audio(samples)
+            encoded = self._encoder(window_features(self._model, speech))
+            if keep_states:
+                window = to_numpy(encoded)
+                states = states or FileStates(len(samples), window.shape[-1])
+                states.place(piece, window)
+            # The file's language is the first piece's with words; later pieces are decoded in it.
+            if decision is None or language is None:
+                language, probability = self._language(encoded)
             found = len(spans)
+            segments = self._decode_piece(speech, encoded, language=language)
             for segment in segments:  # a generator: decoding happens while iterating
                 text = segment.text.strip()
-                start, end = self._clamped(segment, offset_s, piece_end_s)
+                start, end = self._file_times(segment, piece, len(speech))
+                heard = [self._word(w, piece) for w in segment.words or []]
                 if text and end > start:
                     spans.append(Span(index=len(spans), start=start, end=end, text=text))
-                    span_words.append(
-                        [
-                            Word(float(w.start) + offset_s, float(w.end) + offset_s, w.word)
-                            for w in segment.words or []
-                        ]
-                    )
+                    span_words.append(heard)
             if decision is None and len(spans) > found:
-                language = info.language
-                probability = 1.0 if self.language is not None else float(info.language_probability)
                 decision = words_source(
                     language, probability, self.words_policy, can_translate=self._model.model.is_multilingual
                 )
             if decision is not None and decision.source is WordsSource.TRANSLATION and len(spans) > found:
-                english, _ = self._decode(piece, language=language, task="translate", word_timestamps=False)
+                english = self._decode_piece(
+                    speech, encoded, language=language, task="translate", word_timestamps=False
+                )
                 for segment in english:
-                    start, end = self._clamped(segment, offset_s, piece_end_s)
+                    start, end = self._file_times(segment, piece, len(speech))
                     translated.append((start, end, segment.text))
         if decision is not None and decision.source is WordsSource.TRANSLATION:
             spans = [
                 span.model_copy(update={"translation": english})
                 for span, english in zip(spans, assign_translations(spans, translated), strict=True)
             ]
-        return Transcript(
+        transcript = Transcript(
             language=language if spans else None,
             language_probability=probability if spans else None,
             words=decision or NO_SPEECH_FOUND,
@@ -282,23 +328,70 @@ class Transcriber:
             span_words=span_words,
             translated=translated,
         )
+        return transcript, states if spans else None
 
     @staticmethod
-    def _clamped(segment: "Segment", offset_s: float, piece_end_s: float) -> tuple[float, float]:
-        """A segment's times in the file. Whisper's last segment may run past the end of the audio; the audio
+    def _word(word: "FasterWord", piece: Piece) -> Word:
+        return Word(piece.file_time(float(word.start)), piece.file_time(float(word.end)), word.word)
+
+    def _language(self, encoded: Any) -> tuple[str, float]:
+        """Whisper's guess of the language of an encoded window (English for an English-only model)."""
+        if self.language is not None:
+            return self.language, 1.0
+        if not self._model.model.is_multilingual:
+            return ENGLISH, 1.0
+        token, probability = self._model.model.detect_language(encoded)[0][0]
+        return str(token)[2:-2], float(probability)
+
+    @staticmethod
+    def _file_times(segment: "Segment", piece: Piece, piece_samples: int) -> tuple[float, float]:
+        """A segment's times in the file. Whisper's last segment may run past the end of the piece; the audio
         is the truth."""
-        start = min(max(float(segment.start) + offset_s, offset_s), piece_end_s)
-        return start, min(max(float(segment.end) + offset_s, start), piece_end_s)
+        length_s = piece_samples / SAMPLE_RATE
+        start = piece.file_time(min(max(float(segment.start), 0.0), length_s))
+        return start, max(piece.file_time(min(max(float(segment.end), 0.0), length_s)), start)
 
     def words(self, audio: npt.NDArray[np.float32]) -> tuple[list[Word], str | None]:
         """Every word with its times in `audio` (word timestamps on), and the language detected."""
-        segments, info = self._decode(np.asarray(audio, dtype=np.float32), word_timestamps=True)
+        segments, info = self._decode(
+            np.asarray(audio, dtype=np.float32), word_timestamps=True, vad_filter=True
+        )
         words = [
             Word(start=float(w.start), end=float(w.end), word=w.word)
             for segment in segments
             for w in segment.words or []
         ]
         return words, info.language if words else None
+
+    def _decode_piece(
+        self,
+        speech: npt.NDArray[np.float32],
+        encoded: Any,
+        *,
+        language: str,
+        task: str = "transcribe",
+        word_timestamps: bool | None = None,
+    ) -> Iterator["Segment"]:
+        """The segments of one piece, decoded from its encoder output (faster-whisper encodes again only
+        where the decoding leaves part of the piece for a second window)."""
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        tokenizer = Tokenizer(
+            self._model.hf_tokenizer, self._model.model.is_multilingual, task=task, language=language
+        )
+        options = decoding_options(
+            beam_size=self.beam_size,
+            temperatures=list(self.temperatures),
+            condition_on_previous_text=False,
+            word_timestamps=self.word_timestamps if word_timestamps is None else word_timestamps,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )
+        features = self._model.feature_extractor(speech)
+        segments: Iterator[Segment] = self._model.generate_segments(
+            features, tokenizer, options, False, encoded
+        )
+        return segments
 
     def _decode(
         self,
@@ -307,13 +400,15 @@ class Transcriber:
         *,
         language: str | None = None,
         task: str = "transcribe",
+        vad_filter: bool = False,
     ) -> tuple[Iterator["Segment"], "TranscriptionInfo"]:
         decoded: tuple[Iterator[Segment], TranscriptionInfo] = self._model.transcribe(
             samples,
             language=language or self.language,
             task=task,
             beam_size=self.beam_size,
-            vad_filter=True,
+            temperature=list(self.temperatures),
+            vad_filter=vad_filter,
             word_timestamps=self.word_timestamps if word_timestamps is None else word_timestamps,
             condition_on_previous_text=False,
         )

@@ -287,7 +287,7 @@ class FoldModels:
         if head is None or not heard:
             return result
         self._states = self._states or WhisperStates(self.bundle_dir / "audio" / "whisper")
-        states = self._states.window_states(load_audio(clip.path))
+        states = self._states.speech_states(load_audio(clip.path))
         spans = [(result.utterances[i].start_time, result.utterances[i].end_time) for i in heard]
         probabilities = head.span_probabilities(states, spans)
         readings = {i: p.tolist() for i, p in zip(heard, probabilities, strict=True)}

@@ -126,7 +126,7 @@ def extract(
     clips: list[CorpusClip], spans_cache: Path, out: Path, threads: int, seed: int = 0
 ) -> VoiceFeatures:
     """Features of every clip twice: clean, and through one augmentation drawn per clip. The clips of a
-    window are laid end to end with GAP_S of silence, encoded as a file would be (`window_states`), and each
+    window are laid end to end with GAP_S of silence, encoded as a file would be (`speech_states`), and each
     pools its own span's states, so a clip is heard with or without neighbours as in real files."""
     model_dir = whisper_model_dir("base", Path("var/cache/whisper"))
     spans = transcribe_spans(clips, Transcriber(model_dir, cpu_threads=threads), spans_cache)
@@ -164,7 +164,7 @@ def extract(
                     placed[-1] = (*placed[-1], padded, mel.shape[1])  # type: ignore[assignment]
                     parts += [audio, gap]
                     offset += (len(audio) + len(gap)) / SAMPLE_RATE
-                encoded = states.window_states(np.concatenate(parts))
+                encoded = states.speech_states(np.concatenate(parts))
                 for clip, variant, start, end, padded, frames in placed:  # type: ignore[misc]
                     mask = np.zeros(len(EMOTIONS), dtype=bool)
                     mask[list(clip.classes)] = True

@@ -4,9 +4,6 @@ utterance, the voice's calibrated emotions (or an embedding)."""
 import asyncio
 import logging
 
-import numpy as np
-import numpy.typing as npt
-
 from emotion_contract.events import AnalysisRequested, AudioFeaturesReady, TranscriptReady
 from shared.downloads import downloaded
 from shared.media.container import MediaError
@@ -14,6 +11,7 @@ from shared.media.decode import load_audio
 from shared.model.inference import AudioFeaturizer
 from shared.model.voice import states_nbytes
 from shared.service import EncoderResources
+from shared.speech_pass import FileStates
 from shared.stage_errors import after_work
 from shared.stages import encode_audio_file
 
@@ -32,7 +30,7 @@ async def compute_states(
     """The file's voice states, before its utterances are known; nothing when the file has no usable sound
     (the transcriber fails the job or marks the voice missing) or the voice is not the Whisper head."""
     key = (event.job_id, event.attempt)
-    if resources.featurizer.states is None or not cache.wanted(key):
+    if resources.featurizer.voice is None or not cache.wanted(key):
         return
     try:
         async with downloaded(
@@ -81,7 +79,7 @@ async def encode_audio(
 async def _encode_audio(
     event: TranscriptReady,
     resources: EncoderResources[AudioFeaturizer],
-    states: npt.NDArray[np.float32] | None,
+    states: FileStates | None,
     settings: Settings,
 ) -> AudioFeaturesReady:
     async with downloaded(

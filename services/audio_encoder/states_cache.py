@@ -11,8 +11,7 @@ over the budget) the states are computed again: the cache is only ever a shortcu
 import uuid
 from collections import OrderedDict
 
-import numpy as np
-import numpy.typing as npt
+from shared.speech_pass import FileStates
 
 Key = tuple[uuid.UUID, int]
 _REMEMBERED_DONE = 1024
@@ -23,7 +22,7 @@ class StatesCache:
 
     def __init__(self, budget_bytes: int) -> None:
         self.budget_bytes = budget_bytes
-        self._states: OrderedDict[Key, npt.NDArray[np.float32]] = OrderedDict()
+        self._states: OrderedDict[Key, FileStates] = OrderedDict()
         self._done: OrderedDict[Key, None] = OrderedDict()
 
     @property
@@ -38,7 +37,7 @@ class StatesCache:
         """Whether states for this job are still worth computing (its transcript has not been handled)."""
         return key not in self._done and key not in self._states
 
-    def put(self, key: Key, states: npt.NDArray[np.float32]) -> bool:
+    def put(self, key: Key, states: FileStates) -> bool:
         """Keep the states unless they alone exceed the budget; False when they were not kept."""
         if not self.fits(states.nbytes) or not self.wanted(key):
             return False
@@ -47,7 +46,7 @@ class StatesCache:
         self._states[key] = states
         return True
 
-    def take(self, key: Key) -> npt.NDArray[np.float32] | None:
+    def take(self, key: Key) -> FileStates | None:
         """The job's states, if kept, removing them; the job is remembered as done either way."""
         self._done[key] = None
         while len(self._done) > _REMEMBERED_DONE:

@@ -9,6 +9,7 @@ which the fusion pools with the MLP's output by the bundle's fitted rule (`share
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final, cast
 
 import numpy as np
@@ -31,6 +32,7 @@ from shared.model.preprocess import LogMel, audio_segment, clip_tensor, min_mel_
 from shared.model.text import TextEncoder, pad_windows
 from shared.model.video import VideoEncoder
 from shared.model.voice import VOICE_ENCODER, VoiceHead, WhisperStates
+from shared.speech_pass import FileStates, same_model
 
 UNTRAINED = "the model bundle's {} encoder has no trained weights yet"
 NO_SPEECH: Final = "no speech was found"
@@ -220,41 +222,58 @@ class AudioFeaturizer:
         self.log_mel = LogMel(self.config)
         self.model: AudioEncoder | None = None
         self.voice: VoiceHead | None = None
-        self.states: WhisperStates | None = None
+        self._states: WhisperStates | None = None
+        self._whisper = (bundle.path("audio/whisper"), device, cpu_threads)
         if not (self.trained or run_untrained):
             return
         if self.config.audio_encoder == VOICE_ENCODER:
             self.voice = VoiceHead()
             bundle.load_weights("audio", self.voice)
             self.voice.to(self.device).eval()
-            self.states = WhisperStates(bundle.path("audio/whisper"), device=device, cpu_threads=cpu_threads)
         else:
             self.model = AudioEncoder(self.config)
             bundle.load_weights("audio", self.model)
             self.model.to(self.device).eval()
 
-    def file_states(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
-        """The voice head's Whisper states of the whole file, in 30 s windows: they need no utterance spans,
-        so they can be computed while the transcriber looks for them. None when the voice is not that head."""
-        return (
-            self.states.window_states(audio) if self.voice is not None and self.states is not None else None
-        )
+    @property
+    def whisper_dir(self) -> Path:
+        """The Whisper model whose encoder states the voice head reads."""
+        return self._whisper[0]
+
+    @property
+    def states(self) -> WhisperStates:
+        """The voice's own Whisper encoder, loaded when first needed: where the transcriber runs the same
+        model, its states serve and this is never loaded."""
+        if self._states is None:
+            model_dir, device, cpu_threads = self._whisper
+            self._states = WhisperStates(model_dir, device=device, cpu_threads=cpu_threads)
+        return self._states
+
+    def reads_states_of(self, whisper_dir: Path) -> bool:
+        """Whether the voice head reads the states of that Whisper model (then its transcription's serve)."""
+        return self.voice is not None and same_model(self.whisper_dir, whisper_dir)
+
+    def file_states(self, audio: npt.NDArray[np.float32]) -> FileStates | None:
+        """The voice head's Whisper states of the file's speech, as a transcription computes them: they need
+        no utterance spans, so they can be computed while the transcriber looks for them. None when the
+        voice is not that head."""
+        return self.states.speech_states(audio) if self.voice is not None else None
 
     @torch.inference_mode()
     def voice_emotions(
         self,
         audio: npt.NDArray[np.float32],
         spans: Sequence[tuple[float, float]],
-        states: npt.NDArray[np.float32] | None = None,
+        states: FileStates | None = None,
     ) -> npt.NDArray[np.float32]:
         """(n, 7) calibrated distributions of the voice head, one per span of the file's `audio` (whose
         `file_states` may be given if they were computed already)."""
-        if self.voice is None or self.states is None:
+        if self.voice is None:
             raise ValueError("the bundle's audio component is not the voice head")
         if not spans:
             return np.zeros((0, self.config.n_emotions), dtype=np.float32)
         if states is None:
-            states = self.states.window_states(audio)
+            states = self.states.speech_states(audio)
         return self.voice.span_probabilities(states, spans)
 
     @torch.inference_mode()
@@ -262,7 +281,7 @@ class AudioFeaturizer:
         self,
         audio: npt.NDArray[np.float32] | None,
         spans: Sequence[tuple[float, float]],
-        states: npt.NDArray[np.float32] | None = None,
+        states: FileStates | None = None,
     ) -> VoiceFeatures:
         n = len(spans)
         if audio is None:

@@ -2,14 +2,16 @@
 
 import uuid
 
-import numpy as np
-
 from services.audio_encoder.states_cache import StatesCache
 from shared.model.voice import states_nbytes
+from shared.speech_pass import FileStates
 
 
-def states(seconds: int) -> np.ndarray:
-    return np.ones((seconds * 50, 512), dtype=np.float32)  # 100 KB a second
+def states(seconds: int) -> FileStates:
+    speech = FileStates(seconds * 16_000, 512)  # 100 KB a second
+    speech.values[:] = 1.0
+    speech.present[:] = True
+    return speech
 
 
 def test_states_are_taken_once() -> None:
@@ -18,7 +20,7 @@ def test_states_are_taken_once() -> None:
     assert cache.wanted(job) and cache.put(job, states(10))
     assert not cache.wanted(job)  # already there: a redelivered request computes nothing
     taken = cache.take(job)
-    assert taken is not None and taken.shape == (500, 512)
+    assert taken is not None and taken.values.shape == (500, 512)
     assert cache.take(job) is None and cache.size_bytes == 0
     # Its transcript was handled: states that come late (a lagging request) are not kept.
     assert not cache.wanted(job) and not cache.put(job, states(1))
@@ -53,6 +55,7 @@ def test_done_jobs_are_remembered_within_a_bound() -> None:
 def test_states_too_large_to_keep_are_known_before_they_are_computed() -> None:
     cache = StatesCache(budget_bytes=256 * 1024 * 1024)
     # 50 states a second of 512 float32: 102,400 bytes a second.
-    assert states_nbytes(16_000) == 50 * 512 * 4 and states_nbytes(1) == states_nbytes(0) == 512 * 4
+    assert states_nbytes(16_000) == states(1).nbytes == 50 * (512 * 4 + 1)
+    assert states_nbytes(1) == states_nbytes(0) == 512 * 4 + 1
     assert cache.fits(states_nbytes(40 * 60 * 16_000))  # a 40-minute file's states are kept
     assert not cache.fits(states_nbytes(3 * 3600 * 16_000))  # a 3-hour file's (1.1 GB) are not
