@@ -30,10 +30,11 @@ PIECE_S: Final = 30.0
 PIECE_SAMPLES: Final = int(PIECE_S * SAMPLE_RATE)
 SAMPLES_PER_STATE: Final = 320  # 20 ms: two 10 ms mel frames per encoder state
 WINDOW_FRAMES: Final = 3000  # Whisper's window: 30 s of 10 ms mel frames
-# faster-whisper's own defaults (2 s of silence ends a region, 0.4 s kept around it), regions cut at 30 s so
-# that each fits one window.
-MIN_SILENCE_MS: Final = 2000
-SPEECH_PAD_MS: Final = 400
+# Regions end at pauses of 160 ms (faster-whisper's batched pipeline's setting), 0.2 s kept around them, and
+# are cut at 30 s so that each fits one window. They are fine enough to bound the words Whisper heard (see
+# `Piece.heard`); pieces join them across longer pauses.
+MIN_SILENCE_MS: Final = 160
+SPEECH_PAD_MS: Final = 200
 # Speech regions this close are read in one window, the silence between them with them; further apart, each
 # has its own, so that no window is mostly silence (where Whisper invents words).
 MAX_GAP_SAMPLES: Final = 5 * SAMPLE_RATE
@@ -45,6 +46,7 @@ class Piece:
 
     start: int  # samples in the file
     end: int
+    speech: tuple[tuple[int, int], ...] = ()  # its VAD regions, [start, end) samples in the file
 
     @property
     def samples(self) -> int:
@@ -57,6 +59,23 @@ class Piece:
         """A time in the piece (seconds from its start, clamped to it) as a time in the file."""
         return (self.start + min(max(seconds * SAMPLE_RATE, 0.0), self.samples)) / SAMPLE_RATE
 
+    def heard(self, start: float, end: float) -> tuple[float, float]:
+        """A word's times (file seconds) bounded by the speech VAD found. Whisper's word times drift into
+        pauses on windows padded with silence: tiny.en stretched "the" over the 1.5 s after a RAVDESS
+        sentence and put "door." after it, which cut the sentence in two speakers. So a word ends where its
+        region of speech ends, and one wholly inside a pause is put at the end of the speech before it."""
+        before: float | None = None
+        for first, last in self.speech:
+            region_start, region_end = first / SAMPLE_RATE, last / SAMPLE_RATE
+            if region_start <= start < region_end:
+                return start, max(start, min(end, region_end))
+            if start < region_start:
+                if end > region_start:  # Whisper hears an onset VAD is not yet sure of
+                    return start, min(end, region_end)
+                break
+            before = region_end
+        return (start, end) if before is None else (before, before)
+
 
 def pieces_of(
     regions: list[tuple[int, int]], total: int, limit: int = PIECE_SAMPLES, max_gap: int = MAX_GAP_SAMPLES
@@ -67,21 +86,18 @@ def pieces_of(
     if not regions:
         return []
     if total <= limit:
-        return [Piece(0, total)]
-    pieces: list[Piece] = []
-    first, last = regions[0]
+        return [Piece(0, total, tuple(regions))]
+    groups: list[list[tuple[int, int]]] = [[regions[0]]]
     for start, end in regions[1:]:
-        if end - first <= limit and start - last <= max_gap:
-            last = end
-            continue
-        pieces.append(Piece(first, last))
-        first, last = start, end
-    pieces.append(Piece(first, last))
+        if end - groups[-1][0][0] <= limit and start - groups[-1][-1][1] <= max_gap:
+            groups[-1].append((start, end))
+        else:
+            groups.append([(start, end)])
     # VAD cuts regions at 30 s; a longer one from another caller is cut into windows.
     return [
-        Piece(at, min(at + limit, piece.end))
-        for piece in pieces
-        for at in range(piece.start, piece.end, limit)
+        Piece(at, min(at + limit, group[-1][1]), tuple(r for r in group if r[1] > at and r[0] < at + limit))
+        for group in groups
+        for at in range(group[0][0], group[-1][1], limit)
     ]
 
 
@@ -194,7 +210,9 @@ def iter_pieces(samples: npt.NDArray[np.float32], bounds: list[tuple[int, int]])
     """The file's speech pieces, VAD run over each [first, last) of `bounds`."""
     for first, last in bounds:
         regions = speech_regions(samples[first:last])
-        yield from (Piece(first + p.start, first + p.end) for p in pieces_of(regions, total=last - first))
+        for piece in pieces_of(regions, total=last - first):
+            speech = tuple((first + start, first + end) for start, end in piece.speech)
+            yield Piece(first + piece.start, first + piece.end, speech)
 
 
 def same_model(first: Path, second: Path) -> bool:

@@ -300,6 +300,8 @@ class Transcriber:
                 text = segment.text.strip()
                 start, end = self._file_times(segment, piece, len(speech))
                 heard = [self._word(w, piece) for w in segment.words or []]
+                if heard:  # the segment is its words, as faster-whisper makes it, bounded as they are
+                    start, end = heard[0].start, max(w.end for w in heard)
                 if text and end > start:
                     spans.append(Span(index=len(spans), start=start, end=end, text=text))
                     span_words.append(heard)
@@ -332,7 +334,8 @@ class Transcriber:
 
     @staticmethod
     def _word(word: "FasterWord", piece: Piece) -> Word:
-        return Word(piece.file_time(float(word.start)), piece.file_time(float(word.end)), word.word)
+        start, end = piece.heard(piece.file_time(float(word.start)), piece.file_time(float(word.end)))
+        return Word(start, end, word.word)
 
     def _language(self, encoded: Any) -> tuple[str, float]:
         """Whisper's guess of the language of an encoded window (English for an English-only model)."""
