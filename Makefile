@@ -103,8 +103,9 @@ restart:  ## stop one process of the local stack and start it as it was: make re
 	@test -n "$(SERVICE)" || { echo "usage: make restart SERVICE=NAME (a name that make status lists)"; exit 2; }
 	$(PY) -m devstack restart $(SERVICE) $(if $(KILL),--kill)
 
-bench: model  ## stage timings and real-time factors, in-process and through the stack
+bench: model  ## stage timings and real-time factors, in-process and through the stack; short clips
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_short_clips.py
 
 bench-auth: setup  ## gateway throughput and latency with and without the auth check; revocation delay
 	$(PY) scripts/bench_auth.py

@@ -44,13 +44,19 @@ def concatenated_video(dest: Path, min_seconds: float = 60.0) -> Path:
             total += probe(source).duration_s
             if total >= min_seconds:
                 break
-    inputs = [arg for source in chosen for arg in ("-i", str(source))]
+    return joined_video(dest, chosen)
+
+
+def joined_video(dest: Path, sources: list[Path], width: int = 480, height: int = 480) -> Path:
+    """`sources` one after another in one file, each scaled into width x height, at 25 fps."""
+    inputs = [arg for source in sources for arg in ("-i", str(source))]
     filters = "".join(
-        f"[{i}:v]scale=480:480:force_original_aspect_ratio=decrease,pad=480:480:(ow-iw)/2:(oh-ih)/2,"
-        f"fps=25,setsar=1[v{i}];[{i}:a]aresample=44100,aformat=channel_layouts=stereo[a{i}];"
-        for i in range(len(chosen))
+        f"[{i}:v]scale={width}:{height}:force_original_aspect_ratio=decrease,"
+        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,fps=25,setsar=1[v{i}];"
+        f"[{i}:a]aresample=44100,aformat=channel_layouts=stereo[a{i}];"
+        for i in range(len(sources))
     )
-    streams = "".join(f"[v{i}][a{i}]" for i in range(len(chosen)))
+    streams = "".join(f"[v{i}][a{i}]" for i in range(len(sources)))
     subprocess.run(
         [
             "ffmpeg",
@@ -60,7 +66,7 @@ def concatenated_video(dest: Path, min_seconds: float = 60.0) -> Path:
             "-y",
             *inputs,
             "-filter_complex",
-            f"{filters}{streams}concat=n={len(chosen)}:v=1:a=1[v][a]",
+            f"{filters}{streams}concat=n={len(sources)}:v=1:a=1[v][a]",
             "-map",
             "[v]",
             "-map",
@@ -218,8 +224,9 @@ def main() -> None:
             f"{name:<6} transcription alone {alone:.2f} s; whole analysis / transcription alone: "
             f"in-process {local[name]['total'] / alone:.2f}, stack {remote[name]['total'] / alone:.2f}"
         )
-    print("\nstage seconds overlap: the face track (encode_video) and the voice's states run beside the")
-    print("transcription; stack stage seconds are the services' own ea_stage_seconds;")
+    print("\nstage seconds overlap: the face track (encode_video) runs beside the transcription (in-process")
+    print("the voice reads the transcription's Whisper states; in the stack the audio encoder computes its")
+    print("own beside it); stack stage seconds are the services' own ea_stage_seconds;")
     print("stack totals run from the upload-url request to the completed result, upload included.")
 
 
