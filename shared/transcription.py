@@ -298,7 +298,7 @@ class Transcriber:
             segments = self._decode_piece(speech, encoded, language=language)
             for segment in segments:  # a generator: decoding happens while iterating
                 text = segment.text.strip()
-                start, end = self._file_times(segment, piece, len(speech))
+                start, end = self._file_times(segment, piece)
                 heard = [self._word(w, piece) for w in segment.words or []]
                 if heard:  # the segment is its words, as faster-whisper makes it, bounded as they are
                     start, end = heard[0].start, max(w.end for w in heard)
@@ -314,7 +314,7 @@ class Transcriber:
                     speech, encoded, language=language, task="translate", word_timestamps=False
                 )
                 for segment in english:
-                    start, end = self._file_times(segment, piece, len(speech))
+                    start, end = self._file_times(segment, piece)
                     translated.append((start, end, segment.text))
         if decision is not None and decision.source is WordsSource.TRANSLATION:
             spans = [
@@ -347,18 +347,15 @@ class Transcriber:
         return str(token)[2:-2], float(probability)
 
     @staticmethod
-    def _file_times(segment: "Segment", piece: Piece, piece_samples: int) -> tuple[float, float]:
+    def _file_times(segment: "Segment", piece: Piece) -> tuple[float, float]:
         """A segment's times in the file. Whisper's last segment may run past the end of the piece; the audio
-        is the truth."""
-        length_s = piece_samples / SAMPLE_RATE
-        start = piece.file_time(min(max(float(segment.start), 0.0), length_s))
-        return start, max(piece.file_time(min(max(float(segment.end), 0.0), length_s)), start)
+        is the truth (`Piece.file_time` clamps to it)."""
+        start = piece.file_time(float(segment.start))
+        return start, max(piece.file_time(float(segment.end)), start)
 
     def words(self, audio: npt.NDArray[np.float32]) -> tuple[list[Word], str | None]:
         """Every word with its times in `audio` (word timestamps on), and the language detected."""
-        segments, info = self._decode(
-            np.asarray(audio, dtype=np.float32), word_timestamps=True, vad_filter=True
-        )
+        segments, info = self._decode(np.asarray(audio, dtype=np.float32), word_timestamps=True)
         words = [
             Word(start=float(w.start), end=float(w.end), word=w.word)
             for segment in segments
@@ -403,7 +400,6 @@ class Transcriber:
         *,
         language: str | None = None,
         task: str = "transcribe",
-        vad_filter: bool = False,
     ) -> tuple[Iterator["Segment"], "TranscriptionInfo"]:
         decoded: tuple[Iterator[Segment], TranscriptionInfo] = self._model.transcribe(
             samples,
@@ -411,7 +407,7 @@ class Transcriber:
             task=task,
             beam_size=self.beam_size,
             temperature=list(self.temperatures),
-            vad_filter=vad_filter,
+            vad_filter=True,
             word_timestamps=self.word_timestamps if word_timestamps is None else word_timestamps,
             condition_on_previous_text=False,
         )

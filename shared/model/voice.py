@@ -48,11 +48,6 @@ def states_nbytes(n_samples: int) -> int:
     return state_frames(n_samples) * (WHISPER_DIM * np.dtype(np.float32).itemsize + 1)
 
 
-def span_states(states: FileStates, start: float, end: float, margin_s: float) -> npt.NDArray[np.float32]:
-    """The speech states of [start − margin, end + margin) seconds (at least one frame)."""
-    return states.span(start, end, margin_s)
-
-
 def pool_states(states: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """(frames, 512) → (1024,): mean and standard deviation over time."""
     return np.concatenate([states.mean(axis=0), states.std(axis=0)]).astype(np.float32)
@@ -62,7 +57,7 @@ def pool_span(
     states: FileStates, start: float, end: float, margins_s: Sequence[float]
 ) -> npt.NDArray[np.float32]:
     """(len(margins_s), 1024): the span's states pooled at each widening."""
-    return np.stack([pool_states(span_states(states, start, end, margin)) for margin in margins_s])
+    return np.stack([pool_states(states.span(start, end, margin)) for margin in margins_s])
 
 
 class VoiceHead(nn.Module):
