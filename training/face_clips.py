@@ -8,8 +8,9 @@ FER's stills are web photographs, centred, filtered, at 48 pixels; a face in a 3
 smooth, lit and framed otherwise, and the FER network reads the kit's actors' neutral and angry faces as
 surprise (clip-level weighted F1 0.33 as the encoder frames them, `training.face_video`). Each step here mixes
 a batch of the kit's training actors' faces (every picture at 4 Hz, in a framing drawn around the one the
-video encoder uses, so the tracker's box may wander) with twice as many of FER's training faces, both through
-FER's augmentations plus a loss of resolution (a face a few dozen pixels high in the frame). The fine-tuned
+video encoder uses, so the tracker's box may wander, each cut from the frame as the encoder cuts it) with
+twice as many of FER's training faces, both through FER's augmentations plus a loss of resolution (a face a
+few dozen pixels high in the frame). The fine-tuned
 weights are then moved a tenth of the way back to FER's (weight-space ensembling), which keeps more of what
 FER taught at no cost to the clips; FER's held-out faces are read at every fold.
 
@@ -23,6 +24,7 @@ whole analysis.
 """
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -41,9 +43,10 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ValidationError
 
 from emotion_contract.labels import EMOTIONS
+from shared.media.frames import sample_stills
 from shared.model.bundle import load_state, save_state, sha256_file
 from shared.model.face import FaceExpressionNet
-from shared.model.face_detection import FACE_MARGIN, FACE_SHIFT
+from shared.model.face_detection import FACE_MARGIN, FACE_SHIFT, FaceTracker, frame_face
 from training.eval_av import DEFAULT_CLIPS, AvClip, actor_fold, list_av_clips, per_actor_weighted_f1
 from training.face import (
     DEFAULT_FACE_WEIGHTS,
@@ -54,7 +57,6 @@ from training.face import (
     read_face_card,
     split_faces,
 )
-from training.face_video import ClipFaces, framed, load_clip_faces
 from training.metrics import HeadScores, score_head
 from training.voice import FOLDS
 
@@ -85,18 +87,50 @@ class ClipPictures:
         return middle
 
 
-def clip_pictures(faces: Sequence[ClipFaces], clips: Sequence[AvClip]) -> ClipPictures:
-    framings, labels, clip_index, order = [], [], [], []
-    for i, (f, clip) in enumerate(zip(faces, clips, strict=True)):
-        k = len(f.wide)
+def encoder_framings(clip: AvClip, rate: float) -> npt.NDArray[np.uint8]:
+    """(F, k, 48, 48): each face the tracker follows at `rate` pictures a second, framed each way of MARGINS
+    × SHIFTS as the video encoder frames it (`frame_face` on the frame itself: a crop cut again from a wider
+    crop is resampled twice, and the fine-tuned network reads the encoder's pictures otherwise)."""
+    tracker = FaceTracker()
+    faces = []
+    for time_s, grey in sample_stills(clip.path, interval_s=1 / rate):
+        if (box := tracker.find(grey, time_s)) is not None:
+            faces.append(
+                np.stack([frame_face(grey, box, margin=m, shift=s) for m in MARGINS for s in SHIFTS])
+            )
+    if not faces:
+        return np.zeros((len(MARGINS) * len(SHIFTS), 0, 48, 48), dtype=np.uint8)
+    return np.ascontiguousarray(np.stack(faces, axis=1))
+
+
+def load_clip_framings(clips: Sequence[AvClip], rate: float, cache_dir: Path) -> list[npt.NDArray[np.uint8]]:
+    """`encoder_framings` of every clip, cached in `cache_dir` (about a minute to make)."""
+    cache = cache_dir / f"framings-{rate:g}hz.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as data:
+            return [data[c.stem] for c in clips]
+    framings = []
+    for i, clip in enumerate(clips):
+        framings.append(encoder_framings(clip, rate))
+        logger.info("%d/%d %s: %d faces", i + 1, len(clips), clip.stem, framings[-1].shape[1])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache, **{c.stem: f for c, f in zip(clips, framings, strict=True)})  # type: ignore[arg-type]
+    return framings
+
+
+def clip_pictures(framings: Sequence[npt.NDArray[np.uint8]], clips: Sequence[AvClip]) -> ClipPictures:
+    """Every clip's pictures (`encoder_framings`) in one set, each with its clip, label and place."""
+    kept, labels, clip_index, order = [], [], [], []
+    for i, (f, clip) in enumerate(zip(framings, clips, strict=True)):
+        k = f.shape[1]
         if not k:
             continue
-        framings.append(np.stack([framed(f.wide, m, s) for m in MARGINS for s in SHIFTS]))
+        kept.append(f)
         labels.append(np.full(k, clip.label))
         clip_index.append(np.full(k, i))
         order.append(np.arange(k))
     return ClipPictures(
-        np.concatenate(framings, axis=1),
+        np.concatenate(kept, axis=1),
         np.concatenate(labels).astype(np.int64),
         np.concatenate(clip_index).astype(np.int64),
         np.concatenate(order).astype(np.int64),
@@ -141,14 +175,57 @@ def fine_tune(
     fer_images: npt.NDArray[np.uint8],
     fer_labels: npt.NDArray[np.int64],
     recipe: Recipe,
+    checkpoint: Path | None = None,
 ) -> FaceExpressionNet:
-    """FER's network, fine-tuned on the kit pictures `rows` and FER faces, SGD on a cosine schedule."""
-    torch.manual_seed(recipe.seed)
-    generator = torch.Generator().manual_seed(recipe.seed)
+    """FER's network, fine-tuned on the kit pictures `rows` and FER faces, SGD on a cosine schedule, then
+    moved `recipe.keep_base` of the way back to FER's. `checkpoint`: where the fine-tuning (before that
+    move) is kept and, when there already, read instead of trained (`tuned_checkpoint` names it)."""
     net = FaceExpressionNet()
     load_state(net, base)
     net.temperature.fill_(1.0)  # type: ignore[operator]
     base_state = {name: value.clone() for name, value in net.state_dict().items()}
+    if checkpoint is not None and checkpoint.is_file():
+        load_state(net, checkpoint)
+    else:
+        _train(net, pictures, rows, fer_images, fer_labels, recipe)
+        if checkpoint is not None:
+            save_state(net, checkpoint)
+    if recipe.keep_base > 0:
+        mixed = {
+            name: (1 - recipe.keep_base) * value + recipe.keep_base * base_state[name]
+            if value.is_floating_point()
+            else value
+            for name, value in net.state_dict().items()
+        }
+        net.load_state_dict(mixed)
+    net.temperature.fill_(1.0)  # type: ignore[operator]
+    return net.eval()
+
+
+def tuned_checkpoint(
+    directory: Path, base: Path, pictures: ClipPictures, rows: npt.NDArray[np.int64], recipe: Recipe
+) -> Path:
+    """A fine-tuning's file, named by all it learnt from (the base, the pictures and rows, the recipe but
+    its `keep_base`, which is applied afterwards): a run stopped midway resumes, and recipes that differ
+    only in how far they move back to FER share their fine-tunings."""
+    key = hashlib.sha256()
+    key.update(sha256_file(base).encode())
+    key.update(recipe.model_copy(update={"keep_base": 0.0}).model_dump_json().encode())
+    for array in (pictures.framings, pictures.labels, pictures.clip, rows):
+        key.update(np.ascontiguousarray(array).tobytes())
+    return directory / f"tuned-{key.hexdigest()[:16]}.safetensors"
+
+
+def _train(
+    net: FaceExpressionNet,
+    pictures: ClipPictures,
+    rows: npt.NDArray[np.int64],
+    fer_images: npt.NDArray[np.uint8],
+    fer_labels: npt.NDArray[np.int64],
+    recipe: Recipe,
+) -> None:
+    torch.manual_seed(recipe.seed)
+    generator = torch.Generator().manual_seed(recipe.seed)
     net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     steps = recipe.epochs * math.ceil(len(rows) / recipe.batch)
     optimizer = torch.optim.SGD(
@@ -180,16 +257,7 @@ def fine_tune(
         torch.autograd.backward(loss)
         optimizer.step()
         schedule.step()
-    if recipe.keep_base > 0:
-        mixed = {
-            name: (1 - recipe.keep_base) * value + recipe.keep_base * base_state[name]
-            if value.is_floating_point()
-            else value
-            for name, value in net.state_dict().items()
-        }
-        net.load_state_dict(mixed)
-    net.temperature.fill_(1.0)  # type: ignore[operator]
-    return net.eval()
+    net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 
 
 def encoder_rows(pictures: ClipPictures, clip_indices: set[int]) -> npt.NDArray[np.int64]:
@@ -297,7 +365,7 @@ def describe_face(weights: Path) -> FaceDescription:
 def train(args: argparse.Namespace) -> FaceClipsCard:
     torch.set_num_threads(args.threads)
     clips = list_av_clips(args.clips)
-    pictures = clip_pictures(load_clip_faces(clips, RATE, args.cache_dir), clips)
+    pictures = clip_pictures(load_clip_framings(clips, RATE, args.cache_dir), clips)
     logger.info("%d pictures of %d clips", len(pictures.labels), len(np.unique(pictures.clip)))
     images, labels = load_faces(args.npz)
     fer = split_faces(images, labels)
@@ -324,7 +392,10 @@ def train(args: argparse.Namespace) -> FaceClipsCard:
         started = time.perf_counter()
         held = {int(i) for i in np.flatnonzero(folds_of_clips == k)}
         train_rows = np.flatnonzero(~np.isin(pictures.clip, list(held)))
-        net = fine_tune(args.base, pictures, train_rows, fer.train_images, fer.train_labels, recipe)
+        checkpoint = tuned_checkpoint(args.checkpoints, args.base, pictures, train_rows, recipe)
+        net = fine_tune(
+            args.base, pictures, train_rows, fer.train_images, fer.train_labels, recipe, checkpoint
+        )
         in_fold = np.isin(pictures.clip[read], list(held))
         oof_logits[in_fold] = face_logits(net, pictures.encoder[read[in_fold]])
         fer_f1 = score_head(face_logits(net, fer.val_images).softmax(-1).numpy(), fer.val_labels, EMOTIONS)
@@ -361,7 +432,10 @@ def train(args: argparse.Namespace) -> FaceClipsCard:
             net.temperature.fill_(temperature)  # type: ignore[operator]
             save_state(net, path, half=True)
     every_picture = np.arange(len(pictures.labels))
-    final = fine_tune(args.base, pictures, every_picture, fer.train_images, fer.train_labels, recipe)
+    checkpoint = tuned_checkpoint(args.checkpoints, args.base, pictures, every_picture, recipe)
+    final = fine_tune(
+        args.base, pictures, every_picture, fer.train_images, fer.train_labels, recipe, checkpoint
+    )
     final.temperature.fill_(temperature)  # type: ignore[operator]
     fer_logits = face_logits(final, fer.val_images)
     card = FaceClipsCard(
@@ -405,6 +479,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base", type=Path, default=DEFAULT_FACE_WEIGHTS, help="FER2013's network")
     parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/face-video"))
     parser.add_argument("--folds-out", type=Path, default=None, help="write each fold's network here")
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=Path("var/runs/face-clips/tuned"),
+        help="each fine-tuning, kept: a stopped run resumes, another --keep-base reuses them",
+    )
     parser.add_argument("--weights", type=Path, default=None, help="write the shipped network (and its card)")
     parser.add_argument("--epochs", type=int, default=Recipe().epochs)
     parser.add_argument("--batch", type=int, default=Recipe().batch)

@@ -5,9 +5,11 @@ the clips' labels."""
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from emotion_contract.labels import EMOTIONS
+from shared.model.bundle import load_state
 from shared.model.face import FaceExpressionNet
 from training.eval_av import AvClip
 from training.face import DEFAULT_FACE_WEIGHTS, face_logits
@@ -21,13 +23,13 @@ from training.face_clips import (
     fine_tune,
     fit_clip_temperature,
     lower_resolution,
+    tuned_checkpoint,
 )
-from training.face_video import WIDE_PIXELS, ClipFaces
 
 
-def _faces(k: int, seed: int) -> ClipFaces:
-    wide = np.random.default_rng(seed).integers(0, 255, (k, WIDE_PIXELS, WIDE_PIXELS), dtype=np.uint8)
-    return ClipFaces(np.arange(k, dtype=np.float64) * 0.25, wide, np.full(k, 80.0), samples=k)
+def _faces(k: int, seed: int) -> npt.NDArray[np.uint8]:
+    shape = (len(MARGINS) * len(SHIFTS), k, 48, 48)
+    return np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8)
 
 
 def _clips(*labels: str) -> list[AvClip]:
@@ -78,8 +80,6 @@ def test_fine_tuning_moves_fer_network_toward_the_clips_labels() -> None:
     fer = np.random.default_rng(2).integers(0, 255, (16, 48, 48), dtype=np.uint8)
     fer_labels = np.full(16, EMOTIONS.index("fear"), dtype=np.int64)
     before = FaceExpressionNet()
-    from shared.model.bundle import load_state
-
     load_state(before, DEFAULT_FACE_WEIGHTS)
     recipe = Recipe(epochs=4, batch=8, fer_batch=8, lr=0.02)
     tuned = fine_tune(DEFAULT_FACE_WEIGHTS, pictures, np.arange(12), fer, fer_labels, recipe)
@@ -103,3 +103,31 @@ def test_the_temperature_is_fitted_where_the_face_is_read_on_the_mean_of_a_clips
         for x in (t * 0.8, t, t * 1.25)
     ]
     assert nll[1] <= min(nll[0], nll[2])
+
+
+def test_a_fine_tuning_is_kept_and_read_again_by_a_recipe_that_moves_back_otherwise(tmp_path: Path) -> None:
+    clips = _clips("fear", "joy")
+    pictures = clip_pictures([_faces(4, 0), _faces(4, 1)], clips)
+    fer = np.random.default_rng(2).integers(0, 255, (16, 48, 48), dtype=np.uint8)
+    fer_labels = np.arange(16, dtype=np.int64) % 7
+    rows = np.arange(8)
+    recipe = Recipe(epochs=2, batch=4, fer_batch=4, lr=0.02, keep_base=0.0)
+    checkpoint = tuned_checkpoint(tmp_path, DEFAULT_FACE_WEIGHTS, pictures, rows, recipe)
+    tuned = fine_tune(DEFAULT_FACE_WEIGHTS, pictures, rows, fer, fer_labels, recipe, checkpoint)
+    assert checkpoint.is_file()
+    halfway = recipe.model_copy(update={"keep_base": 0.5})
+    # Only the move back differs: the same fine-tuning, read, not trained again.
+    assert tuned_checkpoint(tmp_path, DEFAULT_FACE_WEIGHTS, pictures, rows, halfway) == checkpoint
+    assert tuned_checkpoint(tmp_path, DEFAULT_FACE_WEIGHTS, pictures, rows[:4], halfway) != checkpoint
+    assert (
+        tuned_checkpoint(
+            tmp_path, DEFAULT_FACE_WEIGHTS, pictures, rows, recipe.model_copy(update={"lr": 0.01})
+        )
+        != checkpoint
+    )
+    mixed = fine_tune(DEFAULT_FACE_WEIGHTS, pictures, rows, fer, fer_labels, halfway, checkpoint)
+    base = FaceExpressionNet()
+    load_state(base, DEFAULT_FACE_WEIGHTS)
+    name = next(n for n, v in tuned.state_dict().items() if v.is_floating_point() and v.ndim == 4)
+    expected = 0.5 * tuned.state_dict()[name] + 0.5 * base.state_dict()[name]
+    torch.testing.assert_close(mixed.state_dict()[name], expected)
