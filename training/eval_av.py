@@ -45,6 +45,7 @@ from training.metrics import (
     Interval,
     bootstrap_interval,
     confusion_text,
+    ece_if_calibrated,
     expected_calibration_error,
     score_head,
 )
@@ -101,6 +102,10 @@ class ViewReport(BaseModel):
     clips: int = Field(description="clips this view had an answer for")
     scores: HeadScores
     ece_interval: Interval = Field(description="where the ECE falls on other draws of as many clips")
+    ece_if_calibrated: float = Field(
+        description="the mean ECE a perfectly calibrated answer with these confidences reads on these clips"
+    )
+    ece_if_calibrated_interval: Interval
     per_actor_weighted_f1: dict[str, float]
 
 
@@ -356,10 +361,13 @@ def score_view(
         return None
     labels = np.array([a.label for a in analyses])[has]
     actors = np.array([a.actor for a in analyses])[has]
+    calibrated, calibrated_interval = ece_if_calibrated(distributions[has])
     return ViewReport(
         clips=int(has.sum()),
         scores=score_head(distributions[has], labels, EMOTIONS),
         ece_interval=bootstrap_interval(distributions[has], labels, expected_calibration_error),
+        ece_if_calibrated=calibrated,
+        ece_if_calibrated_interval=calibrated_interval,
         per_actor_weighted_f1=per_actor_weighted_f1(distributions[has], labels, actors),
     )
 
@@ -407,14 +415,15 @@ def text_report(av: AvReport) -> str:
     lines = [
         f"{av.n} clips of {av.clips}, bundle {av.bundle_version} ({av.settings})",
         f"{'view':<6} {'clips':>5} {'weighted F1':>11} {'accuracy':>8} {'ECE':>6} {'ECE 90% bootstrap':>17}"
-        "   per actor (weighted F1)",
+        f" {'ECE if calibrated':>24}   per actor (weighted F1)",
     ]
     for name, view in av.views.items():
-        s, ci = view.scores, view.ece_interval
+        s, ci, cal = view.scores, view.ece_interval, view.ece_if_calibrated_interval
         actors = " ".join(f"{a}:{f:.2f}" for a, f in view.per_actor_weighted_f1.items())
         lines.append(
             f"{name:<6} {view.clips:>5} {s.weighted_f1:>11.3f} {s.accuracy:>8.3f} {s.ece:>6.3f} "
-            f"{f'[{ci.low:.3f}, {ci.high:.3f}]':>17}   {actors}"
+            f"{f'[{ci.low:.3f}, {ci.high:.3f}]':>17} "
+            f"{f'{view.ece_if_calibrated:.3f} [{cal.low:.3f}, {cal.high:.3f}]':>24}   {actors}"
         )
     lines.append(f"words read: {av.words_read}; languages detected: {av.languages}")
     lines.append(f"{av.ms_per_clip:.0f} ms of analysis per clip")

@@ -105,6 +105,30 @@ def bootstrap_interval(
     return Interval(low=round(float(low), 4), high=round(float(high), 4), level=level)
 
 
+def ece_if_calibrated(
+    probabilities: FloatArray, *, draws: int = 1000, level: float = 0.9, seed: int = 0
+) -> tuple[float, Interval]:
+    """The ECE that a perfectly calibrated answer with these confidences reads on this many items: each
+    item's label drawn from its own distribution, `draws` times. On a hundred clips that is about 0.1, so an
+    observed ECE near it is what calibration looks like there, not evidence against it. The mean and the
+    `level` interval of the draws."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or not len(probabilities):
+        raise ValueError(f"expected (n, k) probabilities, got {probabilities.shape}")
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(probabilities / probabilities.sum(axis=1, keepdims=True), axis=1)
+    values = []
+    for _ in range(draws):
+        u = rng.random((len(probabilities), 1))
+        labels = np.minimum((u > cumulative).sum(axis=1), probabilities.shape[1] - 1)
+        values.append(expected_calibration_error(probabilities, labels))
+    tail = (1 - level) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return round(float(np.mean(values)), 4), Interval(
+        low=round(float(low), 4), high=round(float(high), 4), level=level
+    )
+
+
 def confusion_text(scores: HeadScores) -> str:
     """The confusion matrix as an aligned table: true labels down, predictions across."""
     corner = "true \\ pred"

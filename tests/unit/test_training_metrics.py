@@ -7,7 +7,13 @@ import torch
 from shared.model.config import ModelConfig
 from shared.model.fusion import FusionClassifier
 from training.calibrate import fit_calibration, fit_temperature, set_temperatures
-from training.metrics import bootstrap_interval, confusion_text, expected_calibration_error, score_head
+from training.metrics import (
+    bootstrap_interval,
+    confusion_text,
+    ece_if_calibrated,
+    expected_calibration_error,
+    score_head,
+)
 from training.model import Temperatures
 
 # y = true, p = predicted; per class (TP, FP, FN): 0 → (2, 0, 1), 1 → (1, 1, 1), 2 → (1, 1, 0)
@@ -150,3 +156,19 @@ def test_a_bootstrap_interval_narrows_with_more_items() -> None:
     wide = bootstrap_interval(*few, expected_calibration_error, resamples=200)
     assert wide.high - wide.low > 2 * (narrow.high - narrow.low)
     assert wide.high > 0.05  # a calibrated model's ECE on 120 items can read well above zero
+
+
+def test_the_ece_a_calibrated_answer_reads_on_few_items_is_what_such_an_answer_shows() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0.0, 1.5, size=(120, 7))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    mean, interval = ece_if_calibrated(p, draws=300)
+    # Labels drawn from the answers themselves (calibrated by construction) read ECEs around that mean.
+    observed = [expected_calibration_error(p, np.array([rng.choice(7, p=q) for q in p])) for _ in range(100)]
+    assert interval.low < mean < interval.high and 0.05 < mean < 0.2
+    assert abs(np.mean(observed) - mean) < 0.015
+    # More items, less chance error; an overconfident answer reads well above it.
+    assert ece_if_calibrated(np.tile(p, (20, 1)), draws=100)[0] < mean / 2
+    sharp = np.eye(7)[p.argmax(axis=1)] * 0.9 + 0.1 / 7
+    truth = np.array([rng.choice(7, p=q) for q in p])
+    assert expected_calibration_error(sharp, truth) > ece_if_calibrated(sharp, draws=100)[1].high
