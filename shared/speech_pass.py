@@ -215,17 +215,18 @@ def iter_pieces(samples: npt.NDArray[np.float32], bounds: list[tuple[int, int]])
             yield Piece(first + piece.start, first + piece.end, speech)
 
 
+def model_print(directory: Path) -> str:
+    """A CTranslate2 model directory's weights by their size and first and last MiB: which model a copy is,
+    not a byte-by-byte proof."""
+    weights = Path(directory) / "model.bin"
+    size = weights.stat().st_size
+    with weights.open("rb") as handle:
+        head = handle.read(1 << 20)
+        handle.seek(max(0, size - (1 << 20)))
+        tail = handle.read()
+    return f"{size}-{hashlib.blake2b(head + tail, digest_size=16).hexdigest()}"
+
+
 def same_model(first: Path, second: Path) -> bool:
-    """Whether two CTranslate2 model directories hold the same weights (by size and their first and last
-    MiB: a copy of a model, not a byte-by-byte proof)."""
-
-    def print_of(directory: Path) -> tuple[int, bytes]:
-        weights = Path(directory) / "model.bin"
-        size = weights.stat().st_size
-        with weights.open("rb") as handle:
-            head = handle.read(1 << 20)
-            handle.seek(max(0, size - (1 << 20)))
-            tail = handle.read()
-        return size, hashlib.blake2b(head + tail, digest_size=16).digest()
-
-    return Path(first).resolve() == Path(second).resolve() or print_of(first) == print_of(second)
+    """Whether two CTranslate2 model directories hold the same weights (`model_print`)."""
+    return Path(first).resolve() == Path(second).resolve() or model_print(first) == model_print(second)

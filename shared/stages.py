@@ -16,7 +16,15 @@ from typing import Final
 import numpy as np
 
 from emotion_contract.errors import FailureCode
-from emotion_contract.events import MediaInfo, ModalityFeatures, Span, Transcript, VideoTrack, VoiceFeatures
+from emotion_contract.events import (
+    MediaInfo,
+    ModalityFeatures,
+    Span,
+    Transcript,
+    VideoTrack,
+    VoiceFeatures,
+    VoiceInputs,
+)
 from emotion_contract.labels import Modality, WordsSource
 from emotion_contract.results import (
     AnalysisResult,
@@ -45,6 +53,7 @@ from shared.model.inference import (
     pool_video_track,
 )
 from shared.model.speakers import Speakers
+from shared.model.voice import MARGINS_S, pool_span
 from shared.speech_pass import FileStates
 from shared.stage_errors import after_work
 from shared.transcription import NO_SPEECH_FOUND, Transcriber, assign_translations
@@ -104,11 +113,14 @@ def transcribe_file(
     media: MediaInfo | None = None,
     speakers: Speakers | None = None,
     people: int | None = None,
+    voice_inputs: bool = False,
 ) -> Transcript:
     """The file's utterances, language and words. `media`: the file's `check_media`, where the caller made
     it already. `speakers`: who speaks each utterance (None: not told apart), with `people` the number of
-    them when the request knows it. Whatever fails once the file is checked fails after work."""
-    return transcribe_file_with_states(
+    them when the request knows it. `voice_inputs`: also the voice head's inputs per utterance, pooled from
+    this transcription's encoder states (for an audio encoder elsewhere: `encode_voice_inputs`). Whatever
+    fails once the file is checked fails after work."""
+    transcript, states = transcribe_file_with_states(
         path,
         transcriber=transcriber,
         text=text,
@@ -117,8 +129,18 @@ def transcribe_file(
         media=media,
         speakers=speakers,
         people=people,
-        keep_states=False,
-    )[0]
+        keep_states=voice_inputs,
+    )
+    if states is None or not transcript.speech_found:
+        return transcript
+    pooled = pool_voice_inputs(states, transcript.utterances, transcriber.fingerprint)
+    return transcript.model_copy(update={"voice_inputs": pooled})
+
+
+def pool_voice_inputs(states: FileStates, utterances: Sequence[Span], whisper: str) -> VoiceInputs:
+    """What the voice head reads of each utterance, at the widenings the shipped heads pool (`MARGINS_S`)."""
+    rows = [pool_span(states, u.start, u.end, MARGINS_S).reshape(-1) for u in utterances]
+    return VoiceInputs(whisper=whisper, margins_s=list(MARGINS_S), pooled=to_matrix(np.stack(rows)))
 
 
 def transcribe_file_with_states(
@@ -298,6 +320,19 @@ def encode_audio_file(
     audio = load_audio(path) if media.has_audio else None
     with _inference(observe_inference, "audio", len(utterances)):
         return featurizer.encode(audio, _spans(utterances), states)
+
+
+def encode_voice_inputs(
+    inputs: VoiceInputs,
+    *,
+    media: MediaInfo,
+    utterances: Sequence[Span],
+    featurizer: AudioFeaturizer,
+    observe_inference: InferenceObserver | None = None,
+) -> VoiceFeatures:
+    """The voice of each utterance from the inputs the transcription pooled (`featurizer.reads_inputs`)."""
+    with _inference(observe_inference, "audio", len(utterances)):
+        return featurizer.encode_inputs(inputs, media, _spans(utterances))
 
 
 UNTRANSLATED: Final = "Whisper's English translation left this utterance out"

@@ -12,6 +12,7 @@ kit's Javanese speech for Malay or Indonesian, at probabilities from 0.12 to 0.9
 videos came out at 0.87-0.998.
 """
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from emotion_contract.events import Span
 from emotion_contract.labels import WordsSource
-from shared.speech_pass import FileStates, Piece, counted, iter_pieces, to_numpy, window_features
+from shared.speech_pass import FileStates, Piece, counted, iter_pieces, model_print, to_numpy, window_features
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -260,6 +261,11 @@ class Transcriber:
     def encoder_runs(self) -> int:
         """How many times this transcriber's Whisper encoder has run (a window each)."""
         return self._encoder.calls
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Which Whisper this is (`model_print`): whose encoder states its transcriptions compute."""
+        return model_print(self.model_dir)
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
         """`audio`: mono float32 samples at 16 kHz, as `shared.media.decode.load_audio` returns them."""

@@ -144,6 +144,19 @@ class AnalysisRequested(Event):
     )
 
 
+class VoiceInputs(BaseModel):
+    """The voice head's input for each utterance, pooled from the Whisper encoder states that the
+    transcription computed: the audio encoder reads the voice from them instead of running that encoder a
+    second time over the same audio."""
+
+    whisper: str = Field(description="Fingerprint of the Whisper model whose encoder states these are")
+    margins_s: list[float] = Field(description="The widenings of each utterance's span pooled, in seconds")
+    pooled: FeatureMatrix = Field(
+        description="(n_utterances, len(margins_s) × 1024): mean and standard deviation of the states over "
+        "each widening, concatenated"
+    )
+
+
 class Transcript(BaseModel):
     """What the transcription stage finds in a file: its media, its utterances and their text features."""
 
@@ -158,6 +171,11 @@ class Transcript(BaseModel):
     utterances: list[Span]
     text: ModalityFeatures
     speech_found: bool = Field(description="False when no speech was detected: one span covers the file")
+    voice_inputs: VoiceInputs | None = Field(
+        default=None,
+        description="The voice head's inputs per utterance from the transcription's own encoder pass; None "
+        "without speech or where the transcriber does not send them",
+    )
 
 
 class TranscriptReady(Event, Transcript):

@@ -1,10 +1,13 @@
-"""analysis.requested → (the voice's Whisper states, kept); transcript.ready → features.audio: per
-utterance, the voice's calibrated emotions (or an embedding)."""
+"""transcript.ready → features.audio: per utterance, the voice's calibrated emotions (or an embedding).
+
+Where the transcript brings the voice head's inputs (pooled from the transcription's own Whisper encoder
+pass), the head reads them and nothing is downloaded or encoded again. Otherwise the file is fetched and its
+states computed, or taken from those computed ahead on analysis.requested (`states_cache_mb`)."""
 
 import asyncio
 import logging
 
-from emotion_contract.events import AnalysisRequested, AudioFeaturesReady, TranscriptReady
+from emotion_contract.events import AnalysisRequested, AudioFeaturesReady, TranscriptReady, VoiceFeatures
 from shared.downloads import downloaded
 from shared.media.container import MediaError
 from shared.media.decode import load_audio
@@ -13,7 +16,7 @@ from shared.model.voice import states_nbytes
 from shared.service import EncoderResources
 from shared.speech_pass import FileStates
 from shared.stage_errors import after_work
-from shared.stages import encode_audio_file
+from shared.stages import encode_audio_file, encode_voice_inputs
 
 from .settings import Settings
 from .states_cache import StatesCache
@@ -30,8 +33,8 @@ async def compute_states(
     """The file's voice states, before its utterances are known; nothing when the file has no usable sound
     (the transcriber fails the job or marks the voice missing) or the voice is not the Whisper head."""
     key = (event.job_id, event.attempt)
-    if resources.featurizer.voice is None or not cache.wanted(key):
-        return
+    if resources.featurizer.voice is None or not cache.budget_bytes or not cache.wanted(key):
+        return  # the default: the transcript brings the voice's inputs from its own encoder pass
     try:
         async with downloaded(
             resources.store,
@@ -73,6 +76,17 @@ async def encode_audio(
     states = cache.take((event.job_id, event.attempt))
     # The transcriber measured the file: whatever fails here fails after work on it.
     with after_work(event.media.duration_s):
+        inputs = event.voice_inputs
+        if inputs is not None and resources.featurizer.reads_inputs(inputs):
+            features = await asyncio.to_thread(
+                encode_voice_inputs,
+                inputs,
+                media=event.media,
+                utterances=event.utterances,
+                featurizer=resources.featurizer,
+                observe_inference=resources.observe_inference,
+            )
+            return _features_ready(event, resources, features)
         return await _encode_audio(event, resources, states, settings)
 
 
@@ -99,6 +113,12 @@ async def _encode_audio(
             states=states,
             observe_inference=resources.observe_inference,
         )
+    return _features_ready(event, resources, features)
+
+
+def _features_ready(
+    event: TranscriptReady, resources: EncoderResources[AudioFeaturizer], features: VoiceFeatures
+) -> AudioFeaturesReady:
     return AudioFeaturesReady(
         job_id=event.job_id,
         attempt=event.attempt,

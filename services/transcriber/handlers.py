@@ -51,6 +51,7 @@ async def transcribe(
             media=media,
             speakers=models.speakers,
             people=event.speakers,
+            voice_inputs=settings.voice_inputs,
         )
     return TranscriptReady(
         job_id=event.job_id,

@@ -21,6 +21,12 @@ class Settings(EncoderSettings):
         description="Tell speakers apart (Resemblyzer's voice embeddings, clustered): each utterance gets "
         "its `speaker`; false leaves them unlabelled",
     )
+    voice_inputs: bool = Field(
+        default=True,
+        description="Send the voice head's inputs per utterance with the transcript, pooled from this "
+        "transcription's Whisper encoder states: the audio encoder then reads the voice without running "
+        "that encoder again (where its voice reads the same Whisper)",
+    )
     min_language_probability: float = Field(
         default=MIN_LANGUAGE_PROBABILITY,
         ge=0.0,

@@ -8,6 +8,7 @@ reads, and calibrated distributions of an expert of its own (the face's expressi
 which the fusion pools with the MLP's output by the bundle's fitted rule (`shared.model.pooling`).
 """
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, cast
@@ -18,7 +19,14 @@ import torch
 from pydantic import BaseModel, Field
 from transformers import AutoModel, AutoTokenizer
 
-from emotion_contract.events import FeatureMatrix, ModalityFeatures, VideoTrack, VoiceFeatures
+from emotion_contract.events import (
+    FeatureMatrix,
+    MediaInfo,
+    ModalityFeatures,
+    VideoTrack,
+    VoiceFeatures,
+    VoiceInputs,
+)
 from emotion_contract.labels import Modality
 from shared.feature_matrix import to_array, to_matrix
 from shared.model.audio import AudioEncoder
@@ -32,7 +40,7 @@ from shared.model.preprocess import LogMel, audio_segment, clip_tensor, min_mel_
 from shared.model.text import TextEncoder, pad_windows
 from shared.model.video import VideoEncoder
 from shared.model.voice import VOICE_ENCODER, VoiceHead, WhisperStates
-from shared.speech_pass import FileStates, same_model
+from shared.speech_pass import FileStates, model_print, same_model
 
 UNTRAINED = "the model bundle's {} encoder has no trained weights yet"
 NO_SPEECH: Final = "no speech was found"
@@ -252,6 +260,40 @@ class AudioFeaturizer:
     def reads_states_of(self, whisper_dir: Path) -> bool:
         """Whether the voice head reads the states of that Whisper model (then its transcription's serve)."""
         return self.voice is not None and same_model(self.whisper_dir, whisper_dir)
+
+    @functools.cached_property
+    def whisper_print(self) -> str:
+        """`model_print` of the voice's Whisper (read once: a copy is recognised without loading it)."""
+        return model_print(self.whisper_dir)
+
+    def reads_inputs(self, inputs: VoiceInputs) -> bool:
+        """Whether the voice head reads these pooled inputs: states of its own Whisper, at its widenings."""
+        return (
+            self.voice is not None
+            and inputs.whisper == self.whisper_print
+            and np.allclose(inputs.margins_s, self.voice.margins)
+        )
+
+    @torch.inference_mode()
+    def encode_inputs(
+        self, inputs: VoiceInputs, media: MediaInfo, spans: Sequence[tuple[float, float]]
+    ) -> VoiceFeatures:
+        """The voice per utterance from the transcription's pooled inputs (`reads_inputs` must hold): the
+        head alone, no audio and no encoder."""
+        if self.voice is None or not self.reads_inputs(inputs):
+            raise ValueError("these voice inputs are not what the bundle's voice head reads")
+        pooled = to_array(inputs.pooled)
+        if pooled.shape[0] != len(spans):
+            raise ValueError(
+                f"voice inputs for {pooled.shape[0]} utterances, the transcript has {len(spans)}"
+            )
+        present = [end > start and start < media.duration_s for start, end in spans]
+        device = cast(torch.Tensor, self.voice.input_mean).device
+        emotions = self.voice.probabilities(torch.from_numpy(pooled).to(device)).cpu().numpy()
+        return VoiceFeatures(
+            audio=ModalityFeatures(features=None, present=present, trained=True),
+            voice_emotions=to_matrix(emotions * np.asarray(present, dtype=np.float32)[:, None]),
+        )
 
     def file_states(self, audio: npt.NDArray[np.float32]) -> FileStates | None:
         """The voice head's Whisper states of the file's speech, as a transcription computes them: they need

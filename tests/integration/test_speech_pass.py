@@ -1,5 +1,6 @@
 """One Whisper encoder pass serves the language, the transcript, the translation and the voice: the voice's
-answers from the transcription's states are the ones its own pass over the file gives."""
+answers from the transcription's states are the ones its own pass over the file gives, in-process and as
+the stack's audio encoder reads them from the transcript."""
 
 from pathlib import Path
 
@@ -7,15 +8,24 @@ import numpy as np
 import pytest
 
 from shared.assets import whisper_model_dir
+from shared.feature_matrix import to_array
 from shared.media.decode import load_audio
-from shared.model.bundle import load_state
-from shared.model.voice import VoiceHead, WhisperStates, states_nbytes
+from shared.model.bundle import LocalBundle, load_state, open_bundle
+from shared.model.inference import AudioFeaturizer, TextFeaturizer
+from shared.model.voice import MARGINS_S, VoiceHead, WhisperStates, states_nbytes
+from shared.speech_pass import model_print
+from shared.stages import check_media, encode_audio_file, encode_voice_inputs, transcribe_file
 from shared.transcription import Transcriber, WordsPolicy
+from tests.bundle_fixtures import bundle, bundle_dir
+
+__all__ = ["bundle", "bundle_dir"]
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ENGLISH = DATA / "talking" / "vr_face_1.mp4"
 JAVANESE = DATA / "av" / "javanese" / "clips" / "01-01-05_01.mp4"  # Malay to Whisper base, at 0.96
 VOICE_WEIGHTS = Path(__file__).resolve().parents[2] / "training" / "weights" / "voice-v2.safetensors"
+# `make model`'s bundle (what `make test` builds first): its voice is the Whisper-state head.
+DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "var" / "bundles" / "default"
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +114,56 @@ def test_silence_has_no_pieces_and_costs_no_encoder_run(transcriber: Transcriber
     before = transcriber.encoder_runs
     transcript, states = transcriber.transcribe_with_states(np.zeros(5 * 16_000, dtype=np.float32))
     assert transcript.spans == [] and states is None and transcriber.encoder_runs == before
+
+
+@pytest.fixture(scope="module")
+def default_voice() -> AudioFeaturizer:
+    _require(DEFAULT_BUNDLE / "manifest.json")
+    return AudioFeaturizer(open_bundle(str(DEFAULT_BUNDLE), components=("audio",)), cpu_threads=2)
+
+
+def test_the_transcript_brings_the_inputs_the_audio_encoder_reads_the_voice_from_without_a_second_pass(
+    transcriber: Transcriber, bundle: LocalBundle, default_voice: AudioFeaturizer, whisper_dir: Path
+) -> None:
+    _require(JAVANESE)
+    media = check_media(JAVANESE, max_duration_s=600)
+    transcript = transcribe_file(
+        JAVANESE, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=600, voice_inputs=True
+    )
+    inputs = transcript.voice_inputs
+    assert inputs is not None and inputs.whisper == model_print(whisper_dir)
+    assert inputs.margins_s == list(MARGINS_S) and inputs.pooled.rows == len(transcript.utterances)
+    assert default_voice.reads_inputs(inputs)
+    # What the audio encoder answers from them is what its own pass over the file gives.
+    from_inputs = encode_voice_inputs(
+        inputs, media=media, utterances=transcript.utterances, featurizer=default_voice
+    )
+    own = encode_audio_file(
+        JAVANESE,
+        media=media,
+        utterances=transcript.utterances,
+        featurizer=default_voice,
+        speech_found=transcript.speech_found,
+    )
+    assert from_inputs.audio.present == own.audio.present and all(own.audio.present)
+    assert from_inputs.voice_emotions is not None and own.voice_emotions is not None
+    np.testing.assert_allclose(to_array(from_inputs.voice_emotions), to_array(own.voice_emotions), atol=1e-5)
+    # Not asked for: none; another Whisper's states or other widenings: not read.
+    plain = transcribe_file(JAVANESE, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=600)
+    assert plain.voice_inputs is None
+    assert not default_voice.reads_inputs(inputs.model_copy(update={"whisper": "another"}))
+    assert not default_voice.reads_inputs(inputs.model_copy(update={"margins_s": [0.0, 0.5, 1.0]}))
+    with pytest.raises(ValueError, match="utterances"):
+        encode_voice_inputs(inputs, media=media, utterances=transcript.utterances[:0], featurizer=default_voice)
+
+
+def test_a_voice_that_is_no_whisper_head_reads_no_inputs(
+    transcriber: Transcriber, bundle: LocalBundle
+) -> None:
+    """The test bundle's voice is the mel-spectrogram CNN: the audio encoder reads the file itself."""
+    _require(JAVANESE)
+    transcript = transcribe_file(
+        JAVANESE, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=600, voice_inputs=True
+    )
+    assert transcript.voice_inputs is not None
+    assert not AudioFeaturizer(bundle, run_untrained=True).reads_inputs(transcript.voice_inputs)
