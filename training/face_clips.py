@@ -8,9 +8,8 @@ FER's stills are web photographs, centred, filtered, at 48 pixels; a face in a 3
 smooth, lit and framed otherwise, and the FER network reads the kit's actors' neutral and angry faces as
 surprise (clip-level weighted F1 0.33 as the encoder frames them, `training.face_video`). Each step here mixes
 a batch of the kit's training actors' faces (every picture at 4 Hz, in a framing drawn around the one the
-video encoder uses, so the tracker's box may wander, each cut from the frame as the encoder cuts it) with
-twice as many of FER's training faces, both through FER's augmentations plus a loss of resolution (a face a
-few dozen pixels high in the frame). The fine-tuned
+video encoder uses, so the tracker's box may wander) with twice as many of FER's training faces, both through
+FER's augmentations plus a loss of resolution (a face a few dozen pixels high in the frame). The fine-tuned
 weights are then moved a tenth of the way back to FER's (weight-space ensembling), which keeps more of what
 FER taught at no cost to the clips; FER's held-out faces are read at every fold.
 
@@ -43,10 +42,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ValidationError
 
 from emotion_contract.labels import EMOTIONS
-from shared.media.frames import sample_stills
 from shared.model.bundle import load_state, save_state, sha256_file
 from shared.model.face import FaceExpressionNet
-from shared.model.face_detection import FACE_MARGIN, FACE_SHIFT, FaceTracker, frame_face
+from shared.model.face_detection import FACE_MARGIN, FACE_SHIFT
 from training.eval_av import DEFAULT_CLIPS, AvClip, actor_fold, list_av_clips, per_actor_weighted_f1
 from training.face import (
     DEFAULT_FACE_WEIGHTS,
@@ -57,6 +55,7 @@ from training.face import (
     read_face_card,
     split_faces,
 )
+from training.face_video import ClipFaces, framed, load_clip_faces
 from training.metrics import HeadScores, score_head
 from training.voice import FOLDS
 
@@ -87,50 +86,18 @@ class ClipPictures:
         return middle
 
 
-def encoder_framings(clip: AvClip, rate: float) -> npt.NDArray[np.uint8]:
-    """(F, k, 48, 48): each face the tracker follows at `rate` pictures a second, framed each way of MARGINS
-    × SHIFTS as the video encoder frames it (`frame_face` on the frame itself: a crop cut again from a wider
-    crop is resampled twice, and the fine-tuned network reads the encoder's pictures otherwise)."""
-    tracker = FaceTracker()
-    faces = []
-    for time_s, grey in sample_stills(clip.path, interval_s=1 / rate):
-        if (box := tracker.find(grey, time_s)) is not None:
-            faces.append(
-                np.stack([frame_face(grey, box, margin=m, shift=s) for m in MARGINS for s in SHIFTS])
-            )
-    if not faces:
-        return np.zeros((len(MARGINS) * len(SHIFTS), 0, 48, 48), dtype=np.uint8)
-    return np.ascontiguousarray(np.stack(faces, axis=1))
-
-
-def load_clip_framings(clips: Sequence[AvClip], rate: float, cache_dir: Path) -> list[npt.NDArray[np.uint8]]:
-    """`encoder_framings` of every clip, cached in `cache_dir` (about a minute to make)."""
-    cache = cache_dir / f"framings-{rate:g}hz.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as data:
-            return [data[c.stem] for c in clips]
-    framings = []
-    for i, clip in enumerate(clips):
-        framings.append(encoder_framings(clip, rate))
-        logger.info("%d/%d %s: %d faces", i + 1, len(clips), clip.stem, framings[-1].shape[1])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache, **{c.stem: f for c, f in zip(clips, framings, strict=True)})  # type: ignore[arg-type]
-    return framings
-
-
-def clip_pictures(framings: Sequence[npt.NDArray[np.uint8]], clips: Sequence[AvClip]) -> ClipPictures:
-    """Every clip's pictures (`encoder_framings`) in one set, each with its clip, label and place."""
-    kept, labels, clip_index, order = [], [], [], []
-    for i, (f, clip) in enumerate(zip(framings, clips, strict=True)):
-        k = f.shape[1]
+def clip_pictures(faces: Sequence[ClipFaces], clips: Sequence[AvClip]) -> ClipPictures:
+    framings, labels, clip_index, order = [], [], [], []
+    for i, (f, clip) in enumerate(zip(faces, clips, strict=True)):
+        k = len(f.wide)
         if not k:
             continue
-        kept.append(f)
+        framings.append(np.stack([framed(f.wide, m, s) for m in MARGINS for s in SHIFTS]))
         labels.append(np.full(k, clip.label))
         clip_index.append(np.full(k, i))
         order.append(np.arange(k))
     return ClipPictures(
-        np.concatenate(kept, axis=1),
+        np.concatenate(framings, axis=1),
         np.concatenate(labels).astype(np.int64),
         np.concatenate(clip_index).astype(np.int64),
         np.concatenate(order).astype(np.int64),
@@ -180,6 +147,7 @@ def fine_tune(
     """FER's network, fine-tuned on the kit pictures `rows` and FER faces, SGD on a cosine schedule, then
     moved `recipe.keep_base` of the way back to FER's. `checkpoint`: where the fine-tuning (before that
     move) is kept and, when there already, read instead of trained (`tuned_checkpoint` names it)."""
+    torch.manual_seed(recipe.seed)  # before the network is made: dropout draws as they always did
     net = FaceExpressionNet()
     load_state(net, base)
     net.temperature.fill_(1.0)  # type: ignore[operator]
@@ -224,7 +192,6 @@ def _train(
     fer_labels: npt.NDArray[np.int64],
     recipe: Recipe,
 ) -> None:
-    torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
     net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     steps = recipe.epochs * math.ceil(len(rows) / recipe.batch)
@@ -365,7 +332,7 @@ def describe_face(weights: Path) -> FaceDescription:
 def train(args: argparse.Namespace) -> FaceClipsCard:
     torch.set_num_threads(args.threads)
     clips = list_av_clips(args.clips)
-    pictures = clip_pictures(load_clip_framings(clips, RATE, args.cache_dir), clips)
+    pictures = clip_pictures(load_clip_faces(clips, RATE, args.cache_dir), clips)
     logger.info("%d pictures of %d clips", len(pictures.labels), len(np.unique(pictures.clip)))
     images, labels = load_faces(args.npz)
     fer = split_faces(images, labels)

@@ -5,7 +5,6 @@ the clips' labels."""
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import torch
 
 from emotion_contract.labels import EMOTIONS
@@ -25,11 +24,12 @@ from training.face_clips import (
     lower_resolution,
     tuned_checkpoint,
 )
+from training.face_video import WIDE_PIXELS, ClipFaces
 
 
-def _faces(k: int, seed: int) -> npt.NDArray[np.uint8]:
-    shape = (len(MARGINS) * len(SHIFTS), k, 48, 48)
-    return np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8)
+def _faces(k: int, seed: int) -> ClipFaces:
+    wide = np.random.default_rng(seed).integers(0, 255, (k, WIDE_PIXELS, WIDE_PIXELS), dtype=np.uint8)
+    return ClipFaces(np.arange(k, dtype=np.float64) * 0.25, wide, np.full(k, 80.0), samples=k)
 
 
 def _clips(*labels: str) -> list[AvClip]:
