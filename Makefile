@@ -31,7 +31,7 @@ hooks: setup  ## install the git hooks: ruff and mypy before a commit, the messa
 	$(VENV)/bin/pre-commit install
 
 model: setup $(BUNDLE)/manifest.json  ## build the default model bundle (deterministic, seconds)
-$(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json) $(wildcard training/weights/voice-v2.* $(FACE_WEIGHTS:.safetensors=).* training/weights/fusion-rule-v2.json)
+$(BUNDLE)/manifest.json: $(TEXT_WEIGHTS) $(TEXT_WEIGHTS:.safetensors=.json) $(wildcard training/weights/voice-v2.* $(FACE_WEIGHTS:.safetensors=).* training/weights/fusion-rule-v3.json)
 	$(PY) -m training.default_bundle --out $(BUNDLE) --weights $(TEXT_WEIGHTS)
 
 train-text: setup  ## retrain the default text weights on MELD train, selected on dev (CPU: MPNet ≈ 80 min, GRU 2 min)

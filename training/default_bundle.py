@@ -45,8 +45,8 @@ from training.voice import VoiceCard
 WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS: Final = WEIGHTS_DIR / "meld-text-mpnet-dialogue-v1.safetensors"
 DEFAULT_VOICE: Final = WEIGHTS_DIR / "voice-v2.safetensors"
-DEFAULT_RULE: Final = WEIGHTS_DIR / "fusion-rule-v2.json"
-DEFAULT_VERSION: Final = "2.5.0-video-face"
+DEFAULT_RULE: Final = WEIGHTS_DIR / "fusion-rule-v3.json"
+DEFAULT_VERSION: Final = "2.6.0-face-voice-temperature"
 MELD_DATA: Final = TrainingData(
     name="MELD train text and labels (Poria et al. 2019), selected on dev",
     licence="GPL-3.0 (MELD's repository); the dialogue text is from the TV series Friends",

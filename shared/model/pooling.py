@@ -9,10 +9,14 @@ and an utterance with one expert gets that expert's distribution unchanged (it i
 An expert may also carry a per-utterance scale s_m in [0, 1] (the face: its pictures' quality), which
 multiplies its weight: a poor picture counts for less (at 0, as if it were not there), and alone it gives
 p_m^s_m renormalised, flatter the poorer it is (uniform at 0).
+Where the face and the voice both count, the pooled log-probabilities are divided by the rule's
+`face_voice_temperature` (≥ 1): a face and a voice recorded together err together, which the independent
+experts' product counts twice; only recordings that hold both can fit it (`training.fusion_temperature`).
 The weights w_m say how far to trust each expert against the others; the floors ε_m say how little any one
 expert may give a class, so that no expert can veto a class the others agree on: expert m moves the log
 odds of two classes by at most w_m · log((1 − ε_m + ε_m/K) / (ε_m/K)). An expert that knows nothing
-(a uniform distribution) adds a constant and changes nothing. Both are fitted on data
+(a uniform distribution) adds a constant and changes nothing (but a face beside a voice still brings the
+face and voice temperature below). Both are fitted on data
 (`training.fusion_fit`) by minimising the pooled distribution's negative log-likelihood, never set by hand;
 the floor is kept at MIN_FLOOR or above.
 """
@@ -26,6 +30,8 @@ from pydantic import BaseModel, Field
 
 from emotion_contract.labels import Modality
 
+V, A = Modality.VIDEO, Modality.AUDIO
+
 MIN_FLOOR: Final = 0.05
 FloatArray = npt.NDArray[np.float32]
 
@@ -38,6 +44,12 @@ class HeadRule(BaseModel):
         ge=0.0,
         le=1.0,
         description="The words' scale where they were read through Whisper's translation of another language",
+    )
+    face_voice_temperature: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="Divides the pooled log-probabilities where the face and the voice both count: recorded "
+        "together they share their errors, which pooling them as independent experts counts twice",
     )
 
 
@@ -75,6 +87,7 @@ def pool(
     anyone = np.zeros(n, dtype=bool)
     log_pooled = np.zeros((n, k), dtype=np.float64)
     single = np.full((n, k), 1.0 / k, dtype=np.float64)
+    counted_of: dict[Modality, npt.NDArray[np.bool_]] = {}
     for m in experts:
         p = np.asarray(distributions[m], dtype=np.float64)
         here = np.asarray(present[m], dtype=bool)
@@ -83,6 +96,7 @@ def pool(
             raise ValueError(f"{m.value}: expected ({n}, {k}) probabilities and ({n},) presence and scales")
         # An expert scaled to nothing is there, but counts as absent.
         counted = here & (scale > 0)
+        counted_of[m] = counted
         floor = max(rule.floors[m], MIN_FLOOR)
         floored = (1 - floor) * np.nan_to_num(p, nan=1.0 / k) + floor / k
         log_pooled += np.where(counted[:, None], rule.weights[m] * scale[:, None] * np.log(floored), 0.0)
@@ -91,6 +105,9 @@ def pool(
         single = np.where(counted[:, None], tempered, single)
         counts += counted
         anyone |= here
+    if V in counted_of and A in counted_of and rule.face_voice_temperature != 1.0:
+        both = counted_of[V] & counted_of[A]
+        log_pooled = np.where(both[:, None], log_pooled / rule.face_voice_temperature, log_pooled)
     log_pooled -= log_pooled.max(axis=1, keepdims=True)
     pooled = np.exp(log_pooled)
     pooled /= pooled.sum(axis=1, keepdims=True)

@@ -11,7 +11,7 @@ from shared.model.pooling import MIN_FLOOR, HeadRule, PoolingRule, pool
 
 T, V, A = Modality.TEXT, Modality.VIDEO, Modality.AUDIO
 ANGER, FEAR, JOY, NEUTRAL = (EMOTIONS.index(e) for e in ("anger", "fear", "joy", "neutral"))
-SHIPPED = Path(__file__).resolve().parents[2] / "training" / "weights" / "fusion-rule-v2.json"
+SHIPPED = Path(__file__).resolve().parents[2] / "training" / "weights" / "fusion-rule-v3.json"
 
 
 def confident(label: int, p: float = 0.85, k: int = 7) -> np.ndarray:
@@ -39,6 +39,9 @@ RULES = [pytest.param(rule(), id="equal"), pytest.param(shipped_rule(), id="ship
 
 @pytest.mark.parametrize("head", RULES)
 def test_an_uninformative_expert_changes_nothing(head: HeadRule) -> None:
+    # Except through the face and voice temperature: a face there, however blank, is one recorded with the
+    # voice (a face too poor to count is not there: its quality scale is 0).
+    head = head.model_copy(update={"face_voice_temperature": 1.0})
     words, voice = confident(ANGER, 0.6), confident(ANGER, 0.7)
     uniform = np.full((1, 7), 1 / 7, dtype=np.float32)
     without = pool({T: words, V: uniform, A: voice}, both(T, A), head)
@@ -112,3 +115,34 @@ def test_a_poor_face_alone_gives_a_flatter_answer() -> None:
     assert sharp == pytest.approx(face[0], abs=1e-6)
     assert poor.argmax() == JOY and poor.max() < sharp.max()
     assert worthless == pytest.approx(np.full(7, 1 / 7), abs=1e-6)
+
+
+def test_a_face_and_a_voice_recorded_together_are_tempered_and_nothing_else_is() -> None:
+    tempered = rule().model_copy(update={"face_voice_temperature": 1.5})
+    face, voice, words = confident(ANGER, 0.7), confident(ANGER, 0.6), confident(ANGER, 0.6)
+    together = pool({V: face, A: voice}, both(V, A), tempered)
+    independent = pool({V: face, A: voice}, both(V, A), rule())
+    assert together.argmax() == independent.argmax() == ANGER
+    assert together.max() < independent.max()  # less sure: they share their errors
+    expected = np.exp((np.log(face * 0.95 + 0.05 / 7) + np.log(voice * 0.95 + 0.05 / 7)) / 1.5)
+    np.testing.assert_allclose(together, expected / expected.sum(), atol=1e-5)
+    # Without the face (or without the voice), or with a worthless face, the rule is the untempered one.
+    for present, scales in (
+        (both(T, A), None),
+        (both(T, V), None),
+        (both(T, V, A), {V: np.zeros(1)}),
+    ):
+        args = ({T: words, V: face, A: voice}, present)
+        np.testing.assert_allclose(pool(*args, tempered, scales), pool(*args, rule(), scales), atol=1e-6)
+
+
+def test_the_shipped_rule_tempers_the_face_and_voice_by_what_the_clips_measured() -> None:
+    shipped = PoolingRule.model_validate_json(SHIPPED.read_text())
+    figures = shipped.figures
+    assert (
+        1.0 < shipped.emotion.face_voice_temperature < 3.0 and shipped.sentiment.face_voice_temperature == 1.0
+    )
+    assert "real face + voice clips" in shipped.fitted_on
+    # Out of fold by actor the utterances' NLL fell and no answer moved.
+    assert figures["av_out_of_fold_utterance_nll"] < figures["av_before_utterance_nll"]
+    assert figures["av_out_of_fold_clip_weighted_f1"] == figures["av_before_clip_weighted_f1"]
