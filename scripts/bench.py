@@ -225,8 +225,8 @@ def main() -> None:
             f"in-process {local[name]['total'] / alone:.2f}, stack {remote[name]['total'] / alone:.2f}"
         )
     print("\nstage seconds overlap: the face track (encode_video) runs beside the transcription (in-process")
-    print("the voice reads the transcription's Whisper states; in the stack the audio encoder computes its")
-    print("own beside it); stack stage seconds are the services' own ea_stage_seconds;")
+    print("the voice reads the transcription's Whisper states; in the stack the transcript brings the voice")
+    print("head's inputs pooled from them); stack stage seconds are the services' own ea_stage_seconds;")
     print("stack totals run from the upload-url request to the completed result, upload included.")
 
 
