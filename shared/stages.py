@@ -53,7 +53,7 @@ from shared.model.inference import (
     pool_video_track,
 )
 from shared.model.speakers import Speakers
-from shared.model.voice import MARGINS_S, pool_span
+from shared.model.voice import MARGINS_S, POOLED_DIM, pool_span
 from shared.speech_pass import FileStates
 from shared.stage_errors import after_work
 from shared.transcription import NO_SPEECH_FOUND, Transcriber, assign_translations
@@ -131,10 +131,21 @@ def transcribe_file(
         people=people,
         keep_states=voice_inputs,
     )
-    if states is None or not transcript.speech_found:
+    if states is None or not transcript.speech_found or not voice_inputs_fit(len(transcript.utterances)):
         return transcript
     pooled = pool_voice_inputs(states, transcript.utterances, transcriber.fingerprint)
     return transcript.model_copy(update={"voice_inputs": pooled})
+
+
+# 12 KB an utterance: past this (about 1,400 utterances, an hour or more of dense talk) the transcript
+# carries no voice inputs and the audio encoder reads the file itself, so that the event stays far below
+# the claim check's largest body (`shared.claim_check.MAX_BODY_BYTES`).
+VOICE_INPUTS_MAX_BYTES: Final = 16 * 1024 * 1024
+
+
+def voice_inputs_fit(n_utterances: int) -> bool:
+    """Whether the voice inputs of that many utterances travel with the transcript."""
+    return n_utterances * len(MARGINS_S) * POOLED_DIM * 4 <= VOICE_INPUTS_MAX_BYTES
 
 
 def pool_voice_inputs(states: FileStates, utterances: Sequence[Span], whisper: str) -> VoiceInputs:
