@@ -149,12 +149,13 @@ def test_the_transcript_brings_the_inputs_the_audio_encoder_reads_the_voice_from
     assert from_inputs.voice_emotions is not None and own.voice_emotions is not None
     np.testing.assert_allclose(to_array(from_inputs.voice_emotions), to_array(own.voice_emotions), atol=1e-5)
     # Not asked for: none; another Whisper's states or other widenings: not read.
-    plain = transcribe_file(JAVANESE, transcriber=transcriber, text=TextFeaturizer(bundle), max_duration_s=600)
+    text = TextFeaturizer(bundle)
+    plain = transcribe_file(JAVANESE, transcriber=transcriber, text=text, max_duration_s=600)
     assert plain.voice_inputs is None
     assert not default_voice.reads_inputs(inputs.model_copy(update={"whisper": "another"}))
     assert not default_voice.reads_inputs(inputs.model_copy(update={"margins_s": [0.0, 0.5, 1.0]}))
     with pytest.raises(ValueError, match="utterances"):
-        encode_voice_inputs(inputs, media=media, utterances=transcript.utterances[:0], featurizer=default_voice)
+        encode_voice_inputs(inputs, media=media, utterances=[], featurizer=default_voice)
 
 
 def test_a_voice_that_is_no_whisper_head_reads_no_inputs(
