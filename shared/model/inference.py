@@ -274,7 +274,6 @@ class AudioFeaturizer:
             and np.allclose(inputs.margins_s, self.voice.margins)
         )
 
-    @torch.inference_mode()
     def encode_inputs(
         self, inputs: VoiceInputs, media: MediaInfo, spans: Sequence[tuple[float, float]]
     ) -> VoiceFeatures:
@@ -287,13 +286,7 @@ class AudioFeaturizer:
             raise ValueError(
                 f"voice inputs for {pooled.shape[0]} utterances, the transcript has {len(spans)}"
             )
-        present = [end > start and start < media.duration_s for start, end in spans]
-        device = cast(torch.Tensor, self.voice.input_mean).device
-        emotions = self.voice.probabilities(torch.from_numpy(pooled).to(device)).cpu().numpy()
-        return VoiceFeatures(
-            audio=ModalityFeatures(features=None, present=present, trained=True),
-            voice_emotions=to_matrix(emotions * np.asarray(present, dtype=np.float32)[:, None]),
-        )
+        return _voice_features(self.voice.pooled_probabilities(pooled), spans, media.duration_s)
 
     def file_states(self, audio: npt.NDArray[np.float32]) -> FileStates | None:
         """The voice head's Whisper states of the file's speech, as a transcription computes them: they need
@@ -331,15 +324,8 @@ class AudioFeaturizer:
         if self.model is None and self.voice is None:
             return VoiceFeatures(audio=_missing(n, UNTRAINED.format(Modality.AUDIO.value), trained=False))
         if self.voice is not None:
-            duration = len(audio) / self.config.sample_rate
-            present = [end > start and start < duration for start, end in spans]
-            emotions = (
-                self.voice_emotions(audio, spans, states) * np.asarray(present, dtype=np.float32)[:, None]
-            )
-            return VoiceFeatures(
-                audio=ModalityFeatures(features=None, present=present, trained=True),
-                voice_emotions=to_matrix(emotions),
-            )
+            emotions = self.voice_emotions(audio, spans, states)
+            return _voice_features(emotions, spans, len(audio) / self.config.sample_rate)
         assert self.model is not None
         segments = [audio_segment(audio, start, end, self.config) for start, end in spans]
         out = np.zeros((n, self.config.embed_dim), dtype=np.float32)
@@ -351,6 +337,17 @@ class AudioFeaturizer:
         return VoiceFeatures(
             audio=ModalityFeatures(features=to_matrix(out), present=present, trained=self.trained)
         )
+
+
+def _voice_features(
+    emotions: npt.NDArray[np.float32], spans: Sequence[tuple[float, float]], duration_s: float
+) -> VoiceFeatures:
+    """The voice head's distributions as the stage sends them: present where the span holds sound."""
+    present = [end > start and start < duration_s for start, end in spans]
+    return VoiceFeatures(
+        audio=ModalityFeatures(features=None, present=present, trained=True),
+        voice_emotions=to_matrix(emotions * np.asarray(present, dtype=np.float32)[:, None]),
+    )
 
 
 FUSION_RULE: Final = "fusion_rule.json"

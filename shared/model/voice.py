@@ -114,7 +114,11 @@ class VoiceHead(nn.Module):
         self, states: FileStates, spans: Sequence[tuple[float, float]]
     ) -> npt.NDArray[np.float32]:
         """(len(spans), 7) calibrated distributions of the spans of a file's states."""
-        pooled = np.stack([self.pool(states, start, end) for start, end in spans])
+        return self.pooled_probabilities(np.stack([self.pool(states, start, end) for start, end in spans]))
+
+    @torch.inference_mode()
+    def pooled_probabilities(self, pooled: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """(n, 7) calibrated distributions of n inputs already pooled (`pool`)."""
         device = cast(torch.Tensor, self.input_mean).device
         probabilities: npt.NDArray[np.float32] = (
             self.probabilities(torch.from_numpy(pooled).to(device)).cpu().numpy()
